@@ -1,0 +1,52 @@
+"""Shared fixtures: a fresh graph per test and a session on it.
+
+tf1norm is imported before TensorFlow so that tf.compat.v1.layers uses tf-keras.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tf1norm  # noqa: E402,F401  (must precede TensorFlow)
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from tf1norm._tf import tf, v1  # noqa: E402
+
+
+@pytest.fixture
+def graph():
+    """A fresh default graph for the test."""
+    g = tf.Graph()
+    with g.as_default():
+        yield g
+
+
+@pytest.fixture
+def sess(graph):
+    """A session on the test's fresh graph."""
+    with v1.Session(graph=graph) as session:
+        yield session
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def run_initialized(session, fetches, feed_dict=None):
+    """Initialize global variables, then run ``fetches``."""
+    session.run(v1.global_variables_initializer())
+    return session.run(fetches, feed_dict=feed_dict)
+
+
+def in_eager(fn, *args):
+    """Run ``fn(*args)`` eagerly and return NumPy, even inside a test's graph.
+
+    TensorFlow's default-graph stack is thread-local, so a fresh thread executes
+    eagerly. Used to call Keras 3 live as a reference.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return np.asarray(pool.submit(fn, *args).result())

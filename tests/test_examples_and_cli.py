@@ -1,0 +1,58 @@
+"""The legacy examples run on offline data; the CLI reads their checkpoints (slow)."""
+
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+from tf1norm import cli
+from tf1norm._tf import tf
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "legacy_examples"))
+
+import seed_000_renorm  # noqa: E402
+import seed_002_max_norm_mlp  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def test_seed_000_prints_the_seed_matrices(capsys):
+    values = seed_000_renorm.main([])
+    out = capsys.readouterr().out
+    assert "clip rows" in out and "torch.renorm columns" in out
+    rows = values["max_norm(x, 10, axes=1)  # clip rows"]
+    np.testing.assert_allclose(rows[2:], [[6, 8], [6, 8]], rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def seed_002_run(tmp_path_factory):
+    ckpt = tmp_path_factory.mktemp("seed002")
+    return seed_002_max_norm_mlp.main(["--epochs", "3", "--checkpoint-dir", str(ckpt)])
+
+
+def test_seed_002_trains_under_max_norm(seed_002_run):
+    assert seed_002_run["accuracy"] >= 0.85
+    assert 0.999 <= seed_002_run["largest_norm"] <= 1.0 + 1e-5  # active, and respected
+
+
+def test_cli_norms_reports_checkpoint_norms(seed_002_run, capsys):
+    status = cli.main(["norms", seed_002_run["checkpoint"], "--threshold", "1.0"])
+    out = capsys.readouterr().out
+    reader = tf.train.load_checkpoint(seed_002_run["checkpoint"])
+    hidden1 = np.linalg.norm(reader.get_tensor("hidden1/kernel"), axis=0)
+    line = next(row for row in out.splitlines() if row.startswith("hidden1/kernel"))
+    assert f"{hidden1.max():9.4f}" in line and line.split()[-1] == "0"
+    assert "Momentum" not in out  # optimizer slots hidden by default
+    output_over = int(np.sum(np.linalg.norm(reader.get_tensor("output/kernel"), axis=0)
+                             > 1.0 + 1e-6))
+    assert status == (2 if output_over else 0)
+
+
+def test_data_rejects_a_wrong_npz(tmp_path):
+    import data
+
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.zeros(3))
+    with pytest.raises(ValueError, match="not a Keras mnist.npz"):
+        data.load(str(bad))

@@ -1,0 +1,177 @@
+"""Pure projections: seed values, torch.renorm fixtures, NumPy twins, properties."""
+
+import math
+import pathlib
+
+import numpy as np
+import pytest
+
+import tf1norm
+from tf1norm._tf import tf, v1
+
+import numpy_twins as twins
+from conftest import in_eager
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+SEED_X = np.array([0., 0., 3., 4., 30., 40., 300., 400.], np.float32).reshape(4, 2)
+
+
+def test_seed_000_clip_rows_and_columns(sess):
+    x = tf.constant(SEED_X)
+    rows, cols = sess.run([tf1norm.max_norm(x, 10, axes=1), tf1norm.max_norm(x, 350, axes=0)])
+    np.testing.assert_allclose(rows, [[0, 0], [3, 4], [6, 8], [6.00000048, 8]], rtol=1e-6)
+    np.testing.assert_allclose(cols, [[0, 0], [3, 3.48245788], [30, 34.82457733],
+                                      [300, 348.24578857]], rtol=1e-6)
+    np.testing.assert_array_equal(rows[:2], SEED_X[:2])  # untouched rows bit-exact
+    np.testing.assert_array_equal(cols[:, 0], SEED_X[:, 0])
+
+
+def test_seed_000_renorm_rows_and_columns(sess):
+    x = tf.constant(SEED_X)
+    rows, cols = sess.run([tf1norm.renorm(x, 2, 0, 10), tf1norm.renorm(x, 2, 1, 350)])
+    np.testing.assert_allclose(rows, [[0, 0], [3, 4], [5.99999952, 7.99999952],
+                                      [6.00000048, 8.00000095]], rtol=1e-6)
+    np.testing.assert_allclose(cols, [[0, 0], [3, 3.48245788], [30, 34.82457733],
+                                      [300, 348.24578857]], rtol=1e-6)
+
+
+def _renorm_cases():
+    data = np.load(FIXTURES / "torch_renorm.npz")
+    count = sum(1 for k in data.files if k.endswith("_out"))
+    return [(data[f"case{i}_x"], *data[f"case{i}_params"], data[f"case{i}_out"])
+            for i in range(count)]
+
+
+def test_renorm_matches_recorded_torch(sess):
+    cases = _renorm_cases()
+    assert {c[1] for c in cases} == {1.0, 2.0, 3.5} and len(cases) == 27
+    outs = sess.run([tf1norm.renorm(x, p, int(axis), maxnorm) for x, p, axis, maxnorm, _ in cases])
+    for (x, p, axis, maxnorm, expected), out in zip(cases, outs):
+        np.testing.assert_allclose(out, expected, rtol=2e-6, atol=1e-7,
+                                   err_msg=f"p={p} axis={axis} shape={x.shape}")
+        changed = np.any(out != x, axis=tuple(a for a in range(x.ndim) if a != axis))
+        assert 0 < changed.sum() < x.shape[int(axis)]  # some slices clipped, some not
+
+
+def test_renorm_infinity_norm(sess):
+    x = np.array([[1., -5.], [2., 2.]], np.float32)
+    out = sess.run(tf1norm.renorm(x, math.inf, 0, 4.0))
+    np.testing.assert_allclose(out[0], x[0] * 4 / (5 + 1e-7), rtol=1e-6)
+    np.testing.assert_array_equal(out[1], x[1])
+
+
+@pytest.mark.parametrize("shape", [(7,), (6, 5), (3, 4, 5), (3, 3, 4, 6), (2, 3, 3, 2, 4)])
+def test_max_norm_default_axes_match_numpy_twin(sess, rng, shape):
+    w = rng.standard_normal(shape).astype(np.float32)
+    threshold = float(np.median(twins.norms(w)))
+    out = sess.run(tf1norm.max_norm(w, threshold))
+    np.testing.assert_allclose(out, twins.max_norm(w, threshold), rtol=1e-6)
+    assert np.all(twins.norms(out) <= threshold * (1 + 1e-6))
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float16, 2e-3), (np.float32, 1e-6),
+                                        (np.float64, 1e-12)])
+def test_max_norm_dtypes(sess, rng, dtype, rtol):
+    w = (rng.standard_normal((20, 8)) * 40).astype(dtype)  # float16 squares overflow
+    out = sess.run(tf1norm.max_norm(w, 30.0))
+    assert out.dtype == dtype and np.all(np.isfinite(out))
+    np.testing.assert_allclose(twins.norms(out), np.minimum(twins.norms(w), 30.0), rtol=rtol)
+
+
+def test_max_norm_bfloat16_runs(sess, rng):
+    w = tf.cast(rng.standard_normal((5, 3)) * 4, tf.bfloat16)
+    out = sess.run(tf.cast(tf1norm.max_norm(w, 1.0), tf.float32))
+    np.testing.assert_allclose(twins.norms(out), 1.0, rtol=2e-2)
+
+
+def test_max_norm_under_threshold_is_bit_exact(sess, rng):
+    w = rng.standard_normal((50, 10)).astype(np.float32) * 0.01
+    out = sess.run(tf1norm.max_norm(w, 1.0))
+    np.testing.assert_array_equal(out, w)  # Keras MaxNorm would shrink by ~1e-7
+
+
+def test_keras3_max_norm_differs_only_by_its_epsilon(sess, rng):
+    import keras  # Keras 3 ships with TensorFlow; called live as the reference
+
+    w = rng.standard_normal((30, 6)).astype(np.float32)
+    ours = sess.run(tf1norm.max_norm(w, 2.0))
+    theirs = in_eager(keras.constraints.MaxNorm(max_value=2.0, axis=0), w)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+
+
+def test_zero_subtensors_stay_zero_with_finite_gradients(sess):
+    w = tf.constant([[0., 3.], [0., 4.]])
+    functions = [lambda v: tf1norm.max_norm(v, 1.0), lambda v: tf1norm.unit_norm(v),
+                 lambda v: tf1norm.min_max_norm(v, 0.5, 1.0),
+                 lambda v: tf1norm.renorm(v, 2, 1, 1.0), lambda v: tf1norm.renorm(v, 0.5, 1, 1.0),
+                 lambda v: tf1norm.renorm(v, 1, 1, 1.0)]
+    for fn in functions:
+        out = fn(w)
+        value, grad = sess.run([out, tf.gradients(tf.reduce_sum(out * [[1., 2.], [3., 4.]]), w)[0]])
+        np.testing.assert_array_equal(value[:, 0], [0.0, 0.0])
+        assert np.all(np.isfinite(grad)), grad
+
+
+def test_max_norm_gradient_matches_finite_differences(sess, rng):
+    w0 = rng.standard_normal((4, 3))
+    w = tf.constant(w0)
+    y = tf.reduce_sum(tf.sin(tf1norm.max_norm(w, 1.0)))
+    analytic = sess.run(tf.gradients(y, w)[0])
+    numeric = np.zeros_like(w0)
+    for index in np.ndindex(w0.shape):
+        bump = np.zeros_like(w0)
+        bump[index] = 1e-6
+        numeric[index] = (np.sum(np.sin(twins.max_norm(w0 + bump, 1.0)))
+                          - np.sum(np.sin(twins.max_norm(w0 - bump, 1.0)))) / 2e-6
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("fn", [lambda w: tf1norm.max_norm(w, 0.7),
+                                lambda w: tf1norm.renorm(w, 3.5, 1, 0.7),
+                                lambda w: tf1norm.unit_norm(w),
+                                lambda w: tf1norm.min_max_norm(w, 0.3, 0.8),
+                                lambda w: tf1norm.non_neg(w)])
+def test_projections_are_idempotent(sess, rng, fn):
+    w = rng.standard_normal((9, 4)).astype(np.float32)
+    once = fn(tf.constant(w))
+    first, second = sess.run([once, fn(once)])
+    np.testing.assert_allclose(second, first, rtol=2e-6, atol=1e-7)
+
+
+def test_unit_norm_is_l2_normalize_per_unit(sess, rng):
+    w = rng.standard_normal((3, 3, 2, 5)).astype(np.float32)
+    out = sess.run(tf1norm.unit_norm(w))
+    np.testing.assert_allclose(out, twins.unit_norm(w), rtol=1e-6)
+    np.testing.assert_allclose(twins.norms(out), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("rate", [1.0, 0.5])
+def test_min_max_norm_matches_numpy_and_keras(sess, rng, rate):
+    import keras
+
+    w = rng.standard_normal((10, 6)).astype(np.float32) * rng.uniform(0.05, 0.8, 6)
+    out = sess.run(tf1norm.min_max_norm(w, 0.4, 1.2, rate))
+    np.testing.assert_allclose(out, twins.min_max_norm(w, 0.4, 1.2, rate), rtol=1e-6)
+    keras_out = in_eager(keras.constraints.MinMaxNorm(0.4, 1.2, rate, axis=0), w)
+    np.testing.assert_allclose(out, keras_out, rtol=1e-5)
+    inside = (twins.norms(w) >= 0.4) & (twins.norms(w) <= 1.2)
+    assert inside.any()
+    np.testing.assert_array_equal(out[:, inside], w[:, inside])
+
+
+def test_non_neg(sess):
+    out = sess.run(tf1norm.non_neg(tf.constant([[-1.0, 0.0, 2.5]])))
+    np.testing.assert_array_equal(out, [[0.0, 0.0, 2.5]])
+
+
+def test_threshold_may_be_a_scalar_tensor(sess):
+    limit = v1.placeholder(tf.float32, [])
+    out = sess.run(tf1norm.max_norm(tf.constant(SEED_X), limit, axes=1), {limit: 50.0})
+    np.testing.assert_allclose(out[3], [30, 40], rtol=1e-6)
+    np.testing.assert_array_equal(out[:3], SEED_X[:3])
+
+
+def test_works_in_eager_mode_too():
+    assert tf.executing_eagerly()
+    out = tf1norm.max_norm(tf.constant(SEED_X), 10.0, axes=1).numpy()
+    np.testing.assert_allclose(out[3], [6, 8], rtol=1e-6)

@@ -1,0 +1,24 @@
+"""Names of the graph collections tf1norm reads and writes.
+
+Legacy code fetches these with ``tf.compat.v1.get_collection(NAME)``; keeping
+them in one module means every factory and the train-op builder agree.
+
+==========================  ===================================================
+name                        holds
+==========================  ===================================================
+``MAX_NORM``                assign ops built by ``max_norm_regularizer``
+                            (seed 002: ``sess.run(get_collection("max_norm"))``)
+``LOSSES``                  the conventional user collection ``"losses"`` that
+                            seed 003 sums with ``tf.add_n``
+``REGULARIZATION_LOSSES``   TensorFlow's own key; ``get_variable``, tf-slim and
+                            ``tf.compat.v1.layers`` add regularizer losses here
+``UPDATE_OPS``              TensorFlow's key for batch-norm moving averages
+==========================  ===================================================
+"""
+
+from tf1norm._tf import v1
+
+MAX_NORM = "max_norm"
+LOSSES = "losses"
+REGULARIZATION_LOSSES = v1.GraphKeys.REGULARIZATION_LOSSES
+UPDATE_OPS = v1.GraphKeys.UPDATE_OPS

@@ -1,0 +1,75 @@
+"""Per-graph records of what tf1norm's factories registered.
+
+Graph collections hold *ops*: an assign op built when the layer was built reads
+the variable whenever it runs, so it is right for the seed's second
+``sess.run``, but it cannot be moved after an optimizer update (grouping it
+under a control dependency does not change what it reads). The train-op
+builder therefore needs the *recipe* too. ``Projection`` is that recipe: the
+variable plus the pure function to apply, able to build a fresh assign op at
+any point of the graph. Records live beside the graph (a weak mapping from
+graph to records), not in a graph collection, so that ``Saver`` and
+``export_meta_graph`` do not warn about unserializable collection items.
+"""
+
+import weakref
+
+from tf1norm._tf import tf, v1
+
+_STATE = weakref.WeakKeyDictionary()
+
+
+class Projection:
+    """A variable and the projection ``fn(value) -> value`` to assign to it.
+
+    Attributes:
+      variable: the ``tf.Variable`` to project.
+      fn: pure function mapping the variable's value to the projected value.
+      name: name of the assign ops built from this record.
+    """
+
+    def __init__(self, variable, fn, name):
+        self.variable = variable
+        self.fn = fn
+        self.name = name
+
+    def build(self):
+        """Build a new assign op that reads the variable *when it runs*.
+
+        Build it under ``tf.control_dependencies([update])`` to project the
+        value written by ``update``.
+        """
+        value = self.fn(self.variable.read_value())
+        if isinstance(self.variable, tf.Variable) and hasattr(self.variable, "handle"):
+            return self.variable.assign(value, name=self.name, read_value=False)
+        return v1.assign(self.variable, value, name=self.name).op
+
+    def __repr__(self):
+        return f"Projection({self.variable.name!r}, name={self.name!r})"
+
+
+def _graph_state(graph):
+    return _STATE.setdefault(graph, {"projections": {}, "cache": {}})
+
+
+def register_projection(projection, collection):
+    """Record ``projection`` under ``collection``; False if its variable already is."""
+    table = _graph_state(projection.variable.graph)["projections"].setdefault(collection, {})
+    key = projection.variable.ref()
+    if key in table:
+        return False
+    table[key] = projection
+    return True
+
+
+def get_projections(collection, graph=None):
+    """The ``Projection`` records of ``collection`` in ``graph``, in registration order."""
+    graph = graph or v1.get_default_graph()
+    return list(_graph_state(graph)["projections"].get(collection, {}).values())
+
+
+def cached(graph, key, build):
+    """Return the value stored under ``key`` for ``graph``, building it once."""
+    cache = _graph_state(graph)["cache"]
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
