@@ -7,11 +7,17 @@ execution globally.
 """
 
 from tf1norm._tf import require_v1_layers
+from tf1norm.check import Finding
+from tf1norm.check import check_train_op
 from tf1norm.constraints import Constraint
 from tf1norm.constraints import MaxNorm
 from tf1norm.constraints import MinMaxNorm
 from tf1norm.constraints import NonNeg
 from tf1norm.constraints import UnitNorm
+from tf1norm.cuda_convnet import LayerParams
+from tf1norm.cuda_convnet import PerVariableMomentumOptimizer
+from tf1norm.cuda_convnet import layer_params
+from tf1norm.hooks import ConstraintHook
 from tf1norm import keys
 from tf1norm.projections import max_norm
 from tf1norm.projections import min_max_norm
@@ -24,26 +30,60 @@ from tf1norm.regularizers import l1_regularizer
 from tf1norm.regularizers import l2_regularizer
 from tf1norm.regularizers import max_norm_regularizer
 from tf1norm.regularizers import total_loss
+from tf1norm.train import create_train_op
+from tf1norm.transforms import StepContext
+from tf1norm.transforms import Transform
+from tf1norm.transforms import add_gradient_noise
+from tf1norm.transforms import clip_by_global_norm
+from tf1norm.transforms import clip_by_norm
+from tf1norm.transforms import clip_by_value
+from tf1norm.transforms import multiply_gradients
+from tf1norm.transforms import project_constraints
+from tf1norm.transforms import skip_nonfinite
+from tf1norm.weight_decay import adamw
+from tf1norm.weight_decay import add_decoupled_weight_decay
+from tf1norm.weight_decay import add_l2_to_gradients
+from tf1norm.weight_decay import sgd_decay_step
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Constraint",
+    "ConstraintHook",
+    "Finding",
+    "LayerParams",
     "MaxNorm",
     "MinMaxNorm",
     "NonNeg",
+    "PerVariableMomentumOptimizer",
+    "StepContext",
+    "Transform",
     "UnitNorm",
+    "adamw",
+    "add_decoupled_weight_decay",
+    "add_gradient_noise",
+    "add_l2_to_gradients",
+    "check_train_op",
+    "clip_by_global_norm",
+    "clip_by_norm",
+    "clip_by_value",
+    "create_train_op",
     "keys",
     "l1_l2_regularizer",
     "l1_regularizer",
     "l2_regularizer",
+    "layer_params",
     "max_norm",
     "max_norm_regularizer",
     "min_max_norm",
+    "multiply_gradients",
     "non_neg",
+    "project_constraints",
     "registry",
     "renorm",
     "require_v1_layers",
+    "sgd_decay_step",
+    "skip_nonfinite",
     "total_loss",
     "unit_norm",
 ]

@@ -13,6 +13,8 @@ name                        holds
 ``REGULARIZATION_LOSSES``   TensorFlow's own key; ``get_variable``, tf-slim and
                             ``tf.compat.v1.layers`` add regularizer losses here
 ``UPDATE_OPS``              TensorFlow's key for batch-norm moving averages
+``GRADIENT_GLOBAL_NORM``    pre-clip global norms from ``clip_by_global_norm``
+``SKIPPED_STEPS``           counters of steps ``skip_nonfinite`` skipped
 ==========================  ===================================================
 """
 
@@ -22,3 +24,5 @@ MAX_NORM = "max_norm"
 LOSSES = "losses"
 REGULARIZATION_LOSSES = v1.GraphKeys.REGULARIZATION_LOSSES
 UPDATE_OPS = v1.GraphKeys.UPDATE_OPS
+GRADIENT_GLOBAL_NORM = "tf1norm_gradient_global_norm"
+SKIPPED_STEPS = "tf1norm_skipped_steps"

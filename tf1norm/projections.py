@@ -66,15 +66,16 @@ def p_norm(x, p, axes):
 def _shrink_where_over(x, norm, limit, epsilon):
     """Scale sub-tensors with ``norm > limit`` by ``limit / (norm + epsilon)``.
 
-    Sub-tensors at or under the limit are returned bit-exact (tf.where, not a
-    multiplication by 1.0). The denominator is made safe in the branch that is
-    not taken so that gradients stay finite.
+    The per-sub-tensor factor is exactly 1.0 where the norm is at or under the
+    limit, and ``x * 1.0 == x`` bit for bit in IEEE arithmetic, so those
+    sub-tensors come back unchanged without a full-size ``tf.where``. The
+    denominator is made safe in the branch not taken, so gradients stay finite.
     """
     limit = tf.cast(limit, norm.dtype)
     over = norm > limit
     safe_norm = tf.where(over, norm, tf.ones_like(norm) * limit)
-    scale = tf.cast(limit / (safe_norm + epsilon), x.dtype)
-    return tf.where(tf.broadcast_to(over, tf.shape(x)), x * scale, x)
+    scale = tf.where(over, limit / (safe_norm + epsilon), tf.ones_like(norm))
+    return x * tf.cast(scale, x.dtype)
 
 
 def max_norm(w, threshold, axes=None, name=None):
@@ -218,9 +219,9 @@ def min_max_norm(w, min_value=0.0, max_value=1.0, rate=1.0, axes=None, name=None
         norm = p_norm(w, 2, axes)
         target = rate * tf.clip_by_value(norm, min_value, max_value) + (1.0 - rate) * norm
         nonzero, safe_norm = _safe_positive(norm)
-        scale = tf.where(nonzero, target / safe_norm, tf.ones_like(norm))
-        changed = tf.broadcast_to(tf.not_equal(target, norm) & nonzero, tf.shape(w))
-        return tf.where(changed, w * tf.cast(scale, w.dtype), w)
+        changed = tf.not_equal(target, norm) & nonzero
+        scale = tf.where(changed, target / safe_norm, tf.ones_like(norm))
+        return w * tf.cast(scale, w.dtype)  # x * 1.0 == x: unchanged units are bit-exact
 
 
 def check_min_max(min_value, max_value, rate, fn="min_max_norm"):

@@ -38,10 +38,11 @@ class Projection:
         Build it under ``tf.control_dependencies([update])`` to project the
         value written by ``update``.
         """
-        value = self.fn(self.variable.read_value())
-        if isinstance(self.variable, tf.Variable) and hasattr(self.variable, "handle"):
-            return self.variable.assign(value, name=self.name, read_value=False)
-        return v1.assign(self.variable, value, name=self.name).op
+        with self.variable.graph.colocate_with(self.variable.op):
+            value = self.fn(self.variable.read_value())
+            if hasattr(self.variable, "handle"):
+                return self.variable.assign(value, name=self.name, read_value=False)
+            return v1.assign(self.variable, value, name=self.name).op
 
     def __repr__(self):
         return f"Projection({self.variable.name!r}, name={self.name!r})"
@@ -65,6 +66,12 @@ def get_projections(collection, graph=None):
     """The ``Projection`` records of ``collection`` in ``graph``, in registration order."""
     graph = graph or v1.get_default_graph()
     return list(_graph_state(graph)["projections"].get(collection, {}).values())
+
+
+def recorded_collections(graph=None):
+    """Names of the collections with recorded projections in ``graph``."""
+    graph = graph or v1.get_default_graph()
+    return [name for name, table in _graph_state(graph)["projections"].items() if table]
 
 
 def cached(graph, key, build):

@@ -1,0 +1,163 @@
+"""``create_train_op``: one op that performs one complete, ordered training step."""
+
+from tf1norm import _checks
+from tf1norm import keys
+from tf1norm import registry
+from tf1norm._tf import tf, v1
+from tf1norm.transforms import StepContext, Transform, _ProjectConstraints, gradients_after
+from tf1norm.transforms import project_constraints
+
+
+def create_train_op(loss, optimizer, global_step=None, transforms=(), update_ops=None,
+                    variables=None, check_numerics=True, gate_gradients=v1.train.Optimizer.GATE_OP,
+                    aggregation_method=None, colocate_gradients_with_ops=False, name="train_op"):
+    """Build ONE op that, run once, performs exactly one complete training step.
+
+    Order, each stage built under ``tf.control_dependencies`` of the previous one:
+
+    1. ``update_ops`` (default: the ``UPDATE_OPS`` collection, i.e. batch-norm
+       moving averages) run before the loss is used for gradients;
+    2. gradients are computed with ``optimizer.compute_gradients`` and made
+       to wait for a NaN/Inf check of the loss (``check_numerics``);
+    3. every transform's ``pre_apply`` (gradient stage), in chain order;
+    4. ``optimizer.apply_gradients`` (variable ``constraint=`` attributes are
+       applied by the optimizer right after each variable's update);
+    5. every transform's ``post_apply`` (variable stage), in chain order, built
+       after the update so it reads the new values. Projections recorded in
+       ``tf1norm.registry`` (by ``max_norm_regularizer`` and similar factories)
+       are rebuilt here by ``project_constraints`` (added at the end of the
+       chain automatically for every recorded collection the chain does not
+       project itself), not regrouped: a prebuilt op grouped under a control
+       dependency would still read the old weights;
+    6. ``global_step`` is incremented once.
+
+    With ``skip_nonfinite()`` in the chain, stages 4-6 sit in a ``tf.cond`` and
+    are skipped when a gradient is NaN/Inf.
+
+    Args:
+      loss: scalar floating tensor.
+      optimizer: any ``tf.compat.v1.train.Optimizer``.
+      global_step: variable to increment; default the graph's global step if
+        one exists (``tf.compat.v1.train.get_global_step()``), else none.
+      transforms: iterable of ``tf1norm`` transforms.
+      update_ops: ops to run before the gradients; default ``UPDATE_OPS``.
+      variables: variables to train; default the trainable variables.
+      check_numerics: wrap the loss in ``tf.debugging.check_numerics`` (skipped
+        when a transform handles non-finite values itself).
+      gate_gradients, aggregation_method, colocate_gradients_with_ops: passed to
+        ``compute_gradients``.
+      name: name of the returned op.
+
+    Returns:
+      A ``tf.Operation``.
+
+    Raises:
+      TypeError: ``optimizer`` is not a v1 optimizer, a transform is not a
+        ``Transform``, or ``loss`` is not a floating tensor.
+      ValueError: ``loss`` is not a scalar, or no variable gets a gradient.
+
+    Example::
+
+        train_op = tf1norm.create_train_op(
+            loss, tf.compat.v1.train.AdamOptimizer(1e-3),
+            transforms=[tf1norm.clip_by_global_norm(5.0),
+                        tf1norm.add_decoupled_weight_decay(1e-2)])
+        sess.run(train_op, feed_dict=...)   # max-norm projections included
+    """
+    transforms = _checked_transforms(optimizer, transforms)
+    loss = _checked_loss(loss)
+    global_step = v1.train.get_global_step() if global_step is None else global_step
+    update_ops = v1.get_collection(keys.UPDATE_OPS) if update_ops is None else list(update_ops)
+    with tf.name_scope(name + "_stages"), tf.control_dependencies(update_ops):
+        # Every gradient op is created here, so each waits for the update ops.
+        # (An identity of the loss under a control dependency would not do:
+        # tf.gradients never evaluates the forward identity.)
+        grads_and_vars = optimizer.compute_gradients(
+            loss, var_list=variables, gate_gradients=gate_gradients,
+            aggregation_method=aggregation_method,
+            colocate_gradients_with_ops=colocate_gradients_with_ops)
+        _check_some_gradient(grads_and_vars)
+        if check_numerics and not any(t.handles_nonfinite for t in transforms):
+            # The gradients must wait for the check explicitly: tf.gradients
+            # does not evaluate a forward check_numerics op.
+            checked = tf.debugging.check_numerics(loss, "LossTensor is inf or nan")
+            grads_and_vars = gradients_after([checked.op], grads_and_vars)
+        context = StepContext(optimizer, global_step, [v for _, v in grads_and_vars])
+        for transform in transforms:
+            grads_and_vars = transform.pre_apply(grads_and_vars, context)
+        step = _conditional_step(optimizer, grads_and_vars, transforms, context)
+    return tf.group(step, name=name)
+
+
+def _checked_transforms(optimizer, transforms):
+    if not isinstance(optimizer, v1.train.Optimizer):
+        raise TypeError(f"create_train_op: `optimizer` must be a tf.compat.v1.train.Optimizer; "
+                        f"got {type(optimizer).__name__}. Keras optimizers cannot be used in "
+                        "a tf.compat.v1 graph train op.")
+    transforms = list(transforms)
+    for transform in transforms:
+        if not isinstance(transform, Transform):
+            raise TypeError(f"create_train_op: every transform must be a tf1norm Transform; got "
+                            f"{transform!r}. Use e.g. tf1norm.clip_by_norm(5.0).")
+    return transforms + _automatic_projections(transforms)
+
+
+def _automatic_projections(transforms):
+    handled = {t.collection for t in transforms if isinstance(t, _ProjectConstraints)}
+    recorded = registry.recorded_collections(v1.get_default_graph())
+    return [project_constraints(c) for c in recorded if c not in handled]
+
+
+def _checked_loss(loss):
+    loss = _checks.float_tensor(loss, "create_train_op", "loss")
+    if loss.shape.rank not in (None, 0):
+        raise ValueError(f"create_train_op: `loss` must be a scalar; got shape {loss.shape}. "
+                         "Reduce it first, e.g. tf.reduce_mean(loss).")
+    return loss
+
+
+def _check_some_gradient(grads_and_vars):
+    if not any(g is not None for g, _ in grads_and_vars):
+        names = [v.op.name for _, v in grads_and_vars]
+        raise ValueError(f"create_train_op: no gradient flows from the loss to any of the "
+                         f"variables {names}. Check `variables` and the loss.")
+
+
+def _conditional_step(optimizer, grads_and_vars, transforms, context):
+    def apply_step():
+        return _apply_and_post_apply(optimizer, grads_and_vars, transforms, context)
+
+    if not context.apply_conditions:
+        return apply_step()
+    conditions = [c for c, _ in context.apply_conditions]
+
+    def skip_step():
+        ops = [on_skip() for _, on_skip in context.apply_conditions]
+        with tf.control_dependencies(ops):
+            return tf.constant(False)
+
+    def apply_and_flag():
+        with tf.control_dependencies([apply_step()]):
+            return tf.constant(True)
+
+    return tf.cond(tf.reduce_all(tf.stack(conditions)), apply_and_flag, skip_step).op
+
+
+def _apply_and_post_apply(optimizer, grads_and_vars, transforms, context):
+    stage = [optimizer.apply_gradients(grads_and_vars)]
+    for transform in transforms:
+        with tf.control_dependencies(stage):
+            ops = transform.post_apply(context.variables, context)
+        if ops:
+            with tf.control_dependencies(stage):
+                stage = [tf.group(*ops, name=type(transform).__name__.strip("_"))]
+    if context.global_step is None:
+        return tf.group(*stage)
+    with tf.control_dependencies(stage):
+        return _increment(context.global_step)
+
+
+def _increment(global_step):
+    if hasattr(global_step, "handle"):
+        return global_step.assign_add(1, read_value=False)
+    return v1.assign_add(global_step, 1).op

@@ -1,0 +1,341 @@
+"""Composable training-step transforms.
+
+Every training-time feature is one small object with two optional stages:
+
+* ``pre_apply(grads_and_vars, context) -> grads_and_vars`` runs on the
+  gradients before the optimizer (clipping, multipliers, noise). A transform
+  that needs the *pre-update* weights reads them here and makes the returned
+  gradients wait for those reads, so the optimizer cannot overwrite the
+  weights first.
+* ``post_apply(variables, context) -> [ops]`` builds ops that act on the
+  variables *after* the optimizer update: ``create_train_op`` builds them
+  under ``tf.control_dependencies`` on the previous stage, so they read the
+  new values.
+
+``create_train_op`` runs every ``pre_apply`` in chain order, then
+``apply_gradients``, then every ``post_apply`` in chain order, each stage
+after the previous one. Transforms keep per-build state in ``context.state``,
+so one transform object can serve several graphs.
+"""
+
+import numbers
+import re
+
+from tf1norm import _checks
+from tf1norm import keys
+from tf1norm import registry
+from tf1norm._tf import tf, v1
+
+
+class StepContext:
+    """What transforms can read while one training step is being built.
+
+    Attributes:
+      graph: the graph the train op is built in (inside a ``tf.cond`` branch
+        the default graph is the branch's function graph, not this one).
+      optimizer: the ``tf.compat.v1.train.Optimizer``.
+      global_step: the global step variable, or None.
+      variables: the variables being trained.
+      state: a dict transforms use to pass tensors from pre_apply to post_apply.
+      apply_conditions: ``(condition, on_skip)`` pairs; when any condition is
+        False the update and every post_apply stage are skipped and the
+        ``on_skip()`` ops run instead.
+    """
+
+    def __init__(self, optimizer, global_step, variables):
+        self.graph = v1.get_default_graph()
+        self.optimizer = optimizer
+        self.global_step = global_step
+        self.variables = list(variables)
+        self.state = {}
+        self.apply_conditions = []
+
+    @property
+    def learning_rate(self):
+        """The optimizer's learning rate tensor (follows its schedule)."""
+        return optimizer_learning_rate(self.optimizer)
+
+    def add_apply_condition(self, condition, on_skip):
+        """Skip the update unless ``condition``; ``on_skip()`` builds the else-ops."""
+        self.apply_conditions.append((condition, on_skip))
+
+
+def optimizer_learning_rate(optimizer):
+    """The learning rate a ``tf.compat.v1.train`` optimizer uses, as a tensor.
+
+    Looks through wrappers (``SyncReplicasOptimizer``, ``CrossShardOptimizer``)
+    via their ``_opt`` attribute; calls the rate if it is a callable.
+
+    Raises:
+      ValueError: the optimizer keeps its learning rate somewhere unknown.
+    """
+    inner = optimizer
+    while not _has_rate(inner) and getattr(inner, "_opt", None) is not None:
+        inner = inner._opt
+    for attribute in ("_learning_rate", "_lr"):
+        rate = getattr(inner, attribute, None)
+        if rate is not None:
+            rate = rate() if callable(rate) else rate
+            return tf.convert_to_tensor(rate)
+    raise ValueError(f"cannot find the learning rate of {type(optimizer).__name__}; "
+                     "pass learning_rate= to the transform explicitly.")
+
+
+def _has_rate(optimizer):
+    return any(getattr(optimizer, a, None) is not None for a in ("_learning_rate", "_lr"))
+
+
+def map_gradients(grads_and_vars, fn):
+    """Apply ``fn`` to every gradient: dense tensors, and IndexedSlices values only.
+
+    ``None`` gradients pass through unchanged.
+    """
+    return [(_map_one(grad, fn), var) for grad, var in grads_and_vars]
+
+
+def _map_one(grad, fn):
+    if grad is None:
+        return None
+    if isinstance(grad, tf.IndexedSlices):
+        return tf.IndexedSlices(fn(grad.values), grad.indices, grad.dense_shape)
+    return fn(grad)
+
+
+def gradients_after(dependencies, grads_and_vars):
+    """The same gradients, made to wait for ``dependencies`` (identity ops)."""
+    if not dependencies:
+        return list(grads_and_vars)
+    with tf.control_dependencies(dependencies):
+        return map_gradients(grads_and_vars, tf.identity)
+
+
+class Transform:
+    """Base class: both stages default to doing nothing.
+
+    Attributes:
+      handles_nonfinite: True for transforms that deal with NaN/Inf themselves;
+        ``create_train_op`` then skips its ``check_numerics`` on the loss.
+    """
+
+    handles_nonfinite = False
+
+    def pre_apply(self, grads_and_vars, context):
+        """Gradient stage: return the (possibly new) ``grads_and_vars``."""
+        del context
+        return grads_and_vars
+
+    def post_apply(self, variables, context):
+        """Variable stage, built after the update: return a list of ops."""
+        del variables, context
+        return []
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class _MapGradients(Transform):
+    def __init__(self, name, fn):
+        self.name, self.fn = name, fn
+
+    def pre_apply(self, grads_and_vars, context):
+        with tf.name_scope(self.name):
+            return map_gradients(grads_and_vars, self.fn)
+
+    def __repr__(self):
+        return f"{self.name}(...)"
+
+
+def clip_by_value(clip_value_min, clip_value_max):
+    """Clip every gradient element to ``[clip_value_min, clip_value_max]`` (seed 002).
+
+    Raises:
+      ValueError: ``clip_value_min >= clip_value_max``.
+    """
+    for arg, value in (("clip_value_min", clip_value_min), ("clip_value_max", clip_value_max)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"clip_by_value: `{arg}` must be a number; got {value!r}.")
+    if not clip_value_min < clip_value_max:
+        raise ValueError(f"clip_by_value: `clip_value_min` must be < `clip_value_max`; got "
+                         f"{clip_value_min!r} and {clip_value_max!r}. E.g. (-1.0, 1.0).")
+    return _MapGradients("clip_by_value", lambda g: tf.clip_by_value(
+        g, tf.cast(clip_value_min, g.dtype), tf.cast(clip_value_max, g.dtype)))
+
+
+def clip_by_norm(clip_norm):
+    """Rescale each gradient tensor whose L2 norm (whole tensor) exceeds ``clip_norm``.
+
+    For IndexedSlices the norm is taken over the values only.
+    """
+    clip_norm = _checks.positive_number(clip_norm, "clip_by_norm", "clip_norm")
+    return _MapGradients("clip_by_norm", lambda g: tf.clip_by_norm(g, clip_norm))
+
+
+class _ClipByGlobalNorm(Transform):
+    def __init__(self, clip_norm):
+        self.clip_norm = clip_norm
+        self.global_norm = None
+
+    def pre_apply(self, grads_and_vars, context):
+        grads, variables = zip(*grads_and_vars) if grads_and_vars else ((), ())
+        with tf.name_scope("clip_by_global_norm"):
+            clipped, norm = tf.clip_by_global_norm(list(grads), self.clip_norm)
+        self.global_norm = context.state[self] = norm
+        v1.add_to_collection(keys.GRADIENT_GLOBAL_NORM, norm)
+        return list(zip(clipped, variables))
+
+    def __repr__(self):
+        return f"clip_by_global_norm({self.clip_norm!r})"
+
+
+def clip_by_global_norm(clip_norm):
+    """Scale all gradients together so their joint L2 norm is at most ``clip_norm``.
+
+    The pre-clip norm is exposed as ``transform.global_norm`` (the tensor of
+    the most recent build) and added to the collection
+    ``tf1norm.keys.GRADIENT_GLOBAL_NORM`` for summaries. IndexedSlices count
+    their values only.
+    """
+    return _ClipByGlobalNorm(_checks.positive_number(clip_norm, "clip_by_global_norm",
+                                                     "clip_norm"))
+
+
+class _MultiplyGradients(Transform):
+    def __init__(self, multipliers):
+        self.multipliers = multipliers
+
+    def pre_apply(self, grads_and_vars, context):
+        factors = _resolve_multipliers(self.multipliers, [v for _, v in grads_and_vars])
+        with tf.name_scope("multiply_gradients"):
+            return [(_map_one(g, lambda t, f=factors.get(v.ref()): t * tf.cast(f, t.dtype))
+                     if v.ref() in factors else g, v) for g, v in grads_and_vars]
+
+
+def _resolve_multipliers(multipliers, variables):
+    factors = {}
+    for key, factor in multipliers.items():
+        matched = [v for v in variables if _matches(key, v)]
+        if not matched:
+            names = ", ".join(v.op.name for v in variables)
+            raise ValueError(f"multiply_gradients: key {_key_name(key)!r} matches no trained "
+                             f"variable. Trained variables: {names}.")
+        for variable in matched:
+            factors[variable.ref()] = factor
+    return factors
+
+
+def _matches(key, variable):
+    if isinstance(key, str):
+        return re.fullmatch(key.removesuffix(":0"), variable.op.name) is not None
+    return key is variable
+
+
+def _key_name(key):
+    return key if isinstance(key, str) else key.name
+
+
+def multiply_gradients(multipliers):
+    """Multiply chosen variables' gradients by a factor (per-layer learning rates).
+
+    Args:
+      multipliers: dict from a ``tf.Variable`` or a name to a factor (a number
+        or scalar tensor). A name is matched against variable names (without
+        ``:0``) as a full regular expression, so ``"conv1/weights"`` and
+        ``"conv.*/biases"`` both work. A key that matches no trained variable
+        raises at build time.
+    """
+    if not isinstance(multipliers, dict) or not multipliers:
+        raise TypeError(f"multiply_gradients: `multipliers` must be a non-empty dict; got "
+                        f"{multipliers!r}. E.g. {{'conv1/weights': 0.1}}.")
+    for key in multipliers:
+        if not isinstance(key, (str, tf.Variable)):
+            raise TypeError(f"multiply_gradients: keys must be variables or names; got "
+                            f"{key!r}.")
+    return _MultiplyGradients(dict(multipliers))
+
+
+class _GradientNoise(Transform):
+    def __init__(self, scale, decay, seed):
+        self.scale, self.decay, self.seed = scale, decay, seed
+
+    def pre_apply(self, grads_and_vars, context):
+        with tf.name_scope("add_gradient_noise"):
+            stddev = tf.constant(self.scale, tf.float32)
+            if self.decay:
+                if context.global_step is None:
+                    raise ValueError("add_gradient_noise: `decay` needs a global step; pass "
+                                     "global_step= to create_train_op or set decay=0.")
+                step = tf.cast(context.global_step, tf.float32)
+                stddev = stddev * tf.pow(1.0 + step, -self.decay / 2.0)
+            return map_gradients(grads_and_vars, lambda g: g + tf.random.normal(
+                tf.shape(g), stddev=tf.cast(stddev, g.dtype), dtype=g.dtype, seed=self.seed))
+
+
+def add_gradient_noise(scale, decay=0.0, seed=None):
+    """Add Gaussian noise with stddev ``scale * (1 + t) ** (-decay / 2)`` to gradients.
+
+    ``t`` is the global step; ``decay=0.55`` is the annealing of Neelakantan
+    et al., "Adding gradient noise improves learning for very deep networks"
+    (2015), whose variance is ``scale² / (1 + t) ** decay``.
+    """
+    scale = _checks.positive_number(scale, "add_gradient_noise", "scale")
+    decay = _checks.positive_number(decay, "add_gradient_noise", "decay", allow_zero=True)
+    return _GradientNoise(scale, decay, seed)
+
+
+class _SkipNonfinite(Transform):
+    handles_nonfinite = True
+
+    def __init__(self):
+        self.skipped_steps = None
+
+    def pre_apply(self, grads_and_vars, context):
+        with tf.name_scope("skip_nonfinite"):
+            checks = [tf.reduce_all(tf.math.is_finite(_values(g))) for g, _ in grads_and_vars
+                      if g is not None]
+            finite = tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
+            counter = v1.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps",
+                                  use_resource=True)
+        self.skipped_steps = context.state[self] = counter
+        v1.add_to_collection(keys.SKIPPED_STEPS, counter)
+        context.add_apply_condition(finite, lambda: counter.assign_add(1, read_value=False))
+        return grads_and_vars
+
+
+def _values(grad):
+    return grad.values if isinstance(grad, tf.IndexedSlices) else grad
+
+
+def skip_nonfinite():
+    """Skip the whole step when any gradient has a NaN or Inf.
+
+    On such a step no variable, optimizer slot or global step changes (the
+    update and every post_apply stage sit in the true branch of a ``tf.cond``)
+    and the non-trainable int64 counter ``skipped_steps`` (also exposed as
+    ``transform.skipped_steps`` and in ``keys.SKIPPED_STEPS``) increments.
+    With this transform in the chain ``create_train_op`` does not wrap the
+    loss in ``check_numerics``, so a NaN loss is skipped rather than raised.
+    """
+    return _SkipNonfinite()
+
+
+class _ProjectConstraints(Transform):
+    def __init__(self, collection):
+        self.collection = collection
+
+    def post_apply(self, variables, context):
+        return [p.build() for p in registry.get_projections(self.collection, context.graph)]
+
+    def __repr__(self):
+        return f"project_constraints({self.collection!r})"
+
+
+def project_constraints(collection=keys.MAX_NORM):
+    """Rebuild, after the update, every projection a factory recorded in ``collection``.
+
+    ``max_norm_regularizer`` records ``(variable, projection)``; this builds a
+    fresh assign op per record under the previous stage's control
+    dependencies, so it reads the updated weights. ``create_train_op`` adds
+    this transform by itself at the end of the chain for every recorded
+    collection that the chain does not already project.
+    """
+    return _ProjectConstraints(_checks.string(collection, "project_constraints", "collection"))
