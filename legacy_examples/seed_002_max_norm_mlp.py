@@ -5,12 +5,16 @@ The seed ("TensorFlow使用记录 (八): 梯度修剪 和 Max-Norm Regularizatio
 clips gradients by value, uses momentum with polynomial learning-rate decay and
 runs the collected max-norm assign ops with a second ``sess.run`` after every
 step. This port keeps that structure, with ``tf1norm.max_norm_regularizer``
-(one norm per hidden unit by default) in place of the hand-written one.
+(one norm per hidden unit by default) in place of the hand-written one, and
+by default builds the whole step (clip, momentum update, max-norm projection,
+global step) as ONE op with ``tf1norm.create_train_op``. ``--two-runs``
+reproduces the seed's recipe: optimizer op, then a second ``sess.run`` of the
+``max_norm`` collection.
 
 Data: real MNIST with ``--data path/to/mnist.npz``; otherwise scikit-learn's
 bundled digits (offline).
 
-    python legacy_examples/seed_002_max_norm_mlp.py [--epochs 20] [--data mnist.npz]
+    python legacy_examples/seed_002_max_norm_mlp.py [--epochs 20] [--data mnist.npz] [--two-runs]
 """
 
 import argparse
@@ -22,7 +26,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 warnings.filterwarnings("ignore", message=r".*tf\.layers\.\w+` is deprecated", category=UserWarning)
 warnings.filterwarnings("ignore", message=r"`layer\.apply` is deprecated", category=UserWarning)
 
@@ -41,6 +45,8 @@ def parse_args(argv):
     parser.add_argument("--clip", type=float, default=1.0, help="gradient clip value")
     parser.add_argument("--checkpoint-dir", default=None, help="default: a temporary folder")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--two-runs", action="store_true",
+                        help="the seed's recipe: a second sess.run for the max-norm ops")
     return parser.parse_args(argv)
 
 
@@ -65,17 +71,22 @@ def build_model(n_inputs, n_classes, args):
 
 
 def build_train_op(loss, steps, args):
-    """Momentum + polynomial decay + clip_by_value, the seed's recipe."""
+    """Momentum + polynomial decay + clip_by_value; one op, or the seed's pair."""
     global_step = v1.train.get_or_create_global_step()
     learning_rate = v1.train.polynomial_decay(args.learning_rate, global_step, steps,
                                               end_learning_rate=args.learning_rate / 10,
                                               power=0.9)
     optimizer = v1.train.MomentumOptimizer(learning_rate, momentum=0.9)
+    if not args.two_runs:
+        train_op = tf1norm.create_train_op(loss, optimizer, global_step=global_step,
+                                           transforms=[tf1norm.clip_by_value(-args.clip,
+                                                                             args.clip)])
+        return train_op, [], learning_rate
     grads_and_vars = optimizer.compute_gradients(loss)
     clipped = [(tf.clip_by_value(g, -args.clip, args.clip), v) for g, v in grads_and_vars]
     with tf.control_dependencies(v1.get_collection(v1.GraphKeys.UPDATE_OPS)):
         train_op = optimizer.apply_gradients(clipped, global_step=global_step)
-    return train_op, learning_rate
+    return train_op, v1.get_collection("max_norm"), learning_rate
 
 
 def largest_hidden_unit_norm(sess):
@@ -91,8 +102,10 @@ def train(dataset, args):
     with tf.Graph().as_default():
         v1.set_random_seed(args.seed)
         model = build_model(dataset.x_train.shape[1], 10, args)
-        train_op, learning_rate = build_train_op(model["loss"], steps, args)
-        clip_all_weights = v1.get_collection("max_norm")
+        train_op, clip_all_weights, learning_rate = build_train_op(model["loss"], steps, args)
+        problems = tf1norm.check_train_op(train_op)
+        print(f"train op: {'one sess.run per step' if not args.two_runs else 'seed recipe'}; "
+              f"check_train_op: {[p.kind for p in problems] or 'ok'}")
         saver = v1.train.Saver()
         test_feed = {model["x"]: dataset.x_test, model["y"]: dataset.y_test}
         with v1.Session() as sess:
@@ -101,7 +114,8 @@ def train(dataset, args):
                 for x_batch, y_batch in data.batches(dataset.x_train, dataset.y_train,
                                                      args.batch_size, rng):
                     sess.run(train_op, {model["x"]: x_batch, model["y"]: y_batch})
-                    sess.run(clip_all_weights)  # the seed's second sess.run
+                    if clip_all_weights:
+                        sess.run(clip_all_weights)  # the seed's second sess.run
                 acc, loss = sess.run([model["accuracy"], model["loss"]], test_feed)
                 norm = largest_hidden_unit_norm(sess)
                 print(f"epoch {epoch:2d}  lr {sess.run(learning_rate):.5f}  test accuracy "

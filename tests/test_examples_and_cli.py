@@ -13,6 +13,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "legacy_
 
 import seed_000_renorm  # noqa: E402
 import seed_002_max_norm_mlp  # noqa: E402
+import seed_003_weight_decay  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +35,23 @@ def seed_002_run(tmp_path_factory):
 def test_seed_002_trains_under_max_norm(seed_002_run):
     assert seed_002_run["accuracy"] >= 0.85
     assert 0.999 <= seed_002_run["largest_norm"] <= 1.0 + 1e-5  # active, and respected
+
+
+def test_seed_002_seed_recipe_gives_the_same_model(seed_002_run, tmp_path, capsys):
+    two_runs = seed_002_max_norm_mlp.main(["--epochs", "3", "--two-runs",
+                                           "--checkpoint-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "check_train_op: ['never runs', 'never runs']" in out  # the seed's op alone
+    assert two_runs["accuracy"] == pytest.approx(seed_002_run["accuracy"], abs=0.02)
+
+
+def test_seed_003_layer_params_and_decay_flavours(capsys):
+    result = seed_003_weight_decay.main(["--epochs", "3"])
+    assert result["layer_params_accuracy"] >= 0.8
+    decay = result["decay"]
+    assert decay["seed 003 SGD decay step"] == decay["decoupled (AdamW)"]
+    assert decay["L2 in the loss (coupled)"] != decay["decoupled (AdamW)"]
+    assert "identical results: True" in capsys.readouterr().out
 
 
 def test_cli_norms_reports_checkpoint_norms(seed_002_run, capsys):

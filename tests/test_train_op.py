@@ -82,17 +82,30 @@ def test_sgd_decay_step_reads_pre_update_weights_every_time():
 
 
 def test_projections_recorded_are_added_automatically_once(sess):
+    from tf1norm.check import _Closure
+
     w, loss = _linear_problem(regularizer=tf1norm.max_norm_regularizer(1.0))
     explicit = tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(0.1),
                                        transforms=[tf1norm.project_constraints()], name="a")
     implicit = tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(0.1), name="b")
-    for train_op, scope in ((explicit, "a_stages"), (implicit, "b_stages")):
-        projections = [op for op in tf.compat.v1.get_default_graph().get_operations()
-                       if op.name.startswith(scope) and op.type == "AssignVariableOp"]
-        assert len(projections) == 1, scope
+    for train_op in (explicit, implicit):
+        assert len(_Closure(train_op).writes(w.handle.op, ("AssignVariableOp",))) == 1
     run_initialized(sess, implicit)
     assert np.all(twins.norms(sess.run(w)) <= 1.0 + 1e-6)
     np.testing.assert_allclose(sess.run(w), twins.max_norm(W0 - 0.1 * G, 1.0), rtol=1e-6)
+
+
+def test_variable_names_match_a_plain_minimize_graph():
+    def names(build):
+        with tf.Graph().as_default():
+            w, loss = _linear_problem()
+            build(loss, v1.train.AdamOptimizer(0.1))
+            return sorted(v.op.name for v in v1.global_variables())
+
+    plain = names(lambda loss, opt: opt.minimize(loss))
+    ours = names(lambda loss, opt: tf1norm.create_train_op(
+        loss, opt, transforms=[tf1norm.clip_by_global_norm(1.0)]))
+    assert ours == plain == ["beta1_power", "beta2_power", "w", "w/Adam", "w/Adam_1"]
 
 
 def test_clip_by_value_keeps_indexed_slices_sparse(sess):
@@ -228,3 +241,19 @@ def test_bad_input(graph, call, error, fragment):
     with pytest.raises(error, match=None) as info:
         call(loss)
     assert fragment in str(info.value)
+
+
+def test_each_projection_waits_only_for_its_own_update(graph):
+    from tf1norm.check import _Closure
+
+    reg = tf1norm.max_norm_regularizer(1.0)
+    a = v1.get_variable("a", [4, 3], regularizer=reg)
+    b = v1.get_variable("b", [3, 2], regularizer=reg)
+    loss = tf.reduce_sum(tf.matmul(tf.ones([1, 4]), tf.matmul(a, b)))
+    train_op = tf1norm.create_train_op(loss, v1.train.MomentumOptimizer(0.1, 0.9))
+    closure = _Closure(train_op)
+    for mine, other in ((a, b), (b, a)):
+        (projection,) = [op for op in closure.writes(mine.handle.op, ("AssignVariableOp",))]
+        ancestors = closure.ancestors(projection)
+        assert closure.writes(mine.handle.op, ("ResourceApply",))[0] in ancestors
+        assert closure.writes(other.handle.op, ("ResourceApply",))[0] not in ancestors

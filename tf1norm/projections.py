@@ -121,7 +121,24 @@ def max_norm(w, threshold, axes=None, name=None):
         rank = _checks.static_rank(w, "max_norm")
         axes = _checks.axes_tuple(axes, rank, "max_norm")
         threshold = _checks.positive_scalar(threshold, "max_norm", "threshold")
-        return _shrink_where_over(w, p_norm(w, 2, axes), threshold, 0.0)
+        return _cap_l2_norm(w, axes, threshold)
+
+
+def _cap_l2_norm(w, axes, threshold):
+    """``max_norm`` with few ops: it runs after every training step.
+
+    Compares squared norms (``‖s‖² > t²``) and takes one ``rsqrt`` of
+    ``max(‖s‖², t²)``, which equals ``‖s‖²`` wherever the factor is used and
+    keeps the unused branch finite, so gradients stay finite at zero.
+    """
+    wide = tf.cast(w, _compute_dtype(w))
+    squared = tf.reduce_sum(tf.square(wide), axis=axes, keepdims=True)
+    limit = tf.cast(threshold, squared.dtype)
+    limit_squared = tf.square(limit)
+    over = squared > limit_squared
+    factor = limit * tf.math.rsqrt(tf.maximum(squared, limit_squared))
+    scale = tf.where(over, factor, tf.ones_like(squared))
+    return w * tf.cast(scale, w.dtype)  # x * 1.0 == x: units under the limit are bit-exact
 
 
 def renorm(x, p, axis, maxnorm, name=None):

@@ -23,7 +23,10 @@ def create_train_op(loss, optimizer, global_step=None, transforms=(), update_ops
     4. ``optimizer.apply_gradients`` (variable ``constraint=`` attributes are
        applied by the optimizer right after each variable's update);
     5. every transform's ``post_apply`` (variable stage), in chain order, built
-       after the update so it reads the new values. Projections recorded in
+       after the update so it reads the new values. Per-variable transforms (all
+       built-in ones) are called once per variable, and variable v's ops wait
+       for v's own update and v's previous stages only, so they overlap with
+       the backward pass and updates of other layers. Projections recorded in
        ``tf1norm.registry`` (by ``max_norm_regularizer`` and similar factories)
        are rebuilt here by ``project_constraints`` (added at the end of the
        chain automatically for every recorded collection the chain does not
@@ -68,7 +71,10 @@ def create_train_op(loss, optimizer, global_step=None, transforms=(), update_ops
     loss = _checked_loss(loss)
     global_step = v1.train.get_global_step() if global_step is None else global_step
     update_ops = v1.get_collection(keys.UPDATE_OPS) if update_ops is None else list(update_ops)
-    with tf.name_scope(name + "_stages"), tf.control_dependencies(update_ops):
+    # No name scope around the step: optimizers create non-slot variables
+    # (Adam's beta1_power) in the current scope, and their names must match a
+    # plain optimizer.minimize graph for checkpoints to stay interchangeable.
+    with tf.control_dependencies(update_ops):
         # Every gradient op is created here, so each waits for the update ops.
         # (An identity of the loss under a control dependency would not do:
         # tf.gradients never evaluates the forward identity.)
@@ -76,16 +82,16 @@ def create_train_op(loss, optimizer, global_step=None, transforms=(), update_ops
             loss, var_list=variables, gate_gradients=gate_gradients,
             aggregation_method=aggregation_method,
             colocate_gradients_with_ops=colocate_gradients_with_ops)
-        _check_some_gradient(grads_and_vars)
-        if check_numerics and not any(t.handles_nonfinite for t in transforms):
-            # The gradients must wait for the check explicitly: tf.gradients
-            # does not evaluate a forward check_numerics op.
-            checked = tf.debugging.check_numerics(loss, "LossTensor is inf or nan")
-            grads_and_vars = gradients_after([checked.op], grads_and_vars)
-        context = StepContext(optimizer, global_step, [v for _, v in grads_and_vars])
-        for transform in transforms:
-            grads_and_vars = transform.pre_apply(grads_and_vars, context)
-        step = _conditional_step(optimizer, grads_and_vars, transforms, context)
+    _check_some_gradient(grads_and_vars)
+    if check_numerics and not any(t.handles_nonfinite for t in transforms):
+        # The gradients must wait for the check explicitly: tf.gradients does
+        # not evaluate a forward check_numerics op.
+        checked = tf.debugging.check_numerics(loss, "LossTensor is inf or nan")
+        grads_and_vars = gradients_after([checked.op], grads_and_vars)
+    context = StepContext(optimizer, global_step, [v for _, v in grads_and_vars])
+    for transform in transforms:
+        grads_and_vars = transform.pre_apply(grads_and_vars, context)
+    step = _conditional_step(optimizer, grads_and_vars, transforms, context)
     return tf.group(step, name=name)
 
 
@@ -144,17 +150,62 @@ def _conditional_step(optimizer, grads_and_vars, transforms, context):
 
 
 def _apply_and_post_apply(optimizer, grads_and_vars, transforms, context):
-    stage = [optimizer.apply_gradients(grads_and_vars)]
+    graph = v1.get_default_graph()
+    first_new_op = len(graph.get_operations())
+    apply_op = optimizer.apply_gradients(grads_and_vars)
+    updates = _update_ops_by_variable(graph.get_operations()[first_new_op:], graph)
+    last = {v.ref(): updates.get(_handle_key(v), apply_op) for v in context.variables}
     for transform in transforms:
-        with tf.control_dependencies(stage):
+        _post_apply_stage(transform, context, last)
+    with tf.control_dependencies([apply_op] + list(last.values())):
+        if context.global_step is None:
+            return tf.no_op(name="step_done")
+        return _increment(context.global_step)
+
+
+def _post_apply_stage(transform, context, last):
+    """Build one transform's variable stage after the previous stage, per variable.
+
+    A per-variable transform's ops for variable v wait only for v's own update
+    (and v's previous stages), so they overlap with work on other variables.
+    """
+    if not transform.post_apply_per_variable:
+        with tf.control_dependencies(list(last.values())):
             ops = transform.post_apply(context.variables, context)
         if ops:
-            with tf.control_dependencies(stage):
-                stage = [tf.group(*ops, name=type(transform).__name__.strip("_"))]
-    if context.global_step is None:
-        return tf.group(*stage)
-    with tf.control_dependencies(stage):
-        return _increment(context.global_step)
+            done = tf.group(*ops)
+            last.update({key: done for key in last})
+        return
+    for variable in context.variables:
+        with tf.control_dependencies([last[variable.ref()]]):
+            ops = transform.post_apply([variable], context)
+            if ops:
+                last[variable.ref()] = tf.group(*ops)
+
+
+_UPDATE_OP_PREFIXES = ("ResourceApply", "ResourceSparseApply", "Apply", "SparseApply",
+                       "AssignVariableOp", "AssignSubVariableOp", "AssignAddVariableOp",
+                       "Assign", "ResourceScatter", "Scatter")
+
+
+def _handle_key(variable):
+    return (variable.handle if hasattr(variable, "handle") else variable.op.outputs[0]).ref()
+
+
+def _update_ops_by_variable(new_ops, graph):
+    """Map each variable handle (key) to the last op ``apply_gradients`` wrote it with.
+
+    Inside a ``tf.cond`` branch, handles are captured placeholders; they are
+    mapped back to the outer handles. Variables not found (unusual
+    optimizers) fall back to waiting for the whole ``apply_gradients`` op.
+    """
+    outer = {internal.ref(): external for external, internal in getattr(graph, "captures", ())}
+    found = {}
+    for op in new_ops:
+        if op.type.startswith(_UPDATE_OP_PREFIXES) and op.inputs:
+            handle = op.inputs[0]
+            found[outer.get(handle.ref(), handle).ref()] = op
+    return found
 
 
 def _increment(global_step):

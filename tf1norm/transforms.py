@@ -115,9 +115,15 @@ class Transform:
     Attributes:
       handles_nonfinite: True for transforms that deal with NaN/Inf themselves;
         ``create_train_op`` then skips its ``check_numerics`` on the loss.
+      post_apply_per_variable: True (default) when ``post_apply`` acts on each
+        variable independently: ``create_train_op`` then calls it once per
+        trained variable with ``[variable]``, after that variable's update. Set
+        False for a stage that needs all variables at once; it is then called
+        once, after every update and previous stage.
     """
 
     handles_nonfinite = False
+    post_apply_per_variable = True
 
     def pre_apply(self, grads_and_vars, context):
         """Gradient stage: return the (possibly new) ``grads_and_vars``."""
@@ -323,7 +329,9 @@ class _ProjectConstraints(Transform):
         self.collection = collection
 
     def post_apply(self, variables, context):
-        return [p.build() for p in registry.get_projections(self.collection, context.graph)]
+        wanted = {v.ref() for v in variables}
+        return [p.build() for p in registry.get_projections(self.collection, context.graph)
+                if p.variable.ref() in wanted]
 
     def __repr__(self):
         return f"project_constraints({self.collection!r})"
@@ -333,8 +341,9 @@ def project_constraints(collection=keys.MAX_NORM):
     """Rebuild, after the update, every projection a factory recorded in ``collection``.
 
     ``max_norm_regularizer`` records ``(variable, projection)``; this builds a
-    fresh assign op per record under the previous stage's control
-    dependencies, so it reads the updated weights. ``create_train_op`` adds
+    fresh assign op per record of a trained variable, under the control
+    dependencies of that variable's update, so it reads the updated weights.
+    Recorded variables that the train op does not train are left alone. ``create_train_op`` adds
     this transform by itself at the end of the chain for every recorded
     collection that the chain does not already project.
     """

@@ -41,10 +41,12 @@ class _DeltaTransform(Transform):
         return gradients_after([d for _, d in pairs], grads_and_vars)
 
     def post_apply(self, variables, context):
+        wanted = {v.ref() for v in variables}
         ops = []
         for variable, delta in context.state.get(self, []):
-            with variable.graph.colocate_with(variable.op):
-                ops.append(_subtract(variable, delta))
+            if variable.ref() in wanted:
+                with variable.graph.colocate_with(variable.op):
+                    ops.append(_subtract(variable, delta))
         return ops
 
 

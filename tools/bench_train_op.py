@@ -1,0 +1,156 @@
+"""Benchmark: cost of max-norm and of the full recipe per training step.
+
+Variants run in one process, each in its own graph and session, interleaved:
+every round times a block of steps of each variant in rotating order. For
+each round the ratio variant/bare is taken; the table reports the median
+per-step time of each variant and the median of the per-round ratios.
+
+    python tools/bench_train_op.py [--rounds 30] [--steps 20] [--quick]
+
+Momentum (lr 0.01, momentum 0.9) on MLP 784-300-100-10 (batch 50 and 512) and
+784-2048-2048-10 (batch 50), max-norm 1.0 on the hidden layers:
+
+* ``bare``: ``optimizer.minimize(loss, global_step)``, one ``sess.run``;
+* ``seed recipe``: the same op, then ``sess.run(get_collection("max_norm"))``;
+* ``tf1norm``: ``create_train_op`` with ``max_norm_regularizer``, one ``sess.run``.
+
+Full recipe (small MLP, batch 50, Adam 1e-3): ``bare Adam`` against
+``create_train_op`` with ``clip_by_global_norm(5)``, ``add_decoupled_weight_decay(1e-2)``
+and max-norm.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import numpy as np  # noqa: E402
+
+import tf1norm  # noqa: E402
+from tf1norm._tf import tf, v1  # noqa: E402
+
+
+class Variant:
+    """One graph + session + the fetch lists run per step."""
+
+    def __init__(self, name, sizes, batch, build):
+        self.name = name
+        self.graph = tf.Graph()
+        rng = np.random.default_rng(0)
+        self.feed_values = (rng.random((batch, sizes[0]), np.float32),
+                            rng.integers(0, sizes[-1], batch))
+        with self.graph.as_default():
+            v1.set_random_seed(0)
+            self.x = v1.placeholder(tf.float32, (None, sizes[0]))
+            self.y = v1.placeholder(tf.int64, (None,))
+            self.runs = build(self.x, self.y, sizes)
+            self.sess = v1.Session(graph=self.graph)
+            self.sess.run(v1.global_variables_initializer())
+        self.feed = {self.x: self.feed_values[0], self.y: self.feed_values[1]}
+
+    def steps(self, count):
+        start = time.perf_counter()
+        for _ in range(count):
+            for fetches in self.runs:
+                self.sess.run(fetches, self.feed)
+        return (time.perf_counter() - start) / count
+
+
+def mlp_loss(x, y, sizes, regularizer=None):
+    net = x
+    for i, units in enumerate(sizes[1:-1]):
+        net = v1.layers.dense(net, units, tf.nn.relu, kernel_regularizer=regularizer,
+                              name=f"hidden{i + 1}")
+    logits = v1.layers.dense(net, sizes[-1], name="output")
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+
+
+def momentum():
+    return v1.train.MomentumOptimizer(0.01, 0.9)
+
+
+def bare(x, y, sizes, optimizer=momentum):
+    loss = mlp_loss(x, y, sizes)
+    return [[optimizer().minimize(loss, v1.train.get_or_create_global_step())]]
+
+
+def seed_recipe(x, y, sizes):
+    loss = mlp_loss(x, y, sizes, tf1norm.max_norm_regularizer(1.0))
+    train_op = momentum().minimize(loss, v1.train.get_or_create_global_step())
+    return [[train_op], v1.get_collection("max_norm")]
+
+
+def tf1norm_max_norm(x, y, sizes):
+    loss = mlp_loss(x, y, sizes, tf1norm.max_norm_regularizer(1.0))
+    return [[tf1norm.create_train_op(loss, momentum(), v1.train.get_or_create_global_step())]]
+
+
+def adam():
+    return v1.train.AdamOptimizer(1e-3)
+
+
+def full_recipe(x, y, sizes):
+    loss = mlp_loss(x, y, sizes, tf1norm.max_norm_regularizer(1.0))
+    chain = [tf1norm.clip_by_global_norm(5.0), tf1norm.add_decoupled_weight_decay(1e-2)]
+    return [[tf1norm.create_train_op(loss, adam(), v1.train.get_or_create_global_step(),
+                                     transforms=chain)]]
+
+
+def measure(variants, rounds, steps, warmup):
+    """Per-variant median step time and median per-round ratio to variants[0]."""
+    for variant in variants:
+        variant.steps(warmup)
+    times = {v.name: [] for v in variants}
+    for r in range(rounds):
+        order = variants[r % len(variants):] + variants[:r % len(variants)]
+        for variant in order:
+            times[variant.name].append(variant.steps(steps))
+    base = times[variants[0].name]
+    return {name: (statistics.median(t), statistics.median(a / b for a, b in zip(t, base)))
+            for name, t in times.items()}
+
+
+def report(title, results):
+    print(f"\n{title}")
+    print(f"| variant | median step (ms) | ratio to {next(iter(results))} |")
+    print("| --- | --- | --- |")
+    for name, (seconds, ratio) in results.items():
+        print(f"| {name} | {seconds * 1e3:.3f} | {ratio:.3f}x |")
+
+
+SMALL, LARGE = (784, 300, 100, 10), (784, 2048, 2048, 10)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=20, help="steps per timed block")
+    parser.add_argument("--quick", action="store_true", help="3 rounds of 3 steps (smoke test)")
+    args = parser.parse_args(argv)
+    rounds, steps, warmup = (3, 3, 2) if args.quick else (args.rounds, args.steps, 30)
+    print(f"tf {tf.__version__}, {os.cpu_count()} cpus, {rounds} rounds x {steps} steps")
+    configs = [("MLP 784-300-100-10, batch 50", SMALL, 50),
+               ("MLP 784-300-100-10, batch 512", SMALL, 512),
+               ("MLP 784-2048-2048-10, batch 50", LARGE, 50)]
+    all_results = {}
+    for title, sizes, batch in configs:
+        variants = [Variant("bare", sizes, batch, bare),
+                    Variant("seed recipe (two sess.run)", sizes, batch, seed_recipe),
+                    Variant("tf1norm max-norm", sizes, batch, tf1norm_max_norm)]
+        all_results[title] = measure(variants, rounds, steps if batch == 50 else steps // 2 or 1,
+                                     warmup)
+        report(f"Momentum, {title}", all_results[title])
+    variants = [Variant("bare Adam", SMALL, 50, lambda x, y, s: bare(x, y, s, adam)),
+                Variant("tf1norm full recipe", SMALL, 50, full_recipe)]
+    all_results["full recipe"] = measure(variants, rounds, steps, warmup)
+    report("Adam, MLP 784-300-100-10, batch 50: clip_by_global_norm + decoupled decay + "
+           "max-norm", all_results["full recipe"])
+    return all_results
+
+
+if __name__ == "__main__":
+    main()
