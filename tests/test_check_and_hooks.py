@@ -96,3 +96,31 @@ def test_parameter_server_cluster_with_replica_device_setter(graph):
     expected = twins.max_norm(np.full((3, 2), 2.0) + 0.1 - 0.1 * 0.1 * 2.0, 1.0)
     np.testing.assert_allclose(value, expected, rtol=1e-6)
     assert global_step == 1
+
+
+def test_sync_replicas_runs_the_chain_on_the_aggregated_update(graph):
+    w, loss = _model()
+    step = v1.train.get_or_create_global_step()
+    sync = v1.train.SyncReplicasOptimizer(v1.train.GradientDescentOptimizer(0.1),
+                                          replicas_to_aggregate=1, total_num_replicas=1)
+    clip = tf1norm.clip_by_global_norm(0.5)
+    train_op = tf1norm.create_train_op(
+        loss, sync, global_step=step,
+        transforms=[clip, tf1norm.add_decoupled_weight_decay(0.1)])
+    assert sync._opt.__class__.__name__ == "GradientDescentOptimizer"  # restored
+    with v1.train.MonitoredTrainingSession(hooks=[sync.make_session_run_hook(is_chief=True)],
+                                           save_checkpoint_secs=None, save_summaries_steps=None,
+                                           stop_grace_period_secs=1) as sess:
+        sess.run(train_op)
+        value, global_step = sess.run([w, step])
+    g = np.full((3, 2), -1.0) * 0.5 / np.sqrt(6.0)  # clipped to global norm 0.5
+    expected = twins.max_norm(np.full((3, 2), 2.0) - 0.1 * g - 0.1 * 0.1 * 2.0, 1.0)
+    np.testing.assert_allclose(value, expected, rtol=1e-6)
+    assert global_step == 1
+
+
+def test_sync_replicas_needs_a_global_step(graph):
+    _, loss = _model()
+    sync = v1.train.SyncReplicasOptimizer(v1.train.GradientDescentOptimizer(0.1), 1)
+    with pytest.raises(ValueError, match="SyncReplicasOptimizer needs a global step"):
+        tf1norm.create_train_op(loss, sync)

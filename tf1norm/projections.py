@@ -125,20 +125,35 @@ def max_norm(w, threshold, axes=None, name=None):
 
 
 def _cap_l2_norm(w, axes, threshold):
-    """``max_norm`` with few ops: it runs after every training step.
+    """``max_norm`` with few, large ops: it runs after every training step.
 
-    Compares squared norms (``‖s‖² > t²``) and takes one ``rsqrt`` of
-    ``max(‖s‖², t²)``, which equals ``‖s‖²`` wherever the factor is used and
-    keeps the unused branch finite, so gradients stay finite at zero.
+    Forward: one ``EuclideanNorm`` pass, ``scale = min(t / n, 1)`` (exactly
+    1.0 when ``n <= t``, and ``t / 0 = inf`` gives 1.0 for zero sub-tensors),
+    one multiply. The gradient is written out, because the built-in
+    ``EuclideanNorm`` gradient is NaN at zero: for sub-tensors over the
+    threshold ``d(t·s/n) = (t/n)·(dy − s·<s, dy>/n²)``, elsewhere ``dy``.
     """
-    wide = tf.cast(w, _compute_dtype(w))
-    squared = tf.reduce_sum(tf.square(wide), axis=axes, keepdims=True)
-    limit = tf.cast(threshold, squared.dtype)
-    limit_squared = tf.square(limit)
-    over = squared > limit_squared
-    factor = limit * tf.math.rsqrt(tf.maximum(squared, limit_squared))
-    scale = tf.where(over, factor, tf.ones_like(squared))
-    return w * tf.cast(scale, w.dtype)  # x * 1.0 == x: units under the limit are bit-exact
+    compute = _compute_dtype(w)
+    limit = tf.cast(threshold, compute)
+
+    @tf.custom_gradient
+    def cap(x):
+        wide = tf.cast(x, compute)
+        norm = tf.math.reduce_euclidean_norm(wide, axis=axes, keepdims=True)
+        scale = tf.minimum(limit / norm, 1.0)
+
+        def grad(dy):
+            upstream = tf.cast(dy, compute)
+            over = norm > limit
+            safe_norm = tf.where(over, norm, tf.ones_like(norm))
+            dot = tf.reduce_sum(wide * upstream, axis=axes, keepdims=True)
+            correction = tf.where(over, scale * dot / tf.square(safe_norm),
+                                  tf.zeros_like(norm))
+            return tf.cast(scale * upstream - correction * wide, x.dtype)
+
+        return x * tf.cast(scale, x.dtype), grad  # x * 1.0 == x: bit-exact under t
+
+    return cap(w)
 
 
 def renorm(x, p, axis, maxnorm, name=None):

@@ -37,6 +37,12 @@ def create_train_op(loss, optimizer, global_step=None, transforms=(), update_ops
     With ``skip_nonfinite()`` in the chain, stages 4-6 sit in a ``tf.cond`` and
     are skipped when a gradient is NaN/Inf.
 
+    With ``tf.compat.v1.train.SyncReplicasOptimizer`` the returned op is the
+    worker's op (push gradients, wait for the token), and stages 3-6 run on
+    the *aggregated* gradients inside the update the chief's queue runner
+    executes, as they would on one machine with the combined batch. Run it
+    with ``optimizer.make_session_run_hook(is_chief)`` as usual.
+
     Args:
       loss: scalar floating tensor.
       optimizer: any ``tf.compat.v1.train.Optimizer``.
@@ -88,11 +94,52 @@ def create_train_op(loss, optimizer, global_step=None, transforms=(), update_ops
         # not evaluate a forward check_numerics op.
         checked = tf.debugging.check_numerics(loss, "LossTensor is inf or nan")
         grads_and_vars = gradients_after([checked.op], grads_and_vars)
+    if isinstance(optimizer, v1.train.SyncReplicasOptimizer):
+        return tf.group(_sync_replicas_step(optimizer, grads_and_vars, transforms, global_step),
+                        name=name)
+    return tf.group(_transformed_step(optimizer, grads_and_vars, transforms, global_step),
+                    name=name)
+
+
+def _transformed_step(optimizer, grads_and_vars, transforms, global_step):
+    """pre_apply chain, then the (possibly conditional) update and variable stages."""
     context = StepContext(optimizer, global_step, [v for _, v in grads_and_vars])
     for transform in transforms:
         grads_and_vars = transform.pre_apply(grads_and_vars, context)
-    step = _conditional_step(optimizer, grads_and_vars, transforms, context)
-    return tf.group(step, name=name)
+    return _conditional_step(optimizer, grads_and_vars, transforms, context)
+
+
+class _TransformingOptimizer:
+    """Stands in for SyncReplicasOptimizer's inner optimizer during one build.
+
+    SyncReplicasOptimizer aggregates the workers' gradients and calls
+    ``inner.apply_gradients(aggregated, global_step)`` in the op the chief's
+    queue runner executes; the whole transform chain runs there, on the
+    aggregated gradients, exactly as on one machine.
+    """
+
+    def __init__(self, inner, transforms):
+        self._inner, self._transforms = inner, transforms
+
+    def apply_gradients(self, grads_and_vars, global_step=None, name=None):
+        del name
+        return _transformed_step(self._inner, list(grads_and_vars), self._transforms,
+                                 global_step)
+
+    def __getattr__(self, attribute):
+        return getattr(self._inner, attribute)
+
+
+def _sync_replicas_step(optimizer, grads_and_vars, transforms, global_step):
+    if global_step is None:
+        raise ValueError("create_train_op: SyncReplicasOptimizer needs a global step; pass "
+                         "global_step=tf.compat.v1.train.get_or_create_global_step().")
+    inner = optimizer._opt
+    optimizer._opt = _TransformingOptimizer(inner, transforms)
+    try:
+        return optimizer.apply_gradients(grads_and_vars, global_step=global_step)
+    finally:
+        optimizer._opt = inner
 
 
 def _checked_transforms(optimizer, transforms):

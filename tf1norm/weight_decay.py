@@ -38,7 +38,13 @@ class _DeltaTransform(Transform):
     def pre_apply(self, grads_and_vars, context):
         pairs = self.deltas(grads_and_vars, context)
         context.state[self] = pairs
-        return gradients_after([d for _, d in pairs], grads_and_vars)
+        # Each variable's gradient waits for that variable's delta only, so the
+        # update of v cannot overwrite θ_old before delta_v has read it, while
+        # other variables' updates are not held back.
+        delta_of = {v.ref(): d for v, d in pairs}
+        return [(gradients_after([delta_of[v.ref()]], [(g, v)])[0][0]
+                 if v.ref() in delta_of and g is not None else g, v)
+                for g, v in grads_and_vars]
 
     def post_apply(self, variables, context):
         wanted = {v.ref() for v in variables}
