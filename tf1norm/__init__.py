@@ -7,6 +7,7 @@ execution globally.
 """
 
 from tf1norm._tf import require_v1_layers
+from tf1norm.batch_norm import batch_norm
 from tf1norm.check import Finding
 from tf1norm.check import check_train_op
 from tf1norm.constraints import Constraint
@@ -17,6 +18,7 @@ from tf1norm.constraints import UnitNorm
 from tf1norm.cuda_convnet import LayerParams
 from tf1norm.cuda_convnet import PerVariableMomentumOptimizer
 from tf1norm.cuda_convnet import layer_params
+from tf1norm.embedding import embedding_lookup
 from tf1norm.hooks import ConstraintHook
 from tf1norm import keys
 from tf1norm.projections import max_norm
@@ -63,11 +65,13 @@ __all__ = [
     "add_decoupled_weight_decay",
     "add_gradient_noise",
     "add_l2_to_gradients",
+    "batch_norm",
     "check_train_op",
     "clip_by_global_norm",
     "clip_by_norm",
     "clip_by_value",
     "create_train_op",
+    "embedding_lookup",
     "keys",
     "l1_l2_regularizer",
     "l1_regularizer",

@@ -10,7 +10,9 @@ Finding = collections.namedtuple("Finding", "kind subject message")
 
 _WRITE_PREFIXES = ("Assign", "ResourceApply", "Apply", "ResourceSparseApply", "SparseApply",
                    "ResourceScatter", "Scatter")
-_UPDATE_PREFIXES = ("ResourceApply", "Apply", "ResourceSparseApply", "SparseApply")
+_UPDATE_PREFIXES = ("ResourceApply", "Apply", "ResourceSparseApply", "SparseApply",
+                    "ResourceScatterAdd", "ScatterAdd", "ResourceScatterSub", "ScatterSub")
+_PROJECTION_TYPES = ("Assign", "AssignVariableOp", "ResourceScatterUpdate", "ScatterUpdate")
 _BRANCH_OPS = ("If", "StatelessIf")
 
 
@@ -123,8 +125,8 @@ def _check_projection(ops, variable_op, collection_op):
     updates = ops.writes(variable_op, _UPDATE_PREFIXES)
     if not updates:
         return []  # not trained by this op: nothing to order
-    projections = [op for op in ops.writes(variable_op, ("Assign",))
-                   if op.type in ("Assign", "AssignVariableOp")]
+    projections = [op for op in ops.writes(variable_op, _PROJECTION_TYPES)
+                   if op.type in _PROJECTION_TYPES]
     if any(set(updates) & ops.ancestors(p) for p in projections):
         return []
     name = variable_op.name

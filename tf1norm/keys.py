@@ -15,6 +15,7 @@ name                        holds
 ``UPDATE_OPS``              TensorFlow's key for batch-norm moving averages
 ``GRADIENT_GLOBAL_NORM``    pre-clip global norms from ``clip_by_global_norm``
 ``SKIPPED_STEPS``           counters of steps ``skip_nonfinite`` skipped
+``EMBEDDING_MAX_NORM``      registry collection of ``embedding_lookup`` row projections
 ==========================  ===================================================
 """
 
@@ -26,3 +27,4 @@ REGULARIZATION_LOSSES = v1.GraphKeys.REGULARIZATION_LOSSES
 UPDATE_OPS = v1.GraphKeys.UPDATE_OPS
 GRADIENT_GLOBAL_NORM = "tf1norm_gradient_global_norm"
 SKIPPED_STEPS = "tf1norm_skipped_steps"
+EMBEDDING_MAX_NORM = "tf1norm_embedding_max_norm"

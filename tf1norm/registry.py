@@ -32,6 +32,11 @@ class Projection:
         self.fn = fn
         self.name = name
 
+    @property
+    def key(self):
+        """Identity for de-duplication: one record per variable."""
+        return self.variable.ref()
+
     def build(self):
         """Build a new assign op that reads the variable *when it runs*.
 
@@ -45,7 +50,35 @@ class Projection:
             return v1.assign(self.variable, value, name=self.name).op
 
     def __repr__(self):
-        return f"Projection({self.variable.name!r}, name={self.name!r})"
+        return f"{type(self).__name__}({self.variable.name!r}, name={self.name!r})"
+
+
+class RowProjection(Projection):
+    """Project only the rows ``ids`` of a table: gather, ``fn``, scatter back.
+
+    Cost is proportional to the number of distinct ids, not to the table.
+    One record per (table, ids tensor), so several lookups of a table each
+    project their own rows.
+    """
+
+    def __init__(self, variable, ids, fn, name):
+        super().__init__(variable, fn, name)
+        self.ids = ids
+
+    @property
+    def key(self):
+        return (self.variable.ref(), self.ids.ref())
+
+    def build(self):
+        with self.variable.graph.colocate_with(self.variable.op):
+            unique_ids, _ = tf.unique(tf.reshape(self.ids, [-1]))
+            rows = tf.gather(self.variable.read_value(), unique_ids)
+            if hasattr(self.variable, "handle"):
+                return tf.raw_ops.ResourceScatterUpdate(
+                    resource=self.variable.handle, indices=unique_ids, updates=self.fn(rows),
+                    name=self.name)
+            return v1.scatter_update(self.variable, unique_ids, self.fn(rows),
+                                     name=self.name).op
 
 
 def _graph_state(graph):
@@ -55,7 +88,7 @@ def _graph_state(graph):
 def register_projection(projection, collection):
     """Record ``projection`` under ``collection``; False if its variable already is."""
     table = _graph_state(projection.variable.graph)["projections"].setdefault(collection, {})
-    key = projection.variable.ref()
+    key = projection.key
     if key in table:
         return False
     table[key] = projection
