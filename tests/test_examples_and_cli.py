@@ -14,6 +14,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "legacy_
 import seed_000_renorm  # noqa: E402
 import seed_002_max_norm_mlp  # noqa: E402
 import seed_003_weight_decay  # noqa: E402
+import conv3d_batch_norm  # noqa: E402
+import word2vec_max_norm  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -74,3 +76,16 @@ def test_data_rejects_a_wrong_npz(tmp_path):
     np.savez(bad, x=np.zeros(3))
     with pytest.raises(ValueError, match="not a Keras mnist.npz"):
         data.load(str(bad))
+
+
+def test_conv3d_batch_norm_learns_the_motion(capsys):
+    result = conv3d_batch_norm.main(["--steps", "60"])
+    out = capsys.readouterr().out
+    assert "check_train_op: ok" in out and "UPDATE_OPS: 4" in out
+    assert result["accuracy"] >= 0.9
+
+
+def test_word2vec_caps_only_the_rows_it_looks_up():
+    result = word2vec_max_norm.main(["--steps", "300", "--vocabulary", "5000"])
+    assert result["largest_seen_norm"] <= 1.0 + 1e-6
+    assert result["seen"] < 5000 and result["untouched_equal"]

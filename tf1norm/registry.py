@@ -72,7 +72,10 @@ class RowProjection(Projection):
     def build(self):
         with self.variable.graph.colocate_with(self.variable.op):
             unique_ids, _ = tf.unique(tf.reshape(self.ids, [-1]))
-            rows = tf.gather(self.variable.read_value(), unique_ids)
+            # sparse_read gathers the rows without a reference to the whole
+            # table; with read_value() the scatter below would have to copy
+            # the entire buffer first (copy-on-write).
+            rows = self.variable.sparse_read(unique_ids)
             if hasattr(self.variable, "handle"):
                 return tf.raw_ops.ResourceScatterUpdate(
                     resource=self.variable.handle, indices=unique_ids, updates=self.fn(rows),

@@ -21,14 +21,16 @@ and max-norm.
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
+
+from benchlib import measure, report  # noqa: E402
 
 import tf1norm  # noqa: E402
 from tf1norm._tf import tf, v1  # noqa: E402
@@ -98,28 +100,6 @@ def full_recipe(x, y, sizes):
     chain = [tf1norm.clip_by_global_norm(5.0), tf1norm.add_decoupled_weight_decay(1e-2)]
     return [[tf1norm.create_train_op(loss, adam(), v1.train.get_or_create_global_step(),
                                      transforms=chain)]]
-
-
-def measure(variants, rounds, steps, warmup):
-    """Per-variant median step time and median per-round ratio to variants[0]."""
-    for variant in variants:
-        variant.steps(warmup)
-    times = {v.name: [] for v in variants}
-    for r in range(rounds):
-        order = variants[r % len(variants):] + variants[:r % len(variants)]
-        for variant in order:
-            times[variant.name].append(variant.steps(steps))
-    base = times[variants[0].name]
-    return {name: (statistics.median(t), statistics.median(a / b for a, b in zip(t, base)))
-            for name, t in times.items()}
-
-
-def report(title, results):
-    print(f"\n{title}")
-    print(f"| variant | median step (ms) | ratio to {next(iter(results))} |")
-    print("| --- | --- | --- |")
-    for name, (seconds, ratio) in results.items():
-        print(f"| {name} | {seconds * 1e3:.3f} | {ratio:.3f}x |")
 
 
 SMALL, LARGE = (784, 300, 100, 10), (784, 2048, 2048, 10)

@@ -1,0 +1,32 @@
+"""Shared benchmark method: variants interleaved in one process, medians and ratios.
+
+A variant is any object with ``name`` and ``steps(count) -> seconds per step``.
+Each round runs a block of steps of every variant, rotating which goes first;
+the ratio of a variant to the first one is taken per round, and the median of
+those ratios is reported with the median step time.
+"""
+
+import statistics
+
+
+def measure(variants, rounds, steps, warmup):
+    """``{name: (median seconds per step, median per-round ratio to variants[0])}``."""
+    for variant in variants:
+        variant.steps(warmup)
+    times = {v.name: [] for v in variants}
+    for r in range(rounds):
+        for variant in variants[r % len(variants):] + variants[:r % len(variants)]:
+            times[variant.name].append(variant.steps(steps))
+    base = times[variants[0].name]
+    return {name: (statistics.median(t), statistics.median(a / b for a, b in zip(t, base)))
+            for name, t in times.items()}
+
+
+def report(title, results):
+    """Print a Markdown table: median step time and time relative to the first variant."""
+    print(f"\n{title}")
+    first = next(iter(results))
+    print(f"| variant | median step (ms) | time relative to {first} |")
+    print("| --- | --- | --- |")
+    for name, (seconds, ratio) in results.items():
+        print(f"| {name} | {seconds * 1e3:.3f} | {ratio:.3f}x |")
