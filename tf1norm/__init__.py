@@ -19,6 +19,8 @@ from tf1norm.cuda_convnet import LayerParams
 from tf1norm.cuda_convnet import PerVariableMomentumOptimizer
 from tf1norm.cuda_convnet import layer_params
 from tf1norm.embedding import embedding_lookup
+from tf1norm.getters import spectral_norm_getter
+from tf1norm.getters import weight_norm_getter
 from tf1norm.hooks import ConstraintHook
 from tf1norm import keys
 from tf1norm.projections import max_norm
@@ -27,6 +29,8 @@ from tf1norm.projections import non_neg
 from tf1norm.projections import renorm
 from tf1norm.projections import unit_norm
 from tf1norm import registry
+from tf1norm.reparam import spectral_norm
+from tf1norm.reparam import weight_norm
 from tf1norm.regularizers import l1_l2_regularizer
 from tf1norm.regularizers import l1_regularizer
 from tf1norm.regularizers import l2_regularizer
@@ -88,6 +92,10 @@ __all__ = [
     "require_v1_layers",
     "sgd_decay_step",
     "skip_nonfinite",
+    "spectral_norm",
+    "spectral_norm_getter",
     "total_loss",
     "unit_norm",
+    "weight_norm",
+    "weight_norm_getter",
 ]

@@ -28,3 +28,6 @@ UPDATE_OPS = v1.GraphKeys.UPDATE_OPS
 GRADIENT_GLOBAL_NORM = "tf1norm_gradient_global_norm"
 SKIPPED_STEPS = "tf1norm_skipped_steps"
 EMBEDDING_MAX_NORM = "tf1norm_embedding_max_norm"
+SPECTRAL_NORM = "tf1norm_spectral_norm_u"
+SPECTRAL_NORM_SIGMA = "tf1norm_spectral_norm_sigma"
+WEIGHT_NORM = "tf1norm_weight_norm"

@@ -1,0 +1,140 @@
+"""Custom getters that reparameterize weights: weight norm and spectral norm.
+
+Use them with ``tf.compat.v1.variable_scope(..., custom_getter=...)``; every
+``get_variable`` below the scope (tf-slim layers, ``tf.compat.v1.layers``, your
+own) whose name matches ``name_filter`` gets the reparameterized tensor instead
+of the raw variable. Extra variables are named after the weight itself
+(``<weight>/sn_u``, ``<weight>/wn_g``) and created through the same getter, so
+``reuse=True``, ``AUTO_REUSE`` and several towers share them; nothing needs
+renaming (seed 004's "variable already exists" cannot happen).
+"""
+
+import re
+
+from tf1norm import _checks
+from tf1norm import keys
+from tf1norm import registry
+from tf1norm._tf import tf, v1
+from tf1norm.reparam import spectral_norm, weight_norm
+
+DEFAULT_FILTER = r"(^|/)(kernel|weights|depthwise_weights|pointwise_weights)$"
+
+
+def _matcher(name_filter, fn):
+    try:
+        return re.compile(name_filter)
+    except (TypeError, re.error) as error:
+        raise ValueError(f"{fn}: `name_filter` must be a regular expression; got "
+                         f"{name_filter!r} ({error}).") from error
+
+
+def _wanted(pattern, name, variable):
+    return pattern.search(name) is not None and variable.shape.rank is not None \
+        and variable.shape.rank >= 2
+
+
+def _extra_variable(getter, name, kwargs, **overrides):
+    """A helper variable through the same getter chain, without the weight's extras."""
+    keep = {k: kwargs[k] for k in ("dtype", "use_resource", "caching_device") if k in kwargs}
+    keep.update(overrides)
+    return getter(name, **keep)
+
+
+class PowerIterationRefresh(registry.Projection):
+    """Post-update record: refresh ``u`` from the updated weight (one power iteration)."""
+
+    def __init__(self, variable, u, power_iterations):
+        super().__init__(variable, None, "sn_u_refresh")
+        self.u, self.power_iterations = u, power_iterations
+
+    @property
+    def key(self):
+        return self.u.ref()
+
+    def build(self):
+        _, _, u_new = spectral_norm(self.variable.read_value(), self.u.read_value(),
+                                    self.power_iterations)
+        return self.u.assign(u_new, read_value=False)
+
+
+def spectral_norm_getter(power_iterations=1, name_filter=DEFAULT_FILTER, update="immediate",
+                         collection=keys.SPECTRAL_NORM):
+    """Custom getter: matching weights become ``W / σ(W)`` (spectral normalization).
+
+    For each matching weight of rank >= 2 (dense ``[in, out]``, conv kernels
+    reshaped to ``[-1, out]``) one non-trainable variable ``<weight>/sn_u`` of
+    shape ``[1, out]`` holds the power-iteration vector. The layer receives
+    ``W / σ`` with the gradient through σ. ``u`` is refreshed:
+
+    * ``update="immediate"``: by an assign attached to the forward pass (every
+      run that computes the layer refreshes it, as in seed 004); with several
+      towers each tower refreshes it;
+    * ``update="collection"``: by ``create_train_op``, once per training step,
+      after the weight's update (a record in ``tf1norm.registry`` under
+      ``collection``); evaluation runs leave it alone.
+
+    σ of each weight is added to the graph collection ``keys.SPECTRAL_NORM_SIGMA``.
+
+    Raises:
+      ValueError: bad ``power_iterations``, ``update`` or ``name_filter``.
+    """
+    fn = "spectral_norm_getter"
+    if update not in ("immediate", "collection"):
+        raise ValueError(f"{fn}: `update` must be 'immediate' or 'collection'; got {update!r}.")
+    if isinstance(power_iterations, bool) or not isinstance(power_iterations, int) or \
+            power_iterations < 1:
+        raise ValueError(f"{fn}: `power_iterations` must be an int >= 1; got "
+                         f"{power_iterations!r}.")
+    pattern = _matcher(name_filter, fn)
+    collection = _checks.string(collection, fn, "collection")
+
+    def custom_getter(getter, name, *args, **kwargs):
+        variable = getter(name, *args, **kwargs)
+        if not _wanted(pattern, name, variable):
+            return variable
+        u = _extra_variable(getter, name + "/sn_u", kwargs, shape=[1, variable.shape[-1]],
+                            initializer=v1.random_normal_initializer(), trainable=False)
+        normalized, sigma, u_new = spectral_norm(variable, u, power_iterations)
+        v1.add_to_collection(keys.SPECTRAL_NORM_SIGMA, sigma)
+        if update == "collection":
+            registry.register_projection(PowerIterationRefresh(variable, u, power_iterations),
+                                         collection)
+            return normalized
+        with tf.control_dependencies([u.assign(u_new, read_value=False)]):
+            return tf.identity(normalized)
+
+    return custom_getter
+
+
+def _unit_norms(value):
+    axes = tuple(range(value.shape.rank - 1))
+    return tf.sqrt(tf.reduce_sum(tf.square(value), axis=axes))
+
+
+def weight_norm_getter(name_filter=DEFAULT_FILTER, epsilon=1e-12):
+    """Custom getter: matching weights become ``g · v / ‖v‖`` (weight normalization).
+
+    The layer's own variable (e.g. ``dense/kernel``) holds the direction ``v``;
+    a trainable ``<weight>/wn_g`` of shape ``[out]`` is created and initialised
+    to ``‖v‖`` per output unit (norm over every axis but the last), so at
+    initialization the layer computes exactly the function it would without
+    weight normalization. Gradients flow to ``g`` and ``v``. Pairs are recorded
+    (``keys.WEIGHT_NORM``) for ``weight_norm_data_init`` and the checkpoint
+    helpers.
+    """
+    pattern = _matcher(name_filter, "weight_norm_getter")
+    epsilon = _checks.positive_number(epsilon, "weight_norm_getter", "epsilon")
+
+    def custom_getter(getter, name, *args, **kwargs):
+        variable = getter(name, *args, **kwargs)
+        if not _wanted(pattern, name, variable):
+            return variable
+        initial = _unit_norms(variable.initial_value)
+        g = _extra_variable(getter, name + "/wn_g", kwargs, initializer=initial,
+                            trainable=kwargs.get("trainable", True))
+        if g not in v1.get_collection(keys.WEIGHT_NORM):
+            v1.add_to_collection(keys.WEIGHT_NORM, g)
+            v1.add_to_collection(keys.WEIGHT_NORM, variable)
+        return weight_norm(variable, g, epsilon=epsilon)
+
+    return custom_getter

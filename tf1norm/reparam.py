@@ -1,0 +1,91 @@
+"""Pure math of the reparameterizations: weight normalization and spectral norm.
+
+Tensor -> Tensor functions, no variables; the custom getters in
+``tf1norm.getters`` create the variables and call these.
+"""
+
+from tf1norm import _checks
+from tf1norm._tf import tf
+
+
+def weight_norm(v, g, axes=None, epsilon=1e-12, name=None):
+    """Weight normalization: ``w = g · v / ‖v‖`` per output unit.
+
+    ``‖v‖ = sqrt(max(Σ_axes v², epsilon))``, so ``v = 0`` gives ``w = 0`` and
+    finite gradients instead of NaN. The default axes are every axis but the
+    last (see ``tf1norm.projections``), so ``g`` has shape ``[out]``.
+
+    Args:
+      v: floating tensor, the direction (rank >= 1).
+      g: gains, shaped like ``v`` with ``axes`` removed (``[out]`` by default).
+      axes: reduction axes, default every axis but the last.
+      epsilon: floor of the squared norm.
+      name: optional name scope.
+
+    Returns:
+      ``w``, shaped and typed like ``v``.
+
+    References:
+      Salimans & Kingma, "Weight Normalization: A Simple Reparameterization to
+      Accelerate Training of Deep Neural Networks", NeurIPS 2016.
+    """
+    with tf.name_scope(name or "weight_norm"):
+        v = _checks.float_tensor(v, "weight_norm", "v")
+        axes = _checks.axes_tuple(axes, _checks.static_rank(v, "weight_norm", "v"),
+                                  "weight_norm")
+        epsilon = _checks.positive_number(epsilon, "weight_norm", "epsilon")
+        g = tf.cast(g, v.dtype)
+        kept = [d for a, d in enumerate(v.shape) if a not in axes]
+        if g.shape.rank is not None and g.shape.as_list() != kept:
+            raise ValueError(f"weight_norm: `g` must have shape {kept} (v's shape without "
+                             f"axes {axes}); got {g.shape}.")
+        gain = tf.reshape(g, [1 if a in axes else d for a, d in enumerate(v.shape)])
+        squared = tf.reduce_sum(tf.square(v), axis=axes, keepdims=True)
+        return v * (gain * tf.math.rsqrt(tf.maximum(squared, epsilon)))
+
+
+def _normalize(x, epsilon):
+    return x * tf.math.rsqrt(tf.maximum(tf.reduce_sum(tf.square(x)), epsilon))
+
+
+def spectral_norm(w, u, power_iterations=1, epsilon=1e-12, name=None):
+    """Spectral normalization by power iteration: ``(w / σ, σ, u_new)``.
+
+    ``W = reshape(w, [-1, out])`` (a conv kernel HWIO becomes ``[H·W·I, O]``);
+    starting from ``u`` (shape ``[1, out]``), each iteration computes
+    ``v = normalize(u Wᵀ)``, ``u = normalize(v W)``; then ``σ = v W uᵀ``.
+    ``u`` and ``v`` are under ``stop_gradient``, so the gradient of ``w / σ``
+    flows through ``w`` in both the numerator and σ (a true reparameterization,
+    Miyato et al. 2018). Normalization uses ``x / sqrt(max(‖x‖², epsilon))``.
+
+    Args:
+      w: floating tensor of rank >= 2.
+      u: current estimate of the first right singular vector, ``[1, out]``.
+      power_iterations: int >= 1.
+      epsilon: floor of squared norms.
+      name: optional name scope.
+
+    Returns:
+      ``(w / σ, σ, u_new)``: normalized weight shaped like ``w``, scalar σ,
+      and the refreshed ``u`` (assign it to your variable to carry it over).
+
+    References:
+      Miyato et al., "Spectral Normalization for Generative Adversarial
+      Networks", ICLR 2018.
+    """
+    with tf.name_scope(name or "spectral_norm"):
+        w = _checks.float_tensor(w, "spectral_norm")
+        rank = _checks.static_rank(w, "spectral_norm", minimum=2)
+        if isinstance(power_iterations, bool) or not isinstance(power_iterations, int) or \
+                power_iterations < 1:
+            raise ValueError(f"spectral_norm: `power_iterations` must be an int >= 1; got "
+                             f"{power_iterations!r}.")
+        epsilon = _checks.positive_number(epsilon, "spectral_norm", "epsilon")
+        matrix = tf.reshape(w, [-1, w.shape[rank - 1]])
+        u_hat = tf.reshape(tf.cast(u, w.dtype), [1, -1])
+        for _ in range(power_iterations):
+            v_hat = _normalize(tf.matmul(u_hat, matrix, transpose_b=True), epsilon)
+            u_hat = _normalize(tf.matmul(v_hat, matrix), epsilon)
+        u_hat, v_hat = tf.stop_gradient(u_hat), tf.stop_gradient(v_hat)
+        sigma = tf.reshape(tf.matmul(tf.matmul(v_hat, matrix), u_hat, transpose_b=True), [])
+        return w / sigma, sigma, u_hat
