@@ -14,6 +14,7 @@ from tf1norm.constraints import Constraint
 from tf1norm.constraints import MaxNorm
 from tf1norm.constraints import MinMaxNorm
 from tf1norm.constraints import NonNeg
+from tf1norm.constraints import SpectralNorm
 from tf1norm.constraints import UnitNorm
 from tf1norm.cuda_convnet import LayerParams
 from tf1norm.cuda_convnet import PerVariableMomentumOptimizer
@@ -30,12 +31,17 @@ from tf1norm.projections import renorm
 from tf1norm.projections import unit_norm
 from tf1norm import registry
 from tf1norm.reparam import spectral_norm
+from tf1norm.reparam_tools import export_plain_checkpoint
+from tf1norm.reparam_tools import restore_plain_checkpoint
+from tf1norm.reparam_tools import weight_norm_data_init
 from tf1norm.reparam import weight_norm
 from tf1norm.regularizers import l1_l2_regularizer
 from tf1norm.regularizers import l1_regularizer
 from tf1norm.regularizers import l2_regularizer
 from tf1norm.regularizers import max_norm_regularizer
+from tf1norm.regularizers import spectral_norm_regularizer
 from tf1norm.regularizers import total_loss
+from tf1norm.scopes import slim_scope
 from tf1norm.train import create_train_op
 from tf1norm.transforms import StepContext
 from tf1norm.transforms import Transform
@@ -62,6 +68,7 @@ __all__ = [
     "MinMaxNorm",
     "NonNeg",
     "PerVariableMomentumOptimizer",
+    "SpectralNorm",
     "StepContext",
     "Transform",
     "UnitNorm",
@@ -76,6 +83,7 @@ __all__ = [
     "clip_by_value",
     "create_train_op",
     "embedding_lookup",
+    "export_plain_checkpoint",
     "keys",
     "l1_l2_regularizer",
     "l1_regularizer",
@@ -90,12 +98,16 @@ __all__ = [
     "registry",
     "renorm",
     "require_v1_layers",
+    "restore_plain_checkpoint",
     "sgd_decay_step",
     "skip_nonfinite",
+    "slim_scope",
     "spectral_norm",
     "spectral_norm_getter",
+    "spectral_norm_regularizer",
     "total_loss",
     "unit_norm",
     "weight_norm",
+    "weight_norm_data_init",
     "weight_norm_getter",
 ]

@@ -101,3 +101,36 @@ class NonNeg(Constraint):
 
     def __call__(self, w):
         return projections.non_neg(w)
+
+
+class SpectralNorm(Constraint):
+    """Cheap spectral projection ``W ← W / max(1, σ(W))`` (a constraint, not a reparameterization).
+
+    σ is estimated by ``power_iterations`` power-iteration steps from a
+    persistent vector ``<weight>/sn_u_state`` that carries over between steps,
+    so one iteration per step suffices for slowly changing weights (the
+    estimate lags the true σ by the power iteration's error, so σ can exceed 1
+    slightly until it has converged). Unlike
+    ``spectral_norm_getter`` no gradient flows through σ; this is what Keras 3
+    ``SpectralNormalization`` does. Weights must be variables (the optimizer
+    calls the constraint with the variable after its update).
+    """
+
+    def __init__(self, power_iterations=1):
+        if isinstance(power_iterations, bool) or not isinstance(power_iterations, int) or \
+                power_iterations < 1:
+            raise ValueError(f"SpectralNorm: `power_iterations` must be an int >= 1; got "
+                             f"{power_iterations!r}.")
+        self.power_iterations = power_iterations
+
+    def __call__(self, w):
+        from tf1norm._tf import tf
+        from tf1norm.getters import spectral_sigma
+
+        variable = _checks.variable(w, "SpectralNorm")
+        sigma, refresh = spectral_sigma(variable, self.power_iterations)
+        with tf.control_dependencies([refresh]):
+            return variable / tf.maximum(sigma, 1.0)
+
+    def get_config(self):
+        return {"power_iterations": self.power_iterations}

@@ -106,6 +106,13 @@ def spectral_norm_getter(power_iterations=1, name_filter=DEFAULT_FILTER, update=
     return custom_getter
 
 
+class WeightNormRecord:
+    """A weight-normalized weight: direction ``v``, gains ``g``, and ``w`` as the layer sees it."""
+
+    def __init__(self, v, g, w):
+        self.v, self.g, self.w = v, g, w
+
+
 def _unit_norms(value):
     axes = tuple(range(value.shape.rank - 1))
     return tf.sqrt(tf.reduce_sum(tf.square(value), axis=axes))
@@ -132,9 +139,32 @@ def weight_norm_getter(name_filter=DEFAULT_FILTER, epsilon=1e-12):
         initial = _unit_norms(variable.initial_value)
         g = _extra_variable(getter, name + "/wn_g", kwargs, initializer=initial,
                             trainable=kwargs.get("trainable", True))
-        if g not in v1.get_collection(keys.WEIGHT_NORM):
-            v1.add_to_collection(keys.WEIGHT_NORM, g)
-            v1.add_to_collection(keys.WEIGHT_NORM, variable)
-        return weight_norm(variable, g, epsilon=epsilon)
+        normalized = weight_norm(variable, g, epsilon=epsilon)
+        registry.add_record(variable.graph, keys.WEIGHT_NORM, g.ref(),
+                            WeightNormRecord(variable, g, normalized))
+        return normalized
 
     return custom_getter
+
+
+def power_iteration_vector(variable):
+    """The persistent ``u`` ([1, out]) of ``variable`` for constraints and regularizers.
+
+    Created once per graph (outside any ``tf.cond`` branch, via ``init_scope``)
+    as a non-trainable resource variable named ``<weight>/sn_u_state``.
+    """
+    def build():
+        with tf.init_scope(), v1.get_default_graph().name_scope(""):  # absolute name
+            return v1.Variable(v1.random_normal_initializer(seed=0)([1, variable.shape[-1]],
+                                                                    variable.dtype.base_dtype),
+                               trainable=False, name=variable.op.name + "/sn_u_state",
+                               use_resource=True)
+
+    return registry.cached(variable.graph, ("sn_u_state", variable.ref()), build)
+
+
+def spectral_sigma(variable, power_iterations=1):
+    """``(σ, refresh_op)`` for a variable, one power iteration from its persistent ``u``."""
+    u = power_iteration_vector(variable)
+    _, sigma, u_new = spectral_norm(variable, u.read_value(), power_iterations)
+    return sigma, u.assign(u_new, read_value=False)

@@ -85,7 +85,18 @@ class RowProjection(Projection):
 
 
 def _graph_state(graph):
-    return _STATE.setdefault(graph, {"projections": {}, "cache": {}})
+    return _STATE.setdefault(graph, {"projections": {}, "cache": {}, "records": {}})
+
+
+def add_record(graph, kind, key, record):
+    """Keep ``record`` under ``kind`` once per ``key``, in insertion order."""
+    _graph_state(graph)["records"].setdefault(kind, {}).setdefault(key, record)
+
+
+def get_records(kind, graph=None):
+    """The records of ``kind`` in ``graph`` (e.g. weight-norm pairs), in order."""
+    graph = graph or v1.get_default_graph()
+    return list(_graph_state(graph)["records"].get(kind, {}).values())
 
 
 def register_projection(projection, collection):

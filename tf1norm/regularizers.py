@@ -162,6 +162,40 @@ def _penalty_regularizer(fn_name, penalty, scale, scope, collection):
     return regularizer
 
 
+def spectral_norm_regularizer(scale, power_iterations=1, scope=None, collection=None):
+    """``scale · ½ σ(W)²``, the spectral norm regularization of Yoshida & Miyato (2017).
+
+    σ comes from power iteration on the persistent vector ``<weight>/sn_u_state``
+    (shared with ``SpectralNorm``, refreshed whenever the loss is evaluated);
+    ∂σ/∂W = u vᵀ with u, v held constant. Arguments as in ``l2_regularizer``;
+    ``weights`` must be a variable.
+    """
+    from tf1norm.getters import spectral_sigma
+
+    fn_name = "spectral_norm_regularizer"
+    scale = _checks.positive_number(scale, fn_name, "scale", allow_zero=True)
+    if collection is not None:
+        collection = _checks.string(collection, fn_name, "collection")
+    if scale == 0.0:
+        return lambda weights: None
+
+    def build(variable):
+        with tf.name_scope(scope or fn_name) as name:
+            sigma, refresh = spectral_sigma(variable, power_iterations)
+            with tf.control_dependencies([refresh]):
+                loss = tf.multiply(tf.cast(scale * 0.5, sigma.dtype), tf.square(sigma), name=name)
+        if collection is not None:
+            v1.add_to_collection(collection, loss)
+        return loss
+
+    def regularizer(weights):
+        variable = _checks.variable(weights, fn_name)
+        return registry.cached(variable.graph, (regularizer, variable.ref()),
+                               lambda: build(variable))
+
+    return regularizer
+
+
 def total_loss(loss=None, collections=(keys.REGULARIZATION_LOSSES,), name="total_loss"):
     """Sum a data loss and every loss in ``collections`` (seed 003's ``add_n``).
 

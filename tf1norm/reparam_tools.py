@@ -1,0 +1,129 @@
+"""Weight-norm data-dependent initialization and checkpoint bridges.
+
+All functions here change variables with ``Variable.load`` (the variable's
+initializer fed with a value), so they add no ops and also work on a
+finalized graph, e.g. inside ``MonitoredTrainingSession``.
+"""
+
+import numpy as np
+
+from tf1norm import keys
+from tf1norm import registry
+from tf1norm._tf import tf, v1
+
+_PRODUCTS = ("MatMul", "BatchMatMulV2", "Conv2D", "Conv3D", "Conv2DBackpropInput",
+             "DepthwiseConv2dNative", "Conv1D")
+
+
+def _variable_of_read(tensor):
+    """The global variable a ReadVariableOp/Identity tensor reads, or None."""
+    op = tensor.op
+    while op.type in ("Identity", "ReadVariableOp") and op.inputs:
+        op = op.inputs[0].op
+    for variable in v1.global_variables():
+        handle = variable.handle.op if hasattr(variable, "handle") else variable.op
+        if handle is op:
+            return variable
+    return None
+
+
+def _preactivation(record):
+    """(pre-activation tensor, bias variable or None) of the layer using ``record.w``."""
+    product = next((op for op in record.w.consumers() if op.type in _PRODUCTS), None)
+    if product is None:
+        raise ValueError(f"weight_norm_data_init: cannot find the layer that uses "
+                         f"{record.v.op.name} (no MatMul/Conv consumer).")
+    out = product.outputs[0]
+    for consumer in out.consumers():
+        if consumer.type in ("BiasAdd", "Add", "AddV2"):
+            other = consumer.inputs[1] if consumer.inputs[0] is out else consumer.inputs[0]
+            bias = _variable_of_read(other)
+            if bias is not None and bias.shape.rank == 1:
+                return consumer.outputs[0], bias
+    return out, None
+
+
+def weight_norm_data_init(session, feed_dict=None, init_scale=1.0, epsilon=1e-8):
+    """Data-dependent initialization of weight-normalized layers (Salimans & Kingma §3).
+
+    Layer by layer, in the order the layers were built: run the layer's
+    pre-activation ``t`` on the batch in ``feed_dict``, then set
+    ``g ← g·s`` and ``b ← (b − μ)·s`` with ``μ``, ``σ`` the per-unit mean and
+    standard deviation of ``t`` and ``s = init_scale / (σ + epsilon)``, so that
+    on this batch every pre-activation has mean 0 and standard deviation
+    ``init_scale``. Later layers see the already initialized earlier ones. Run
+    once, after ``global_variables_initializer``, in graph mode (one
+    ``session.run`` per layer).
+
+    Returns:
+      ``[(weight name, μ, σ)]`` measured before each layer's rescaling.
+
+    Raises:
+      ValueError: no weight-normalized layer in the graph, or a layer whose
+        matmul/convolution cannot be found.
+    """
+    records = registry.get_records(keys.WEIGHT_NORM, session.graph)
+    if not records:
+        raise ValueError("weight_norm_data_init: no weight-normalized weights in this graph. "
+                         "Build the model under weight_norm_getter or slim_scope(weight_norm=True).")
+    report = []
+    for record in records:
+        pre, bias = _preactivation(record)
+        values = session.run(pre, feed_dict)
+        axes = tuple(range(values.ndim - 1))
+        mean, std = values.mean(axis=axes), values.std(axis=axes)
+        scale = init_scale / (std + epsilon)
+        record.g.load(session.run(record.g) * scale, session)
+        if bias is not None:
+            bias.load((session.run(bias) - mean) * scale, session)
+        report.append((record.v.op.name, mean, std))
+    return report
+
+
+def restore_plain_checkpoint(session, path):
+    """Restore a checkpoint of the same model built without weight normalization.
+
+    Every variable whose name is in the checkpoint is loaded (the plain
+    model's kernel becomes the direction ``v``), then each weight-norm gain
+    missing from the checkpoint is set to ``‖v‖`` per unit, so the model
+    computes exactly the plain model's function.
+
+    Returns:
+      ``(restored names, derived gain names)``.
+    """
+    reader = tf.train.load_checkpoint(path)
+    stored = reader.get_variable_to_shape_map()
+    restored = []
+    for variable in v1.global_variables():
+        if variable.op.name in stored:
+            variable.load(reader.get_tensor(variable.op.name), session)
+            restored.append(variable.op.name)
+    derived = []
+    for record in registry.get_records(keys.WEIGHT_NORM, session.graph):
+        if record.g.op.name not in stored:
+            direction = session.run(record.v)
+            axes = tuple(range(direction.ndim - 1))
+            record.g.load(np.sqrt(np.sum(np.square(direction), axis=axes)), session)
+            derived.append(record.g.op.name)
+    return restored, derived
+
+
+def export_plain_checkpoint(session, path):
+    """Write a checkpoint the plain (not weight-normalized) model can restore.
+
+    Each weight-normalized kernel is saved as ``w = g·v/‖v‖`` under its own
+    name; gains are dropped; every other variable is saved as it is.
+
+    Returns:
+      The checkpoint path prefix.
+    """
+    records = registry.get_records(keys.WEIGHT_NORM, session.graph)
+    effective = {r.v.op.name: r.w for r in records}
+    gains = {r.g.op.name for r in records}
+    values = {v.op.name: session.run(effective.get(v.op.name, v))
+              for v in v1.global_variables() if v.op.name not in gains}
+    with tf.Graph().as_default():
+        saved = [v1.Variable(value, name=name) for name, value in values.items()]
+        with v1.Session() as export_session:
+            export_session.run(v1.global_variables_initializer())
+            return v1.train.Saver(saved).save(export_session, path)
