@@ -15,6 +15,8 @@ import seed_000_renorm  # noqa: E402
 import seed_002_max_norm_mlp  # noqa: E402
 import seed_003_weight_decay  # noqa: E402
 import conv3d_batch_norm  # noqa: E402
+import seed_001_weight_norm  # noqa: E402
+import seed_004_spectral_norm  # noqa: E402
 import word2vec_max_norm  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -89,3 +91,18 @@ def test_word2vec_caps_only_the_rows_it_looks_up():
     result = word2vec_max_norm.main(["--steps", "300", "--vocabulary", "5000"])
     assert result["largest_seen_norm"] <= 1.0 + 1e-6
     assert result["seen"] < 5000 and result["untouched_equal"]
+
+
+def test_seed_001_projection_pins_norms_weight_norm_learns_them():
+    result = seed_001_weight_norm.main(["--epochs", "2"])
+    for norms in result["unit_norm"]["norms"].values():
+        np.testing.assert_allclose(norms, 1.0, rtol=1e-5)
+    learned = np.concatenate(list(result["weight_norm"]["norms"].values()))
+    assert learned.std() > 0.1  # gains differ per filter
+    assert result["weight_norm"]["accuracy"] >= 0.8
+
+
+def test_seed_004_loop_builds_and_normalizes_every_layer():
+    result = seed_004_spectral_norm.main(["--epochs", "3"])
+    np.testing.assert_allclose(result["normalized_sigmas"], 1.0, atol=5e-3)
+    assert result["accuracy"] >= 0.7

@@ -98,9 +98,11 @@ def test_collection_mode_refreshes_u_once_per_training_step(sess, rng):
     before = sess.run(u)
     sess.run(y)
     np.testing.assert_array_equal(sess.run(u), before)  # evaluation leaves u alone
+    _, _, expected = tf1norm.spectral_norm(sess.run(w), before, 1)  # forward pass of the step
+    expected = sess.run(expected)
     sess.run(train_op)
-    _, _, expected = tf1norm.spectral_norm(sess.run(w), before, 1)  # from the NEW weight
-    np.testing.assert_allclose(sess.run(u), sess.run(expected), rtol=1e-5)
+    np.testing.assert_allclose(sess.run(u), expected, rtol=1e-5)
+    assert not np.allclose(expected, before)
 
 
 def test_immediate_mode_refreshes_u_with_the_forward_pass(sess, rng):

@@ -56,7 +56,7 @@ def test_plain_checkpoint_restores_into_weight_norm_model(tmp_path, rng):
 
     def perturb_and_save(sess):
         for variable in v1.trainable_variables():
-            variable.load(sess.run(variable) + 0.1, sess)
+            sess.run(variable.assign_add(tf.fill(variable.shape, 0.1)))
         return v1.train.Saver().save(sess, path)
 
     plain, _ = _outputs(None, x0, perturb_and_save)
@@ -72,7 +72,7 @@ def test_weight_norm_model_exports_a_plain_checkpoint(tmp_path, rng):
 
     def train_gains_and_export(sess):
         for record in tf1norm.registry.get_records(keys.WEIGHT_NORM):
-            record.g.load(sess.run(record.g) * rng.uniform(0.5, 2.0, record.g.shape), sess)
+            sess.run(record.g.assign(sess.run(record.g) * rng.uniform(0.5, 2.0, record.g.shape)))
         return tf1norm.export_plain_checkpoint(sess, path)
 
     weight_normed, _ = _outputs(tf1norm.weight_norm_getter(), x0, train_gains_and_export)

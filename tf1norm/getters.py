@@ -41,20 +41,24 @@ def _extra_variable(getter, name, kwargs, **overrides):
 
 
 class PowerIterationRefresh(registry.Projection):
-    """Post-update record: refresh ``u`` from the updated weight (one power iteration)."""
+    """Post-update record: store the ``u`` the step's forward pass computed.
 
-    def __init__(self, variable, u, power_iterations):
+    The power iteration already ran in the training step's forward pass (on
+    the weight before the update); assigning its result once per training
+    step, inside the train op, costs a ``[1, out]`` copy and keeps evaluation
+    runs from moving ``u``.
+    """
+
+    def __init__(self, variable, u, u_new):
         super().__init__(variable, None, "sn_u_refresh")
-        self.u, self.power_iterations = u, power_iterations
+        self.u, self.u_new = u, u_new
 
     @property
     def key(self):
         return self.u.ref()
 
     def build(self):
-        _, _, u_new = spectral_norm(self.variable.read_value(), self.u.read_value(),
-                                    self.power_iterations)
-        return self.u.assign(u_new, read_value=False)
+        return self.u.assign(self.u_new, read_value=False)
 
 
 def spectral_norm_getter(power_iterations=1, name_filter=DEFAULT_FILTER, update="immediate",
@@ -69,9 +73,10 @@ def spectral_norm_getter(power_iterations=1, name_filter=DEFAULT_FILTER, update=
     * ``update="immediate"``: by an assign attached to the forward pass (every
       run that computes the layer refreshes it, as in seed 004); with several
       towers each tower refreshes it;
-    * ``update="collection"``: by ``create_train_op``, once per training step,
-      after the weight's update (a record in ``tf1norm.registry`` under
-      ``collection``); evaluation runs leave it alone.
+    * ``update="collection"``: by ``create_train_op``, once per training step:
+      the ``u`` computed by that step's forward pass (from the weight before
+      the update) is stored after the update (a record in ``tf1norm.registry``
+      under ``collection``); evaluation runs leave it alone.
 
     σ of each weight is added to the graph collection ``keys.SPECTRAL_NORM_SIGMA``.
 
@@ -97,8 +102,7 @@ def spectral_norm_getter(power_iterations=1, name_filter=DEFAULT_FILTER, update=
         normalized, sigma, u_new = spectral_norm(variable, u, power_iterations)
         v1.add_to_collection(keys.SPECTRAL_NORM_SIGMA, sigma)
         if update == "collection":
-            registry.register_projection(PowerIterationRefresh(variable, u, power_iterations),
-                                         collection)
+            registry.register_projection(PowerIterationRefresh(variable, u, u_new), collection)
             return normalized
         with tf.control_dependencies([u.assign(u_new, read_value=False)]):
             return tf.identity(normalized)

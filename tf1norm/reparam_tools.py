@@ -1,8 +1,9 @@
 """Weight-norm data-dependent initialization and checkpoint bridges.
 
-All functions here change variables with ``Variable.load`` (the variable's
-initializer fed with a value), so they add no ops and also work on a
-finalized graph, e.g. inside ``MonitoredTrainingSession``.
+All functions here change variables by running the variable's own
+initializer with its initial value fed (what the deprecated
+``Variable.load`` does), so they add no ops and also work on a finalized
+graph, e.g. inside ``MonitoredTrainingSession``.
 """
 
 import numpy as np
@@ -43,6 +44,11 @@ def _preactivation(record):
     return out, None
 
 
+def _load(variable, value, session):
+    """Set ``variable`` to ``value`` through its initializer: no new ops."""
+    session.run(variable.initializer, {variable.initializer.inputs[1]: value})
+
+
 def weight_norm_data_init(session, feed_dict=None, init_scale=1.0, epsilon=1e-8):
     """Data-dependent initialization of weight-normalized layers (Salimans & Kingma §3).
 
@@ -73,9 +79,9 @@ def weight_norm_data_init(session, feed_dict=None, init_scale=1.0, epsilon=1e-8)
         axes = tuple(range(values.ndim - 1))
         mean, std = values.mean(axis=axes), values.std(axis=axes)
         scale = init_scale / (std + epsilon)
-        record.g.load(session.run(record.g) * scale, session)
+        _load(record.g, session.run(record.g) * scale, session)
         if bias is not None:
-            bias.load((session.run(bias) - mean) * scale, session)
+            _load(bias, (session.run(bias) - mean) * scale, session)
         report.append((record.v.op.name, mean, std))
     return report
 
@@ -96,14 +102,14 @@ def restore_plain_checkpoint(session, path):
     restored = []
     for variable in v1.global_variables():
         if variable.op.name in stored:
-            variable.load(reader.get_tensor(variable.op.name), session)
+            _load(variable, reader.get_tensor(variable.op.name), session)
             restored.append(variable.op.name)
     derived = []
     for record in registry.get_records(keys.WEIGHT_NORM, session.graph):
         if record.g.op.name not in stored:
             direction = session.run(record.v)
             axes = tuple(range(direction.ndim - 1))
-            record.g.load(np.sqrt(np.sum(np.square(direction), axis=axes)), session)
+            _load(record.g, np.sqrt(np.sum(np.square(direction), axis=axes)), session)
             derived.append(record.g.op.name)
     return restored, derived
 
