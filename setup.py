@@ -22,6 +22,7 @@ setup(
         "tf-keras>=2.16,<3",
         "tf-slim>=1.1",
         "numpy>=1.23",
+        "scipy>=1.9",  # HiGHS milp for exact output bounds
     ],
     extras_require={
         "examples": ["scikit-learn>=1.0"],
