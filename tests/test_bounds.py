@@ -123,3 +123,32 @@ def test_bad_input(call, error, fragment):
     with pytest.raises(error) as info:
         call(net)
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "tanh"])
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_alpha_crown_is_within_crown_and_sound(rng, activation, depth):
+    net = _random_net(rng, depth, activation, width=8)
+    lower, upper = -np.ones(3), np.ones(3)
+    crown = bounds.output_bounds(net, lower, upper, "crown")
+    alpha = bounds.output_bounds(net, lower, upper, "alpha-crown")
+    assert np.all(alpha[0] >= crown[0] - 1e-12) and np.all(alpha[1] <= crown[1] + 1e-12)
+    y = net(lower + (upper - lower) * rng.random((10000, 3)))
+    assert np.all(y >= alpha[0] - 1e-9) and np.all(y <= alpha[1] + 1e-9)
+
+
+def test_alpha_crown_tightens_a_relu_net(rng):
+    net = _random_net(rng, 2, "relu", width=16)
+    crown = bounds.output_bounds(net, -np.ones(3), np.ones(3), "crown")
+    alpha = bounds.output_bounds(net, -np.ones(3), np.ones(3), "alpha-crown")
+    assert np.mean(alpha[1] - alpha[0]) < np.mean(crown[1] - crown[0]) - 1e-3
+
+
+def test_alpha_crown_works_while_a_graph_is_the_default(rng):
+    from tf1norm._tf import tf
+
+    net = _random_net(rng, 2, "relu", width=8)
+    eager = bounds.output_bounds(net, -np.ones(3), np.ones(3), "alpha-crown")
+    with tf.Graph().as_default():
+        in_graph = bounds.output_bounds(net, -np.ones(3), np.ones(3), "alpha-crown")
+    np.testing.assert_allclose(in_graph, eager)

@@ -9,6 +9,8 @@ method         what it returns
 =============  ===========================================================
 ``interval``   IBP: sound, cheapest, loosest
 ``crown``      backward linear relaxation (CROWN/DeepPoly style): sound, tighter
+``alpha-crown`` CROWN with ReLU lower slopes optimized by projected gradient;
+               never looser than ``crown``
 ``exact``      the true range: closed form for linear nets, MILP for ReLU nets
 ``sample``     an empirical *inner* range (random points and box vertices);
                the true range contains it; for comparison only
@@ -17,12 +19,14 @@ method         what it returns
 
 import numpy as np
 
+from tf1norm.bounds.alpha_crown import alpha_crown
 from tf1norm.bounds.crown import crown
 from tf1norm.bounds.exact import exact
 from tf1norm.bounds.interval import interval, sample
 from tf1norm.bounds.network import Activation, Dense, Network, check_box
 
-METHODS = {"interval": interval, "crown": crown, "exact": exact, "sample": sample}
+METHODS = {"interval": interval, "crown": crown, "alpha-crown": alpha_crown, "exact": exact,
+           "sample": sample}
 
 
 def output_bounds(network, lower, upper, method="crown"):
@@ -31,7 +35,7 @@ def output_bounds(network, lower, upper, method="crown"):
     Args:
       network: a ``tf1norm.bounds.Network``.
       lower, upper: one value per input feature, ``lower <= upper``.
-      method: ``"interval"``, ``"crown"``, ``"exact"`` or ``"sample"``.
+      method: ``"interval"``, ``"crown"``, ``"alpha-crown"``, ``"exact"`` or ``"sample"``.
 
     Returns:
       ``(low, high)`` float64 arrays with one entry per output.
