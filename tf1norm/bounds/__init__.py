@@ -24,6 +24,7 @@ from tf1norm.bounds.crown import crown
 from tf1norm.bounds.exact import exact
 from tf1norm.bounds.interval import interval, sample
 from tf1norm.bounds.network import Activation, Dense, Network, check_box
+from tf1norm.bounds.sources import from_graph, from_keras, graph_value_reader
 
 METHODS = {"interval": interval, "crown": crown, "alpha-crown": alpha_crown, "exact": exact,
            "sample": sample}
@@ -69,4 +70,5 @@ def lipschitz_bound(network):
     return float(constant)
 
 
-__all__ = ["Activation", "Dense", "Network", "lipschitz_bound", "output_bounds"]
+__all__ = ["Activation", "Dense", "Network", "from_graph", "from_keras", "graph_value_reader",
+           "lipschitz_bound", "output_bounds"]

@@ -1,0 +1,102 @@
+"""Networks from Keras models and TF1 graphs; the `tf1norm bounds` command line."""
+
+import numpy as np
+import pytest
+
+from tf1norm import bounds, cli
+from tf1norm._tf import tf, v1
+
+from conftest import in_eager
+
+
+def _keras_model(module, rng):
+    K = module
+    model = K.Sequential([K.layers.Input((6, 6, 2)), K.layers.Conv2D(3, 3, activation="relu"),
+                          K.layers.BatchNormalization(), K.layers.Flatten(),
+                          K.layers.Dense(5), K.layers.LeakyReLU(), K.layers.Dense(2)])
+    norm = model.layers[1]
+    norm.set_weights([w + rng.uniform(0.1, 0.5, w.shape) for w in norm.get_weights()])
+    return model
+
+
+@pytest.mark.parametrize("module_name", ["keras", "tf_keras"])
+def test_keras_sequential_models_become_equivalent_networks(rng, module_name):
+    module = __import__(module_name)
+
+    def check():
+        model = _keras_model(module, rng)
+        net = bounds.from_keras(model)
+        x = rng.random((50, 6, 6, 2)).astype(np.float32)
+        np.testing.assert_allclose(net(x.reshape(50, -1)), model.predict(x, verbose=0),
+                                   rtol=1e-4, atol=1e-5)
+        low, high = bounds.output_bounds(net, np.zeros(72), np.ones(72), "crown")
+        y = net(rng.random((2000, 72)))
+        assert np.all(y >= low - 1e-9) and np.all(y <= high + 1e-9)
+
+    in_eager(check)
+
+
+def test_unsupported_keras_layer_is_named():
+    import keras
+
+    def check():
+        model = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(3),
+                                  keras.layers.GaussianNoise(0.1)])
+        with pytest.raises(ValueError, match="of type GaussianNoise is not supported"):
+            bounds.from_keras(model)
+
+    in_eager(check)
+
+
+def _graph_net():
+    x = v1.placeholder(tf.float32, [None, 3], name="X")
+    layers = v1.layers
+    h = layers.dense(x, 6, tf.nn.relu, name="hidden")
+    return x, layers.dense(h, 2, name="out")
+
+
+def test_graph_tracing_matches_the_numpy_description(sess, rng):
+    x, y = _graph_net()
+    sess.run(v1.global_variables_initializer())
+    traced = bounds.from_graph(y, x, bounds.graph_value_reader(session=sess))
+    kernels = sess.run([v1.global_variables("hidden/kernel")[0], v1.global_variables("out/kernel")[0]])
+    biases = sess.run([v1.global_variables("hidden/bias")[0], v1.global_variables("out/bias")[0]])
+    described = bounds.Network.from_numpy(kernels, biases, ["relu", "linear"])
+    for method in ("interval", "crown", "exact"):
+        np.testing.assert_allclose(bounds.output_bounds(traced, -np.ones(3), np.ones(3), method),
+                                   bounds.output_bounds(described, -np.ones(3), np.ones(3),
+                                                        method), rtol=1e-6)
+
+
+def test_graph_tracing_names_unsupported_ops(graph):
+    x = v1.placeholder(tf.float32, [None, 3])
+    with pytest.raises(ValueError, match="type Softplus is not supported"):
+        bounds.from_graph(tf.nn.softplus(x), x, lambda t: None)
+
+
+def test_cli_on_a_checkpoint_and_an_npz(tmp_path, capsys):
+    with tf.Graph().as_default():
+        x, y = _graph_net()
+        with v1.Session() as sess:
+            sess.run(v1.global_variables_initializer())
+            path = v1.train.Saver().save(sess, str(tmp_path / "model"))
+            reference = bounds.from_graph(y, x, bounds.graph_value_reader(session=sess))
+    args = ["bounds", path, "--lower", "-1", "--upper", "1", "--input", "X:0",
+            "--output", y.name, "--method", "exact"]
+    assert cli.main(args) == 0
+    captured = capsys.readouterr()
+    low, high = bounds.output_bounds(reference, -np.ones(3), np.ones(3), "exact")
+    rows = [line.split() for line in captured.out.splitlines()[2:]]
+    np.testing.assert_allclose([float(r[1]) for r in rows], low, rtol=1e-5)
+    np.testing.assert_allclose([float(r[2]) for r in rows], high, rtol=1e-5)
+    assert "exact: output 2/2 solved" in captured.err
+    npz = tmp_path / "net.npz"
+    np.savez(npz, kernel_0=np.array([[1.0], [1.0]]), bias_0=np.zeros(1),
+             activations=np.array(["linear"]))
+    cli.main(["bounds", str(npz), "--lower", "0", "--upper", "1"])
+    assert capsys.readouterr().out.splitlines()[2].split()[1:3] == ["0", "2"]
+
+
+def test_cli_checkpoint_without_names_explains(tmp_path):
+    with pytest.raises(SystemExit, match="needs --input and --output"):
+        cli.main(["bounds", str(tmp_path / "model"), "--lower", "0", "--upper", "1"])
