@@ -17,6 +17,7 @@ import seed_003_weight_decay  # noqa: E402
 import conv3d_batch_norm  # noqa: E402
 import seed_001_weight_norm  # noqa: E402
 import seed_004_spectral_norm  # noqa: E402
+import seed_001_output_ranges  # noqa: E402
 import word2vec_max_norm  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -106,3 +107,18 @@ def test_seed_004_loop_builds_and_normalizes_every_layer():
     result = seed_004_spectral_norm.main(["--epochs", "3"])
     np.testing.assert_allclose(result["normalized_sigmas"], 1.0, atol=5e-3)
     assert result["accuracy"] >= 0.7
+
+
+def test_seed_001_output_ranges(capsys):
+    results = seed_001_output_ranges.main([])
+    out = capsys.readouterr().out
+    lines = {line.split(" range ")[0].strip(): line.split(" range ")[1]
+             for line in out.splitlines() if " range [" in line}
+    assert lines == {"one linear layer, weights [1, 1]": "[0, 2]",
+                     "one linear layer, weights [-0.5, 1]": "[-0.5, 1]",
+                     "two all-ones linear layers": "[0, 4]"}
+    exact, inner = results["exact"], results["sample"]
+    for method in ("interval", "crown", "alpha-crown"):
+        low, high = results[method]
+        assert np.all(low <= exact[0] + 1e-6) and np.all(high >= exact[1] - 1e-6), method
+    assert np.all(exact[0] <= inner[0] + 1e-6) and np.all(exact[1] >= inner[1] - 1e-6)

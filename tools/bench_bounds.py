@@ -1,0 +1,68 @@
+"""Benchmark: time and mean width of each bounds method.
+
+    python tools/bench_bounds.py [--rounds 7] [--exact]
+
+A ReLU MLP 784-256-256-256-256-10 trained briefly (tf.compat.v1 graph, Adam)
+on scikit-learn's digits resized to 28x28; the box is an L∞ ball of radius
+0.01 around a test digit (clipped to [0, 1]). Methods run interleaved for
+``--rounds`` rounds; the table gives the median time and the mean output
+width. ``exact`` (one MILP per bound) is slow at this size and runs only
+with ``--exact``.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(here, ".."), os.path.join(here, "..", "legacy_examples")]
+
+import numpy as np  # noqa: E402
+
+import data  # noqa: E402
+from seed_001_output_ranges import trained_mlp  # noqa: E402
+from tf1norm import bounds  # noqa: E402
+from tf1norm._tf import tf  # noqa: E402
+
+
+def digits_28x28(seed=0):
+    dataset = data.load(seed=seed)
+
+    def resize(x):
+        images = tf.image.resize(x.reshape(-1, 8, 8, 1), [28, 28]).numpy()
+        return np.clip(images.reshape(len(x), -1), 0, 1)
+
+    return resize(dataset.x_train), dataset.y_train, resize(dataset.x_test)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--exact", action="store_true")
+    args = parser.parse_args(argv)
+    x_train, y_train, x_test = digits_28x28()
+    net = trained_mlp(x_train, y_train, hidden=(256,) * 4, epochs=3, learning_rate=1e-3)
+    lower, upper = np.clip(x_test[0] - 0.01, 0, 1), np.clip(x_test[0] + 0.01, 0, 1)
+    methods = ["interval", "crown", "alpha-crown"] + (["exact"] if args.exact else []) + ["sample"]
+    times, widths = {m: [] for m in methods}, {}
+    for r in range(args.rounds):
+        for method in methods[r % len(methods):] + methods[:r % len(methods)]:
+            start = time.perf_counter()
+            low, high = bounds.output_bounds(net, lower, upper, method)
+            times[method].append(time.perf_counter() - start)
+            widths[method] = float(np.mean(high - low))
+    print(f"tf {tf.__version__}, {os.cpu_count()} cpus, {args.rounds} rounds; ReLU MLP "
+          "784-256-256-256-256-10, L∞ radius 0.01 around a digits test input")
+    print("| method | median time (ms) | mean output width |")
+    print("| --- | --- | --- |")
+    for method in methods:
+        print(f"| {method} | {statistics.median(times[method]) * 1e3:.1f} | "
+              f"{widths[method]:.4f} |")
+    return times, widths
+
+
+if __name__ == "__main__":
+    main()
