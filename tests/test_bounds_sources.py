@@ -100,3 +100,16 @@ def test_cli_on_a_checkpoint_and_an_npz(tmp_path, capsys):
 def test_cli_checkpoint_without_names_explains(tmp_path):
     with pytest.raises(SystemExit, match="needs --input and --output"):
         cli.main(["bounds", str(tmp_path / "model"), "--lower", "0", "--upper", "1"])
+
+
+def test_graph_tracing_of_a_conv_net_matches_the_graph(sess, rng):
+    images = v1.placeholder(tf.float32, [None, 6, 6, 2])
+    flat = tf.reshape(images, [-1, 72])
+    net = v1.layers.conv2d(tf.reshape(flat, [-1, 6, 6, 2]), 3, 3, strides=2, padding="same",
+                           activation=tf.nn.relu, name="conv")
+    logits = v1.layers.dense(tf.reshape(net, [-1, 27]), 2, name="out")
+    sess.run(v1.global_variables_initializer())
+    traced = bounds.from_graph(logits, images, bounds.graph_value_reader(session=sess))
+    x = rng.random((20, 6, 6, 2)).astype(np.float32)
+    np.testing.assert_allclose(traced(x.reshape(20, -1)), sess.run(logits, {images: x}),
+                               rtol=1e-4, atol=1e-5)

@@ -55,3 +55,17 @@ def require_v1_layers():
         value = os.environ.get(_LEGACY_KERAS_VAR)
         raise RuntimeError(_LAYERS_FIX.format(value=value)) from error
     return layers
+
+
+def run_eagerly(fn):
+    """Call ``fn()`` in eager mode, even while a ``tf.Graph`` is the default here.
+
+    TensorFlow's default-graph stack is thread-local, so a worker thread runs
+    eagerly; ``tf.init_scope`` would not do, as it also pauses gradient tapes.
+    """
+    if tf.executing_eagerly():
+        return fn()
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn).result()

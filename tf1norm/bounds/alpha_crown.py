@@ -9,7 +9,7 @@ CROWN's own, so the result is never looser than ``crown``.
 
 import numpy as np
 
-from tf1norm._tf import tf
+from tf1norm._tf import run_eagerly, tf
 from tf1norm.bounds import relaxations
 from tf1norm.bounds.crown import backward, pre_activation_bounds
 from tf1norm.bounds.network import Activation, Dense
@@ -82,17 +82,5 @@ def alpha_crown(network, lower, upper, steps=30, learning_rate=0.1):
         return (_optimize(network, pre_bounds, lower, upper, 1.0, steps, learning_rate),
                 _optimize(network, pre_bounds, lower, upper, -1.0, steps, learning_rate))
 
-    optimized_low, optimized_high = _eagerly(optimize_both)
+    optimized_low, optimized_high = run_eagerly(optimize_both)
     return np.maximum(low, optimized_low), np.minimum(high, optimized_high)
-
-
-def _eagerly(fn):
-    """Run ``fn`` in eager mode. TF's default-graph stack is thread-local, so when a
-    graph is the default here a worker thread runs eagerly (``tf.init_scope``
-    would also pause the gradient tape)."""
-    if tf.executing_eagerly():
-        return fn()
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(fn).result()

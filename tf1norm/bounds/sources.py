@@ -8,7 +8,7 @@ in inference mode into a per-feature scale and shift.
 
 import numpy as np
 
-from tf1norm._tf import tf
+from tf1norm._tf import run_eagerly, tf
 from tf1norm.bounds.network import ACTIVATIONS, Activation, Dense, Network
 
 _GRAPH_ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh",
@@ -24,18 +24,28 @@ def _activation_layers(name, alpha=0.2):
     return [] if name == "linear" else [Activation(name, alpha)]
 
 
+def _conv_matrix(kernel, shape, strides, padding, dilations):
+    """(matrix over flattened NHWC input, output shape) of a 2-D convolution on ``shape``."""
+    size = int(np.prod(shape))
+    basis = np.eye(size).reshape((size,) + tuple(shape))
+    kernel = np.asarray(kernel, np.float64)
+    out = run_eagerly(lambda: tf.nn.conv2d(basis, kernel, strides, padding,
+                                           dilations=dilations).numpy())
+    return out.reshape(size, -1), out.shape[1:]
+
+
+def _tiled(bias, size):
+    """A per-channel bias repeated over every position of a flattened NHWC output."""
+    return None if bias is None else np.tile(bias, size // bias.size)
+
+
 def _conv_as_dense(layer, shape):
     """(Dense over the flattened input, output shape) for a Conv2D on ``shape`` (H, W, C)."""
     kernel, *bias = layer.get_weights()
     config = layer.get_config()
-    size = int(np.prod(shape))
-    basis = np.eye(size).reshape((size,) + tuple(shape))
-    out = tf.nn.conv2d(basis, kernel.astype(np.float64), config["strides"],
-                       config["padding"].upper(), dilations=config["dilation_rate"]).numpy()
-    matrix = out.reshape(size, -1)
-    channels = out.shape[-1]
-    bias_vector = np.tile(bias[0], matrix.shape[1] // channels) if bias else None
-    return Dense(matrix, bias_vector), out.shape[1:]
+    matrix, out_shape = _conv_matrix(kernel, shape, config["strides"],
+                                     config["padding"].upper(), config["dilation_rate"])
+    return Dense(matrix, _tiled(bias[0] if bias else None, matrix.shape[1])), out_shape
 
 
 def _batch_norm_as_dense(layer, shape):
@@ -118,8 +128,9 @@ def _depends_on(tensor, source):
 def from_graph(output, input_placeholder, value_of):
     """A ``Network`` traced from ``output`` back to ``input_placeholder`` in a TF1 graph.
 
-    Supported ops: MatMul, BiasAdd, Add/AddV2 (with a constant or variable
-    operand), Relu, LeakyRelu, Sigmoid, Tanh, Identity. ``value_of(tensor)``
+    Supported ops: MatMul, Conv2D (NHWC, static input shape), BiasAdd,
+    Add/AddV2 (with a constant or variable operand), Reshape (a flatten keeps
+    the row-major order), Relu, LeakyRelu, Sigmoid, Tanh, Identity. ``value_of(tensor)``
     returns the NumPy value of a weight tensor (``session.run``, or a
     checkpoint lookup; see ``graph_value_reader``).
 
@@ -139,18 +150,37 @@ def from_graph(output, input_placeholder, value_of):
             data, bias = sorted(op.inputs, key=lambda t: not _depends_on(t, input_placeholder))
             pending_bias = np.asarray(value_of(bias), np.float64).reshape(-1)
             tensor = data
-        elif op.type == "MatMul":
-            if op.get_attr("transpose_a"):
-                raise ValueError(f"from_graph: MatMul {op.name} transposes its input; unsupported.")
-            kernel = np.asarray(value_of(op.inputs[1]), np.float64)
-            kernel = kernel.T if op.get_attr("transpose_b") else kernel
-            layers.append(Dense(kernel, pending_bias))
+        elif op.type in ("MatMul", "Conv2D"):
+            matrix = (_matmul_kernel if op.type == "MatMul" else _conv2d_kernel)(op, value_of)
+            layers.append(Dense(matrix, _tiled(pending_bias, matrix.shape[1])))
             pending_bias, tensor = None, op.inputs[0]
+        elif op.type == "Reshape":
+            tensor = op.inputs[0]  # row-major reshapes keep the flattened order
         else:
             raise ValueError(f"from_graph: op {op.name} of type {op.type} is not supported; "
-                             "supported: MatMul, BiasAdd, Add, Relu, LeakyRelu, Sigmoid, Tanh, "
-                             "Identity.")
+                             "supported: MatMul, Conv2D, BiasAdd, Add, Reshape, Relu, LeakyRelu, "
+                             "Sigmoid, Tanh, Identity.")
     return Network(list(reversed(layers)))
+
+
+def _matmul_kernel(op, value_of):
+    if op.get_attr("transpose_a"):
+        raise ValueError(f"from_graph: MatMul {op.name} transposes its input; unsupported.")
+    kernel = np.asarray(value_of(op.inputs[1]), np.float64)
+    return kernel.T if op.get_attr("transpose_b") else kernel
+
+
+def _conv2d_kernel(op, value_of):
+    shape = op.inputs[0].shape
+    if op.get_attr("data_format") != b"NHWC" or not shape[1:].is_fully_defined():
+        raise ValueError(f"from_graph: Conv2D {op.name} needs NHWC data and a static input "
+                         f"shape; got {op.get_attr('data_format')!r} and {shape}.")
+    padding = op.get_attr("padding").decode()
+    if padding not in ("SAME", "VALID"):
+        raise ValueError(f"from_graph: Conv2D {op.name} uses padding {padding}; unsupported.")
+    matrix, _ = _conv_matrix(value_of(op.inputs[1]), shape[1:].as_list(),
+                             op.get_attr("strides"), padding, op.get_attr("dilations"))
+    return matrix
 
 
 def graph_value_reader(session=None, checkpoint=None):
