@@ -70,7 +70,8 @@ def main(argv=None):
                                                                             logits=logits))
         train_op = tf1norm.create_train_op(loss, v1.train.AdamOptimizer(3e-3))
         accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.float32))
-        print(f"fused batch-norm ops: {sum(op.type == 'FusedBatchNormV3' for op in v1.get_default_graph().get_operations())}, "
+        fused = sum(op.type == "FusedBatchNormV3" for op in v1.get_default_graph().get_operations())
+        print(f"fused batch-norm ops: {fused}, "
               f"UPDATE_OPS: {len(v1.get_collection(v1.GraphKeys.UPDATE_OPS))}, "
               f"check_train_op: {tf1norm.check_train_op(train_op) or 'ok'}")
         with v1.Session() as sess:
