@@ -8,8 +8,6 @@ from tf1norm._tf import tf, v1
 
 Finding = collections.namedtuple("Finding", "kind subject message")
 
-_WRITE_PREFIXES = ("Assign", "ResourceApply", "Apply", "ResourceSparseApply", "SparseApply",
-                   "ResourceScatter", "Scatter")
 _UPDATE_PREFIXES = ("ResourceApply", "Apply", "ResourceSparseApply", "SparseApply",
                     "ResourceScatterAdd", "ScatterAdd", "ResourceScatterSub", "ScatterSub")
 _PROJECTION_TYPES = ("Assign", "AssignVariableOp", "ResourceScatterUpdate", "ScatterUpdate")

@@ -10,10 +10,7 @@ update, renormalizes them and scatters them back.
 from tf1norm import _checks
 from tf1norm import keys
 from tf1norm import registry
-from tf1norm._tf import tf, v1
-
-_TORCH_EPSILON = 1e-7  # torch.embedding_renorm_'s constant
-
+from tf1norm._tf import tf
 
 def renorm_rows(rows, max_norm):
     """torch's embedding renorm of rows: ``r·max_norm/(‖r‖₂ + 1e-7)`` where ``‖r‖₂ > max_norm``."""
