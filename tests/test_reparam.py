@@ -170,3 +170,13 @@ def test_bad_input(graph, call, fragment):
     with pytest.raises(ValueError) as info:
         call()
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: tf1norm.spectral_norm(tf.ones([3, 2]), tf.ones([1, 2]), power_iterations=0),
+    lambda: tf1norm.SpectralNorm(power_iterations=True),
+    lambda: tf1norm.spectral_norm_getter(power_iterations=1.5),
+])
+def test_power_iterations_must_be_a_positive_int(graph, call):
+    with pytest.raises(ValueError, match="`power_iterations` must be an int >= 1"):
+        call()

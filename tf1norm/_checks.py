@@ -110,6 +110,13 @@ def positive_number(value, fn, arg, allow_zero=False):
     return float(value)
 
 
+def positive_int(value, fn, arg):
+    """A Python int >= 1, or ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise _fail(ValueError, fn, arg, "must be an int >= 1", value, "Pass e.g. 1.")
+    return int(value)
+
+
 def positive_scalar(value, fn, arg):
     """A positive threshold: a Python number, or a scalar float tensor.
 

@@ -117,11 +117,8 @@ class SpectralNorm(Constraint):
     """
 
     def __init__(self, power_iterations=1):
-        if isinstance(power_iterations, bool) or not isinstance(power_iterations, int) or \
-                power_iterations < 1:
-            raise ValueError(f"SpectralNorm: `power_iterations` must be an int >= 1; got "
-                             f"{power_iterations!r}.")
-        self.power_iterations = power_iterations
+        self.power_iterations = _checks.positive_int(power_iterations, "SpectralNorm",
+                                                     "power_iterations")
 
     def __call__(self, w):
         from tf1norm._tf import tf

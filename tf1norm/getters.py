@@ -86,10 +86,7 @@ def spectral_norm_getter(power_iterations=1, name_filter=DEFAULT_FILTER, update=
     fn = "spectral_norm_getter"
     if update not in ("immediate", "collection"):
         raise ValueError(f"{fn}: `update` must be 'immediate' or 'collection'; got {update!r}.")
-    if isinstance(power_iterations, bool) or not isinstance(power_iterations, int) or \
-            power_iterations < 1:
-        raise ValueError(f"{fn}: `power_iterations` must be an int >= 1; got "
-                         f"{power_iterations!r}.")
+    power_iterations = _checks.positive_int(power_iterations, fn, "power_iterations")
     pattern = _matcher(name_filter, fn)
     collection = _checks.string(collection, fn, "collection")
 

@@ -76,10 +76,8 @@ def spectral_norm(w, u, power_iterations=1, epsilon=1e-12, name=None):
     with tf.name_scope(name or "spectral_norm"):
         w = _checks.float_tensor(w, "spectral_norm")
         rank = _checks.static_rank(w, "spectral_norm", minimum=2)
-        if isinstance(power_iterations, bool) or not isinstance(power_iterations, int) or \
-                power_iterations < 1:
-            raise ValueError(f"spectral_norm: `power_iterations` must be an int >= 1; got "
-                             f"{power_iterations!r}.")
+        power_iterations = _checks.positive_int(power_iterations, "spectral_norm",
+                                                "power_iterations")
         epsilon = _checks.positive_number(epsilon, "spectral_norm", "epsilon")
         matrix = tf.reshape(w, [-1, w.shape[rank - 1]])
         u_hat = tf.reshape(tf.cast(u, w.dtype), [1, -1])
