@@ -82,3 +82,13 @@ def test_unknown_rank_is_rejected(graph):
     x = v1.placeholder(tf.float32, shape=None)
     with pytest.raises(ValueError, match="statically known rank"):
         tf1norm.max_norm(x, 1.0)
+
+
+def test_spectral_norm_regularizer_validates_like_its_siblings(graph):
+    with pytest.raises(ValueError, match="spectral_norm_regularizer: `scale` must be >= 0"):
+        tf1norm.spectral_norm_regularizer(-1.0)
+    with pytest.raises(TypeError, match="`scope` must be a string"):
+        tf1norm.spectral_norm_regularizer(0.1, scope=3)
+    with pytest.raises(TypeError, match="`weights` must be a tf.Variable"):
+        tf1norm.spectral_norm_regularizer(0.1)(tf.ones([3, 2]))
+    assert tf1norm.spectral_norm_regularizer(0.0)(tf.ones([3, 2])) is None

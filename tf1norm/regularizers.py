@@ -136,7 +136,12 @@ def _sum_abs(w):
     return tf.reduce_sum(tf.abs(w))
 
 
-def _penalty_regularizer(fn_name, penalty, scale, scope, collection):
+def _penalty_regularizer(fn_name, penalty, scale, scope, collection, prepare=None):
+    """``fn(weights) -> scale · penalty(prepare(weights))``, validated, cached per variable.
+
+    ``prepare`` checks and converts ``weights`` (default: any floating tensor).
+    """
+    prepare = prepare or (lambda weights: _checks.float_tensor(weights, fn_name, "weights"))
     scale = _checks.positive_number(scale, fn_name, "scale", allow_zero=True)
     if collection is not None:
         collection = _checks.string(collection, fn_name, "collection")
@@ -146,9 +151,9 @@ def _penalty_regularizer(fn_name, penalty, scale, scope, collection):
         return lambda weights: None
 
     def build(weights):
-        w = _checks.float_tensor(weights, fn_name, "weights")
+        w = prepare(weights)
         with tf.name_scope(scope or fn_name) as name:
-            loss = tf.multiply(tf.cast(scale, w.dtype), penalty(w), name=name)
+            loss = tf.multiply(tf.cast(scale, w.dtype.base_dtype), penalty(w), name=name)
         if collection is not None:
             v1.add_to_collection(collection, loss)
         return loss
@@ -173,27 +178,14 @@ def spectral_norm_regularizer(scale, power_iterations=1, scope=None, collection=
     from tf1norm.getters import spectral_sigma
 
     fn_name = "spectral_norm_regularizer"
-    scale = _checks.positive_number(scale, fn_name, "scale", allow_zero=True)
-    if collection is not None:
-        collection = _checks.string(collection, fn_name, "collection")
-    if scale == 0.0:
-        return lambda weights: None
 
-    def build(variable):
-        with tf.name_scope(scope or fn_name) as name:
-            sigma, refresh = spectral_sigma(variable, power_iterations)
-            with tf.control_dependencies([refresh]):
-                loss = tf.multiply(tf.cast(scale * 0.5, sigma.dtype), tf.square(sigma), name=name)
-        if collection is not None:
-            v1.add_to_collection(collection, loss)
-        return loss
+    def half_sigma_squared(variable):
+        sigma, refresh = spectral_sigma(variable, power_iterations)
+        with tf.control_dependencies([refresh]):
+            return 0.5 * tf.square(sigma)
 
-    def regularizer(weights):
-        variable = _checks.variable(weights, fn_name)
-        return registry.cached(variable.graph, (regularizer, variable.ref()),
-                               lambda: build(variable))
-
-    return regularizer
+    return _penalty_regularizer(fn_name, half_sigma_squared, scale, scope, collection,
+                                prepare=lambda weights: _checks.variable(weights, fn_name))
 
 
 def total_loss(loss=None, collections=(keys.REGULARIZATION_LOSSES,), name="total_loss"):
