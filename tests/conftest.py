@@ -43,10 +43,8 @@ def run_initialized(session, fetches, feed_dict=None):
 def in_eager(fn, *args):
     """Run ``fn(*args)`` eagerly and return NumPy, even inside a test's graph.
 
-    TensorFlow's default-graph stack is thread-local, so a fresh thread executes
-    eagerly. Used to call Keras 3 live as a reference.
+    Used to call Keras 3 live as a reference (see ``tf1norm._tf.run_eagerly``).
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from tf1norm._tf import run_eagerly
 
-    with ThreadPoolExecutor(1) as pool:
-        return np.asarray(pool.submit(fn, *args).result())
+    return np.asarray(run_eagerly(lambda: fn(*args)))
