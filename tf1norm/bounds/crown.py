@@ -28,8 +28,8 @@ class LinearBounds:
         self.c_up = self.c_up + self.a_up @ layer.bias
         self.a_lo, self.a_up = self.a_lo @ layer.kernel.T, self.a_up @ layer.kernel.T
 
-    def apply_activation(self, layer, l, u, alpha=None):
-        sl, il, su, iu = relaxations.for_layer(layer, l, u, alpha)
+    def apply_activation(self, layer, l, u):
+        sl, il, su, iu = relaxations.for_layer(layer, l, u)
         pos, neg = np.maximum(self.a_lo, 0), np.minimum(self.a_lo, 0)
         self.c_lo = self.c_lo + pos @ il + neg @ iu
         self.a_lo = pos * sl + neg * su
@@ -51,7 +51,7 @@ def _size_after(network, index):
     return size
 
 
-def backward(network, index, pre_bounds, lower, upper, alphas=None):
+def backward(network, index, pre_bounds, lower, upper):
     """Bounds of the output of layer ``index`` via a backward pass to the input."""
     bounds = LinearBounds(_size_after(network, index))
     for k in range(index, -1, -1):
@@ -59,8 +59,7 @@ def backward(network, index, pre_bounds, lower, upper, alphas=None):
         if isinstance(layer, Dense):
             bounds.apply_dense(layer)
         else:
-            alpha = None if alphas is None else alphas.get(k)
-            bounds.apply_activation(layer, *pre_bounds[k], alpha)
+            bounds.apply_activation(layer, *pre_bounds[k])
     return bounds.concretize(lower, upper)
 
 

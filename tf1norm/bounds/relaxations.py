@@ -3,7 +3,7 @@
 Each function returns ``(sl, il, su, iu)`` as arrays shaped like ``l``. ReLU
 and leaky ReLU follow CROWN (Zhang et al. 2018): upper bound the chord,
 lower bound a line through the origin whose slope is chosen adaptively
-(``alpha``). Sigmoid and tanh use parallel chords: slope
+(1 where ``u > −l``, else the leak). Sigmoid and tanh use parallel chords: slope
 ``k = (f(u) − f(l))/(u − l)`` for both, intercepts the min and max of
 ``f(z) − k·z`` on ``[l, u]``, found at the interval ends and at the closed-form
 points where ``f'(z) = k``.
@@ -14,19 +14,22 @@ import numpy as np
 from tf1norm.bounds.network import evaluate
 
 
-def relu(l, u, alpha=None):
-    return leaky_relu(l, u, 0.0, alpha)
+def relu(l, u):
+    return leaky_relu(l, u, 0.0)
 
 
-def leaky_relu(l, u, leak, alpha=None):
-    """``alpha``: lower slopes for unstable neurons, default adaptive (1 if u > −l)."""
+def leaky_relu(l, u, leak):
+    """Lower slope of unstable neurons chosen adaptively: 1 if ``u > −l``, else ``leak``.
+
+    alpha-CROWN replaces that slope with optimized values in its own pass.
+    """
     active, inactive = l >= 0, u <= 0
     unstable = ~(active | inactive)
     width = np.where(unstable, u - l, 1.0)
     chord = np.where(unstable, (u - leak * l) / width, 0.0)
     su = np.where(active, 1.0, np.where(inactive, leak, chord))
     iu = np.where(unstable, u - chord * u, 0.0)
-    adaptive = np.where(u > -l, 1.0, leak) if alpha is None else alpha
+    adaptive = np.where(u > -l, 1.0, leak)
     sl = np.where(active, 1.0, np.where(inactive, leak, adaptive))
     return sl, np.zeros_like(l), su, iu
 
@@ -66,12 +69,12 @@ def tanh(l, u):
     return _parallel_chords("tanh", l, u, _tanh_critical)
 
 
-def for_layer(layer, l, u, alpha=None):
+def for_layer(layer, l, u):
     """Relaxation of an ``Activation`` layer on its pre-activation bounds."""
     if layer.kind == "relu":
-        return relu(l, u, alpha)
+        return relu(l, u)
     if layer.kind == "leaky_relu":
-        return leaky_relu(l, u, layer.alpha, alpha)
+        return leaky_relu(l, u, layer.alpha)
     if layer.kind == "sigmoid":
         return sigmoid(l, u)
     if layer.kind == "tanh":
