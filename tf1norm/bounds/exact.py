@@ -22,6 +22,7 @@ class _Milp:
 
     def __init__(self, network, lower, upper):
         self.lb, self.ub, self.integral, self.rows = list(lower), list(upper), [0] * lower.size, []
+        self._constraints = None
         pre_bounds = pre_activation_bounds(network, lower, upper)
         current = list(range(lower.size))
         for index, layer in enumerate(network.layers):
@@ -64,21 +65,29 @@ class _Milp:
                 self.rows.append(({a: 1.0, d: -hi}, -np.inf, 0.0))           # a <= u·δ
         return outputs
 
+    def constraints(self):
+        """The rows as one sparse ``LinearConstraint``, built once for every solve."""
+        if self._constraints is None:
+            from scipy.optimize import LinearConstraint
+            from scipy.sparse import lil_matrix
+
+            matrix = lil_matrix((len(self.rows), len(self.lb)))
+            low, high = np.empty(len(self.rows)), np.empty(len(self.rows))
+            for r, (terms, row_low, row_high) in enumerate(self.rows):
+                for column, value in terms.items():
+                    matrix[r, column] = value
+                low[r], high[r] = row_low, row_high
+            self._constraints = LinearConstraint(matrix.tocsr(), low, high)
+        return self._constraints
+
     def optimum(self, output, sign):
         """min of ``sign · output`` as a sound bound (the solver's dual bound)."""
-        from scipy.optimize import Bounds, LinearConstraint, milp
-        from scipy.sparse import lil_matrix
+        from scipy.optimize import Bounds, milp
 
-        matrix = lil_matrix((len(self.rows), len(self.lb)))
-        low, high = np.empty(len(self.rows)), np.empty(len(self.rows))
-        for r, (terms, row_low, row_high) in enumerate(self.rows):
-            for column, value in terms.items():
-                matrix[r, column] = value
-            low[r], high[r] = row_low, row_high
         cost = np.zeros(len(self.lb))
         cost[self.outputs[output]] = sign
         result = milp(cost, integrality=np.array(self.integral), bounds=Bounds(self.lb, self.ub),
-                      constraints=LinearConstraint(matrix.tocsr(), low, high),
+                      constraints=self.constraints(),
                       options={"mip_rel_gap": 0.0, "disp": False})
         if result.status != 0:
             raise RuntimeError(f"exact bounds: the MILP solver stopped: {result.message}")
