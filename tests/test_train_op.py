@@ -257,3 +257,19 @@ def test_each_projection_waits_only_for_its_own_update(graph):
         ancestors = closure.ancestors(projection)
         assert closure.writes(mine.handle.op, ("ResourceApply",))[0] in ancestors
         assert closure.writes(other.handle.op, ("ResourceApply",))[0] not in ancestors
+
+
+def test_ref_variables_are_projected_decayed_and_counted(sess):
+    """Legacy non-resource variables take the same write paths as resource ones."""
+    w = v1.get_variable("w", initializer=W0, use_resource=False,
+                        regularizer=tf1norm.max_norm_regularizer(1.0))
+    step = v1.Variable(0, dtype=tf.int64, trainable=False, use_resource=False, name="step")
+    assert type(w).__name__ == "RefVariable"
+    train_op = tf1norm.create_train_op(tf.reduce_sum(w * G), v1.train.GradientDescentOptimizer(0.1),
+                                       global_step=step,
+                                       transforms=[tf1norm.add_decoupled_weight_decay(0.5)])
+    run_initialized(sess, train_op)
+    expected = twins.max_norm(W0.astype(np.float64) - 0.1 * G - 0.1 * 0.5 * W0, 1.0)
+    np.testing.assert_allclose(sess.run(w), expected, rtol=1e-5, atol=1e-7)
+    assert sess.run(step) == 1
+    sess.run(v1.get_collection(keys.MAX_NORM))  # the legacy collection op still runs

@@ -45,9 +45,7 @@ class Projection:
         """
         with self.variable.graph.colocate_with(self.variable.op):
             value = self.fn(self.variable.read_value())
-            if hasattr(self.variable, "handle"):
-                return self.variable.assign(value, name=self.name, read_value=False)
-            return v1.assign(self.variable, value, name=self.name).op
+            return self.variable.assign(value, name=self.name, read_value=False)  # an op
 
     def __repr__(self):
         return f"{type(self).__name__}({self.variable.name!r}, name={self.name!r})"

@@ -207,7 +207,7 @@ def _apply_and_post_apply(optimizer, grads_and_vars, transforms, context):
     with tf.control_dependencies([apply_op] + list(last.values())):
         if context.global_step is None:
             return tf.no_op(name="step_done")
-        return _increment(context.global_step)
+        return context.global_step.assign_add(1, read_value=False)
 
 
 def _post_apply_stage(transform, context, last):
@@ -253,9 +253,3 @@ def _update_ops_by_variable(new_ops, graph):
             handle = op.inputs[0]
             found[outer.get(handle.ref(), handle).ref()] = op
     return found
-
-
-def _increment(global_step):
-    if hasattr(global_step, "handle"):
-        return global_step.assign_add(1, read_value=False)
-    return v1.assign_add(global_step, 1).op

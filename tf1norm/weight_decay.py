@@ -52,14 +52,8 @@ class _DeltaTransform(Transform):
         for variable, delta in context.state.get(self, []):
             if variable.ref() in wanted:
                 with variable.graph.colocate_with(variable.op):
-                    ops.append(_subtract(variable, delta))
+                    ops.append(variable.assign_sub(delta, read_value=False))
         return ops
-
-
-def _subtract(variable, delta):
-    if hasattr(variable, "handle"):
-        return variable.assign_sub(delta, read_value=False)
-    return v1.assign_sub(variable, delta).op
 
 
 def _compile(patterns, fn):
