@@ -110,13 +110,9 @@ def _projected_variables(collections_to_check):
                 found.setdefault(op.inputs[0].op, (op.inputs[0].op, op))
     for name in registry.recorded_collections():
         for projection in registry.get_projections(name):
-            handle = _handle_op(projection.variable)
+            handle = registry.handle_op(projection.variable)
             found.setdefault(handle, (handle, None))
     return list(found.values())
-
-
-def _handle_op(variable):
-    return variable.handle.op if hasattr(variable, "handle") else variable.op
 
 
 def _check_projection(ops, variable_op, collection_op):

@@ -82,6 +82,19 @@ class RowProjection(Projection):
                                      name=self.name).op
 
 
+def handle_op(variable):
+    """The op that owns a variable's storage: its VarHandleOp (resource) or itself (ref)."""
+    return variable.handle.op if hasattr(variable, "handle") else variable.op
+
+
+def storage_op(tensor):
+    """Follow ``Identity``/``ReadVariableOp`` reads back to the op holding the variable."""
+    op = tensor.op
+    while op.type in ("Identity", "ReadVariableOp") and op.inputs:
+        op = op.inputs[0].op
+    return op
+
+
 def _graph_state(graph):
     return _STATE.setdefault(graph, {"projections": {}, "cache": {}, "records": {}})
 

@@ -18,14 +18,8 @@ _PRODUCTS = ("MatMul", "BatchMatMulV2", "Conv2D", "Conv3D", "Conv2DBackpropInput
 
 def _variable_of_read(tensor):
     """The global variable a ReadVariableOp/Identity tensor reads, or None."""
-    op = tensor.op
-    while op.type in ("Identity", "ReadVariableOp") and op.inputs:
-        op = op.inputs[0].op
-    for variable in v1.global_variables():
-        handle = variable.handle.op if hasattr(variable, "handle") else variable.op
-        if handle is op:
-            return variable
-    return None
+    op = registry.storage_op(tensor)
+    return next((v for v in v1.global_variables() if registry.handle_op(v) is op), None)
 
 
 def _preactivation(record):

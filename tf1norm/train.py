@@ -201,7 +201,7 @@ def _apply_and_post_apply(optimizer, grads_and_vars, transforms, context):
     first_new_op = len(graph.get_operations())
     apply_op = optimizer.apply_gradients(grads_and_vars)
     updates = _update_ops_by_variable(graph.get_operations()[first_new_op:], graph)
-    last = {v.ref(): updates.get(_handle_key(v), apply_op) for v in context.variables}
+    last = {v.ref(): updates.get(registry.handle_op(v).outputs[0].ref(), apply_op) for v in context.variables}
     for transform in transforms:
         _post_apply_stage(transform, context, last)
     with tf.control_dependencies([apply_op] + list(last.values())):
@@ -233,10 +233,6 @@ def _post_apply_stage(transform, context, last):
 _UPDATE_OP_PREFIXES = ("ResourceApply", "ResourceSparseApply", "Apply", "SparseApply",
                        "AssignVariableOp", "AssignSubVariableOp", "AssignAddVariableOp",
                        "Assign", "ResourceScatter", "Scatter")
-
-
-def _handle_key(variable):
-    return (variable.handle if hasattr(variable, "handle") else variable.op.outputs[0]).ref()
 
 
 def _update_ops_by_variable(new_ops, graph):

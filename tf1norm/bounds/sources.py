@@ -8,6 +8,7 @@ in inference mode into a per-feature scale and shift.
 
 import numpy as np
 
+from tf1norm import registry
 from tf1norm._tf import run_eagerly, tf
 from tf1norm.bounds.network import ACTIVATIONS, Activation, Dense, Network
 
@@ -192,10 +193,7 @@ def graph_value_reader(session=None, checkpoint=None):
         if static is not None:
             return static
         if reader is not None:
-            op = tensor.op
-            while op.type in ("Identity", "ReadVariableOp") and op.inputs:
-                op = op.inputs[0].op
-            return reader.get_tensor(op.name)
+            return reader.get_tensor(registry.storage_op(tensor).name)
         return session.run(tensor)
 
     return value_of
