@@ -129,6 +129,9 @@ def test_slim_scope_rejects_bad_requests(graph):
     with pytest.raises(ValueError, match="`max_norm`"):
         with tf1norm.slim_scope(max_norm=-1.0):
             pass
+    with pytest.raises(ValueError, match="slim_scope: `name_filter` must be a regular expression"):
+        with tf1norm.slim_scope(l2=1e-3, name_filter="("):
+            pass
 
 
 def test_spectral_norm_constraint_caps_sigma_at_one(sess, rng):

@@ -10,12 +10,11 @@ update, renormalizes them and scatters them back.
 from tf1norm import _checks
 from tf1norm import keys
 from tf1norm import registry
+from tf1norm.projections import renorm
 from tf1norm._tf import tf
 
 def renorm_rows(rows, max_norm):
     """torch's embedding renorm of rows: ``r·max_norm/(‖r‖₂ + 1e-7)`` where ``‖r‖₂ > max_norm``."""
-    from tf1norm.projections import renorm
-
     return renorm(rows, 2, 0, max_norm)
 
 
@@ -59,10 +58,10 @@ def embedding_lookup(params, ids, max_norm=None, collection=keys.EMBEDDING_MAX_N
         if max_norm is None:
             return tf.nn.embedding_lookup(params, ids)
         max_norm = _checks.positive_number(max_norm, fn, "max_norm")
-        table = _checks.variable(params, fn) if isinstance(params, tf.Variable) else None
-        if table is None:
+        if not isinstance(params, tf.Variable):
             raise TypeError(f"{fn}: with max_norm, `params` must be a tf.Variable (its rows are "
                             f"renormalized in place); got {type(params).__name__}.")
+        table = params
         if table.shape.rank != 2:
             raise ValueError(f"{fn}: `params` must have rank 2 [vocabulary, dim]; got shape "
                              f"{table.shape}.")

@@ -20,7 +20,8 @@ from tf1norm.reparam import spectral_norm, weight_norm
 DEFAULT_FILTER = r"(^|/)(kernel|weights|depthwise_weights|pointwise_weights)$"
 
 
-def _matcher(name_filter, fn):
+def compile_filter(name_filter, fn):
+    """``name_filter`` compiled, or ValueError naming ``fn``."""
     try:
         return re.compile(name_filter)
     except (TypeError, re.error) as error:
@@ -87,7 +88,7 @@ def spectral_norm_getter(power_iterations=1, name_filter=DEFAULT_FILTER, update=
     if update not in ("immediate", "collection"):
         raise ValueError(f"{fn}: `update` must be 'immediate' or 'collection'; got {update!r}.")
     power_iterations = _checks.positive_int(power_iterations, fn, "power_iterations")
-    pattern = _matcher(name_filter, fn)
+    pattern = compile_filter(name_filter, fn)
     collection = _checks.string(collection, fn, "collection")
 
     def custom_getter(getter, name, *args, **kwargs):
@@ -130,7 +131,7 @@ def weight_norm_getter(name_filter=DEFAULT_FILTER, epsilon=1e-12):
     (``keys.WEIGHT_NORM``) for ``weight_norm_data_init`` and the checkpoint
     helpers.
     """
-    pattern = _matcher(name_filter, "weight_norm_getter")
+    pattern = compile_filter(name_filter, "weight_norm_getter")
     epsilon = _checks.positive_number(epsilon, "weight_norm_getter", "epsilon")
 
     def custom_getter(getter, name, *args, **kwargs):

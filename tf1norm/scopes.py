@@ -10,11 +10,11 @@ spectral normalization wraps the variable that comes back.
 """
 
 import contextlib
-import re
 
 from tf1norm import _checks
 from tf1norm._tf import v1
-from tf1norm.getters import DEFAULT_FILTER, spectral_norm_getter, weight_norm_getter
+from tf1norm.getters import DEFAULT_FILTER, compile_filter, spectral_norm_getter
+from tf1norm.getters import weight_norm_getter
 from tf1norm.regularizers import l2_regularizer, max_norm_regularizer
 
 
@@ -87,11 +87,7 @@ def slim_scope(max_norm=None, l2=None, weight_norm=False, spectral_norm=None,
     if weight_norm and spectral_norm:
         raise ValueError("slim_scope: choose one reparameterization, `weight_norm` or "
                          "`spectral_norm`, not both.")
-    try:
-        pattern = re.compile(name_filter)
-    except (TypeError, re.error) as error:
-        raise ValueError(f"slim_scope: `name_filter` must be a regular expression; got "
-                         f"{name_filter!r}.") from error
+    pattern = compile_filter(name_filter, "slim_scope")
     regularizer = _combine([
         None if max_norm is None else max_norm_regularizer(
             _checks.positive_number(max_norm, "slim_scope", "max_norm")),
