@@ -149,3 +149,17 @@ def test_bad_input(graph, call, error, fragment):
     with pytest.raises(error) as info:
         call()
     assert fragment in str(info.value)
+
+
+def test_tf_layers_normalization_resolves_with_tf_keras():
+    """tf-slim's batch_norm (resnet/inception arg scopes) reaches this lazily loaded module.
+
+    TensorFlow looks it up as ``tf_keras.legacy_tf_layers.normalization``;
+    tf-keras 2.20+ keeps it under ``tf_keras.src``; tf1norm maps the old name.
+    """
+    from tensorflow.python.layers import normalization
+
+    assert normalization.BatchNormalization.__module__.startswith("tf_keras")
+    with tf.Graph().as_default():
+        layer = normalization.BatchNormalization(fused=False)
+        assert layer(tf.ones([2, 3]), training=True).shape.as_list() == [2, 3]
