@@ -175,3 +175,23 @@ def test_works_in_eager_mode_too():
     assert tf.executing_eagerly()
     out = tf1norm.max_norm(tf.constant(SEED_X), 10.0, axes=1).numpy()
     np.testing.assert_allclose(out[3], [6, 8], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64])
+def test_assignment_form_equals_max_norm_bit_for_bit(sess, rng, dtype):
+    """The train op's projection (no custom gradient) computes max_norm's forward exactly."""
+    x = tf.constant((rng.standard_normal((5, 3, 4)) * 3).astype(dtype))
+    for axes in (None, 0, (0, 1)):
+        expected, got = sess.run([tf1norm.max_norm(x, 2.5, axes),
+                                  tf1norm.projections.max_norm_assignment(x, 2.5, axes)])
+        np.testing.assert_array_equal(got, expected)
+        assert np.abs(got - sess.run(x)).max() > 0  # the cap is active somewhere
+
+
+def test_assignment_form_adds_no_gradient_function(graph):
+    """tf.custom_gradient scans all global variables per call: the assign form must not use it."""
+    x = v1.get_variable("x", [3, 2])
+    before = len(graph.get_operations())
+    tf1norm.projections.max_norm_assignment(x, 1.0)
+    added = graph.get_operations()[before:]
+    assert not [op for op in added if op.type == "IdentityN"], [op.type for op in added]

@@ -59,7 +59,7 @@ class MaxNorm(Constraint):
         self.axes = _checks.axes_argument(axes, "MaxNorm")
 
     def __call__(self, w):
-        return projections.max_norm(w, self.threshold, self.axes)
+        return projections.max_norm_assignment(w, self.threshold, self.axes)
 
     def get_config(self):
         return {"threshold": self.threshold, "axes": _config_axes(self.axes)}

@@ -124,6 +124,30 @@ def max_norm(w, threshold, axes=None, name=None):
         return _cap_l2_norm(w, axes, threshold)
 
 
+def max_norm_assignment(w, threshold, axes=None, name=None):
+    """``max_norm`` for values that are assigned to a variable, never differentiated.
+
+    Bit for bit the same forward as ``max_norm``, without its hand-written
+    gradient: ``tf.custom_gradient`` scans every global variable of the graph
+    on each call in graph mode, so building one projection per kernel of a
+    large model would cost time quadratic in the model. The train op's
+    projections, ``MaxNorm`` constraints and embedding row projections use this.
+    """
+    with tf.name_scope(name or "max_norm"):
+        w = _checks.float_tensor(w, "max_norm")
+        axes = _checks.axes_tuple(axes, _checks.static_rank(w, "max_norm"), "max_norm")
+        threshold = _checks.positive_scalar(threshold, "max_norm", "threshold")
+        return _cap_forward(w, axes, tf.cast(threshold, _compute_dtype(w)))[0]
+
+
+def _cap_forward(x, axes, limit):
+    """``(x·min(t/n, 1), n, wide x, scale)``: one EuclideanNorm pass, one multiply."""
+    wide = tf.cast(x, limit.dtype)
+    norm = tf.math.reduce_euclidean_norm(wide, axis=axes, keepdims=True)
+    scale = tf.minimum(limit / norm, 1.0)
+    return x * tf.cast(scale, x.dtype), norm, wide, scale  # x * 1.0 == x: bit-exact under t
+
+
 def _cap_l2_norm(w, axes, threshold):
     """``max_norm`` with few, large ops: it runs after every training step.
 
@@ -138,9 +162,7 @@ def _cap_l2_norm(w, axes, threshold):
 
     @tf.custom_gradient
     def cap(x):
-        wide = tf.cast(x, compute)
-        norm = tf.math.reduce_euclidean_norm(wide, axis=axes, keepdims=True)
-        scale = tf.minimum(limit / norm, 1.0)
+        capped, norm, wide, scale = _cap_forward(x, axes, limit)
 
         def grad(dy):
             upstream = tf.cast(dy, compute)
@@ -151,7 +173,7 @@ def _cap_l2_norm(w, axes, threshold):
                                   tf.zeros_like(norm))
             return tf.cast(scale * upstream - correction * wide, x.dtype)
 
-        return x * tf.cast(scale, x.dtype), grad  # x * 1.0 == x: bit-exact under t
+        return capped, grad
 
     return cap(w)
 

@@ -79,7 +79,7 @@ def max_norm_regularizer(threshold=1.0, axes=None, name="max_norm", collection=k
     axes = _checks.axes_argument(axes, fn_name)
     name = _checks.string(name, fn_name, "name")
     collection = _checks.string(collection, fn_name, "collection")
-    project = functools.partial(projections.max_norm, threshold=threshold, axes=axes)
+    project = functools.partial(projections.max_norm_assignment, threshold=threshold, axes=axes)
 
     def max_norm_fn(weights):
         variable = _checks.variable(weights, fn_name)
