@@ -124,3 +124,23 @@ def test_sync_replicas_needs_a_global_step(graph):
     sync = v1.train.SyncReplicasOptimizer(v1.train.GradientDescentOptimizer(0.1), 1)
     with pytest.raises(ValueError, match="SyncReplicasOptimizer needs a global step"):
         tf1norm.create_train_op(loss, sync)
+
+
+def test_spectral_norm_collection_mode_is_understood(graph):
+    getter = tf1norm.spectral_norm_getter(update="collection")
+    with v1.variable_scope("d", custom_getter=getter):
+        w = v1.get_variable("kernel", [3, 2], regularizer=tf1norm.max_norm_regularizer(1.0))
+    loss = tf.reduce_sum(tf.matmul(tf.ones([1, 3]), w))
+    train_op = tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(0.1))
+    assert tf1norm.check_train_op(train_op) == []
+    # The refresh of u is checked too: a plain minimize never runs it.
+    plain = v1.train.GradientDescentOptimizer(0.1).minimize(loss)
+    subjects = sorted(f.subject for f in tf1norm.check_train_op(plain))
+    assert subjects == ["d/kernel", "d/kernel/sn_u"]
+
+
+def test_collections_given_as_a_string_are_refused(graph):
+    _, loss = _model()
+    train_op = tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(0.1))
+    with pytest.raises(TypeError, match=r"got the string 'max_norm'. Pass \['max_norm'\]"):
+        tf1norm.check_train_op(train_op, collections_to_check="max_norm")

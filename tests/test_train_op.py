@@ -254,9 +254,11 @@ def test_each_projection_waits_only_for_its_own_update(graph):
     closure = _Closure(train_op)
     for mine, other in ((a, b), (b, a)):
         (projection,) = [op for op in closure.writes(mine.handle.op, ("AssignVariableOp",))]
-        ancestors = closure.ancestors(projection)
-        assert closure.writes(mine.handle.op, ("ResourceApply",))[0] in ancestors
-        assert closure.writes(other.handle.op, ("ResourceApply",))[0] not in ancestors
+        (own,) = closure.writes(mine.handle.op, ("ResourceApply",))
+        (foreign,) = closure.writes(other.handle.op, ("ResourceApply",))
+        closure.mark([own, foreign])
+        ancestors = closure.ancestor_mask(projection)
+        assert ancestors & closure.mask([own]) and not ancestors & closure.mask([foreign])
 
 
 def test_ref_variables_are_projected_decayed_and_counted(sess):

@@ -37,6 +37,11 @@ class Projection:
         """Identity for de-duplication: one record per variable."""
         return self.variable.ref()
 
+    @property
+    def target(self):
+        """The variable ``build()`` writes (the trained variable itself here)."""
+        return self.variable
+
     def build(self):
         """Build a new assign op that reads the variable *when it runs*.
 
