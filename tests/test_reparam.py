@@ -180,3 +180,62 @@ def test_bad_input(graph, call, fragment):
 def test_power_iterations_must_be_a_positive_int(graph, call):
     with pytest.raises(ValueError, match="`power_iterations` must be an int >= 1"):
         call()
+
+
+def _spectral_dense(x, **getter_args):
+    with v1.variable_scope("d", custom_getter=tf1norm.spectral_norm_getter(**getter_args)):
+        return slim.fully_connected(x, 4, activation_fn=None, scope="fc")
+
+
+def test_evaluation_with_training_false_is_repeatable_and_leaves_u(sess, rng):
+    x = tf.constant(rng.standard_normal((3, 6)).astype(np.float32))
+    y = _spectral_dense(x, training=False)
+    u = v1.global_variables("d/fc/weights/sn_u")[0]
+    sess.run(v1.global_variables_initializer())
+    before = sess.run(u)
+    first, second = sess.run(y), sess.run(y)
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(sess.run(u), before)
+    w = sess.run(v1.global_variables("d/fc/weights")[0])
+    normalized, _, _ = tf1norm.spectral_norm(w, before, 1)  # one iteration from the stored u
+    np.testing.assert_allclose(first, sess.run(x) @ sess.run(normalized), rtol=1e-5, atol=1e-6)
+
+
+def test_training_placeholder_switches_the_refresh(sess, rng):
+    training = v1.placeholder_with_default(True, [])
+    y = _spectral_dense(tf.ones([2, 6]), training=training)
+    u = v1.global_variables("d/fc/weights/sn_u")[0]
+    sess.run(v1.global_variables_initializer())
+    before = sess.run(u)
+    evaluated = [sess.run(y, {training: False}) for _ in range(2)]
+    np.testing.assert_array_equal(evaluated[0], evaluated[1])
+    np.testing.assert_array_equal(sess.run(u), before)
+    sess.run(y)  # training run: u moves
+    assert not np.allclose(sess.run(u), before)
+
+
+@pytest.mark.parametrize("update", ["immediate", "collection"])
+def test_zero_kernel_gives_zero_not_nan(sess, update):
+    x = tf.ones([2, 6])
+    with v1.variable_scope("d", custom_getter=tf1norm.spectral_norm_getter(update=update)):
+        y = slim.fully_connected(x, 4, activation_fn=None, scope="fc",
+                                 weights_initializer=tf.zeros_initializer())
+    train_op = tf1norm.create_train_op(tf.reduce_sum(tf.square(y - 1.0)),
+                                       v1.train.GradientDescentOptimizer(0.1))
+    u = v1.global_variables("d/fc/weights/sn_u")[0]
+    sess.run(v1.global_variables_initializer())
+    before = sess.run(u)
+    np.testing.assert_array_equal(sess.run(y), np.zeros((2, 4), np.float32))
+    sess.run(train_op)  # finite gradient (identity through σ = 0), and u is kept
+    np.testing.assert_array_equal(sess.run(u), before)
+    w = sess.run(v1.global_variables("d/fc/weights")[0])
+    assert np.all(np.isfinite(w)) and np.abs(w).max() > 0
+    sess.run(train_op)  # now W ≠ 0: σ is the largest singular value again
+    normalized = sess.run(tf1norm.spectral_norm(v1.global_variables("d/fc/weights")[0],
+                                                sess.run(u), 20)[0])
+    np.testing.assert_allclose(np.linalg.svd(normalized, compute_uv=False)[0], 1.0, rtol=1e-4)
+
+
+def test_bad_training_flag_is_named(graph):
+    with pytest.raises(ValueError, match="`training` must be a Python bool.*got 'yes'"):
+        tf1norm.spectral_norm_getter(training="yes")

@@ -160,3 +160,35 @@ def test_spectral_norm_regularizer_value_and_gradient(sess, rng):
     u, s, vt = np.linalg.svd(w0)
     assert value == pytest.approx(0.1 * s[0] ** 2, rel=1e-6)
     np.testing.assert_allclose(g, 0.2 * s[0] * np.outer(u[:, 0], vt[0]), rtol=1e-4, atol=1e-8)
+
+
+@pytest.mark.parametrize("update", ["immediate", "collection"])
+def test_spectral_norm_export_matches_evaluation(tmp_path, rng, update):
+    """Train a little, export W/σ(stored u), and the plain net computes the eval output."""
+    x0 = rng.standard_normal((4, 10)).astype(np.float32)
+    path = str(tmp_path / "sn_plain")
+    with tf.Graph().as_default():
+        training = v1.placeholder_with_default(True, [])
+        getter = tf1norm.spectral_norm_getter(update=update, training=training)
+        with v1.variable_scope("", custom_getter=getter):
+            out = _mlp(tf.constant(x0))
+        train_op = tf1norm.create_train_op(tf.reduce_sum(tf.square(out)),
+                                           v1.train.GradientDescentOptimizer(0.05))
+        with v1.Session() as sess:
+            sess.run(v1.global_variables_initializer())
+            for _ in range(3):
+                sess.run(train_op)
+            evaluated = sess.run(out, {training: False})
+            kernel, u = sess.run([v1.global_variables("fc1/weights")[0],
+                                  v1.global_variables("fc1/weights/sn_u")[0]])
+            tf1norm.export_plain_checkpoint(sess, path)
+    stored = tf.train.load_checkpoint(path).get_variable_to_shape_map()
+    assert not [name for name in stored if "sn_u" in name]
+    plain, _ = _outputs(None, x0, lambda sess: v1.train.Saver().restore(sess, path))
+    np.testing.assert_allclose(plain, evaluated, rtol=1e-5, atol=1e-6)
+    v = u @ kernel.T
+    v /= np.linalg.norm(v)
+    sigma = np.linalg.norm(v @ kernel)  # one power iteration from the stored u (NumPy twin)
+    assert abs(sigma - 1.0) > 0.05  # dividing by σ matters here
+    exported = tf.train.load_checkpoint(path).get_tensor("fc1/weights")
+    np.testing.assert_allclose(exported, kernel / sigma, rtol=1e-5, atol=1e-7)

@@ -58,31 +58,50 @@ class PowerIterationRefresh(registry.Projection):
     def key(self):
         return self.u.ref()
 
+    @property
+    def target(self):
+        return self.u
+
     def build(self):
         return self.u.assign(self.u_new, read_value=False)
 
 
 def spectral_norm_getter(power_iterations=1, name_filter=DEFAULT_FILTER, update="immediate",
-                         collection=keys.SPECTRAL_NORM):
+                         collection=keys.SPECTRAL_NORM, training=True):
     """Custom getter: matching weights become ``W / σ(W)`` (spectral normalization).
 
     For each matching weight of rank >= 2 (dense ``[in, out]``, conv kernels
     reshaped to ``[-1, out]``) one non-trainable variable ``<weight>/sn_u`` of
-    shape ``[1, out]`` holds the power-iteration vector. The layer receives
-    ``W / σ`` with the gradient through σ. ``u`` is refreshed:
+    shape ``[1, out]`` holds the power-iteration vector. Every forward pass
+    runs ``power_iterations`` steps from the *stored* ``u`` and divides by the
+    resulting σ, with the gradient through σ. When the stored ``u`` changes:
 
-    * ``update="immediate"``: by an assign attached to the forward pass (every
-      run that computes the layer refreshes it, as in seed 004); with several
-      towers each tower refreshes it;
-    * ``update="collection"``: by ``create_train_op``, once per training step:
-      the ``u`` computed by that step's forward pass (from the weight before
-      the update) is stored after the update (a record in ``tf1norm.registry``
-      under ``collection``); evaluation runs leave it alone.
+    * ``update="immediate"`` (seed 004, PyTorch's ``spectral_norm`` in
+      ``train()`` mode): every run that computes the layer with ``training``
+      true stores the refreshed ``u`` (several towers each store it);
+    * ``update="collection"`` (Sonnet v1's explicit update op): only
+      ``create_train_op`` stores it, once per step, after the update (a record
+      in ``tf1norm.registry`` under ``collection``); other runs never do;
+    * ``training=False`` (PyTorch's ``eval()``): never. The layer still
+      computes ``W / σ`` from the stored ``u``, so evaluating the same input
+      twice gives the same output, and ``export_plain_checkpoint`` writes
+      exactly that ``W / σ``.
 
-    σ of each weight is added to the graph collection ``keys.SPECTRAL_NORM_SIGMA``.
+    Args:
+      power_iterations: int >= 1, iterations per forward pass.
+      name_filter: regular expression selecting the weights.
+      update: ``"immediate"`` or ``"collection"`` (see above).
+      collection: registry collection of the ``"collection"`` mode's records.
+      training: Python bool, or a scalar boolean tensor (e.g. a placeholder
+        fed per run) choosing between storing and not storing ``u``.
+
+    A zero weight has σ = 0; the layer then receives the zero weight itself
+    (not NaN) and ``u`` is kept. σ of each weight is added to the graph
+    collection ``keys.SPECTRAL_NORM_SIGMA``.
 
     Raises:
-      ValueError: bad ``power_iterations``, ``update`` or ``name_filter``.
+      ValueError: bad ``power_iterations``, ``update``, ``name_filter`` or
+        ``training``.
     """
     fn = "spectral_norm_getter"
     if update not in ("immediate", "collection"):
@@ -90,6 +109,7 @@ def spectral_norm_getter(power_iterations=1, name_filter=DEFAULT_FILTER, update=
     power_iterations = _checks.positive_int(power_iterations, fn, "power_iterations")
     pattern = compile_filter(name_filter, fn)
     collection = _checks.string(collection, fn, "collection")
+    training = _training_flag(training, fn)
 
     def custom_getter(getter, name, *args, **kwargs):
         variable = getter(name, *args, **kwargs)
@@ -99,6 +119,12 @@ def spectral_norm_getter(power_iterations=1, name_filter=DEFAULT_FILTER, update=
                             initializer=v1.random_normal_initializer(), trainable=False)
         normalized, sigma, u_new = spectral_norm(variable, u, power_iterations)
         v1.add_to_collection(keys.SPECTRAL_NORM_SIGMA, sigma)
+        registry.add_record(variable.graph, keys.SPECTRAL_NORM_WEIGHTS, u.ref(),
+                            SpectralNormRecord(variable, u, normalized))
+        if training is False:
+            return normalized
+        if training is not True:
+            u_new = tf.where(training, u_new, tf.cast(u, u_new.dtype))
         if update == "collection":
             registry.register_projection(PowerIterationRefresh(variable, u, u_new), collection)
             return normalized
@@ -106,6 +132,29 @@ def spectral_norm_getter(power_iterations=1, name_filter=DEFAULT_FILTER, update=
             return tf.identity(normalized)
 
     return custom_getter
+
+
+def _training_flag(training, fn):
+    """``training`` as True, False or a scalar boolean tensor; ValueError otherwise."""
+    if isinstance(training, bool):
+        return training
+    if isinstance(training, (tf.Tensor, tf.Variable)) and training.dtype == tf.bool \
+            and training.shape.rank in (0, None):
+        return training
+    raise ValueError(f"{fn}: `training` must be a Python bool or a scalar boolean tensor "
+                     f"(e.g. tf.compat.v1.placeholder_with_default(True, [])); got "
+                     f"{training!r}.")
+
+
+class SpectralNormRecord:
+    """A spectrally normalized weight: ``w``, its ``u``, and ``w / σ`` from the stored ``u``.
+
+    ``normalized`` does not store ``u`` when run: ``export_plain_checkpoint``
+    fetches it.
+    """
+
+    def __init__(self, variable, u, normalized):
+        self.variable, self.u, self.normalized = variable, u, normalized
 
 
 class WeightNormRecord:

@@ -16,6 +16,11 @@ name                        holds
 ``GRADIENT_GLOBAL_NORM``    pre-clip global norms from ``clip_by_global_norm``
 ``SKIPPED_STEPS``           counters of steps ``skip_nonfinite`` skipped
 ``EMBEDDING_MAX_NORM``      registry collection of ``embedding_lookup`` row projections
+``SPECTRAL_NORM``           registry collection of ``spectral_norm_getter(update=
+                            "collection")`` u refreshes
+``SPECTRAL_NORM_SIGMA``     σ of every spectrally normalized weight
+``SPECTRAL_NORM_WEIGHTS``   registry records (weight, u, W/σ) for the export
+``WEIGHT_NORM``             registry records (v, g, w) of weight-normalized weights
 ==========================  ===================================================
 """
 
@@ -30,4 +35,5 @@ SKIPPED_STEPS = "tf1norm_skipped_steps"
 EMBEDDING_MAX_NORM = "tf1norm_embedding_max_norm"
 SPECTRAL_NORM = "tf1norm_spectral_norm_u"
 SPECTRAL_NORM_SIGMA = "tf1norm_spectral_norm_sigma"
+SPECTRAL_NORM_WEIGHTS = "tf1norm_spectral_norm_weights"
 WEIGHT_NORM = "tf1norm_weight_norm"

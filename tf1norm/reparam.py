@@ -57,6 +57,8 @@ def spectral_norm(w, u, power_iterations=1, epsilon=1e-12, name=None):
     ``u`` and ``v`` are under ``stop_gradient``, so the gradient of ``w / σ``
     flows through ``w`` in both the numerator and σ (a true reparameterization,
     Miyato et al. 2018). Normalization uses ``x / sqrt(max(‖x‖², epsilon))``.
+    A zero ``w`` has σ = 0: the result is then ``w`` itself (zeros, not NaN)
+    and ``u_new`` is ``u`` unchanged.
 
     Args:
       w: floating tensor of rank >= 2.
@@ -80,7 +82,8 @@ def spectral_norm(w, u, power_iterations=1, epsilon=1e-12, name=None):
                                                 "power_iterations")
         epsilon = _checks.positive_number(epsilon, "spectral_norm", "epsilon")
         matrix = tf.reshape(w, [-1, w.shape[rank - 1]])
-        u_hat = tf.reshape(tf.cast(u, w.dtype), [1, -1])
+        u_in = tf.reshape(tf.cast(u, w.dtype), [1, -1])
+        u_hat = u_in
         for _ in range(power_iterations):
             v_hat = _normalize(tf.matmul(u_hat, matrix, transpose_b=True), epsilon)
             product = tf.matmul(v_hat, matrix)
@@ -88,6 +91,9 @@ def spectral_norm(w, u, power_iterations=1, epsilon=1e-12, name=None):
         u_hat, v_hat = tf.stop_gradient(u_hat), tf.stop_gradient(v_hat)
         # σ = v̂ W ûᵀ with û = v̂W/‖v̂W‖ is ‖v̂W‖: no third matrix-vector product.
         sigma_value = tf.stop_gradient(tf.norm(product))
+        # A zero matrix (or a u orthogonal to its row space) gives û = 0; keeping
+        # the incoming u lets the iteration resume once W is non-zero.
+        u_hat = tf.where(sigma_value > 0, u_hat, u_in)
         normalized = _divide_by_sigma(matrix, sigma_value, u_hat, v_hat)
         # The σ returned keeps its differentiable form (∂σ/∂W = v̂ᵀû); it is
         # only computed when used, e.g. by spectral_norm_regularizer.
@@ -103,8 +109,11 @@ def _divide_by_sigma(matrix, sigma, u_hat, v_hat):
     one pass that subtracts the rank-1 term by broadcasting. (A k=1 MatMul for
     the outer product, or a [1, N]×[N, 1] MatMul for the dot, is several times
     slower on CPU than these elementwise forms.)
+
+    σ = 0 only for a zero matrix: then ``W / σ`` is taken as ``W`` itself
+    (zero, with the identity gradient), never ``0/0 = NaN``.
     """
-    inverse = 1.0 / sigma
+    inverse = tf.where(sigma > 0, 1.0 / sigma, tf.ones_like(sigma))
 
     @tf.custom_gradient
     def divide(m):

@@ -16,13 +16,13 @@ _PRODUCTS = ("MatMul", "BatchMatMulV2", "Conv2D", "Conv3D", "Conv2DBackpropInput
              "DepthwiseConv2dNative", "Conv1D")
 
 
-def _variable_of_read(tensor):
-    """The global variable a ReadVariableOp/Identity tensor reads, or None."""
-    op = registry.storage_op(tensor)
-    return next((v for v in v1.global_variables() if registry.handle_op(v) is op), None)
+def _variables_by_handle(graph):
+    """``{handle or storage op: variable}`` for the graph's global variables."""
+    with graph.as_default():
+        return {registry.handle_op(v): v for v in v1.global_variables()}
 
 
-def _preactivation(record):
+def _preactivation(record, variables):
     """(pre-activation tensor, bias variable or None) of the layer using ``record.w``."""
     product = next((op for op in record.w.consumers() if op.type in _PRODUCTS), None)
     if product is None:
@@ -32,7 +32,7 @@ def _preactivation(record):
     for consumer in out.consumers():
         if consumer.type in ("BiasAdd", "Add", "AddV2"):
             other = consumer.inputs[1] if consumer.inputs[0] is out else consumer.inputs[0]
-            bias = _variable_of_read(other)
+            bias = variables.get(registry.storage_op(other))
             if bias is not None and bias.shape.rank == 1:
                 return consumer.outputs[0], bias
     return out, None
@@ -66,9 +66,10 @@ def weight_norm_data_init(session, feed_dict=None, init_scale=1.0, epsilon=1e-8)
     if not records:
         raise ValueError("weight_norm_data_init: no weight-normalized weights in this graph. "
                          "Build the model under weight_norm_getter or slim_scope(weight_norm=True).")
+    variables = _variables_by_handle(session.graph)
     report = []
     for record in records:
-        pre, bias = _preactivation(record)
+        pre, bias = _preactivation(record, variables)
         values = session.run(pre, feed_dict)
         axes = tuple(range(values.ndim - 1))
         mean, std = values.mean(axis=axes), values.std(axis=axes)
@@ -109,21 +110,40 @@ def restore_plain_checkpoint(session, path):
 
 
 def export_plain_checkpoint(session, path):
-    """Write a checkpoint the plain (not weight-normalized) model can restore.
+    """Write a checkpoint the plain (not reparameterized) model can restore.
 
-    Each weight-normalized kernel is saved as ``w = g·v/‖v‖`` under its own
-    name; gains are dropped; every other variable is saved as it is.
+    Each weight-normalized kernel is saved as ``w = g·v/‖v‖`` and each
+    spectrally normalized one as ``W / σ`` computed from its stored ``u`` (what
+    the model computes with ``training=False``), under the kernel's own name;
+    gains ``wn_g`` and vectors ``sn_u`` are dropped; every other variable is
+    saved as it is. All values are read in one ``session.run``.
 
     Returns:
       The checkpoint path prefix.
     """
-    records = registry.get_records(keys.WEIGHT_NORM, session.graph)
-    effective = {r.v.op.name: r.w for r in records}
-    gains = {r.g.op.name for r in records}
-    values = {v.op.name: session.run(effective.get(v.op.name, v))
-              for v in v1.global_variables() if v.op.name not in gains}
+    graph = session.graph
+    effective, dropped = {}, set()
+    for record in registry.get_records(keys.WEIGHT_NORM, graph):
+        effective[record.v.op.name] = record.w
+        dropped.add(record.g.op.name)
+    for record in registry.get_records(keys.SPECTRAL_NORM_WEIGHTS, graph):
+        effective[record.variable.op.name] = record.normalized
+        dropped.add(record.u.op.name)
+    with graph.as_default():
+        fetches = {v.op.name: effective.get(v.op.name, v)
+                   for v in v1.global_variables() if v.op.name not in dropped}
+    values = session.run(fetches)
+    return _save_values(values, path)
+
+
+def _save_values(values, path):
+    """Save ``{name: array}`` as a TF1 checkpoint at ``path``, in a graph of its own."""
     with tf.Graph().as_default():
-        saved = [v1.Variable(value, name=name) for name, value in values.items()]
+        placeholders = {name: v1.placeholder(tf.as_dtype(value.dtype), value.shape)
+                        for name, value in values.items()}
+        saved = [v1.Variable(placeholders[name], name=name, trainable=False)
+                 for name in values]
         with v1.Session() as export_session:
-            export_session.run(v1.global_variables_initializer())
-            return v1.train.Saver(saved).save(export_session, path)
+            export_session.run(v1.global_variables_initializer(),
+                               {placeholders[name]: values[name] for name in values})
+            return v1.train.Saver(saved).save(export_session, path, write_meta_graph=False)
