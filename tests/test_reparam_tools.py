@@ -192,3 +192,55 @@ def test_spectral_norm_export_matches_evaluation(tmp_path, rng, update):
     assert abs(sigma - 1.0) > 0.05  # dividing by σ matters here
     exported = tf.train.load_checkpoint(path).get_tensor("fc1/weights")
     np.testing.assert_allclose(exported, kernel / sigma, rtol=1e-5, atol=1e-7)
+
+
+def _one_dense_layer(x, kernel):
+    with v1.variable_scope("", custom_getter=tf1norm.weight_norm_getter()):
+        return slim.fully_connected(x, kernel.shape[1], activation_fn=None, scope="fc",
+                                    weights_initializer=tf.constant_initializer(kernel))
+
+
+def test_data_init_pools_sigma_when_a_unit_sees_few_values(sess):
+    """VGG's fc6 at batch 2: two values per unit, one of them (nearly) constant.
+
+    Per-unit σ would be 5e-7 for unit 0 and its gain would grow 2e6-fold; the
+    next step's loss overflowed. With σ² pooled over the layer, every gain
+    grows by the same, moderate factor.
+    """
+    x = tf.constant([[1.0, 0.0, 2.0], [1.0, 1e-6, -2.0]])
+    kernel = np.array([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0]], np.float32)
+    out = _one_dense_layer(x, kernel)
+    sess.run(v1.global_variables_initializer())
+    g = v1.global_variables("fc/weights/wn_g")[0]
+    before = sess.run(g)
+    (_, _, sigma), = tf1norm.weight_norm_data_init(sess)
+    ratio = sess.run(g) / before
+    pooled = np.sqrt((0.0 ** 2 + 2.0 ** 2) / 2)  # per-unit σ: ~0 and 2
+    np.testing.assert_allclose(sigma, [pooled, pooled], rtol=1e-5)
+    np.testing.assert_allclose(ratio, 1 / pooled, rtol=1e-5)
+    assert np.all(np.isfinite(sess.run(out)))
+
+
+def test_data_init_keeps_the_gain_of_a_constant_unit(sess, rng):
+    batch = rng.standard_normal((32, 3)).astype(np.float32)
+    batch[:, 1] = 0.0  # unit 0 reads only this column: constant pre-activation
+    kernel = np.array([[0.0, 1.0], [1.0, 1.0], [0.0, 1.0]], np.float32)
+    _one_dense_layer(tf.constant(batch), kernel)
+    sess.run(v1.global_variables_initializer())
+    g = v1.global_variables("fc/weights/wn_g")[0]
+    before = sess.run(g)
+    (_, _, sigma), = tf1norm.weight_norm_data_init(sess)
+    after = sess.run(g)
+    assert sigma[0] == 0.0
+    assert after[0] == before[0]  # not multiplied by 1/epsilon = 1e8
+    np.testing.assert_allclose(after[1], before[1] / (batch[:, 0] + batch[:, 2]).std(),
+                               rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"min_samples": 0}, "`min_samples`"), ({"init_scale": -1.0}, "`init_scale`")])
+def test_data_init_validates_its_arguments(sess, kwargs, match):
+    _one_dense_layer(tf.ones([2, 3]), np.ones((3, 2), np.float32))
+    sess.run(v1.global_variables_initializer())
+    with pytest.raises(ValueError, match=match):
+        tf1norm.weight_norm_data_init(sess, **kwargs)

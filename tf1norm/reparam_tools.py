@@ -8,6 +8,7 @@ graph, e.g. inside ``MonitoredTrainingSession``.
 
 import numpy as np
 
+from tf1norm import _checks
 from tf1norm import keys
 from tf1norm import registry
 from tf1norm._tf import tf, v1
@@ -43,25 +44,41 @@ def _load(variable, value, session):
     session.run(variable.initializer, {variable.initializer.inputs[1]: value})
 
 
-def weight_norm_data_init(session, feed_dict=None, init_scale=1.0, epsilon=1e-8):
+def weight_norm_data_init(session, feed_dict=None, init_scale=1.0, epsilon=1e-8,
+                          min_samples=16):
     """Data-dependent initialization of weight-normalized layers (Salimans & Kingma §3).
 
     Layer by layer, in the order the layers were built: run the layer's
     pre-activation ``t`` on the batch in ``feed_dict``, then set
     ``g ← g·s`` and ``b ← (b − μ)·s`` with ``μ``, ``σ`` the per-unit mean and
-    standard deviation of ``t`` and ``s = init_scale / (σ + epsilon)``, so that
-    on this batch every pre-activation has mean 0 and standard deviation
+    standard deviation of ``t`` and ``s = init_scale / σ``, so that on this
+    batch every pre-activation has mean 0 and standard deviation
     ``init_scale``. Later layers see the already initialized earlier ones. Run
     once, after ``global_variables_initializer``, in graph mode (one
     ``session.run`` per layer).
 
+    Two cases would give huge gains (and, one step later, an overflowing
+    loss), so they are handled:
+
+    * a layer with fewer than ``min_samples`` values per unit (batch ×
+      spatial positions; e.g. VGG's fc6–fc8 see one value per image) has
+      per-unit σ estimates that can be arbitrarily small; its σ² is pooled
+      over the layer's units (one scale for the layer, per-unit means);
+    * a unit with σ ≤ ``epsilon`` (constant on this batch) keeps its gain.
+
     Returns:
-      ``[(weight name, μ, σ)]`` measured before each layer's rescaling.
+      ``[(weight name, μ, σ)]``: the statistics each layer was scaled by,
+      measured before its rescaling (σ pooled where it was).
 
     Raises:
-      ValueError: no weight-normalized layer in the graph, or a layer whose
-        matmul/convolution cannot be found.
+      ValueError: no weight-normalized layer in the graph, a layer whose
+        matmul/convolution cannot be found, or a bad ``init_scale``,
+        ``epsilon`` or ``min_samples``.
     """
+    fn = "weight_norm_data_init"
+    init_scale = _checks.positive_number(init_scale, fn, "init_scale")
+    epsilon = _checks.positive_number(epsilon, fn, "epsilon")
+    min_samples = _checks.positive_int(min_samples, fn, "min_samples")
     records = registry.get_records(keys.WEIGHT_NORM, session.graph)
     if not records:
         raise ValueError("weight_norm_data_init: no weight-normalized weights in this graph. "
@@ -70,15 +87,25 @@ def weight_norm_data_init(session, feed_dict=None, init_scale=1.0, epsilon=1e-8)
     report = []
     for record in records:
         pre, bias = _preactivation(record, variables)
-        values = session.run(pre, feed_dict)
-        axes = tuple(range(values.ndim - 1))
-        mean, std = values.mean(axis=axes), values.std(axis=axes)
-        scale = init_scale / (std + epsilon)
-        _load(record.g, session.run(record.g) * scale, session)
+        mean, std = _unit_statistics(session.run(pre, feed_dict), min_samples)
+        scale = np.where(std > epsilon, init_scale / np.maximum(std, epsilon), 1.0)
+        g = session.run(record.g)
+        _load(record.g, (g * scale).astype(g.dtype), session)
         if bias is not None:
-            _load(bias, (session.run(bias) - mean) * scale, session)
+            b = session.run(bias)
+            _load(bias, ((b - mean) * scale).astype(b.dtype), session)
         report.append((record.v.op.name, mean, std))
     return report
+
+
+def _unit_statistics(values, min_samples):
+    """Per-unit (last axis) mean and std in float64; σ² pooled when samples are few."""
+    values = np.asarray(values, np.float64)
+    axes = tuple(range(values.ndim - 1))
+    mean, var = values.mean(axis=axes), values.var(axis=axes)
+    if values.size // max(values.shape[-1], 1) < min_samples:
+        var = np.full_like(var, var.mean())
+    return mean, np.sqrt(var)
 
 
 def restore_plain_checkpoint(session, path):
