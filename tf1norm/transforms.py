@@ -329,9 +329,12 @@ class _ProjectConstraints(Transform):
         self.collection = collection
 
     def post_apply(self, variables, context):
-        wanted = {v.ref() for v in variables}
-        return [p.build() for p in registry.get_projections(self.collection, context.graph)
-                if p.variable.ref() in wanted]
+        by_variable = context.state.get(self)
+        if by_variable is None:  # indexed once per step build: linear in the model
+            by_variable = context.state[self] = {}
+            for projection in registry.get_projections(self.collection, context.graph):
+                by_variable.setdefault(projection.variable.ref(), []).append(projection)
+        return [p.build() for v in variables for p in by_variable.get(v.ref(), ())]
 
     def __repr__(self):
         return f"project_constraints({self.collection!r})"
