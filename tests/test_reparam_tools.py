@@ -184,6 +184,7 @@ def test_spectral_norm_export_matches_evaluation(tmp_path, rng, update):
             tf1norm.export_plain_checkpoint(sess, path)
     stored = tf.train.load_checkpoint(path).get_variable_to_shape_map()
     assert not [name for name in stored if "sn_u" in name]
+    assert tf.train.latest_checkpoint(str(tmp_path)) == path
     plain, _ = _outputs(None, x0, lambda sess: v1.train.Saver().restore(sess, path))
     np.testing.assert_allclose(plain, evaluated, rtol=1e-5, atol=1e-6)
     v = u @ kernel.T

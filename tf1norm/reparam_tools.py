@@ -6,6 +6,8 @@ initializer with its initial value fed (what the deprecated
 graph, e.g. inside ``MonitoredTrainingSession``.
 """
 
+import os
+
 import numpy as np
 
 from tf1norm import _checks
@@ -164,13 +166,22 @@ def export_plain_checkpoint(session, path):
 
 
 def _save_values(values, path):
-    """Save ``{name: array}`` as a TF1 checkpoint at ``path``, in a graph of its own."""
+    """Write ``{name: array}`` as a TF1 checkpoint at ``path`` (what ``Saver.save`` writes).
+
+    One ``SaveV2`` op on fed placeholders in a graph of its own: no variables to
+    create and initialize, so the values are copied once, into the file. The
+    directory's ``checkpoint`` state file is updated as ``Saver.save`` does.
+    """
+    names = sorted(values)
     with tf.Graph().as_default():
-        placeholders = {name: v1.placeholder(tf.as_dtype(value.dtype), value.shape)
-                        for name, value in values.items()}
-        saved = [v1.Variable(placeholders[name], name=name, trainable=False)
-                 for name in values]
+        placeholders = [v1.placeholder(tf.as_dtype(values[n].dtype), values[n].shape)
+                        for n in names]
+        prefix = v1.placeholder(tf.string, [])
+        save = tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names,
+                                 shape_and_slices=[""] * len(names), tensors=placeholders)
         with v1.Session() as export_session:
-            export_session.run(v1.global_variables_initializer(),
-                               {placeholders[name]: values[name] for name in values})
-            return v1.train.Saver(saved).save(export_session, path, write_meta_graph=False)
+            feed = dict(zip(placeholders, (values[n] for n in names)))
+            feed[prefix] = path
+            export_session.run(save, feed)
+    v1.train.update_checkpoint_state(os.path.dirname(os.path.abspath(path)), path)
+    return path
