@@ -56,8 +56,8 @@ def weight_norm_data_init(session, feed_dict=None, init_scale=1.0, epsilon=1e-8,
     standard deviation of ``t`` and ``s = init_scale / σ``, so that on this
     batch every pre-activation has mean 0 and standard deviation
     ``init_scale``. Later layers see the already initialized earlier ones. Run
-    once, after ``global_variables_initializer``, in graph mode (one
-    ``session.run`` per layer).
+    once, after ``global_variables_initializer``, in graph mode (two
+    ``session.run`` calls per layer, with the same fetches for every layer).
 
     Two cases would give huge gains (and, one step later, an overflowing
     loss), so they are handled:
@@ -86,18 +86,40 @@ def weight_norm_data_init(session, feed_dict=None, init_scale=1.0, epsilon=1e-8,
         raise ValueError("weight_norm_data_init: no weight-normalized weights in this graph. "
                          "Build the model under weight_norm_getter or slim_scope(weight_norm=True).")
     variables = _variables_by_handle(session.graph)
+    layers = [(record,) + _preactivation(record, variables) for record in records]
+    pre_activations = [pre for _, pre, _ in layers]
+    parameters = _Parameters(session, [record.g for record in records] +
+                             [bias for _, _, bias in layers if bias is not None])
     report = []
-    for record in records:
-        pre, bias = _preactivation(record, variables)
-        mean, std = _unit_statistics(session.run(pre, feed_dict), min_samples)
+    for index, (record, _, bias) in enumerate(layers):
+        # The same fetches and feeds every time: one executor for all layers
+        # (a different fetch per layer rebuilt one per layer: minutes on resnet_v1_50).
+        values = session.run(pre_activations, feed_dict)[index]
+        mean, std = _unit_statistics(values, min_samples)
         scale = np.where(std > epsilon, init_scale / np.maximum(std, epsilon), 1.0)
-        g = session.run(record.g)
-        _load(record.g, (g * scale).astype(g.dtype), session)
+        parameters.update(record.g, lambda g: g * scale)
         if bias is not None:
-            b = session.run(bias)
-            _load(bias, ((b - mean) * scale).astype(b.dtype), session)
+            parameters.update(bias, lambda b: (b - mean) * scale)
+        parameters.load()
         report.append((record.v.op.name, mean, std))
     return report
+
+
+class _Parameters:
+    """Current values of the gains and biases, loaded all together through their initializers."""
+
+    def __init__(self, session, variables):
+        self.session = session
+        self.variables = list({v.ref(): v for v in variables}.values())
+        self.values = dict(zip((v.ref() for v in self.variables), session.run(self.variables)))
+
+    def update(self, variable, fn):
+        old = self.values[variable.ref()]
+        self.values[variable.ref()] = np.asarray(fn(old)).astype(old.dtype)
+
+    def load(self):
+        feed = {v.initializer.inputs[1]: self.values[v.ref()] for v in self.variables}
+        self.session.run([v.initializer for v in self.variables], feed)
 
 
 def _unit_statistics(values, min_samples):
