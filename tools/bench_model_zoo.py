@@ -1,0 +1,126 @@
+"""Benchmark: tf1norm's graph-construction and export costs on tf-slim's model zoo.
+
+For each model (built with ``is_training=True``, batch 2, 224×224), every
+round builds fresh graphs (model construction itself is not timed) and
+measures, in rotating order:
+
+* ``minimize``: ``optimizer.minimize(loss)`` under ``slim_scope(max_norm=1.0)``;
+* ``create_train_op``: ``tf1norm.create_train_op(loss, optimizer)`` on the same model
+  in its own graph, then ``check``: ``tf1norm.check_train_op`` of that op;
+* ``Saver.save`` and ``export_plain_checkpoint`` of the same session, under
+  ``slim_scope(weight_norm=True)`` (the export computes ``g·v/‖v‖`` per kernel).
+
+Ratios are taken per round (create_train_op / minimize, check / minimize,
+export / save) and their medians reported, with the median seconds.
+
+    python tools/bench_model_zoo.py [--models resnet_v1_50 vgg_a inception_v1] [--rounds 3]
+
+Targets (issue 12): check ≤ 0.5×, create_train_op ≤ 1.3× minimize, export ≤ 2× save.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import model_zoo  # noqa: E402
+
+import tf1norm  # noqa: E402
+from tf1norm._tf import tf, v1  # noqa: E402
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def _optimizer():
+    return v1.train.MomentumOptimizer(0.01, 0.9)
+
+
+def time_minimize(model):
+    with tf.Graph().as_default():
+        built = model_zoo.build(model, "max_norm", training=True)
+        seconds, _ = _timed(lambda: _optimizer().minimize(built.loss))
+    return {"minimize": seconds}
+
+
+def time_create_and_check(model):
+    with tf.Graph().as_default():
+        built = model_zoo.build(model, "max_norm", training=True)
+        create, train_op = _timed(lambda: tf1norm.create_train_op(built.loss, _optimizer()))
+        check, findings = _timed(lambda: tf1norm.check_train_op(train_op))
+    if findings:
+        raise RuntimeError(f"check_train_op found problems on {model}: {findings}")
+    return {"create_train_op": create, "check": check}
+
+
+def time_save_and_export(model, directory, export_first):
+    with tf.Graph().as_default():
+        model_zoo.build(model, "weight_norm", training=True)
+        saver = v1.train.Saver()
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            save = lambda: saver.save(session, os.path.join(directory, "saved"))  # noqa: E731
+            export = lambda: tf1norm.export_plain_checkpoint(  # noqa: E731
+                session, os.path.join(directory, "plain"))
+            order = [("export", export), ("save", save)]
+            times = {name: _timed(fn)[0] for name, fn in (order if export_first else order[::-1])}
+    return times
+
+
+def run_model(model, rounds):
+    """Per-round times of every measure, in rotating order; returns lists per name."""
+    times = {}
+    with tempfile.TemporaryDirectory() as directory:
+        for r in range(rounds):
+            parts = [lambda: time_minimize(model), lambda: time_create_and_check(model),
+                     lambda: time_save_and_export(model, directory, r % 2 == 0)]
+            parts = parts[r % 3:] + parts[:r % 3]
+            for part in parts:
+                for name, seconds in part().items():
+                    times.setdefault(name, []).append(seconds)
+            print(f"  {model} round {r + 1}/{rounds}: " +
+                  ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()), flush=True)
+    return times
+
+
+def ratios(times):
+    """Median per-round ratios against the issue's baselines."""
+    def median_ratio(a, b):
+        return statistics.median(x / y for x, y in zip(times[a], times[b]))
+    return {"check / minimize": median_ratio("check", "minimize"),
+            "create_train_op / minimize": median_ratio("create_train_op", "minimize"),
+            "export / save": median_ratio("export", "save")}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["resnet_v1_50", "vgg_a", "inception_v1"],
+                        choices=sorted(model_zoo.MODELS))
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    rows = []
+    for model in args.models:
+        times = run_model(model, args.rounds)
+        rows.append((model, {k: statistics.median(v) for k, v in times.items()}, ratios(times)))
+    print(f"\nmedians of {args.rounds} rounds, seconds and per-round ratios")
+    print("| model | minimize (s) | create_train_op | check_train_op | Saver.save (s) | "
+          "export_plain_checkpoint |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for model, medians, r in rows:
+        print(f"| {model} | {medians['minimize']:.2f} | "
+              f"{r['create_train_op / minimize']:.2f}× ({medians['create_train_op']:.2f} s) | "
+              f"{r['check / minimize']:.3f}× ({medians['check']:.3f} s) | "
+              f"{medians['save']:.2f} | {r['export / save']:.2f}× ({medians['export']:.2f} s) |")
+
+
+if __name__ == "__main__":
+    main()
