@@ -19,6 +19,7 @@ import seed_001_weight_norm  # noqa: E402
 import seed_004_spectral_norm  # noqa: E402
 import seed_001_output_ranges  # noqa: E402
 import word2vec_max_norm  # noqa: E402
+import local_cluster  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -122,3 +123,11 @@ def test_seed_001_output_ranges(capsys):
         low, high = results[method]
         assert np.all(low <= exact[0] + 1e-6) and np.all(high >= exact[1] - 1e-6), method
     assert np.all(exact[0] <= inner[0] + 1e-6) and np.all(exact[1] >= inner[1] - 1e-6)
+
+
+@pytest.mark.parametrize("mode", [[], ["--sync"]], ids=["async", "sync"])
+def test_local_cluster_trains_under_max_norm(tmp_path, mode):
+    result = local_cluster.main(["--ps", "1", "--workers", "2", "--steps", "200",
+                                 "--logdir", str(tmp_path)] + mode)
+    assert result["global_step"] >= 200 and result["accuracy"] >= 0.85
+    assert 0.999 <= result["largest_norm"] <= 1.0 + 1e-5  # active, and respected
