@@ -141,19 +141,22 @@ def max_norm_assignment(w, threshold, axes=None, name=None):
 
 
 def _cap_forward(x, axes, limit):
-    """``(x·min(t/n, 1), n, wide x, scale)``: one EuclideanNorm pass, one multiply."""
+    """``(x·t/max(n, t), n, wide x, scale)``: one EuclideanNorm pass, one multiply.
+
+    ``t / max(n, t)`` is ``min(t/n, 1)`` with one op fewer, and exactly 1.0
+    for ``n <= t`` (zero sub-tensors included).
+    """
     wide = tf.cast(x, limit.dtype)
     norm = tf.math.reduce_euclidean_norm(wide, axis=axes, keepdims=True)
-    scale = tf.minimum(limit / norm, 1.0)
+    scale = limit / tf.maximum(norm, limit)
     return x * tf.cast(scale, x.dtype), norm, wide, scale  # x * 1.0 == x: bit-exact under t
 
 
 def _cap_l2_norm(w, axes, threshold):
     """``max_norm`` with few, large ops: it runs after every training step.
 
-    Forward: one ``EuclideanNorm`` pass, ``scale = min(t / n, 1)`` (exactly
-    1.0 when ``n <= t``, and ``t / 0 = inf`` gives 1.0 for zero sub-tensors),
-    one multiply. The gradient is written out, because the built-in
+    Forward: one ``EuclideanNorm`` pass, ``scale = t / max(n, t)`` (exactly
+    1.0 when ``n <= t``, zero sub-tensors included), one multiply. The gradient is written out, because the built-in
     ``EuclideanNorm`` gradient is NaN at zero: for sub-tensors over the
     threshold ``d(t·s/n) = (t/n)·(dy − s·<s, dy>/n²)``, elsewhere ``dy``.
     """

@@ -49,7 +49,7 @@ class Projection:
         value written by ``update``.
         """
         with self.variable.graph.colocate_with(self.variable.op):
-            value = self.fn(self.variable.read_value())
+            value = self.fn(fresh_read(self.variable))
             return self.variable.assign(value, name=self.name, read_value=False)  # an op
 
     def __repr__(self):
@@ -85,6 +85,19 @@ class RowProjection(Projection):
                     name=self.name)
             return v1.scatter_update(self.variable, unique_ids, self.fn(rows),
                                      name=self.name).op
+
+
+def fresh_read(variable):
+    """A read of ``variable`` made when it runs (under the current control dependencies).
+
+    One ``ReadVariableOp`` for resource variables (``read_value()`` adds an
+    Identity and a name scope: one op in ten of a projection); ``read_value()``
+    for ref variables, whose ``value()`` is a snapshot taken at creation.
+    """
+    if hasattr(variable, "handle"):
+        return tf.raw_ops.ReadVariableOp(resource=variable.handle,
+                                         dtype=variable.dtype.base_dtype)
+    return variable.read_value()
 
 
 def handle_op(variable):
