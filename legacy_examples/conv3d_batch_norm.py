@@ -44,7 +44,8 @@ def make_clips(count, rng, frames=8, size=16):
 def network(clips, is_training):
     with slim.arg_scope([slim.conv3d], normalizer_fn=slim_layers.batch_norm,
                         activation_fn=tf.nn.relu), \
-            slim.arg_scope([slim_layers.batch_norm], is_training=is_training, momentum=0.9):
+            slim.arg_scope([slim_layers.batch_norm], is_training=is_training, decay=0.9,
+                           scale=True):
         net = slim.conv3d(clips, 8, [3, 3, 3], scope="conv1")
         net = slim.max_pool3d(net, [2, 2, 2], scope="pool1")
         net = slim.conv3d(net, 16, [3, 3, 3], scope="conv2")
@@ -82,7 +83,7 @@ def main(argv=None):
                 if step % 50 == 0 or step == args.steps:
                     acc = sess.run(accuracy, {clips: test_clips, labels: test_labels})
                     print(f"step {step:4d}  test accuracy (moving statistics) {acc:.4f}")
-            moving = sess.run(v1.global_variables("conv1/batch_normalization/moving_variance")[0])
+            moving = sess.run(v1.global_variables("conv1/BatchNorm/moving_variance")[0])
     print(f"conv1 moving variance (first 4 channels): {np.round(moving[:4], 3)}")
     return {"accuracy": float(acc)}
 
