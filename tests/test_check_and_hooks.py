@@ -22,7 +22,7 @@ def test_clean_train_op_has_no_findings(graph):
                                                           trainable=False).assign_add(1.0).op)
     for i, chain in enumerate([[], [tf1norm.skip_nonfinite()]]):
         train_op = tf1norm.create_train_op(loss, v1.train.MomentumOptimizer(0.1, 0.9),
-                                           transforms=chain, name=f"train{i}")
+                                           transforms=chain, name=f"train{i}", global_step=None)
         assert tf1norm.check_train_op(train_op) == []
 
 
@@ -123,7 +123,7 @@ def test_sync_replicas_needs_a_global_step(graph):
     _, loss = _model()
     sync = v1.train.SyncReplicasOptimizer(v1.train.GradientDescentOptimizer(0.1), 1)
     with pytest.raises(ValueError, match="SyncReplicasOptimizer needs a global step"):
-        tf1norm.create_train_op(loss, sync)
+        tf1norm.create_train_op(loss, sync, global_step=None)
 
 
 def test_spectral_norm_collection_mode_is_understood(graph):

@@ -131,3 +131,17 @@ def test_local_cluster_trains_under_max_norm(tmp_path, mode):
                                  "--logdir", str(tmp_path)] + mode)
     assert result["global_step"] >= 200 and result["accuracy"] >= 0.85
     assert 0.999 <= result["largest_norm"] <= 1.0 + 1e-5  # active, and respected
+
+
+def test_slim_learning_train_drives_create_train_op_and_stops(tmp_path):
+    """A TF1 process (eager disabled, as slim programs are): its own interpreter."""
+    import json
+    import subprocess
+
+    script = pathlib.Path(__file__).resolve().parent.parent / "legacy_examples" / "slim_train.py"
+    run = subprocess.run([sys.executable, str(script), "--steps", "150", "--logdir",
+                          str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.split("result: ")[-1])
+    assert result["global_step"] == 150 and result["accuracy"] >= 0.85
+    assert all(1.5 <= n <= 2.0 + 1e-5 for n in result["largest_norms"].values()), result

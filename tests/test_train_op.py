@@ -25,7 +25,7 @@ def test_one_run_is_one_step_and_one_increment(sess):
     step = v1.train.get_or_create_global_step()
     optimizer = v1.train.AdamOptimizer(0.1)
     train_op = tf1norm.create_train_op(loss, optimizer)
-    assert isinstance(train_op, tf.Operation)
+    assert isinstance(train_op, tf.Tensor) and train_op.dtype == tf.float32  # tf-slim's loss
     run_initialized(sess, train_op)
     beta1_power, _ = optimizer._get_beta_accumulators()
     assert sess.run(step) == 1 and sess.run(beta1_power) == pytest.approx(0.9 ** 2)
@@ -86,10 +86,12 @@ def test_projections_recorded_are_added_automatically_once(sess):
 
     w, loss = _linear_problem(regularizer=tf1norm.max_norm_regularizer(1.0))
     explicit = tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(0.1),
-                                       transforms=[tf1norm.project_constraints()], name="a")
-    implicit = tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(0.1), name="b")
+                                       transforms=[tf1norm.project_constraints()], name="a",
+                                       global_step=None)
+    implicit = tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(0.1), name="b",
+                                       global_step=None)
     for train_op in (explicit, implicit):
-        assert len(_Closure(train_op).writes(w.handle.op, ("AssignVariableOp",))) == 1
+        assert len(_Closure(train_op.op).writes(w.handle.op, ("AssignVariableOp",))) == 1
     run_initialized(sess, implicit)
     assert np.all(twins.norms(sess.run(w)) <= 1.0 + 1e-6)
     np.testing.assert_allclose(sess.run(w), twins.max_norm(W0 - 0.1 * G, 1.0), rtol=1e-6)
@@ -102,10 +104,11 @@ def test_variable_names_match_a_plain_minimize_graph():
             build(loss, v1.train.AdamOptimizer(0.1))
             return sorted(v.op.name for v in v1.global_variables())
 
-    plain = names(lambda loss, opt: opt.minimize(loss))
+    plain = names(lambda loss, opt: opt.minimize(loss, v1.train.get_or_create_global_step()))
     ours = names(lambda loss, opt: tf1norm.create_train_op(
         loss, opt, transforms=[tf1norm.clip_by_global_norm(1.0)]))
-    assert ours == plain == ["beta1_power", "beta2_power", "w", "w/Adam", "w/Adam_1"]
+    assert ours == plain == ["beta1_power", "beta2_power", "global_step", "w", "w/Adam",
+                             "w/Adam_1"]
 
 
 def test_clip_by_value_keeps_indexed_slices_sparse(sess):
@@ -227,7 +230,7 @@ BAD = [
     (lambda loss: tf1norm.create_train_op(loss, v1.train.AdamOptimizer(),
                                           transforms=[tf1norm.sgd_decay_step("nothing")]),
      ValueError, "collection 'nothing' is empty"),
-    (lambda loss: tf1norm.create_train_op(loss, v1.train.AdamOptimizer(),
+    (lambda loss: tf1norm.create_train_op(loss, v1.train.AdamOptimizer(), global_step=None,
                                           transforms=[tf1norm.add_gradient_noise(1.0, 0.5)]),
      ValueError, "needs a global step"),
     (lambda loss: tf1norm.project_constraints(5), TypeError, "`collection`"),
@@ -251,7 +254,7 @@ def test_each_projection_waits_only_for_its_own_update(graph):
     b = v1.get_variable("b", [3, 2], regularizer=reg)
     loss = tf.reduce_sum(tf.matmul(tf.ones([1, 4]), tf.matmul(a, b)))
     train_op = tf1norm.create_train_op(loss, v1.train.MomentumOptimizer(0.1, 0.9))
-    closure = _Closure(train_op)
+    closure = _Closure(train_op.op)
     for mine, other in ((a, b), (b, a)):
         (projection,) = [op for op in closure.writes(mine.handle.op, ("AssignVariableOp",))]
         (own,) = closure.writes(mine.handle.op, ("ResourceApply",))

@@ -99,7 +99,8 @@ def test_decay_var_list_limits_the_decay(sess):
     w0, w, b, _ = _gd_one_step(tf1norm.clip_by_value(-5, 5))
     train_op = tf1norm.create_train_op(
         tf.reduce_sum(w) + tf.reduce_sum(b), v1.train.GradientDescentOptimizer(0.1),
-        transforms=[tf1norm.add_decoupled_weight_decay(0.5, decay_var_list=[b])], name="t2")
+        transforms=[tf1norm.add_decoupled_weight_decay(0.5, decay_var_list=[b])], name="t2",
+        global_step=None)
     run_initialized(sess, train_op)
     np.testing.assert_allclose(sess.run(w), w0 - 0.1)
     np.testing.assert_allclose(sess.run(b), [1 - 0.1 - 0.1 * 0.5 * 1.0] * 2)

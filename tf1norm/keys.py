@@ -13,6 +13,7 @@ name                        holds
 ``REGULARIZATION_LOSSES``   TensorFlow's own key; ``get_variable``, tf-slim and
                             ``tf.compat.v1.layers`` add regularizer losses here
 ``UPDATE_OPS``              TensorFlow's key for batch-norm moving averages
+``TRAIN_OP``                TensorFlow's key; ``create_train_op`` adds its result
 ``GRADIENT_GLOBAL_NORM``    pre-clip global norms from ``clip_by_global_norm``
 ``SKIPPED_STEPS``           counters of steps ``skip_nonfinite`` skipped
 ``EMBEDDING_MAX_NORM``      registry collection of ``embedding_lookup`` row projections
@@ -30,6 +31,7 @@ MAX_NORM = "max_norm"
 LOSSES = "losses"
 REGULARIZATION_LOSSES = v1.GraphKeys.REGULARIZATION_LOSSES
 UPDATE_OPS = v1.GraphKeys.UPDATE_OPS
+TRAIN_OP = v1.GraphKeys.TRAIN_OP
 GRADIENT_GLOBAL_NORM = "tf1norm_gradient_global_norm"
 SKIPPED_STEPS = "tf1norm_skipped_steps"
 EMBEDDING_MAX_NORM = "tf1norm_embedding_max_norm"

@@ -1,5 +1,7 @@
 """``create_train_op``: one op that performs one complete, ordered training step."""
 
+import warnings
+
 from tf1norm import _checks
 from tf1norm import keys
 from tf1norm import registry
@@ -8,9 +10,14 @@ from tf1norm.transforms import StepContext, Transform, _ProjectConstraints
 from tf1norm.transforms import project_constraints
 
 
-def create_train_op(loss, optimizer, global_step=None, transforms=(), update_ops=None,
-                    variables=None, check_numerics=True, gate_gradients=v1.train.Optimizer.GATE_OP,
-                    aggregation_method=None, colocate_gradients_with_ops=False, name="train_op"):
+_USE_GLOBAL_STEP = object()  # default of ``global_step``: get or create the graph's
+
+
+def create_train_op(loss, optimizer, global_step=_USE_GLOBAL_STEP, transforms=(),
+                    update_ops=None, variables=None, check_numerics=True,
+                    gate_gradients=v1.train.Optimizer.GATE_OP, aggregation_method=None,
+                    colocate_gradients_with_ops=False, summarize_gradients=False,
+                    name="train_op", variables_to_train=None):
     """Build ONE op that, run once, performs exactly one complete training step.
 
     Order, each stage built under ``tf.control_dependencies`` of the previous one:
@@ -34,6 +41,18 @@ def create_train_op(loss, optimizer, global_step=None, transforms=(), update_ops
        dependency would still read the old weights;
     6. ``global_step`` is incremented once.
 
+    The returned tensor is the loss, made to depend on the whole step, as
+    tf-slim's ``create_train_op`` returns it: ``sess.run(train_op)`` performs
+    one step and returns the loss, and ``slim.learning.train`` can drive it.
+    It is added to ``GraphKeys.TRAIN_OP``.
+
+    The global step (tf-slim's rule): by default the graph's global step is
+    fetched or created and incremented once per step. A program with several
+    train ops that run in the same step (a GAN's generator and discriminator)
+    builds ONE of them with the default and the others with
+    ``global_step=None``, so the step counts each training step once; a
+    second train op incrementing the same global step is warned about.
+
     With ``skip_nonfinite()`` in the chain, stages 4-6 sit in a ``tf.cond`` and
     are skipped when a gradient is NaN/Inf.
 
@@ -46,24 +65,36 @@ def create_train_op(loss, optimizer, global_step=None, transforms=(), update_ops
     Args:
       loss: scalar floating tensor.
       optimizer: any ``tf.compat.v1.train.Optimizer``.
-      global_step: variable to increment; default the graph's global step if
-        one exists (``tf.compat.v1.train.get_global_step()``), else none.
+      global_step: integer variable to increment once per step. Default: the
+        graph's global step, created if missing
+        (``tf.compat.v1.train.get_or_create_global_step()``). ``None``: no
+        increment.
       transforms: iterable of ``tf1norm`` transforms.
       update_ops: ops to run before the gradients; default ``UPDATE_OPS``.
       variables: variables to train; default the trainable variables.
+        ``variables_to_train`` (tf-slim's name) is accepted as an alias.
       check_numerics: wrap the loss in ``tf.debugging.check_numerics`` (skipped
         when a transform handles non-finite values itself).
       gate_gradients, aggregation_method, colocate_gradients_with_ops: passed to
         ``compute_gradients``.
-      name: name of the returned op.
+      summarize_gradients: add a histogram (``<var>_gradient``) and a norm
+        scalar (``<var>_gradient_norm``) summary per gradient, as tf-slim
+        does, of the gradients the optimizer applies (after the gradient
+        transforms; with ``SyncReplicasOptimizer``, of each worker's own
+        gradients). Non-finite entries show as 0 when the chain skips
+        non-finite steps (a histogram of a NaN would fail the summary op).
+      name: name of the returned tensor (the step's group op is
+        ``<name>_step``).
 
     Returns:
-      A ``tf.Operation``.
+      The loss (a scalar tensor) with the whole step as a control dependency.
 
     Raises:
       TypeError: ``optimizer`` is not a v1 optimizer, a transform is not a
         ``Transform``, or ``loss`` is not a floating tensor.
-      ValueError: ``loss`` is not a scalar, or no variable gets a gradient.
+      TypeError: ``global_step`` is not an integer variable or None.
+      ValueError: ``loss`` is not a scalar, no variable gets a gradient, or both
+        ``variables`` and ``variables_to_train`` are given.
 
     Example::
 
@@ -71,11 +102,12 @@ def create_train_op(loss, optimizer, global_step=None, transforms=(), update_ops
             loss, tf.compat.v1.train.AdamOptimizer(1e-3),
             transforms=[tf1norm.clip_by_global_norm(5.0),
                         tf1norm.add_decoupled_weight_decay(1e-2)])
-        sess.run(train_op, feed_dict=...)   # max-norm projections included
+        loss_value = sess.run(train_op, feed_dict=...)  # one step, projections included
     """
     transforms = _checked_transforms(optimizer, transforms)
     loss = _checked_loss(loss)
-    global_step = v1.train.get_global_step() if global_step is None else global_step
+    variables = _variables_alias(variables, variables_to_train)
+    global_step = _checked_global_step(global_step)
     update_ops = v1.get_collection(keys.UPDATE_OPS) if update_ops is None else list(update_ops)
     # No name scope around the step: optimizers create non-slot variables
     # (Adam's beta1_power) in the current scope, and their names must match a
@@ -89,19 +121,94 @@ def create_train_op(loss, optimizer, global_step=None, transforms=(), update_ops
         colocate_gradients_with_ops=colocate_gradients_with_ops,
         grad_loss=_seed_gradient(loss, waits))
     _check_some_gradient(grads_and_vars)
+    summarize = _gradient_summarizer(summarize_gradients, transforms)
     if isinstance(optimizer, v1.train.SyncReplicasOptimizer):
-        return tf.group(_sync_replicas_step(optimizer, grads_and_vars, transforms, global_step),
-                        name=name)
-    return tf.group(_transformed_step(optimizer, grads_and_vars, transforms, global_step),
-                    name=name)
+        summarize(grads_and_vars)
+        step = _sync_replicas_step(optimizer, grads_and_vars, transforms, global_step)
+    else:
+        step = _transformed_step(optimizer, grads_and_vars, transforms, global_step, summarize)
+    return _loss_after_step(loss, tf.group(step, name=f"{name}_step"), global_step, name)
 
 
-def _transformed_step(optimizer, grads_and_vars, transforms, global_step):
+def _transformed_step(optimizer, grads_and_vars, transforms, global_step, summarize=None):
     """pre_apply chain, then the (possibly conditional) update and variable stages."""
     context = StepContext(optimizer, global_step, [v for _, v in grads_and_vars])
     for transform in transforms:
         grads_and_vars = transform.pre_apply(grads_and_vars, context)
+    if summarize is not None:
+        summarize(grads_and_vars)
     return _conditional_step(optimizer, grads_and_vars, transforms, context)
+
+
+def _loss_after_step(loss, step, global_step, name):
+    """tf-slim's return value: the loss, depending on the step; listed in TRAIN_OP."""
+    with tf.control_dependencies([step]):
+        train_op = tf.identity(loss, name=name)
+    train_ops = v1.get_collection_ref(keys.TRAIN_OP)
+    if train_op not in train_ops:
+        train_ops.append(train_op)
+    if global_step is not None:
+        _warn_if_already_incremented(global_step, train_op)
+    return train_op
+
+
+def _warn_if_already_incremented(global_step, train_op):
+    """Warn once per graph and step variable when a second train op increments it."""
+    incrementers = registry.cached(v1.get_default_graph(), ("global_step_incrementers",
+                                                            global_step.ref()), list)
+    if incrementers and len(incrementers) == 1:
+        warnings.warn(
+            f"create_train_op: {train_op.name} and {incrementers[0]} both increment the global "
+            f"step {global_step.op.name}; if both run in one training step (a GAN), the step "
+            "counts twice. Build all but one with global_step=None.", stacklevel=3)
+    incrementers.append(train_op.name)
+
+
+def _checked_global_step(global_step):
+    if global_step is _USE_GLOBAL_STEP:
+        return v1.train.get_or_create_global_step()
+    if global_step is None:
+        return None
+    if not isinstance(global_step, tf.Variable) or not global_step.dtype.is_integer:
+        got = (f"a {global_step.dtype.name} variable" if isinstance(global_step, tf.Variable)
+               else repr(global_step))
+        raise TypeError(f"create_train_op: `global_step` must be an integer tf.Variable or "
+                        f"None; got {got}. Omit it to use "
+                        "tf.compat.v1.train.get_or_create_global_step(), or pass None for no "
+                        "increment.")
+    return global_step
+
+
+def _variables_alias(variables, variables_to_train):
+    if variables_to_train is None:
+        return variables
+    if variables is not None:
+        raise ValueError("create_train_op: got both `variables` and `variables_to_train` (its "
+                         "tf-slim alias); pass only one.")
+    return variables_to_train
+
+
+def _gradient_summarizer(summarize_gradients, transforms):
+    """A function adding tf-slim's per-gradient summaries, or None."""
+    if not isinstance(summarize_gradients, bool):
+        raise TypeError(f"create_train_op: `summarize_gradients` must be a bool; got "
+                        f"{summarize_gradients!r}.")
+    if not summarize_gradients:
+        return lambda grads_and_vars: None
+    zero_nonfinite = any(t.handles_nonfinite for t in transforms)
+
+    def summarize(grads_and_vars):
+        for grad, variable in grads_and_vars:
+            if grad is None:
+                continue
+            values = grad.values if isinstance(grad, tf.IndexedSlices) else grad
+            if zero_nonfinite:
+                values = tf.where(tf.math.is_finite(values), values, tf.zeros_like(values))
+            name = variable.op.name
+            v1.summary.histogram(f"{name}_gradient", values)
+            v1.summary.scalar(f"{name}_gradient_norm", tf.linalg.global_norm([values]))
+
+    return summarize
 
 
 class _TransformingOptimizer:
@@ -212,7 +319,9 @@ def _apply_and_post_apply(optimizer, grads_and_vars, transforms, context):
     first_new_op = len(graph.get_operations())
     apply_op = optimizer.apply_gradients(grads_and_vars)
     updates = _update_ops_by_variable(graph.get_operations()[first_new_op:], graph)
-    last = {v.ref(): updates.get(registry.handle_op(v).outputs[0].ref(), apply_op) for v in context.variables}
+    last = context.last_ops
+    last.update({v.ref(): updates.get(registry.handle_op(v).outputs[0].ref(), apply_op)
+                 for v in context.variables})
     for transform in transforms:
         _post_apply_stage(transform, context, last)
     with tf.control_dependencies([apply_op] + list(last.values())):

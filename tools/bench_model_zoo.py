@@ -4,14 +4,17 @@ For each model (built with ``is_training=True``, batch 2, 224×224), every
 round builds fresh graphs (model construction itself is not timed) and
 measures, in rotating order:
 
-* ``minimize``: ``optimizer.minimize(loss)`` under ``slim_scope(max_norm=1.0)``;
-* ``create_train_op``: ``tf1norm.create_train_op(loss, optimizer)`` on the same model
-  in its own graph, then ``check``: ``tf1norm.check_train_op`` of that op;
+* ``minimize``: ``optimizer.minimize(loss, global_step)`` under ``slim_scope(max_norm=1.0)``;
+* ``create_train_op``: ``tf1norm.create_train_op(loss, optimizer)`` (which gets or
+  creates and increments the global step) on the same model in its own graph,
+  then ``check``: ``tf1norm.check_train_op`` of that op;
 * ``Saver.save`` and ``export_plain_checkpoint`` of the same session, under
   ``slim_scope(weight_norm=True)`` (the export computes ``g·v/‖v‖`` per kernel).
 
 Ratios are taken per round (create_train_op / minimize, check / minimize,
-export / save) and their medians reported, with the median seconds.
+export / save) and their medians reported, with the median seconds. The
+garbage collector runs before each timed call and is off during it (as in
+``timeit``).
 
     python tools/bench_model_zoo.py [--models resnet_v1_50 vgg_a inception_v1] [--rounds 3]
 
@@ -19,6 +22,7 @@ Targets (issue 12): check ≤ 0.5×, create_train_op ≤ 1.3× minimize, export 
 """
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -36,9 +40,20 @@ from tf1norm._tf import tf, v1  # noqa: E402
 
 
 def _timed(fn):
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
+    """Seconds of ``fn()``, with the garbage collector run before and off during, as timeit.
+
+    A full collection walks every Python object of the model graphs built so
+    far; left on, it lands in whichever measurement crosses its threshold and
+    adds up to ~0.5 s to one side of a ratio at random.
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        result = fn()
+        return time.perf_counter() - start, result
+    finally:
+        gc.enable()
 
 
 def _optimizer():
@@ -48,7 +63,8 @@ def _optimizer():
 def time_minimize(model):
     with tf.Graph().as_default():
         built = model_zoo.build(model, "max_norm", training=True)
-        seconds, _ = _timed(lambda: _optimizer().minimize(built.loss))
+        seconds, _ = _timed(lambda: _optimizer().minimize(
+            built.loss, global_step=v1.train.get_or_create_global_step()))
     return {"minimize": seconds}
 
 
