@@ -29,6 +29,26 @@ def compile_filter(name_filter, fn):
                          f"{name_filter!r} ({error}).") from error
 
 
+def _whole(variable):
+    """``(tensor, trained variable, name)`` of a variable or a ``PartitionedVariable``.
+
+    A partitioned weight is read as the concatenation of its parts; its
+    post-update records hang on the last part (a variable the optimizer
+    trains), and it is named by its full name, as ``Saver`` names it.
+    """
+    if isinstance(variable, tf.Variable):
+        return variable, variable, variable.op.name
+    parts = list(variable)
+    return variable.as_tensor(), parts[-1], variable.name
+
+
+def _initial_value(variable):
+    if isinstance(variable, tf.Variable):
+        return variable.initial_value
+    axis = [i for i, n in enumerate(variable._get_partitions()) if n > 1] or [0]
+    return tf.concat([p.initial_value for p in variable], axis[0])
+
+
 def _wanted(pattern, name, variable):
     return pattern.search(name) is not None and variable.shape.rank is not None \
         and variable.shape.rank >= 2
@@ -117,16 +137,17 @@ def spectral_norm_getter(power_iterations=1, name_filter=DEFAULT_FILTER, update=
             return variable
         u = _extra_variable(getter, name + "/sn_u", kwargs, shape=[1, variable.shape[-1]],
                             initializer=v1.random_normal_initializer(), trainable=False)
-        normalized, sigma, u_new = spectral_norm(variable, u, power_iterations)
+        weight, trained, full_name = _whole(variable)
+        normalized, sigma, u_new = spectral_norm(weight, u, power_iterations)
         v1.add_to_collection(keys.SPECTRAL_NORM_SIGMA, sigma)
-        registry.add_record(variable.graph, keys.SPECTRAL_NORM_WEIGHTS, u.ref(),
-                            SpectralNormRecord(variable, u, normalized))
+        registry.add_record(u.graph, keys.SPECTRAL_NORM_WEIGHTS, u.ref(),
+                            SpectralNormRecord(variable, u, normalized, full_name))
         if training is False:
             return normalized
         if training is not True:
             u_new = tf.where(training, u_new, tf.cast(u, u_new.dtype))
         if update == "collection":
-            registry.register_projection(PowerIterationRefresh(variable, u, u_new), collection)
+            registry.register_projection(PowerIterationRefresh(trained, u, u_new), collection)
             return normalized
         with tf.control_dependencies([u.assign(u_new, read_value=False)]):
             return tf.identity(normalized)
@@ -153,15 +174,22 @@ class SpectralNormRecord:
     fetches it.
     """
 
-    def __init__(self, variable, u, normalized):
+    def __init__(self, variable, u, normalized, name=None):
         self.variable, self.u, self.normalized = variable, u, normalized
+        self.name = name or variable.op.name  # the checkpoint name of the weight
 
 
 class WeightNormRecord:
-    """A weight-normalized weight: direction ``v``, gains ``g``, and ``w`` as the layer sees it."""
+    """A weight-normalized weight: direction ``v``, gains ``g``, and ``w`` as the layer sees it.
 
-    def __init__(self, v, g, w):
+    ``v`` may be a ``PartitionedVariable``; ``direction`` is then the
+    concatenation of its parts and ``name`` its full (checkpoint) name.
+    """
+
+    def __init__(self, v, g, w, direction=None, name=None):
         self.v, self.g, self.w = v, g, w
+        self.direction = v if direction is None else direction
+        self.name = name or v.op.name
 
 
 def _unit_norms(value):
@@ -187,12 +215,13 @@ def weight_norm_getter(name_filter=DEFAULT_FILTER, epsilon=1e-12):
         variable = getter(name, *args, **kwargs)
         if not _wanted(pattern, name, variable):
             return variable
-        initial = _unit_norms(variable.initial_value)
+        initial = _unit_norms(_initial_value(variable))
         g = _extra_variable(getter, name + "/wn_g", kwargs, initializer=initial,
                             trainable=kwargs.get("trainable", True))
-        normalized = weight_norm(variable, g, epsilon=epsilon)
-        registry.add_record(variable.graph, keys.WEIGHT_NORM, g.ref(),
-                            WeightNormRecord(variable, g, normalized))
+        direction, _, full_name = _whole(variable)
+        normalized = weight_norm(direction, g, epsilon=epsilon)
+        registry.add_record(g.graph, keys.WEIGHT_NORM, g.ref(),
+                            WeightNormRecord(variable, g, normalized, direction, full_name))
         return normalized
 
     return custom_getter

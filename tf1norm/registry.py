@@ -27,10 +27,11 @@ class Projection:
       name: name of the assign ops built from this record.
     """
 
-    def __init__(self, variable, fn, name):
+    def __init__(self, variable, fn, name, axes=None):
         self.variable = variable
         self.fn = fn
         self.name = name
+        self.axes = axes  # reduced axes, when fn works per sub-tensor (partitions regroup)
 
     @property
     def key(self):
@@ -41,6 +42,11 @@ class Projection:
     def target(self):
         """The variable ``build()`` writes (the trained variable itself here)."""
         return self.variable
+
+    @property
+    def variables(self):
+        """The trained variables whose updates ``build()`` must follow."""
+        return [self.variable]
 
     def build(self):
         """Build a new assign op that reads the variable *when it runs*.
@@ -56,12 +62,80 @@ class Projection:
         return f"{type(self).__name__}({self.variable.name!r}, name={self.name!r})"
 
 
+class PartitionedProjection(Projection):
+    """One projection of a partitioned variable whose sub-tensor norms span partitions.
+
+    A max-norm over the input axis of a kernel split along that axis (the
+    default of ``fixed_size_partitioner``) needs every partition: projecting
+    each one alone would cap each piece's norm, not the unit's. ``build()``
+    reads all parts, projects their concatenation and writes each part its
+    slice. ``variable`` is the last part; ``parts`` are all of them, in order.
+    """
+
+    def __init__(self, parts, axis, fn, name):
+        super().__init__(parts[-1], fn, name)
+        self.parts, self.axis = list(parts), axis
+
+    @property
+    def variables(self):
+        return self.parts
+
+    def build(self):
+        """One assign op per part (a list); build it after every part's update."""
+        whole = tf.concat([fresh_read(p) for p in self.parts], self.axis)
+        pieces = tf.split(self.fn(whole), [int(p.shape[self.axis]) for p in self.parts],
+                          self.axis)
+        return [p.assign(piece, name=self.name, read_value=False)
+                for p, piece in zip(self.parts, pieces)]
+
+
+def partition_axis(variable):
+    """The axis ``variable`` is one partition along, or None (not a proper partition)."""
+    info = getattr(variable, "_save_slice_info", None)
+    if info is None:
+        return None
+    split = [i for i, (part, full) in enumerate(zip(info.var_shape, info.full_shape))
+             if part != full]
+    return split[0] if split else None
+
+
+def group_partitions(projections):
+    """Replace per-partition records split along a reduced axis by one record per variable.
+
+    Records of parts split along a kept axis (whole sub-tensors in each part)
+    and of plain variables are returned unchanged, in order.
+    """
+    groups, result = {}, []
+    for projection in projections:
+        axis = partition_axis(projection.variable)
+        if axis is None or projection.axes is None or axis not in projection.axes \
+                or type(projection) is not Projection:
+            result.append(projection)
+            continue
+        info = projection.variable._save_slice_info
+        key = (info.full_name, projection.name)
+        if key not in groups:
+            groups[key] = []
+            result.append(key)
+        groups[key].append(projection)
+    return [_whole(groups[item]) if isinstance(item, tuple) else item for item in result]
+
+
+def _whole(parts):
+    axis = partition_axis(parts[0].variable)
+    parts = sorted(parts, key=lambda p: p.variable._save_slice_info.var_offset[axis])
+    return PartitionedProjection([p.variable for p in parts], axis, parts[0].fn, parts[0].name)
+
+
 class RowProjection(Projection):
     """Project only the rows ``ids`` of a table: gather, ``fn``, scatter back.
 
-    Cost is proportional to the number of distinct ids, not to the table.
-    One record per (table, ids tensor), so several lookups of a table each
-    project their own rows.
+    ``ids`` are row indices of ``variable`` itself (for a partitioned table,
+    rows within that partition), of any shape; repeated ids are projected
+    once. Cost is proportional to the number of distinct ids, not to the
+    table. One record per (table, ids tensor), so several lookups of a table
+    each project their own rows. ``embedding_lookup`` also builds these
+    before its read (``mode="torch"``), without recording them.
     """
 
     def __init__(self, variable, ids, fn, name):
@@ -73,12 +147,22 @@ class RowProjection(Projection):
         return (self.variable.ref(), self.ids.ref())
 
     def build(self):
-        with self.variable.graph.colocate_with(self.variable.op):
+        """Build gather-``fn``-scatter; the gather waits for the current control dependencies.
+
+        The ids are computed outside those dependencies so that the gather
+        gets them as its *own* control inputs. Carried only by ops between
+        (a ``[-1]`` shape constant of a reshape), they can vanish when Grappler
+        removes such an op, and the gather would read the rows before the
+        update it was built after.
+        """
+        with tf.control_dependencies(None), self.variable.graph.colocate_with(self.variable.op):
             unique_ids, _ = tf.unique(tf.reshape(self.ids, [-1]))
-            # sparse_read gathers the rows without a reference to the whole
-            # table; with read_value() the scatter below would have to copy
-            # the entire buffer first (copy-on-write).
-            rows = self.variable.sparse_read(unique_ids)
+        with self.variable.graph.colocate_with(self.variable.op):
+            # tf.gather reads a resource variable with sparse_read: the rows
+            # without a reference to the whole table; with read_value() the
+            # scatter below would have to copy the entire buffer first
+            # (copy-on-write). (A ref variable has no sparse_read.)
+            rows = tf.gather(self.variable, unique_ids)
             if hasattr(self.variable, "handle"):
                 return tf.raw_ops.ResourceScatterUpdate(
                     resource=self.variable.handle, indices=unique_ids, updates=self.fn(rows),

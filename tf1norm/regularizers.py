@@ -24,6 +24,8 @@ registers nothing new.
 """
 
 import functools
+import re
+import warnings
 
 from tf1norm import _checks
 from tf1norm import keys
@@ -83,13 +85,45 @@ def max_norm_regularizer(threshold=1.0, axes=None, name="max_norm", collection=k
 
     def max_norm_fn(weights):
         variable = _checks.variable(weights, fn_name)
-        _checks.axes_tuple(axes, _checks.static_rank(variable, fn_name, "weights"), fn_name)
-        projection = registry.Projection(variable, project, name)
-        if registry.register_projection(projection, collection):
-            v1.add_to_collection(collection, projection.build())
+        reduced = _checks.axes_tuple(axes, _checks.static_rank(variable, fn_name, "weights"),
+                                     fn_name)
+        projection = _projection_of(variable, reduced, project, name)
+        if projection is not None and registry.register_projection(projection, collection):
+            for op in _as_list(projection.build()):
+                v1.add_to_collection(collection, op)
         return None
 
     return max_norm_fn
+
+
+def _projection_of(variable, reduced_axes, project, name):
+    """The record for ``variable``, warning once about a partition's collection op.
+
+    ``get_variable`` calls a regularizer on each partition of a partitioned
+    variable before the partitions are complete, so the collection op can only
+    project that partition. The record keeps the reduced axes: the train op
+    regroups the partitions (``registry.group_partitions``) and projects the
+    whole variable.
+    """
+    if _PART_NAME.search(variable.op.name) and not _warned_parts:
+        _warned_parts.append(True)
+        warnings.warn(
+            f"max_norm_regularizer: {variable.op.name} is one partition of a partitioned "
+            "variable. create_train_op projects the whole variable, but the op in the "
+            "collection projects this partition alone: if the variable is split along a "
+            "reduced axis (fixed_size_partitioner splits axis 0, the input axis of a kernel), "
+            "running the collection caps each partition's share of a unit's norm. Use "
+            "create_train_op, or split along the last axis (fixed_size_partitioner(n, "
+            "axis=-1)).", stacklevel=4)
+    return registry.Projection(variable, project, name, axes=reduced_axes)
+
+
+_PART_NAME = re.compile(r"/part_\d+$")
+_warned_parts = []
+
+
+def _as_list(ops):
+    return ops if isinstance(ops, list) else [ops]
 
 
 def l2_regularizer(scale, scope=None, collection=None):

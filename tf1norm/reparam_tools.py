@@ -30,7 +30,7 @@ def _preactivation(record, variables):
     product = next((op for op in record.w.consumers() if op.type in _PRODUCTS), None)
     if product is None:
         raise ValueError(f"weight_norm_data_init: cannot find the layer that uses "
-                         f"{record.v.op.name} (no MatMul/Conv consumer).")
+                         f"{record.name} (no MatMul/Conv consumer).")
     out = product.outputs[0]
     for consumer in out.consumers():
         if consumer.type in ("BiasAdd", "Add", "AddV2"):
@@ -101,7 +101,7 @@ def weight_norm_data_init(session, feed_dict=None, init_scale=1.0, epsilon=1e-8,
         if bias is not None:
             parameters.update(bias, lambda b: (b - mean) * scale)
         parameters.load()
-        report.append((record.v.op.name, mean, std))
+        report.append((record.name, mean, std))
     return report
 
 
@@ -147,13 +147,14 @@ def restore_plain_checkpoint(session, path):
     stored = reader.get_variable_to_shape_map()
     restored = []
     for variable in v1.global_variables():
-        if variable.op.name in stored:
-            _load(variable, reader.get_tensor(variable.op.name), session)
+        value = _stored_value(variable, reader, stored)
+        if value is not None:
+            _load(variable, value, session)
             restored.append(variable.op.name)
     derived = []
     for record in registry.get_records(keys.WEIGHT_NORM, session.graph):
         if record.g.op.name not in stored:
-            direction = session.run(record.v)
+            direction = session.run(record.direction)
             axes = tuple(range(direction.ndim - 1))
             _load(record.g, np.sqrt(np.sum(np.square(direction), axis=axes)), session)
             derived.append(record.g.op.name)
@@ -175,16 +176,48 @@ def export_plain_checkpoint(session, path):
     graph = session.graph
     effective, dropped = {}, set()
     for record in registry.get_records(keys.WEIGHT_NORM, graph):
-        effective[record.v.op.name] = record.w
+        effective[record.name] = record.w
         dropped.add(record.g.op.name)
     for record in registry.get_records(keys.SPECTRAL_NORM_WEIGHTS, graph):
-        effective[record.variable.op.name] = record.normalized
+        effective[record.name] = record.normalized
         dropped.add(record.u.op.name)
     with graph.as_default():
-        fetches = {v.op.name: effective.get(v.op.name, v)
-                   for v in v1.global_variables() if v.op.name not in dropped}
+        variables = [v for v in v1.global_variables() if v.op.name not in dropped]
+    fetches, parts = {}, {}
+    for variable in variables:
+        info = getattr(variable, "_save_slice_info", None)
+        if info is None:
+            fetches[variable.op.name] = effective.get(variable.op.name, variable)
+        elif info.full_name in effective:
+            fetches[info.full_name] = effective[info.full_name]
+        else:
+            parts.setdefault(info.full_name, []).append(variable)
+            fetches[variable.op.name] = variable
     values = session.run(fetches)
+    for full_name, pieces in parts.items():
+        values[full_name] = _assemble(pieces, [values.pop(p.op.name) for p in pieces])
     return _save_values(values, path)
+
+
+def _assemble(parts, arrays):
+    """The whole value of a partitioned variable, as ``Saver`` writes it, from its parts."""
+    info = parts[0]._save_slice_info
+    whole = np.empty(info.full_shape, arrays[0].dtype)
+    for part, array in zip(parts, arrays):
+        offset = part._save_slice_info.var_offset
+        whole[tuple(slice(o, o + n) for o, n in zip(offset, array.shape))] = array
+    return whole
+
+
+def _stored_value(variable, reader, stored):
+    """``variable``'s value in the checkpoint: by name, or its slice of the whole variable."""
+    if variable.op.name in stored:
+        return reader.get_tensor(variable.op.name)
+    info = getattr(variable, "_save_slice_info", None)
+    if info is None or info.full_name not in stored:
+        return None
+    whole = reader.get_tensor(info.full_name)
+    return whole[tuple(slice(o, o + n) for o, n in zip(info.var_offset, info.var_shape))]
 
 
 def _save_values(values, path):

@@ -18,8 +18,11 @@ after the previous one. Transforms keep per-build state in ``context.state``,
 so one transform object can serve several graphs.
 """
 
+import math
 import numbers
 import re
+
+import numpy as np
 
 from tf1norm import _checks
 from tf1norm import keys
@@ -49,11 +52,19 @@ class StepContext:
         self.variables = list(variables)
         self.state = {}
         self.apply_conditions = []
+        self.last_ops = {}  # variable ref -> its latest op of the variable stage
 
     @property
     def learning_rate(self):
         """The optimizer's learning rate tensor (follows its schedule)."""
         return optimizer_learning_rate(self.optimizer)
+
+    def done(self, variables):
+        """Ops after which ``variables`` (those trained) hold this step's values so far.
+
+        For a variable-stage op that reads other variables than its own.
+        """
+        return [self.last_ops[v.ref()] for v in variables if v.ref() in self.last_ops]
 
     def add_apply_condition(self, condition, on_skip):
         """Skip the update unless ``condition``; ``on_skip()`` builds the else-ops."""
@@ -140,50 +151,95 @@ class Transform:
 
 
 class _MapGradients(Transform):
-    def __init__(self, name, fn):
-        self.name, self.fn = name, fn
+    """``fn`` on every gradient, after the run-time ``assertions()`` (if any) pass."""
+
+    def __init__(self, name, fn, assertions=None):
+        self.name, self.fn, self.assertions = name, fn, assertions
 
     def pre_apply(self, grads_and_vars, context):
         with tf.name_scope(self.name):
-            return map_gradients(grads_and_vars, self.fn)
+            checks = self.assertions() if self.assertions else []
+            with tf.control_dependencies(checks):
+                return map_gradients(grads_and_vars, self.fn)
 
     def __repr__(self):
         return f"{self.name}(...)"
 
 
+def _clip_bound(value, fn, arg):
+    """A finite number or a scalar float tensor (tf-slim accepts tensors, e.g. schedules)."""
+    if isinstance(value, (numbers.Real, np.floating, np.integer)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ValueError(f"{fn}: `{arg}` must be finite; got {value!r}. Pass e.g. 1.0.")
+        return float(value)
+    tensor = _checks.float_tensor(value, fn, arg)
+    if tensor.shape.rank not in (None, 0):
+        raise ValueError(f"{fn}: `{arg}` must be a scalar; got shape {tensor.shape}. Pass one "
+                         "bound for every gradient.")
+    return tensor
+
+
+def _static(value):
+    return value if isinstance(value, float) else tf.get_static_value(value)
+
+
+def _run_time_check(condition_fn, message, *values):
+    """Assertion ops for bounds known only at run time (built in the train graph)."""
+    if all(_static(v) is not None for v in values):
+        return None
+    return lambda: [tf.debugging.Assert(condition_fn(*[tf.cast(v, tf.float32) for v in values]),
+                                        [message, *values])]
+
+
 def clip_by_value(clip_value_min, clip_value_max):
     """Clip every gradient element to ``[clip_value_min, clip_value_max]`` (seed 002).
+
+    The bounds are numbers or scalar float tensors (a schedule, a placeholder);
+    a tensor bound is checked at run time.
 
     Raises:
       ValueError: ``clip_value_min >= clip_value_max``.
     """
-    for arg, value in (("clip_value_min", clip_value_min), ("clip_value_max", clip_value_max)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise TypeError(f"clip_by_value: `{arg}` must be a number; got {value!r}.")
-    if not clip_value_min < clip_value_max:
+    fn = "clip_by_value"
+    low = _clip_bound(clip_value_min, fn, "clip_value_min")
+    high = _clip_bound(clip_value_max, fn, "clip_value_max")
+    if _static(low) is not None and _static(high) is not None and not _static(low) < _static(high):
         raise ValueError(f"clip_by_value: `clip_value_min` must be < `clip_value_max`; got "
                          f"{clip_value_min!r} and {clip_value_max!r}. E.g. (-1.0, 1.0).")
-    return _MapGradients("clip_by_value", lambda g: tf.clip_by_value(
-        g, tf.cast(clip_value_min, g.dtype), tf.cast(clip_value_max, g.dtype)))
+    check = _run_time_check(tf.less, "clip_by_value: clip_value_min must be < clip_value_max; "
+                            "got (min, max):", low, high)
+    return _MapGradients(fn, lambda g: tf.clip_by_value(
+        g, tf.cast(low, g.dtype), tf.cast(high, g.dtype)), check)
+
+
+def _positive_bound(value, fn, arg):
+    """``_checks.positive_scalar`` plus the run-time check for an unknown tensor."""
+    value = _checks.positive_scalar(value, fn, arg)
+    check = _run_time_check(lambda v: tf.greater(v, 0.0),
+                            f"{fn}: {arg} must be > 0 (and finite); got", value)
+    return value, check
 
 
 def clip_by_norm(clip_norm):
     """Rescale each gradient tensor whose L2 norm (whole tensor) exceeds ``clip_norm``.
 
-    For IndexedSlices the norm is taken over the values only.
+    For IndexedSlices the norm is taken over the values only. ``clip_norm`` is
+    a number or a scalar float tensor (checked > 0 at run time).
     """
-    clip_norm = _checks.positive_number(clip_norm, "clip_by_norm", "clip_norm")
-    return _MapGradients("clip_by_norm", lambda g: tf.clip_by_norm(g, clip_norm))
+    clip_norm, check = _positive_bound(clip_norm, "clip_by_norm", "clip_norm")
+    return _MapGradients("clip_by_norm", lambda g: tf.clip_by_norm(
+        g, tf.cast(clip_norm, g.dtype)), check)
 
 
 class _ClipByGlobalNorm(Transform):
-    def __init__(self, clip_norm):
-        self.clip_norm = clip_norm
+    def __init__(self, clip_norm, check):
+        self.clip_norm, self.check = clip_norm, check
         self.global_norm = None
 
     def pre_apply(self, grads_and_vars, context):
         grads, variables = zip(*grads_and_vars) if grads_and_vars else ((), ())
-        with tf.name_scope("clip_by_global_norm"):
+        with tf.name_scope("clip_by_global_norm"), \
+                tf.control_dependencies(self.check() if self.check else []):
             clipped, norm = tf.clip_by_global_norm(list(grads), self.clip_norm)
         self.global_norm = context.state[self] = norm
         v1.add_to_collection(keys.GRADIENT_GLOBAL_NORM, norm)
@@ -199,10 +255,10 @@ def clip_by_global_norm(clip_norm):
     The pre-clip norm is exposed as ``transform.global_norm`` (the tensor of
     the most recent build) and added to the collection
     ``tf1norm.keys.GRADIENT_GLOBAL_NORM`` for summaries. IndexedSlices count
-    their values only.
+    their values only. ``clip_norm`` is a number or a scalar float tensor
+    (checked > 0 at run time).
     """
-    return _ClipByGlobalNorm(_checks.positive_number(clip_norm, "clip_by_global_norm",
-                                                     "clip_norm"))
+    return _ClipByGlobalNorm(*_positive_bound(clip_norm, "clip_by_global_norm", "clip_norm"))
 
 
 class _MultiplyGradients(Transform):
@@ -210,13 +266,21 @@ class _MultiplyGradients(Transform):
         self.multipliers = multipliers
 
     def pre_apply(self, grads_and_vars, context):
-        factors = _resolve_multipliers(self.multipliers, [v for _, v in grads_and_vars])
+        factors = _resolve_multipliers(self.multipliers, grads_and_vars)
         with tf.name_scope("multiply_gradients"):
             return [(_map_one(g, lambda t, f=factors.get(v.ref()): t * tf.cast(f, t.dtype))
                      if v.ref() in factors else g, v) for g, v in grads_and_vars]
 
 
-def _resolve_multipliers(multipliers, variables):
+def _resolve_multipliers(multipliers, grads_and_vars):
+    """Factor per variable with a gradient; a key that reaches no gradient raises.
+
+    tf-slim raises for a multiplier on a ``None`` gradient: so do we, for a key
+    naming the variable exactly. A pattern that also matches variables
+    without a gradient (frozen layers) applies to the others.
+    """
+    variables = [v for _, v in grads_and_vars]
+    without_gradient = {v.ref() for g, v in grads_and_vars if g is None}
     factors = {}
     for key, factor in multipliers.items():
         matched = [v for v in variables if _matches(key, v)]
@@ -224,9 +288,20 @@ def _resolve_multipliers(multipliers, variables):
             names = ", ".join(v.op.name for v in variables)
             raise ValueError(f"multiply_gradients: key {_key_name(key)!r} matches no trained "
                              f"variable. Trained variables: {names}.")
-        for variable in matched:
+        with_gradient = [v for v in matched if v.ref() not in without_gradient]
+        if not with_gradient or (_is_exact(key) and len(with_gradient) < len(matched)):
+            raise ValueError(f"multiply_gradients: key {_key_name(key)!r} names "
+                             f"{matched[0].op.name}, which gets no gradient from the loss (a "
+                             "multiplier of a None gradient). Remove the key, or train that "
+                             "variable.")
+        for variable in with_gradient:
             factors[variable.ref()] = factor
     return factors
+
+
+def _is_exact(key):
+    """A variable, or a name without regular-expression syntax."""
+    return not isinstance(key, str) or re.escape(key) == key
 
 
 def _matches(key, variable):
@@ -252,10 +327,14 @@ def multiply_gradients(multipliers):
     if not isinstance(multipliers, dict) or not multipliers:
         raise TypeError(f"multiply_gradients: `multipliers` must be a non-empty dict; got "
                         f"{multipliers!r}. E.g. {{'conv1/weights': 0.1}}.")
-    for key in multipliers:
+    for key, factor in multipliers.items():
         if not isinstance(key, (str, tf.Variable)):
             raise TypeError(f"multiply_gradients: keys must be variables or names; got "
                             f"{key!r}.")
+        if isinstance(factor, numbers.Real) and not math.isfinite(factor):
+            raise ValueError(f"multiply_gradients: the factor of {_key_name(key)!r} must be "
+                             f"finite; got {factor!r}. A NaN/Inf factor turns every gradient "
+                             "of that variable into NaN/Inf.")
     return _MultiplyGradients(dict(multipliers))
 
 
@@ -332,9 +411,22 @@ class _ProjectConstraints(Transform):
         by_variable = context.state.get(self)
         if by_variable is None:  # indexed once per step build: linear in the model
             by_variable = context.state[self] = {}
-            for projection in registry.get_projections(self.collection, context.graph):
-                by_variable.setdefault(projection.variable.ref(), []).append(projection)
-        return [p.build() for v in variables for p in by_variable.get(v.ref(), ())]
+            recorded = registry.get_projections(self.collection, context.graph)
+            for projection in registry.group_partitions(recorded):
+                for variable in projection.variables:
+                    by_variable.setdefault(variable.ref(), []).append(projection)
+        return [op for v in variables for p in by_variable.get(v.ref(), ())
+                for op in self._build(p, context)]
+
+    def _build(self, projection, context):
+        """One variable's projection ops; a partitioned one once, after every part's update."""
+        if len(projection.variables) == 1:
+            return [projection.build()]
+        key = (self, projection.key)
+        if key not in context.state:
+            with tf.control_dependencies(context.done(projection.variables)):
+                context.state[key] = [tf.group(*projection.build())]
+        return context.state[key]
 
     def __repr__(self):
         return f"project_constraints({self.collection!r})"
