@@ -74,8 +74,11 @@ def build_model(cluster, args, n_features, n_classes=10):
         train_op = tf1norm.create_train_op(loss, optimizer, global_step=global_step,
                                            transforms=chain)
         mark_readiness_op_used(optimizer)
-    kernels = [p.variable for p in tf1norm.registry.get_projections(tf1norm.keys.MAX_NORM)]
-    (step, *kernel_values), read_done = read_exclusively(mutex, [global_step] + kernels)
+    records = tf1norm.registry.group_partitions(
+        tf1norm.registry.get_projections(tf1norm.keys.MAX_NORM))
+    parts = [v for record in records for v in record.variables]
+    (step, *part_values), read_done = read_exclusively(mutex, [global_step] + parts)
+    kernel_values = whole_kernels(records, part_values)
     snapshot, snapshot_done = read_exclusively(mutex, [global_step] + v1.trainable_variables())
     names = [v.op.name for v in [global_step] + v1.trainable_variables()]
     return Model(x, y, loss, train_op, optimizer, step, largest_unit_norms(kernel_values),
@@ -83,13 +86,33 @@ def build_model(cluster, args, n_features, n_classes=10):
 
 
 def mlp(x, n_classes, regularizer):
-    """64-32-32-10 ReLU network; the hidden kernels carry the max-norm regularizer."""
+    """64-32-32-10 ReLU network; the hidden kernels carry the max-norm regularizer.
+
+    ``hidden1``'s kernel is split in two along its input axis
+    (``fixed_size_partitioner(2)``, as large tables on parameter servers are):
+    each unit's norm spans both parts, and the train op projects them together.
+    """
     layers = tf1norm.require_v1_layers()
     he_init = v1.variance_scaling_initializer(scale=2.0)
     for name in ("hidden1", "hidden2"):
-        x = layers.dense(x, 32, tf.nn.relu, kernel_initializer=he_init,
-                         kernel_regularizer=regularizer, name=name)
+        partitioner = v1.fixed_size_partitioner(2) if name == "hidden1" else None
+        with v1.variable_scope(v1.get_variable_scope(), partitioner=partitioner), \
+                warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*one partition of a partitioned")
+            x = layers.dense(x, 32, tf.nn.relu, kernel_initializer=he_init,
+                             kernel_regularizer=regularizer, name=name)
     return layers.dense(x, n_classes, name="output")
+
+
+def whole_kernels(records, part_values):
+    """Each max-norm record's kernel value, its partitions concatenated."""
+    kernels, start = [], 0
+    for record in records:
+        pieces = part_values[start:start + len(record.variables)]
+        start += len(pieces)
+        kernels.append(pieces[0] if len(pieces) == 1 else
+                       tf.concat(pieces, getattr(record, "axis", 0)))
+    return kernels
 
 
 def make_optimizer(n_workers, sync):

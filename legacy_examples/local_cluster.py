@@ -30,6 +30,7 @@ import argparse
 import ctypes
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -165,7 +166,7 @@ def report(path, threshold):
     if not os.path.exists(path):
         sys.exit(f"local_cluster: no final model at {path}: the chief did not finish")
     with np.load(path) as snapshot:
-        model = dict(snapshot)
+        model = join_partitions(dict(snapshot))
     dataset = data.load()
     accuracy = float(np.mean(np.argmax(forward(model, dataset.x_test), 1) == dataset.y_test))
     norm = max(float(np.linalg.norm(model[f"{layer}/kernel"], axis=0).max())
@@ -174,6 +175,20 @@ def report(path, threshold):
     print(f"final model at global step {step}: test accuracy {accuracy:.4f}, "
           f"largest hidden-unit norm {norm:.6f} (threshold {threshold:g})", flush=True)
     return {"global_step": step, "accuracy": accuracy, "largest_norm": norm}
+
+
+def join_partitions(model):
+    """``{name/part_i: array}`` entries joined into ``{name: array}`` (split along axis 0)."""
+    joined, parts = {}, {}
+    for name, value in model.items():
+        match = re.fullmatch(r"(.*)/part_(\d+)", name)
+        if match:
+            parts.setdefault(match[1], {})[int(match[2])] = value
+        else:
+            joined[name] = value
+    for name, pieces in parts.items():
+        joined[name] = np.concatenate([pieces[i] for i in sorted(pieces)], axis=0)
+    return joined
 
 
 def forward(model, x):
