@@ -1,31 +1,344 @@
-"""embedding_lookup(max_norm=...): sparse row projection after the update."""
+"""embedding_lookup(max_norm=...): torch mode, after-update projection, partitioned tables."""
+
+import decimal
+import fractions
+import math
+import pathlib
 
 import numpy as np
 import pytest
 
 import tf1norm
 from tf1norm._tf import tf, v1
-
 from tf1norm.check import _Closure
+from tf1norm.embedding import max_norm_rows, torch_renorm_rows
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+UNIT = 2.0 ** -53
+SCALING_ERROR = {np.float16: 2.0 ** -11 + 2.0 ** -24, np.float32: 2.0 ** -23, np.float64: 0.0,
+                 tf.bfloat16.as_numpy_dtype: 2.0 ** -8 + 2.0 ** -24}
 
 
-def _torch_renorm_rows(rows, max_norm):
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return np.where(norms > max_norm, rows * max_norm / (norms + 1e-7), rows)
+# --- NumPy twins and exact arithmetic -------------------------------------------------------
+
+def _p_norms(rows, p):
+    return np.linalg.norm(rows.astype(np.float64), ord=p, axis=1, keepdims=True)
+
+
+def _torch_renorm_rows(rows, max_norm, p):
+    """torch.embedding_renorm_: norm in the rows' dtype, scale in float64, rounded to the dtype."""
+    norms = np.linalg.norm(rows, ord=p, axis=1, keepdims=True).astype(np.float64)
+    scale = np.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0).astype(rows.dtype)
+    return rows * scale
+
+
+def _margin(dtype, dim, p):
+    """max_norm_rows's documented shrink m = ρ + 3γ + 12u."""
+    error = (dim + 752) * max(1.0, 1.0 / p) * UNIT
+    return SCALING_ERROR[dtype] + 3 * error + 12 * UNIT
+
+
+def _exact_norm_at_most(row, p, bound):
+    """Is the p-norm of the stored values, in exact arithmetic, <= bound?
+
+    Rows whose float64 norm is 1e-9 under the bound are (a float64 norm errs
+    by ~dim·1e-16); the others are decided with rationals (integer p, inf) or
+    40-digit decimals.
+    """
+    if _p_norms(np.asarray(row)[None], p)[0, 0] < bound * (1 - 1e-9):
+        return True
+    values = [abs(fractions.Fraction(float(v))) for v in row]  # float(v) is exact
+    if p == math.inf:
+        return max(values) <= bound
+    if float(p).is_integer():
+        return sum(v ** int(p) for v in values) <= fractions.Fraction(bound) ** int(p)
+    with decimal.localcontext() as context:
+        context.prec = 40  # far below the spacing of float64 norms
+        power = decimal.Decimal(p)
+        total = sum(decimal.Decimal(float(v)) ** power for v in values)
+        return total <= decimal.Decimal(bound) ** power
 
 
 def _table(rng, rows=50, dim=6, scale=1.0):
     return (rng.standard_normal((rows, dim)) * scale).astype(np.float32)
 
 
-def test_forward_rows_use_the_torch_renorm(sess, rng):
+def _step_op(train_op):
+    """create_train_op's result as an op (it returns the loss tensor, tf-slim style)."""
+    return train_op if isinstance(train_op, tf.Operation) else train_op.op
+
+
+def _session(graph):
+    """A session that runs independent ops in parallel, to expose ordering bugs."""
+    return v1.Session(graph=graph, config=v1.ConfigProto(inter_op_parallelism_threads=4))
+
+
+# --- pure row functions ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float32, 1e-6), (np.float64, 1e-15)])
+@pytest.mark.parametrize("p", [1.0, 2.0, 3.0, math.inf])
+def test_torch_renorm_rows_matches_numpy_twin(sess, rng, dtype, rtol, p):
+    rows = (rng.standard_normal((40, 7)) * rng.uniform(0.1, 3.0, (40, 1))).astype(dtype)
+    max_norm = float(np.median(_p_norms(rows, p)))
+    out = sess.run(torch_renorm_rows(tf.constant(rows), max_norm, p))
+    expected = _torch_renorm_rows(rows, max_norm, p)
+    np.testing.assert_allclose(out, expected, rtol=rtol)
+    under = _p_norms(rows, p)[:, 0] <= max_norm
+    assert 0 < under.sum() < len(rows)
+    np.testing.assert_array_equal(out[under], rows[under])  # bit for bit
+
+
+def _random_rows(rng, dtype, dim, max_norm, p, count=300):
+    """Rows from 0.2 to 40 times max_norm, plus rows exactly at and one ulp above it."""
+    rows = rng.standard_normal((count, dim))
+    scale = np.exp(rng.uniform(np.log(0.2), np.log(40.0), (count, 1)))
+    rows = (rows * scale * max_norm / _p_norms(rows, p)).astype(dtype)
+    at = np.zeros((2, dim), dtype)
+    at[:, 0] = np.asarray(max_norm, dtype)
+    at[1, 0] = np.nextafter(at[1, 0], np.asarray(np.inf, dtype))
+    return np.concatenate([rows, at])
+
+
+FLOATS = [np.float16, tf.bfloat16.as_numpy_dtype, np.float32, np.float64]
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("p", [1.0, 2.0, 3.0, 1.5, 0.5, math.inf])
+@pytest.mark.parametrize("dim", [1, 7, 64])
+def test_max_norm_rows_bound_holds_exactly(rng, dtype, p, dim):
+    """Exact arithmetic on the returned values: every row <= max_norm, none shrunk too far."""
+    with tf.Graph().as_default(), v1.Session() as session:
+        rows = v1.placeholder(tf.as_dtype(dtype), [None, dim])
+        capped = {m: max_norm_rows(rows, m, p) for m in (0.37, 1.0, 7.3)}
+        again = {m: max_norm_rows(c, m, p) for m, c in capped.items()}
+        for max_norm in capped:
+            x = _random_rows(rng, dtype, dim, max_norm, p)
+            out, twice = session.run([capped[max_norm], again[max_norm]], {rows: x})
+            changed = np.any(out != x, axis=1)
+            assert out.dtype == x.dtype and changed.sum() > len(x) // 2
+            assert all(_exact_norm_at_most(r, p, max_norm) for r in out)
+            lower = max_norm * (1 - 2 * _margin(dtype, dim, p)) * (1 - 1e-14)
+            assert np.all(_p_norms(out[changed], p) >= lower)
+            far_under = _p_norms(x, p)[:, 0] < max_norm * (1 - 1e-9)
+            np.testing.assert_array_equal(out[far_under], x[far_under])  # bit for bit
+            np.testing.assert_array_equal(twice, out)  # idempotent
+
+
+# --- mode="torch" against recorded PyTorch ---------------------------------------------------
+
+def _fixture():
+    data = np.load(FIXTURES / "torch_embedding.npz")
+    return {k: data[k] for k in data.files}
+
+
+def _fixture_run(data, dtype, p, mode):
+    """Train like tools/record_torch_embedding.py; return (tables, rows) after every step."""
+    graph = tf.Graph()
+    with graph.as_default():
+        table = v1.get_variable("table", initializer=data["table"].astype(dtype))
+        ids = v1.placeholder(tf.int64, [3, 2])
+        targets = v1.placeholder(dtype, [3, 2])
+        out = tf1norm.embedding_lookup(table, ids, max_norm=float(data["max_norm"]),
+                                       norm_type=p, mode=mode)
+        prediction = tf.reduce_sum(out * data["v"].astype(dtype), axis=-1)
+        loss = 0.5 * tf.reduce_sum(tf.square(prediction - targets))
+        train_op = tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(
+            float(data["lr"])))
+        with _session(graph) as session:
+            session.run(v1.global_variables_initializer())
+            tables, rows = [], []
+            for step_ids, step_targets in zip(data["ids"], data["targets"]):
+                feed = {ids: step_ids, targets: step_targets.astype(dtype)}
+                rows.append(session.run([train_op, out], feed)[1])
+                tables.append(session.run(table))
+    return np.stack(tables), np.stack(rows)
+
+
+TOLERANCES = {"float32": {"rtol": 2e-6, "atol": 1e-6}, "float64": {"rtol": 1e-12, "atol": 1e-13}}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("p", [1.0, 2.0, 3.0])
+def test_torch_mode_matches_recorded_torch_step_by_step(dtype, p):
+    data = _fixture()
+    tables, rows = _fixture_run(data, dtype, p, "torch")
+    expected_tables, expected_rows = data[f"{dtype}_p{p:g}_tables"], data[f"{dtype}_p{p:g}_rows"]
+    assert tables.shape == expected_tables.shape == (10, 12, 5)
+    for step in range(len(tables)):
+        np.testing.assert_allclose(rows[step], expected_rows[step], err_msg=f"step {step}",
+                                   **TOLERANCES[dtype])
+        np.testing.assert_allclose(tables[step], expected_tables[step], err_msg=f"step {step}",
+                                   **TOLERANCES[dtype])
+    start = data["table"].astype(dtype)
+    np.testing.assert_array_equal(tables[-1][10:], start[10:])  # never looked up: untouched
+    assert np.all(_p_norms(start[10:], p) > data["max_norm"])   # though over the limit
+    # the fixture exercises the renorm: updated rows go back over max_norm
+    assert np.all(np.any(_p_norms(tables.reshape(-1, 5), p).reshape(10, 12)[:, :10]
+                         > data["max_norm"], axis=1))
+
+
+def test_after_update_mode_differs_from_torch_and_holds_the_bound():
+    """Why the mode matters: same problem, different trajectory, table always within the bound."""
+    data = _fixture()
+    tables, rows = _fixture_run(data, "float32", 2.0, "after_update")
+    torch_tables = data["float32_p2_tables"]
+    assert np.max(np.abs(tables - torch_tables)) > 1e-2
+    for step, step_ids in enumerate(data["ids"]):
+        looked_up = np.unique(step_ids)
+        assert all(_exact_norm_at_most(r, 2.0, float(data["max_norm"]))
+                   for r in tables[step][looked_up])
+        assert all(_exact_norm_at_most(r, 2.0, float(data["max_norm"]))
+                   for r in rows[step].reshape(-1, 5))
+
+
+def _optimized_graph(session, fetch, feed):
+    """The graph the session ran, after Grappler: ``{name: NodeDef}``."""
+    metadata = v1.RunMetadata()
+    session.run(fetch, feed, options=v1.RunOptions(output_partition_graphs=True),
+                run_metadata=metadata)
+    return {node.name: node for graph in metadata.partition_graphs for node in graph.node}
+
+
+def _ancestors(start, parents):
+    """Everything ``start`` waits for, through ``parents(node) -> nodes``."""
+    seen, stack = set(), [start]
+    while stack:
+        for parent in parents(stack.pop()):
+            if parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
+    return seen
+
+
+def _node_ancestors(nodes, name):
+    return _ancestors(name, lambda n: [i.lstrip("^").split(":")[0] for i in nodes[n].input])
+
+
+def _op_ancestors(op):
+    return _ancestors(op, lambda o: [t.op for t in o.inputs] + list(o.control_inputs))
+
+
+def _ordering_graph(graph, mode, partitioned, build, fetch_rows):
+    """One step; return the optimized graph and per partition (update, scatter, own read,
+    lookup reads)."""
+    partitioner = v1.fixed_size_partitioner(2) if partitioned else None
+    with v1.variable_scope("embed", partitioner=partitioner):
+        table = v1.get_variable("table", [40, 4])
+    ids, weights = v1.placeholder(tf.int64, [5]), v1.placeholder(tf.float32, [4, 3])
+    out = tf1norm.embedding_lookup(table, ids, max_norm=0.1, mode=mode)
+    # the gradient, ones·weightsᵀ, needs nothing of the forward, not even its shape
+    loss = tf.reduce_sum(tf.matmul(out, weights))
+    optimizer = v1.train.GradientDescentOptimizer(0.1)
+    train_op = (tf1norm.create_train_op(loss, optimizer, check_numerics=False)
+                if build == "create_train_op" else optimizer.minimize(loss))
+    with _session(graph) as session:
+        session.run(v1.global_variables_initializer())
+        fetches = [train_op, out] if fetch_rows else train_op
+        nodes = _optimized_graph(session, fetches, {ids: [1, 7, 7, 30, 38],
+                                                    weights: np.ones((4, 3))})
+    found = []
+    for part in (table if partitioned else [table]):
+        on_part = [n for n in nodes if nodes[n].input and nodes[n].input[0] == part.handle.op.name]
+        of_type = lambda kind: [n for n in on_part if nodes[n].op == kind]  # noqa: E731
+        # the renorm/projection reads the unique ids; the lookup reads the ids as they come
+        unique = [g for g in of_type("ResourceGather")
+                  if nodes[nodes[g].input[1].split(":")[0]].op == "Unique"]
+        lookups = [g for g in of_type("ResourceGather") if g not in unique]
+        (update,), (scatter,), (own_read,) = of_type("ResourceScatterAdd"), \
+            of_type("ResourceScatterUpdate"), unique
+        assert own_read in _node_ancestors(nodes, scatter)
+        found.append((update, scatter, own_read, lookups))
+    return nodes, found
+
+
+@pytest.mark.parametrize("partitioned", [False, True])
+@pytest.mark.parametrize("fetch_rows", [False, True])
+@pytest.mark.parametrize("build", ["create_train_op", "minimize"])
+def test_torch_mode_renorm_read_update_order_survives_grappler(graph, partitioned, fetch_rows,
+                                                               build):
+    """renorm, then the lookup read, then the update: on the graph Grappler made.
+
+    When only minimize's op is fetched nothing needs the lookup's rows (the
+    gradient of sum(rows·weights) is ones·weightsᵀ) and Grappler drops that
+    read; the renorm still precedes the update.
+    """
+    nodes, found = _ordering_graph(graph, "torch", partitioned, build, fetch_rows)
+    for update, scatter, _, lookups in found:
+        assert scatter in _node_ancestors(nodes, update)
+        assert len(lookups) == 1 if fetch_rows else len(lookups) <= 1
+        for lookup in lookups:
+            assert scatter in _node_ancestors(nodes, lookup)
+            assert lookup in _node_ancestors(nodes, update)
+    assert tf1norm.registry.recorded_collections() == []  # nothing runs after the update
+
+
+@pytest.mark.parametrize("partitioned", [False, True])
+def test_after_update_projection_reads_after_the_update_despite_grappler(graph, partitioned):
+    nodes, found = _ordering_graph(graph, "after_update", partitioned, "create_train_op", True)
+    for update, _, own_read, (lookup,) in found:
+        assert update in _node_ancestors(nodes, own_read)
+        assert lookup in _node_ancestors(nodes, update)  # the lookup read comes first
+    assert tf1norm.registry.recorded_collections() == [tf1norm.keys.EMBEDDING_MAX_NORM]
+
+
+@pytest.mark.parametrize("mode", ["after_update", "torch"])
+def test_table_gradient_waits_for_the_lookup_read(graph, mode):
+    """Even a gradient that needs nothing of the forward (not even a shape) waits for the read."""
+    table = v1.get_variable("table", [40, 4])
+    ids, weights = v1.placeholder(tf.int64, [5]), v1.placeholder(tf.float32, [4, 3])
+    out = tf1norm.embedding_lookup(table, ids, max_norm=0.1, mode=mode)
+    (grad,) = tf.gradients(tf.reduce_sum(tf.matmul(out, weights)), [table])
+    assert isinstance(grad, tf.IndexedSlices)
+    waits = {op.type for op in _op_ancestors(grad.values.op)}
+    assert "ResourceGather" in waits
+    assert ("ResourceScatterUpdate" in waits) == (mode == "torch")  # the renorm, torch only
+
+
+def test_torch_mode_renormalizes_an_id_repeated_in_a_batch_once(sess, rng):
+    start = _table(rng, rows=6, dim=3, scale=3.0)
+    table = v1.get_variable("table", initializer=start)
+    out = tf1norm.embedding_lookup(table, [[2, 2], [5, 2]], max_norm=0.5, mode="torch")
+    sess.run(v1.global_variables_initializer())
+    expected = _torch_renorm_rows(start[[2, 5]], 0.5, 2.0)  # once, not twice
+    np.testing.assert_allclose(sess.run(out), expected[[[0, 0], [1, 0]]], rtol=1e-6)
+    np.testing.assert_allclose(sess.run(table)[[2, 5]], expected, rtol=1e-6)
+    assert v1.global_variables() == [table] and tf1norm.registry.recorded_collections() == []
+
+
+@pytest.mark.parametrize("mode", ["after_update", "torch"])
+def test_ref_variables_step_like_resource_variables(rng, mode):
+    start = _table(rng, rows=10, dim=3, scale=3.0)
+    results = []
+    for use_resource in (True, False):
+        graph = tf.Graph()
+        with graph.as_default(), _session(graph) as session:
+            table = v1.get_variable("table", initializer=start, use_resource=use_resource)
+            out = tf1norm.embedding_lookup(table, [1, 2, 2], max_norm=1.0, mode=mode)
+            train_op = tf1norm.create_train_op(tf.reduce_sum(tf.square(out - 2.0)),
+                                               v1.train.GradientDescentOptimizer(0.1))
+            session.run(v1.global_variables_initializer())
+            results.append([session.run([train_op, out])[1] for _ in range(2)]
+                           + [session.run(table)])
+    for resource, ref in zip(*results):
+        np.testing.assert_allclose(ref, resource, rtol=1e-6)
+    np.testing.assert_array_equal(results[1][-1][3:], start[3:])
+
+
+# --- mode="after_update" ---------------------------------------------------------------------
+
+def test_after_update_forward_rows_are_capped_with_a_straight_through_gradient(sess, rng):
     start = _table(rng, scale=2.0)
     table = v1.get_variable("table", initializer=start)
     ids = np.array([[3, 7], [7, 49]])
     out = tf1norm.embedding_lookup(table, ids, max_norm=1.0)
+    grad = tf.gradients(tf.reduce_sum(out * 3.0), table)[0]
     sess.run(v1.global_variables_initializer())
-    np.testing.assert_allclose(sess.run(out), _torch_renorm_rows(start[ids.ravel()], 1.0)
-                               .reshape(2, 2, 6), rtol=1e-6)
+    rows, grad_values = sess.run([out, grad.values])
+    norms = _p_norms(start[ids.ravel()], 2)
+    np.testing.assert_allclose(rows.reshape(4, 6), start[ids.ravel()] * np.minimum(1, 1 / norms),
+                               rtol=1e-6)
+    assert all(_exact_norm_at_most(r, 2.0, 1.0) for r in rows.reshape(4, 6))
+    np.testing.assert_array_equal(grad_values, np.full((4, 6), 3.0, np.float32))
 
 
 def test_after_a_step_only_the_looked_up_rows_are_projected(sess, rng):
@@ -41,14 +354,34 @@ def test_after_a_step_only_the_looked_up_rows_are_projected(sess, rng):
     after = sess.run(table)
     grad_rows = np.zeros_like(start)
     np.add.at(grad_rows, batch, np.arange(6, dtype=np.float32))
-    updated = start - 0.1 * grad_rows
+    updated = start - np.float32(0.1) * grad_rows
     touched = np.unique(batch)
-    np.testing.assert_allclose(after[touched], _torch_renorm_rows(updated[touched], 1.5),
+    norms = _p_norms(updated[touched], 2)
+    np.testing.assert_allclose(after[touched], updated[touched] * np.minimum(1, 1.5 / norms),
                                rtol=1e-6)
-    assert np.all(np.linalg.norm(after[touched], axis=1) <= 1.5 + 1e-6)
     others = np.setdiff1d(np.arange(len(start)), touched)
     np.testing.assert_array_equal(after[others], start[others])  # untouched, bit-exact
-    assert np.any(np.linalg.norm(start[others], axis=1) > 1.5)   # though over the limit
+    assert np.any(_p_norms(start[others], 2) > 1.5)              # though over the limit
+
+
+def test_bound_holds_exactly_after_a_step_on_300_random_tables(graph, rng):
+    """The audit's case: with the float32 scale, 190 of 300 tables had a row over max_norm."""
+    table = v1.get_variable("table", [64, 16])
+    value, ids = v1.placeholder(tf.float32, [64, 16]), v1.placeholder(tf.int64, [12])
+    load = table.assign(value, read_value=False)
+    out = tf1norm.embedding_lookup(table, ids, max_norm=1.0, norm_type=2.0)
+    train_op = tf1norm.create_train_op(tf.reduce_sum(tf.square(out - 0.5)),
+                                       v1.train.GradientDescentOptimizer(0.3))
+    over = 0
+    with _session(graph) as session:
+        session.run(v1.global_variables_initializer())
+        for _ in range(300):
+            batch = rng.integers(0, 64, 12)
+            session.run(load, {value: rng.standard_normal((64, 16)) * rng.uniform(0.2, 2.0)})
+            session.run(train_op, {ids: batch})
+            rows = session.run(table)[np.unique(batch)]
+            over += not all(_exact_norm_at_most(r, 2.0, 1.0) for r in rows)
+    assert over == 0
 
 
 def _writes(closure, table):
@@ -62,8 +395,8 @@ def test_gradients_and_updates_stay_sparse(graph):
     loss = tf.reduce_sum(tf1norm.embedding_lookup(table, ids, max_norm=1.0))
     assert isinstance(tf.gradients(loss, table)[0], tf.IndexedSlices)
     train_op = tf1norm.create_train_op(loss, v1.train.MomentumOptimizer(0.01, 0.9))
-    assert _writes(_Closure(train_op), table) == {"ResourceSparseApplyMomentum",
-                                                  "ResourceScatterUpdate"}
+    assert _writes(_Closure(_step_op(train_op)), table) == {"ResourceSparseApplyMomentum",
+                                                            "ResourceScatterUpdate"}
     assert tf1norm.check_train_op(train_op) == []
 
 
@@ -73,7 +406,8 @@ def test_projection_is_sparse_even_when_the_optimizer_is_not(graph):
     ids = v1.placeholder(tf.int64, [None])
     loss = tf.reduce_sum(tf1norm.embedding_lookup(table, ids, max_norm=1.0))
     train_op = tf1norm.create_train_op(loss, v1.train.AdamOptimizer(0.01))
-    assert _writes(_Closure(train_op), table) == {"AssignSubVariableOp", "ResourceScatterUpdate"}
+    assert _writes(_Closure(_step_op(train_op)), table) == {"AssignSubVariableOp",
+                                                            "ResourceScatterUpdate"}
 
 
 def test_adam_and_several_lookups(sess, rng):
@@ -85,9 +419,9 @@ def test_adam_and_several_lookups(sess, rng):
     train_op = tf1norm.create_train_op(loss, v1.train.AdamOptimizer(0.01))
     sess.run(v1.global_variables_initializer())
     sess.run(train_op, {a: [1, 2], b: [2, 40]})
-    norms = np.linalg.norm(sess.run(table), axis=1)
-    assert np.all(norms[[1, 2, 40]] <= 1.0 + 1e-6)
-    np.testing.assert_array_equal(sess.run(table)[3], start[3])
+    after = sess.run(table)
+    assert all(_exact_norm_at_most(r, 2.0, 1.0) for r in after[[1, 2, 40]])
+    np.testing.assert_array_equal(after[3], start[3])
 
 
 def test_plain_lookup_without_max_norm(sess, rng):
@@ -97,16 +431,144 @@ def test_plain_lookup_without_max_norm(sess, rng):
     assert tf1norm.registry.recorded_collections() == []
 
 
-@pytest.mark.parametrize("call,error,fragment", [
-    (lambda t: tf1norm.embedding_lookup(t, [0.5], max_norm=1.0), TypeError, "integer"),
-    (lambda t: tf1norm.embedding_lookup(tf.ones([4, 2]), [1], max_norm=1.0), TypeError,
-     "tf.Variable"),
-    (lambda t: tf1norm.embedding_lookup(t, [1], max_norm=0.0), ValueError, "`max_norm`"),
-    (lambda t: tf1norm.embedding_lookup(v1.get_variable("t3", [2, 3, 4]), [1], max_norm=1.0),
-     ValueError, "rank 2"),
+# --- partitioned tables ----------------------------------------------------------------------
+
+PARTITIONERS = {
+    "fixed_size_2": lambda: v1.fixed_size_partitioner(2),
+    "min_max_3": lambda: v1.min_max_variable_partitioner(max_partitions=3, min_slice_size=64),
+}
+
+
+def _shard(table, sizes, strategy):
+    """The rows each partition stores so that id i means row i of ``table``."""
+    if strategy == "mod":
+        return [table[k::len(sizes)] for k in range(len(sizes))]
+    return np.split(table, np.cumsum(sizes)[:-1])
+
+
+def _unshard(parts, strategy):
+    if strategy == "div":
+        return np.concatenate(parts)
+    table = np.empty((sum(len(p) for p in parts), parts[0].shape[1]), parts[0].dtype)
+    for k, part in enumerate(parts):
+        table[k::len(parts)] = part
+    return table
+
+
+def _partitioned_run(start, batches, mode, strategy, partitioner=None):
+    """Train 4 SGD steps; return (looked-up rows per step, table in id order, variables)."""
+    graph = tf.Graph()
+    with graph.as_default():
+        with v1.variable_scope("embed", partitioner=partitioner and partitioner()):
+            table = v1.get_variable("table", start.shape)
+        parts = list(table) if partitioner else [table]
+        ids = v1.placeholder(tf.int64, [None])
+        out = tf1norm.embedding_lookup(table, ids, max_norm=1.0, mode=mode,
+                                       partition_strategy=strategy)
+        loss = 0.5 * tf.reduce_sum(tf.square(tf.reduce_sum(out, -1) - 4.0))
+        train_op = tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(0.3))
+        shards = _shard(start, [p.shape[0] for p in parts], strategy)
+        with _session(graph) as session:
+            session.run(v1.global_variables_initializer())
+            session.run([p.assign(s) for p, s in zip(parts, shards)])
+            rows = [session.run([train_op, out], {ids: b})[1] for b in batches]
+            final = _unshard(session.run(parts), strategy)
+        projected = [p.variable for name in tf1norm.registry.recorded_collections()
+                     for p in tf1norm.registry.get_projections(name)]
+    return rows, final, parts, projected
+
+
+@pytest.mark.parametrize("partitioner", sorted(PARTITIONERS))
+@pytest.mark.parametrize("mode", ["after_update", "torch"])
+@pytest.mark.parametrize("strategy", ["div", "mod"])
+def test_partitioned_table_equals_the_whole_table(rng, partitioner, mode, strategy):
+    start = _table(rng, scale=1.5)
+    batches = [rng.choice(np.arange(0, 50, 2), 8) for _ in range(4)]  # odd ids never
+    batches[0][:3] = [48, 48, 1]  # a repeat and an id of the last partition
+    whole_rows, whole, _, _ = _partitioned_run(start, batches, mode, strategy)
+    rows, final, parts, projected = _partitioned_run(start, batches, mode, strategy,
+                                                     PARTITIONERS[partitioner])
+    assert len(parts) == {"fixed_size_2": 2, "min_max_3": 3}[partitioner]
+    assert len(projected) == (len(parts) if mode == "after_update" else 0)
+    for got, expected in zip(rows, whole_rows):
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(final, whole, rtol=1e-6, atol=1e-7)
+    never = np.setdiff1d(np.arange(50), np.concatenate(batches))
+    np.testing.assert_array_equal(final[never], start[never])  # untouched, bit for bit
+    assert not np.allclose(final, start)
+
+
+@pytest.mark.parametrize("strategy", ["div", "mod"])
+@pytest.mark.parametrize("mode", ["after_update", "torch"])
+def test_partitioned_ids_map_to_rows_like_tf_embedding_lookup(sess, rng, strategy, mode):
+    partitioner = v1.min_max_variable_partitioner(max_partitions=3, min_slice_size=64)
+    with v1.variable_scope("embed", partitioner=partitioner):
+        table = v1.get_variable("table", [50, 6], initializer=v1.random_normal_initializer())
+    ids = rng.integers(0, 50, (4, 5))
+    ours = tf1norm.embedding_lookup(table, ids, max_norm=100.0, mode=mode,
+                                    partition_strategy=strategy)  # no row is over 100
+    theirs = v1.nn.embedding_lookup(table, ids, partition_strategy=strategy)
+    sess.run(v1.global_variables_initializer())
+    assert ours.shape == (4, 5, 6)
+    np.testing.assert_array_equal(*sess.run([ours, theirs]))
+
+
+def test_partitioned_projections_scatter_into_their_partition(graph):
+    with v1.variable_scope("embed", partitioner=v1.fixed_size_partitioner(2)):
+        table = v1.get_variable("table", [10, 3])
+    loss = tf.reduce_sum(tf1norm.embedding_lookup(table, [1, 7], max_norm=1.0))
+    train_op = tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(0.1))
+    closure = _Closure(_step_op(train_op))
+    for part in table:
+        assert _writes(closure, part) == {"ResourceScatterAdd", "ResourceScatterUpdate"}
+    assert tf1norm.check_train_op(train_op) == []
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+def _lookup(**kwargs):
+    def call(table):
+        arguments = {"params": table, "ids": [1], "max_norm": 1.0, **kwargs}
+        return tf1norm.embedding_lookup(**arguments)
+    return call
+
+
+def _partitioned_on_columns():
+    with v1.variable_scope("cols", partitioner=v1.fixed_size_partitioner(2, axis=1)):
+        return v1.get_variable("table", [4, 6])
+
+
+@pytest.mark.parametrize("call,error,fragments", [
+    (lambda t: tf1norm.embedding_lookup(t, [0.5], max_norm=1.0), TypeError,
+     ["`ids`", "float32", "tf.cast"]),
+    (lambda t: _lookup(params=tf.ones([4, 2]))(t), TypeError,
+     ["`params`", "Tensor", "get_variable"]),
+    (lambda t: _lookup(params=v1.get_variable("t3", [2, 3, 4]))(t), ValueError,
+     ["`params`", "rank 2", "(2, 3, 4)", "Pass the 2-D"]),
+    (lambda t: _lookup(params=v1.get_variable("ti", [4, 2], tf.int32))(t), TypeError,
+     ["`params`", "int32", "float32"]),
+    (lambda t: _lookup(params=_partitioned_on_columns())(t), ValueError,
+     ["axis 0", "[4, 3]", "fixed_size_partitioner(n, axis=0)"]),
+    (lambda t: _lookup(params=[v1.get_variable("a", [3, 2]), v1.get_variable("b", [1, 2])])(t),
+     ValueError, ["`params`", "[2, 2]", "[3, 1]", "partitioner"]),
+    (_lookup(max_norm=0.0), ValueError, ["`max_norm`", "must be > 0", "0.0", "Pass"]),
+    (_lookup(max_norm=-1.0), ValueError, ["`max_norm`", "-1.0", "Pass"]),
+    (_lookup(max_norm=float("nan")), ValueError, ["`max_norm`", "nan", "finite"]),
+    (_lookup(norm_type=0), ValueError, ["`norm_type`", "got 0", "2.0"]),
+    (_lookup(norm_type=-2.0), ValueError, ["`norm_type`", "-2.0", "2.0"]),
+    (_lookup(norm_type=float("nan")), ValueError, ["`norm_type`", "nan", "2.0"]),
+    (_lookup(norm_type="2"), TypeError, ["`norm_type`", "'2'", "norm_type=2.0"]),
+    (_lookup(mode="before_update"), ValueError,
+     ["`mode`", "'before_update'", "'after_update', 'torch'", "torch.nn.Embedding"]),
+    (_lookup(mode="torch", max_norm=None, norm_type=-1.0), ValueError, ["`norm_type`"]),
+    (_lookup(max_norm=None, mode="Torch"), ValueError, ["`mode`", "'Torch'"]),
+    (_lookup(partition_strategy="range"), ValueError,
+     ["`partition_strategy`", "'range'", "'div', 'mod'"]),
 ])
-def test_bad_input(graph, call, error, fragment):
+def test_bad_input(graph, call, error, fragments):
     table = v1.get_variable("table", [4, 2])
     with pytest.raises(error) as info:
         call(table)
-    assert fragment in str(info.value)
+    for fragment in fragments:
+        assert fragment in str(info.value)
+    assert str(info.value).startswith("embedding_lookup: ")
