@@ -23,10 +23,12 @@ setup(
         "tf-slim>=1.1",
         "numpy>=1.23",
         "scipy>=1.9",  # HiGHS milp for exact output bounds
+        "tqdm>=4.60",  # the command line's progress bars
     ],
     extras_require={
         "examples": ["scikit-learn>=1.0"],
-        "test": ["pytest>=7", "scikit-learn>=1.0"],
+        "plots": ["matplotlib>=3.5"],  # tf1norm plot norms, tf1norm bounds --plot
+        "test": ["pytest>=7", "scikit-learn>=1.0", "matplotlib>=3.5"],
     },
     entry_points={"console_scripts": ["tf1norm=tf1norm.cli:main"]},
     license="Apache-2.0",

@@ -83,6 +83,25 @@ def test_exact_equals_activation_pattern_enumeration(seed):
     assert np.all(crown[0] <= got[0] + 1e-9) and np.all(crown[1] >= got[1] - 1e-9)
 
 
+def test_exact_when_the_solver_reports_no_dual_bound(monkeypatch):
+    """SciPy may return mip_dual_bound=None (HiGHS without branching): it used to crash."""
+    import scipy.optimize
+
+    solve = scipy.optimize.milp
+
+    def without_dual_bound(*args, **kwargs):
+        result = solve(*args, **kwargs)
+        result.mip_dual_bound = None
+        return result
+
+    monkeypatch.setattr(scipy.optimize, "milp", without_dual_bound)
+    rng = np.random.default_rng(0)
+    net = _random_net(rng, 1, "relu", width=5, inputs=2, outputs=2)
+    lower, upper = np.array([-1.0, -0.5]), np.array([0.5, 1.0])
+    np.testing.assert_allclose(bounds.output_bounds(net, lower, upper, "exact"),
+                               _enumerate(net, lower, upper), atol=1e-6)
+
+
 def test_exact_on_a_deeper_relu_net_lies_between_crown_and_samples(rng):
     net = _random_net(rng, 2, "relu", width=8, inputs=4, outputs=3)
     lower, upper = -0.5 * np.ones(4), 0.5 * np.ones(4)

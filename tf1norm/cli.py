@@ -1,148 +1,223 @@
-"""``tf1norm`` command line.
+"""``tf1norm`` command line (also ``python -m tf1norm``).
 
-    tf1norm norms CHECKPOINT [--threshold T] [--all]
+    tf1norm norms CHECKPOINT [--threshold T] [--exclude REGEX ...] [--all]
+    tf1norm tensors CHECKPOINT|META
+    tf1norm bounds MODEL --lower L [L ...] --upper U [U ...] [--method M [M ...]]
+                   [--input NAME --output NAME] [--time-limit S] [--plot FILE.png]
+    tf1norm plot norms LOGDIR|CHECKPOINT ... -o FILE.png [--threshold T]
 
-prints, for every weight tensor of rank >= 2 in a TF checkpoint, the smallest,
-median and largest per-output-unit L2 norm (default axes: every axis but the
-last, as in ``tf1norm.max_norm``), and flags units above ``--threshold``.
-
-    tf1norm bounds MODEL --lower L [L ...] --upper U [U ...] [--method crown]
-                   [--input NAME --output NAME]
-
-prints lower and upper bounds of every output over the input box. MODEL is a
-Keras model file (``.keras`` for Keras 3, ``.h5`` for tf-keras), a NumPy
-network (``.npz`` with ``kernel_0, bias_0, ...`` and ``activations``), or a
-TF1 checkpoint prefix whose ``.meta`` graph is traced from ``--output`` back
-to ``--input``. One ``--lower``/``--upper`` value applies to every input.
+Arguments are parsed before TensorFlow is imported, so ``--help`` answers at
+once. TensorFlow's C++ and Python log lines are hidden unless ``--verbose``.
+Errors print one line naming the fix (``--debug`` shows the traceback); exit
+status 0 success, 1 a failure (or units above ``norms --threshold``), 2 a
+usage error, 130 Ctrl-C.
 """
 
 import argparse
+import math
+import os
+import re
 import sys
+import warnings
 
-import numpy as np
-
-
-def _unit_norms(value):
-    axes = tuple(range(max(value.ndim - 1, 1)))
-    return np.sqrt(np.sum(np.square(value.astype(np.float64)), axis=axes)).ravel()
+from tf1norm.cli_errors import (FAILURE_STATUS, INTERRUPTED_STATUS, USAGE_STATUS, CommandError,
+                                UsageError)
 
 
-def norms_table(checkpoint, threshold=None, include_slots=False):
-    """Rows ``(name, shape, min, median, max, n_over)`` for a checkpoint's kernels.
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and exit status 2, via UsageError."""
 
-    Optimizer slots (names containing ``/Momentum``, ``/Adam`` ...) are skipped
-    unless ``include_slots``.
+    def error(self, message):
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def positive_number(text):
+    """argparse type: a finite number > 0."""
+    value = finite_number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0; got {text!r}, e.g. 1.0")
+    return value
+
+
+def finite_number(text):
+    """argparse type: a finite float (no nan or inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number; got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number; got {text!r}")
+    return value
+
+
+def regex(text):
+    """argparse type: a compiled regular expression."""
+    try:
+        return re.compile(text)
+    except re.error as error:
+        raise argparse.ArgumentTypeError(f"is not a valid regular expression {text!r}: "
+                                         f"{error}; escape special characters with \\") from None
+
+
+def _common_flags():
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's log lines (hidden by default)")
+    common.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error")
+    return common
+
+
+def _add_norms(commands, common):
+    norms = commands.add_parser("norms", parents=[common],
+                                help="per-unit weight norms of a checkpoint")
+    norms.add_argument("checkpoint", help="checkpoint prefix, or a directory (latest checkpoint)")
+    norms.add_argument("--threshold", type=positive_number,
+                       help="count units whose norm exceeds it; exit status 1 when any does")
+    norms.add_argument("--exclude", type=regex, action="append", default=[], metavar="REGEX",
+                       help="leave out variables whose name matches (re.search); repeatable, "
+                            "e.g. --exclude '^output/'")
+    norms.add_argument("--all", action="store_true", help="include optimizer slot variables")
+
+
+def _add_tensors(commands, common):
+    tensors = commands.add_parser("tensors", parents=[common],
+                                  help="list variables and candidate input/output tensors")
+    tensors.add_argument("checkpoint", help="checkpoint prefix, directory or .meta file")
+
+
+def _add_bounds(commands, common):
+    ranges = commands.add_parser("bounds", parents=[common],
+                                 help="output bounds of a network over an input box")
+    ranges.add_argument("model", help=".keras, .h5, .npz or a TF1 checkpoint prefix")
+    ranges.add_argument("--lower", type=finite_number, nargs="+", required=True,
+                        help="box lower corner: one value for every input, or one per input")
+    ranges.add_argument("--upper", type=finite_number, nargs="+", required=True,
+                        help="box upper corner: one value for every input, or one per input")
+    ranges.add_argument("--method", nargs="+", default=["crown"], metavar="METHOD",
+                        choices=["interval", "crown", "alpha-crown", "exact", "sample", "all"],
+                        help="one or more of interval, crown, alpha-crown, exact, sample; "
+                             "'all' = every method but exact (default: crown)")
+    ranges.add_argument("--input", help="input placeholder name (TF1 checkpoints), e.g. X:0")
+    ranges.add_argument("--output", help="output tensor name (TF1 checkpoints); see "
+                                         "`tf1norm tensors CHECKPOINT`")
+    ranges.add_argument("--time-limit", type=positive_number, metavar="SECONDS",
+                        help="stop the exact method after this many seconds (default: none)")
+    ranges.add_argument("--plot", metavar="FILE.png",
+                        help="also draw each output's range per method into this image")
+
+
+def _add_plot(commands, common):
+    plot = commands.add_parser("plot", help="draw figures (PNG)")
+    kinds = plot.add_subparsers(dest="kind", required=True, parser_class=_Parser)
+    norms = kinds.add_parser("norms", parents=[common],
+                             help="per-layer unit-norm distributions over checkpoints")
+    norms.add_argument("paths", nargs="+", metavar="LOGDIR|CHECKPOINT",
+                       help="checkpoint prefixes, or directories (all their checkpoints)")
+    norms.add_argument("-o", "--output", required=True, metavar="FILE.png",
+                       help="the image to write")
+    norms.add_argument("--threshold", type=positive_number, help="draw this max-norm line")
+    norms.add_argument("--exclude", type=regex, action="append", default=[], metavar="REGEX",
+                       help="leave out variables whose name matches; repeatable")
+
+
+def build_parser():
+    """The ``tf1norm`` argument parser (no TensorFlow import)."""
+    parser = _Parser(prog="tf1norm", description="tf1norm tools: inspect checkpoints, bound "
+                     "network outputs, plot norms. Exit status: 0 ok, 1 failure, 2 usage "
+                     "error, 130 interrupted.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    common = _common_flags()
+    for add in (_add_norms, _add_tensors, _add_bounds, _add_plot):
+        add(commands, common)
+    return parser
+
+
+def quiet_tensorflow(verbose):
+    """Import TensorFlow without its C++ log lines, and hide its Python warnings.
+
+    TF 2.21 prints "Could not find cuda drivers" and similar lines while it loads,
+    even when ``TF_CPP_MIN_LOG_LEVEL`` is set from Python rather than the shell,
+    so the import runs with the process's stderr (file descriptor 2) pointed at
+    ``os.devnull``. ``verbose`` keeps everything.
     """
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        warnings.simplefilter("ignore")  # deprecation notes of TF and tf-keras
+    tf = _import_tensorflow() if verbose else _with_stderr_silenced(_import_tensorflow)
+    tf.get_logger().setLevel("INFO" if verbose else "ERROR")
+    try:
+        from absl import logging as absl_logging
+    except ImportError:
+        return
+    absl_logging.set_verbosity(absl_logging.INFO if verbose else absl_logging.ERROR)
+
+
+def _import_tensorflow():
     from tf1norm._tf import tf
 
-    reader = tf.train.load_checkpoint(checkpoint)
-    rows = []
-    for name, shape in sorted(reader.get_variable_to_shape_map().items()):
-        is_slot = "/" in name and name.rsplit("/", 1)[-1][:1].isupper()
-        if len(shape) < 2 or (is_slot and not include_slots):
-            continue
-        norms = _unit_norms(reader.get_tensor(name))
-        over = int(np.sum(norms > threshold * (1 + 1e-6))) if threshold else 0
-        rows.append((name, tuple(shape), norms.min(), np.median(norms), norms.max(), over))
-    return rows
+    return tf
 
 
-def _print_norms(args):
-    rows = norms_table(args.checkpoint, args.threshold, args.all)
-    if not rows:
-        print(f"no weight tensors of rank >= 2 in {args.checkpoint}")
-        return 1
-    print(f"{'variable':40s} {'shape':>16s} {'min':>9s} {'median':>9s} {'max':>9s}  over")
-    for name, shape, low, mid, high, over in rows:
-        print(f"{name:40s} {str(shape):>16s} {low:9.4f} {mid:9.4f} {high:9.4f}  {over}")
-    return 2 if any(row[-1] for row in rows) else 0
+def _with_stderr_silenced(function):
+    """``function()`` with file descriptor 2 on ``os.devnull`` (C++ writes there directly)."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        return function()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
-def load_network(path, input_name=None, output_name=None):
-    """A ``tf1norm.bounds.Network`` from a Keras file, an ``.npz`` or a TF1 checkpoint."""
-    from tf1norm import bounds
+def _run(args):
+    from tf1norm import cli_commands
 
-    if path.endswith(".npz"):
-        with np.load(path) as data:
-            count = sum(1 for k in data.files if k.startswith("kernel_"))
-            return bounds.Network.from_numpy([data[f"kernel_{i}"] for i in range(count)],
-                                             [data[f"bias_{i}"] for i in range(count)],
-                                             [str(a) for a in data["activations"]])
-    if path.endswith(".keras"):
-        import keras
-
-        return bounds.from_keras(keras.models.load_model(path))
-    if path.endswith(".h5"):
-        import tf_keras
-
-        return bounds.from_keras(tf_keras.models.load_model(path))
-    if not (input_name and output_name):
-        raise SystemExit("tf1norm bounds: a TF1 checkpoint needs --input and --output tensor "
-                         "names, e.g. --input X:0 --output dnn/output/BiasAdd:0")
-    return _network_from_checkpoint(path, input_name, output_name)
+    quiet_tensorflow(args.verbose)
+    command = {"norms": cli_commands.norms, "tensors": cli_commands.tensors,
+               "bounds": cli_commands.bounds, "plot": cli_commands.plot}[args.command]
+    return command(args, sys.stdout)
 
 
-def _network_from_checkpoint(path, input_name, output_name):
-    from tf1norm import bounds
-    from tf1norm._tf import tf, v1
-
-    with tf.Graph().as_default() as graph:
-        v1.train.import_meta_graph(path + ".meta")
-        return bounds.from_graph(graph.get_tensor_by_name(output_name),
-                                 graph.get_tensor_by_name(input_name),
-                                 bounds.graph_value_reader(checkpoint=path))
+def _fail(args, error, status):
+    where = f"tf1norm {getattr(args, 'command', '') or ''}".strip()
+    print(f"{where}: error: {error}", file=sys.stderr)
+    return status
 
 
-def _box(values, size, name):
-    values = np.asarray(values, np.float64)
-    if values.size == 1:
-        return np.full(size, values[0])
-    if values.size != size:
-        raise SystemExit(f"tf1norm bounds: --{name} needs 1 or {size} values; got {values.size}")
-    return values
-
-
-def _print_bounds(args):
-    from tf1norm import bounds
-
-    network = load_network(args.model, args.input, args.output)
-    lower = _box(args.lower, network.input_size, "lower")
-    upper = _box(args.upper, network.input_size, "upper")
-    if args.method == "exact":
-        from tf1norm.bounds.network import check_box
-        from tf1norm.bounds.exact import exact
-
-        lower, upper = check_box(network, lower, upper)
-        low, high = exact(network, lower, upper, progress=lambda done, total: print(
-            f"  exact: output {done}/{total} solved", file=sys.stderr, flush=True))
-    else:
-        low, high = bounds.output_bounds(network, lower, upper, args.method)
-    print(f"method {args.method}, {network.input_size} inputs, {network.output_size} outputs")
-    print(f"{'output':>6s} {'lower':>14s} {'upper':>14s} {'width':>12s}")
-    for j, (a, b) in enumerate(zip(low, high)):
-        print(f"{j:6d} {a:14.6g} {b:14.6g} {b - a:12.6g}")
-    return 0
+def _discard_stdout():
+    """Point stdout at os.devnull, so the interpreter's final flush cannot fail again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (e.g. captured)
+        pass
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="tf1norm", description="tf1norm tools")
-    commands = parser.add_subparsers(dest="command", required=True)
-    ranges = commands.add_parser("bounds", help="output bounds of a network over an input box")
-    ranges.add_argument("model", help=".keras, .h5, .npz or a TF1 checkpoint prefix")
-    ranges.add_argument("--lower", type=float, nargs="+", required=True)
-    ranges.add_argument("--upper", type=float, nargs="+", required=True)
-    ranges.add_argument("--method", default="crown",
-                        choices=["interval", "crown", "alpha-crown", "exact", "sample"])
-    ranges.add_argument("--input", help="input placeholder name (TF1 checkpoints)")
-    ranges.add_argument("--output", help="output tensor name (TF1 checkpoints)")
-    norms = commands.add_parser("norms", help="per-unit weight norms of a checkpoint")
-    norms.add_argument("checkpoint", help="checkpoint prefix or directory")
-    norms.add_argument("--threshold", type=float, help="count units whose norm exceeds it; "
-                       "exit status 2 when any does")
-    norms.add_argument("--all", action="store_true", help="include optimizer slot variables")
-    args = parser.parse_args(argv)
-    return _print_bounds(args) if args.command == "bounds" else _print_norms(args)
-
+    """Run ``tf1norm`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = argparse.Namespace(command=None, debug="--debug" in argv)
+    try:
+        args = build_parser().parse_args(argv)
+        return _run(args)
+    except KeyboardInterrupt:
+        print("\ntf1norm: interrupted (Ctrl-C)", file=sys.stderr)
+        return INTERRUPTED_STATUS
+    except BrokenPipeError:  # `tf1norm ... | head`: the reader left; say nothing more
+        _discard_stdout()
+        return FAILURE_STATUS
+    except (UsageError, CommandError) as error:
+        if args.debug:
+            raise
+        return _fail(args, error, USAGE_STATUS if isinstance(error, UsageError)
+                     else FAILURE_STATUS)
+    except Exception as error:  # noqa: BLE001  (one line unless --debug)
+        if args.debug:
+            raise
+        return _fail(args, f"{type(error).__name__}: {error} (rerun with --debug for the "
+                     "traceback)".replace("\n", " "), FAILURE_STATUS)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -91,7 +91,8 @@ class _Milp:
                       options={"mip_rel_gap": 0.0, "disp": False})
         if result.status != 0:
             raise RuntimeError(f"exact bounds: the MILP solver stopped: {result.message}")
-        return min(result.fun, getattr(result, "mip_dual_bound", result.fun))
+        dual = getattr(result, "mip_dual_bound", None)  # None when no branching was needed
+        return result.fun if dual is None else min(result.fun, dual)
 
 
 def exact(network, lower, upper, progress=None):
