@@ -130,3 +130,19 @@ def test_learning_rate_is_found_through_wrappers(graph):
     assert tf.get_static_value(rate) == pytest.approx(0.25)
     assert tf.get_static_value(tf1norm.transforms.optimizer_learning_rate(
         v1.train.AdamOptimizer(0.125))) == pytest.approx(0.125)
+
+
+def test_adamw_unpacked_into_global_step_names_the_fix(graph):
+    """`create_train_op(loss, *adamw())` puts the transforms list in `global_step`."""
+    _, loss = _mlp()
+    with pytest.raises(TypeError, match=r"`global_step`.*got \[.*pass them as `transforms=`"):
+        tf1norm.create_train_op(loss, *tf1norm.adamw(1e-3, 1e-2))
+    optimizer, transforms = tf1norm.adamw(1e-3, 1e-2)
+    tf1norm.create_train_op(loss, optimizer, transforms=transforms)  # the documented call
+
+
+def test_non_transform_global_step_gets_no_transforms_hint(graph):
+    _, loss = _mlp()
+    with pytest.raises(TypeError, match="`global_step` must be") as info:
+        tf1norm.create_train_op(loss, v1.train.AdamOptimizer(1e-3), [1, 2])
+    assert "transforms=" not in str(info.value)

@@ -22,8 +22,9 @@ class ConstraintHook(v1.train.SessionRunHook):
 
     Example::
 
-        with tf.compat.v1.train.MonitoredTrainingSession(
-                hooks=[tf1norm.ConstraintHook()]) as sess:
+        with tf.compat.v1.train.MonitoredTrainingSession(hooks=[
+                tf1norm.ConstraintHook(),
+                tf.compat.v1.train.StopAtStepHook(last_step=100)]) as sess:
             while not sess.should_stop():
                 sess.run(train_op)
     """

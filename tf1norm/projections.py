@@ -203,7 +203,8 @@ def renorm(x, p, axis, maxnorm, name=None):
 
     Example::
 
-        tf1norm.renorm(x, p=2, axis=0, maxnorm=10.0)  # rows: [5.9999995, 7.9999995]
+        x = tf.constant([[3., 4.], [30., 40.]])
+        tf1norm.renorm(x, p=2, axis=0, maxnorm=10.0)  # [[3., 4.], [6., 8.]]
     """
     with tf.name_scope(name or "renorm"):
         x = _checks.float_tensor(x, "renorm", "x")

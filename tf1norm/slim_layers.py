@@ -4,7 +4,9 @@
 defaults, ``BatchNorm`` scope, variable names and collections, so tf-slim
 checkpoints restore into it, but it always runs TensorFlow's fused kernel
 (``tf1norm.batch_norm``'s reshapes to 4-D) and it also works on TF 2.21 in the
-configurations where the installed tf-slim no longer does::
+configurations where the installed tf-slim no longer does.
+
+Example::
 
     from tf1norm import slim_layers
     with slim.arg_scope([slim.conv2d], normalizer_fn=slim_layers.batch_norm,
@@ -133,6 +135,7 @@ def batch_norm(inputs, decay=0.999, center=True, scale=False, epsilon=0.001, act
         or ``adjustment`` given.
 
     Example:
+      from tf1norm import slim_layers
       net = slim.conv2d(images, 64, [3, 3], normalizer_fn=slim_layers.batch_norm,
                         normalizer_params={"decay": 0.9, "scale": True,
                                            "is_training": is_training})

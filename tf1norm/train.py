@@ -102,7 +102,9 @@ def create_train_op(loss, optimizer, global_step=_USE_GLOBAL_STEP, transforms=()
             loss, tf.compat.v1.train.AdamOptimizer(1e-3),
             transforms=[tf1norm.clip_by_global_norm(5.0),
                         tf1norm.add_decoupled_weight_decay(1e-2)])
-        loss_value = sess.run(train_op, feed_dict=...)  # one step, projections included
+        sess.run(tf.compat.v1.global_variables_initializer())
+        loss_value = sess.run(train_op, feed_dict={x: x_batch, y: y_batch})  # one step,
+        # max-norm projections included
     """
     transforms = _checked_transforms(optimizer, transforms)
     loss = _checked_loss(loss)
@@ -175,8 +177,18 @@ def _checked_global_step(global_step):
         raise TypeError(f"create_train_op: `global_step` must be an integer tf.Variable or "
                         f"None; got {got}. Omit it to use "
                         "tf.compat.v1.train.get_or_create_global_step(), or pass None for no "
-                        "increment.")
+                        "increment." + _transforms_hint(global_step))
     return global_step
+
+
+def _transforms_hint(value):
+    """The fix when transforms landed in ``global_step`` (``create_train_op(loss, *adamw())``)."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if not items or not all(isinstance(item, Transform) for item in items):
+        return ""
+    return (" These look like transforms: pass them as `transforms=`, e.g. "
+            "`optimizer, transforms = tf1norm.adamw(...)` then "
+            "`create_train_op(loss, optimizer, transforms=transforms)`.")
 
 
 def _variables_alias(variables, variables_to_train):

@@ -201,7 +201,14 @@ def adamw(learning_rate=1e-3, weight_decay=1e-2, beta1=0.9, beta2=0.999, epsilon
     match another framework closely, pass float64 tensors.
 
     Returns:
-      ``(optimizer, transforms)`` for ``create_train_op(loss, *adamw(...))``.
+      ``(optimizer, transforms)``: pass the optimizer positionally and the list
+      as ``transforms=`` (unpacking both positionally would put the list in
+      ``global_step``).
+
+    Example::
+
+        optimizer, transforms = tf1norm.adamw(1e-3, weight_decay=1e-2, exclude=["bias"])
+        train_op = tf1norm.create_train_op(loss, optimizer, transforms=transforms)
     """
     optimizer = v1.train.AdamOptimizer(learning_rate, beta1, beta2, epsilon)
     return optimizer, [add_decoupled_weight_decay(weight_decay, exclude=exclude)]

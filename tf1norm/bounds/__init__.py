@@ -1,5 +1,7 @@
 """Output-range analysis of a network over an input box.
 
+Example::
+
     from tf1norm import bounds
     net = bounds.Network.from_numpy([W1, W2], [b1, b2], ["relu", "linear"])
     low, high = bounds.output_bounds(net, lower=[0, 0], upper=[1, 1], method="crown")
