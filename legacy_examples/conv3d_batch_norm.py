@@ -53,12 +53,18 @@ def network(clips, is_training):
     return slim.fully_connected(net, len(MOVES), activation_fn=None, scope="logits")
 
 
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--steps", type=int, default=150, help="training steps")
+    parser.add_argument("--batch-size", type=int, default=32, help="clips per batch")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed (data and initialization)")
+    return parser.parse_args(argv)
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     rng = np.random.default_rng(args.seed)
     test_clips, test_labels = make_clips(256, rng)
     with tf.Graph().as_default():

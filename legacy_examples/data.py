@@ -32,7 +32,13 @@ def _load_mnist(path):
 
 
 def _load_digits(seed, test_fraction):
-    from sklearn.datasets import load_digits
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise SystemExit("the examples' default data is scikit-learn's bundled digits, and "
+                         "scikit-learn is not installed: pip install '.[examples]' (or pip "
+                         "install scikit-learn); seed_002 also takes --data path/to/mnist.npz"
+                         ) from None
 
     digits = load_digits()
     x = digits.data.astype(np.float32) / 16.0

@@ -60,11 +60,13 @@ def positive(kind):
 
 def parse_args(argv=None):
     """The user's flags, and the private ones the parent passes to each task."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--ps", type=positive(int), default=1, help="parameter-server tasks")
     parser.add_argument("--workers", type=positive(int), default=2,
                         help="worker tasks (task 0 is the chief)")
-    parser.add_argument("--steps", type=positive(int), default=300, help="stop at this global step")
+    parser.add_argument("--steps", type=positive(int), default=300,
+                        help="stop at this global step")
     parser.add_argument("--sync", action="store_true", help="use SyncReplicasOptimizer")
     parser.add_argument("--logdir", help="checkpoint directory (default: a temporary one)")
     parser.add_argument("--threshold", type=positive(float), default=1.0,
@@ -138,7 +140,11 @@ def wait_for_workers(workers, timeout):
 
 def run_parent(args):
     """Start the cluster, wait for the workers, stop every task, report the final model."""
-    logdir = args.logdir or tempfile.mkdtemp(prefix="tf1norm_cluster_")
+    if args.logdir is None:  # a temporary one, removed after the report
+        with tempfile.TemporaryDirectory(prefix="tf1norm_cluster_") as logdir:
+            args.logdir = logdir
+            return run_parent(args)
+    logdir = args.logdir
     options = ["--steps", str(args.steps), "--logdir", logdir, "--threshold",
                str(args.threshold), "--timeout", str(args.timeout)]
     options += ["--sync"] if args.sync else []

@@ -63,11 +63,18 @@ def trained_mlp(x_train, y_train, hidden=(32, 32), epochs=15, learning_rate=1e-2
             return bounds.from_graph(logits, x, bounds.graph_value_reader(session=sess))
 
 
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--radius", type=float, default=0.05,
+                        help="half-width of the L∞ input box around a test image")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed (data split and training)")
+    return parser.parse_args(argv)
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--radius", type=float, default=0.05)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     print("The seed's examples, inputs in [0, 1]^2:")
     seed_examples()
     dataset = data.load(seed=args.seed)

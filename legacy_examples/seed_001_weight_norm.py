@@ -78,11 +78,17 @@ def _effective_kernel(kernel):
     return kernel
 
 
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=8, help="training epochs per model")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed (data split and initialization)")
+    return parser.parse_args(argv)
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     dataset = data.load(seed=args.seed)
     results = {}
     for mode in ("unit_norm", "weight_norm"):

@@ -36,15 +36,20 @@ from tf1norm._tf import tf, v1  # noqa: E402
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data", help="path to a Keras mnist.npz (default: sklearn digits)")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=50)
-    parser.add_argument("--learning-rate", type=float, default=0.01)
+    parser.add_argument("--epochs", type=int, default=20, help="training epochs")
+    parser.add_argument("--batch-size", type=int, default=50, help="examples per step")
+    parser.add_argument("--learning-rate", type=float, default=0.01,
+                        help="initial learning rate (polynomial decay to a tenth)")
     parser.add_argument("--threshold", type=float, default=1.0, help="max-norm per hidden unit")
     parser.add_argument("--clip", type=float, default=1.0, help="gradient clip value")
-    parser.add_argument("--checkpoint-dir", default=None, help="default: a temporary folder")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint-dir", default=None,
+                        help="where to keep the checkpoint (default: a temporary folder, "
+                             "removed at exit)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed (data split, shuffling, initialization)")
     parser.add_argument("--two-runs", action="store_true",
                         help="the seed's recipe: a second sess.run for the max-norm ops")
     return parser.parse_args(argv)
@@ -135,9 +140,11 @@ def main(argv=None):
     dataset = data.load(args.data, seed=args.seed)
     print(f"data: {dataset.name}, {len(dataset.x_train)} train / {len(dataset.x_test)} test, "
           f"{dataset.x_train.shape[1]} features")
-    if args.checkpoint_dir is None:
-        args.checkpoint_dir = tempfile.mkdtemp(prefix="tf1norm_seed002_")
-    return train(dataset, args)
+    if args.checkpoint_dir is not None:
+        return train(dataset, args)
+    with tempfile.TemporaryDirectory(prefix="tf1norm_seed002_") as directory:
+        args.checkpoint_dir = directory  # removed on exit: pass --checkpoint-dir to keep it
+        return train(dataset, args)
 
 
 if __name__ == "__main__":

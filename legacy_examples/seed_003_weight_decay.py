@@ -35,12 +35,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--layers", default=os.path.join(HERE, "digits-layers.cfg"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=10, help="training epochs per model")
+    parser.add_argument("--batch-size", type=int, default=32, help="examples per step")
+    parser.add_argument("--layers", default=os.path.join(HERE, "digits-layers.cfg"),
+                        help="cuda-convnet layer-params file for part 1")
     parser.add_argument("--decay", type=float, default=0.05, help="λ for part 2")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed (data split and initialization)")
     return parser.parse_args(argv)
 
 
@@ -109,7 +112,15 @@ def part_two(dataset, args):
             loss, v1.train.AdamOptimizer(1e-3), transforms=[tf1norm.add_decoupled_weight_decay(
                 lam, exclude=["biases"])]),
     }
-    print(f"2. Adam, lr 1e-3, decay λ={lam}, same initial weights:")
+    applies = {  # the exact update of each kernel w per step (g: gradient of the data loss)
+        "L2 in the loss (coupled)": f"w -= Adam(g + {lam}·w)",
+        "seed 003 SGD decay step": (f"w -= Adam(g); w -= 1e-3·{lam}·w_old  "
+                                    f"(SGD on {lam}·½‖w‖²)"),
+        "decoupled (AdamW)": f"w -= Adam(g); w -= 1e-3·{lam}·w_old",
+    }
+    print(f"2. Adam, lr 1e-3, decay λ={lam}, same initial weights. Rows 2 and 3 apply the same "
+          "update by construction\n   (the check below proves it); row 1 is what L2 in the loss "
+          "does under Adam:")
     results = {}
     for name, make in recipes.items():
         regularized = name == "seed 003 SGD decay step"
@@ -117,7 +128,8 @@ def part_two(dataset, args):
         results[name] = run(dataset, args, build, make)
         acc, norms = results[name]
         shown = "  ".join(f"‖{k}‖={v:.3f}" for k, v in norms.items())
-        print(f"   {name:26s} accuracy {acc:.4f}  {shown}")
+        print(f"   {name:26s} applies {applies[name]}")
+        print(f"   {'':26s} accuracy {acc:.4f}  {shown}")
     coupled, decoupled = results["L2 in the loss (coupled)"][1], results["decoupled (AdamW)"][1]
     ratio = {k: decoupled[k] / coupled[k] for k in coupled}
     print("   decoupled / coupled weight norms: "

@@ -27,12 +27,19 @@ import data  # noqa: E402
 from tf1norm._tf import tf, v1  # noqa: E402
 
 
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=10, help="training epochs")
+    parser.add_argument("--hidden", type=int, nargs="+", default=[128, 64, 32],
+                        help="hidden layer widths")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed (data split and initialization)")
+    return parser.parse_args(argv)
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--hidden", type=int, nargs="+", default=[128, 64, 32])
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     dataset = data.load(seed=args.seed)
     rng = np.random.default_rng(args.seed)
     layers = tf1norm.require_v1_layers()

@@ -34,12 +34,16 @@ from tf1norm._tf import tf, v1  # noqa: E402
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--steps", type=int, default=600, help="number_of_steps")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32, help="examples per step")
     parser.add_argument("--threshold", type=float, default=2.0, help="max-norm per unit")
-    parser.add_argument("--logdir", default=None, help="default: a temporary folder")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--logdir", default=None,
+                        help="checkpoints and summaries (default: a temporary folder, removed "
+                             "at exit)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed (data shuffling and initialization)")
     return parser.parse_args(argv)
 
 
@@ -99,8 +103,15 @@ def main(argv=None):
     global ARGS
     ARGS = args = parse_args(argv)
     v1.disable_eager_execution()
-    if args.logdir is None:
-        args.logdir = tempfile.mkdtemp(prefix="tf1norm_slim_train_")
+    if args.logdir is not None:
+        return run(args)
+    with tempfile.TemporaryDirectory(prefix="tf1norm_slim_train_") as logdir:
+        args.logdir = logdir  # removed at exit
+        return run(args)
+
+
+def run(args):
+    """Train, restore, print and return the result."""
     dataset = data.load(seed=args.seed)
     final_loss = train(dataset, args)
     result = {"final_loss": final_loss, **evaluate(dataset, args)}

@@ -52,14 +52,21 @@ def neighbours(embeddings, words, probe, count=5):
     return [words[i] for i in np.argsort(-scores)[1:count + 1]]
 
 
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--steps", type=int, default=3000, help="training steps")
+    parser.add_argument("--vocabulary", type=int, default=3000,
+                        help="vocabulary size (most frequent words)")
+    parser.add_argument("--dim", type=int, default=64, help="embedding dimension")
+    parser.add_argument("--max-norm", type=float, default=1.0,
+                        help="max L2 norm of each looked-up embedding row")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    return parser.parse_args(argv)
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--vocabulary", type=int, default=3000)
-    parser.add_argument("--dim", type=int, default=64)
-    parser.add_argument("--max-norm", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     rng = np.random.default_rng(args.seed)
     ids, words = corpus(args.vocabulary)
     print(f"text: pydoc_data.topics, {len(ids):,} words, vocabulary {len(words)}")

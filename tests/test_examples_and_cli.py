@@ -20,6 +20,7 @@ import seed_004_spectral_norm  # noqa: E402
 import seed_001_output_ranges  # noqa: E402
 import word2vec_max_norm  # noqa: E402
 import local_cluster  # noqa: E402
+import slim_train  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +58,11 @@ def test_seed_003_layer_params_and_decay_flavours(capsys):
     decay = result["decay"]
     assert decay["seed 003 SGD decay step"] == decay["decoupled (AdamW)"]
     assert decay["L2 in the loss (coupled)"] != decay["decoupled (AdamW)"]
-    assert "identical results: True" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "identical results: True" in out
+    assert "Rows 2 and 3 apply the same update by construction" in out  # stated, not hidden
+    assert "applies w -= Adam(g + 0.05·w)" in out
+    assert out.count("applies w -= Adam(g); w -= 1e-3·0.05·w_old") == 2
 
 
 def test_cli_norms_reports_checkpoint_norms(seed_002_run, capsys):
@@ -70,7 +75,21 @@ def test_cli_norms_reports_checkpoint_norms(seed_002_run, capsys):
     assert "Momentum" not in out  # optimizer slots hidden by default
     output_over = int(np.sum(np.linalg.norm(reader.get_tensor("output/kernel"), axis=0)
                              > 1.0 + 1e-6))
-    assert status == (2 if output_over else 0)
+    assert status == (1 if output_over else 0)
+    assert cli.main(["norms", seed_002_run["checkpoint"], "--threshold", "1.0",
+                     "--exclude", "^output/"]) == 0  # the deliberately unconstrained layer
+
+
+def test_cli_tensors_names_the_main_jobs_input_and_logits(seed_002_run, capsys):
+    assert cli.main(["tensors", seed_002_run["checkpoint"]]) == 0
+    out = capsys.readouterr().out
+    inputs, outputs = out.split("inputs (")[1].split("outputs (")
+    assert "X:0" in inputs
+    assert [line.split()[0] for line in outputs.splitlines()[1:]] == ["dnn/output/BiasAdd:0"]
+    status = cli.main(["bounds", seed_002_run["checkpoint"], "--input", "X:0", "--output",
+                       "dnn/output/BiasAdd:0", "--lower", "0", "--upper", "1",
+                       "--method", "interval", "sample"])
+    assert status == 0 and "INNER range" in capsys.readouterr().out
 
 
 def test_data_rejects_a_wrong_npz(tmp_path):
@@ -145,3 +164,36 @@ def test_slim_learning_train_drives_create_train_op_and_stops(tmp_path):
     result = json.loads(run.stdout.split("result: ")[-1])
     assert result["global_step"] == 150 and result["accuracy"] >= 0.85
     assert all(1.5 <= n <= 2.0 + 1e-5 for n in result["largest_norms"].values()), result
+
+
+EXAMPLES = [seed_002_max_norm_mlp, seed_003_weight_decay, conv3d_batch_norm, seed_001_weight_norm,
+            seed_004_spectral_norm, seed_001_output_ranges, word2vec_max_norm, local_cluster,
+            slim_train]
+
+
+@pytest.mark.parametrize("module", EXAMPLES, ids=lambda m: m.__name__)
+def test_every_example_flag_has_help_and_shows_its_default(module, monkeypatch):
+    import argparse
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", lambda self, argv=None: self)
+    parser = module.parse_args([])
+    assert parser.formatter_class is argparse.ArgumentDefaultsHelpFormatter
+    missing = [a.option_strings for a in parser._actions if not a.help]
+    assert missing == []
+
+
+def test_seed_002_removes_its_temporary_checkpoint(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    result = seed_002_max_norm_mlp.main(["--epochs", "1"])
+    assert result["accuracy"] > 0.5 and list(tmp_path.iterdir()) == []
+
+
+def test_missing_scikit_learn_names_the_fix(monkeypatch):
+    import data
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(SystemExit, match=r"pip install '\.\[examples\]'.*--data"):
+        data.load()

@@ -48,8 +48,11 @@ def _train_and_export(model, scope, directory):
     with tf.Graph().as_default() as graph:
         v1.set_random_seed(0)
         built = model_zoo.build(model, scope)
-        train_ops = {name: tf1norm.create_train_op(built.loss, optimizer, name=f"train_{name}")
-                     for name, optimizer in _optimizers().items()}
+        train_ops = {}
+        for name, optimizer in _optimizers().items():  # alternatives: the first counts steps
+            train_ops[name] = tf1norm.create_train_op(
+                built.loss, optimizer, name=f"train_{name}",
+                global_step=None if train_ops else v1.train.get_or_create_global_step())
         result.findings = {name: tf1norm.check_train_op(op) for name, op in train_ops.items()}
         kernels = _projected_kernels(graph) if scope == "max_norm" else []
         feed = {built.images: images, built.labels: labels}
