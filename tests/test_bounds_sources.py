@@ -86,20 +86,35 @@ def test_cli_on_a_checkpoint_and_an_npz(tmp_path, capsys):
     assert cli.main(args) == 0
     captured = capsys.readouterr()
     low, high = bounds.output_bounds(reference, -np.ones(3), np.ones(3), "exact")
-    rows = [line.split() for line in captured.out.splitlines()[2:]]
+    rows = _table_rows(captured.out)
     np.testing.assert_allclose([float(r[1]) for r in rows], low, rtol=1e-5)
     np.testing.assert_allclose([float(r[2]) for r in rows], high, rtol=1e-5)
-    assert "exact: output 2/2 solved" in captured.err
+    assert "method exact: the true range" in captured.out
+    assert "exact: 2 MILPs per output for 2 outputs" in captured.err
     npz = tmp_path / "net.npz"
     np.savez(npz, kernel_0=np.array([[1.0], [1.0]]), bias_0=np.zeros(1),
              activations=np.array(["linear"]))
-    cli.main(["bounds", str(npz), "--lower", "0", "--upper", "1"])
-    assert capsys.readouterr().out.splitlines()[2].split()[1:3] == ["0", "2"]
+    assert cli.main(["bounds", str(npz), "--lower", "0", "--upper", "1"]) == 0
+    assert _table_rows(capsys.readouterr().out)[0][1:3] == ["0", "2"]
 
 
-def test_cli_checkpoint_without_names_explains(tmp_path):
-    with pytest.raises(SystemExit, match="needs --input and --output"):
-        cli.main(["bounds", str(tmp_path / "model"), "--lower", "0", "--upper", "1"])
+def _table_rows(out):
+    """The rows under the ``output lower upper width`` header of a bounds table."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:1] == ["output"])
+    return [line.split() for line in lines[start + 1:] if line.strip()]
+
+
+def test_cli_checkpoint_without_names_explains(tmp_path, capsys):
+    with tf.Graph().as_default():
+        _graph_net()
+        with v1.Session() as sess:
+            sess.run(v1.global_variables_initializer())
+            path = v1.train.Saver().save(sess, str(tmp_path / "model"))
+    assert cli.main(["bounds", path, "--lower", "0", "--upper", "1"]) == 2  # a usage error
+    err = capsys.readouterr().err
+    assert "needs --input and --output" in err and "tf1norm tensors" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_graph_tracing_of_a_conv_net_matches_the_graph(sess, rng):
