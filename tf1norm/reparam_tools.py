@@ -204,9 +204,13 @@ def _assemble(parts, arrays):
     info = parts[0]._save_slice_info
     whole = np.empty(info.full_shape, arrays[0].dtype)
     for part, array in zip(parts, arrays):
-        offset = part._save_slice_info.var_offset
-        whole[tuple(slice(o, o + n) for o, n in zip(offset, array.shape))] = array
+        whole[_region(part._save_slice_info)] = array
     return whole
+
+
+def _region(info):
+    """The index of a partition (its ``SaveSliceInfo``) in the whole variable."""
+    return tuple(slice(o, o + n) for o, n in zip(info.var_offset, info.var_shape))
 
 
 def _stored_value(variable, reader, stored):
@@ -217,7 +221,7 @@ def _stored_value(variable, reader, stored):
     if info is None or info.full_name not in stored:
         return None
     whole = reader.get_tensor(info.full_name)
-    return whole[tuple(slice(o, o + n) for o, n in zip(info.var_offset, info.var_shape))]
+    return whole[_region(info)]
 
 
 def _save_values(values, path):

@@ -125,7 +125,8 @@ def create_train_op(loss, optimizer, global_step=_USE_GLOBAL_STEP, transforms=()
     _check_some_gradient(grads_and_vars)
     summarize = _gradient_summarizer(summarize_gradients, transforms)
     if isinstance(optimizer, v1.train.SyncReplicasOptimizer):
-        summarize(grads_and_vars)
+        if summarize is not None:
+            summarize(grads_and_vars)
         step = _sync_replicas_step(optimizer, grads_and_vars, transforms, global_step)
     else:
         step = _transformed_step(optimizer, grads_and_vars, transforms, global_step, summarize)
@@ -206,7 +207,7 @@ def _gradient_summarizer(summarize_gradients, transforms):
         raise TypeError(f"create_train_op: `summarize_gradients` must be a bool; got "
                         f"{summarize_gradients!r}.")
     if not summarize_gradients:
-        return lambda grads_and_vars: None
+        return None
     zero_nonfinite = any(t.handles_nonfinite for t in transforms)
 
     def summarize(grads_and_vars):
