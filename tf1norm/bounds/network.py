@@ -1,8 +1,19 @@
 """A network as a list of NumPy layers: the common input of every bounds method.
 
-Layers act on row vectors: ``Dense`` computes ``x @ W + b`` (TF's ``[in, out]``
-kernel layout), ``Activation`` applies an elementwise function. Sources
-(NumPy lists today) build a ``Network``; methods walk its layers.
+Layers act on batches of flattened row vectors ``[n, size]``. There are three
+kinds, and every method dispatches on them:
+
+* ``Linear`` layers (``Dense`` here; convolutions subclass it): an affine map
+  ``x ↦ x·W + b`` given through four methods, so no method needs the matrix W:
+  ``__call__(x)``, ``forward_abs(r) = r·|W|`` (interval radius),
+  ``backward(a) = a·Wᵀ`` (back-substitution, ``a`` of shape ``[m, out_size]``),
+  and ``bias_vector`` (``[out_size]``). ``as_matrix()`` gives the dense W for
+  methods that need it (MILP); it may be large.
+* ``Activation``: an elementwise function.
+* ``Add(source)``: adds the output of an earlier layer (a residual branch):
+  ``out = previous output + output of layer `source``` (``source=-1`` is the
+  network input). Back-substitution hands the same coefficients to both
+  summands.
 """
 
 import numpy as np
@@ -10,7 +21,25 @@ import numpy as np
 ACTIVATIONS = ("linear", "relu", "leaky_relu", "sigmoid", "tanh")
 
 
-class Dense:
+class Linear:
+    """An affine layer: the interface every bounds method uses (see the module docstring)."""
+
+    in_size = out_size = None
+
+    def __call__(self, x):
+        raise NotImplementedError
+
+    def forward_abs(self, radius):
+        raise NotImplementedError
+
+    def backward(self, a):
+        raise NotImplementedError
+
+    def as_matrix(self):
+        raise NotImplementedError
+
+
+class Dense(Linear):
     """``x @ kernel + bias`` with ``kernel`` of shape ``[in, out]``."""
 
     def __init__(self, kernel, bias=None):
@@ -23,8 +52,37 @@ class Dense:
         if self.bias.shape != (out,):
             raise ValueError(f"Dense: `bias` must have shape ({out},); got {self.bias.shape}.")
 
+    in_size = property(lambda self: self.kernel.shape[0])
+    out_size = property(lambda self: self.kernel.shape[1])
+    bias_vector = property(lambda self: self.bias)
+
     def __call__(self, x):
         return x @ self.kernel + self.bias
+
+    def forward_abs(self, radius):
+        """``radius · |kernel|``: the half-width of the image of a box."""
+        return radius @ np.abs(self.kernel)
+
+    def backward(self, a):
+        """``a · kernelᵀ``: coefficients on the output carried to the input."""
+        return a @ self.kernel.T
+
+    def as_matrix(self):
+        return self.kernel
+
+
+class Add:
+    """Residual sum: the previous layer's output plus the output of layer ``source``.
+
+    ``source`` indexes ``Network.layers``; ``-1`` is the network input. It must
+    come before this layer and have the same size as the previous output.
+    """
+
+    def __init__(self, source):
+        if not isinstance(source, (int, np.integer)) or isinstance(source, bool) or source < -1:
+            raise ValueError(f"Add: `source` must be a layer index >= -1 (-1 = the network "
+                             f"input); got {source!r}.")
+        self.source = int(source)
 
 
 class Activation:
@@ -56,21 +114,42 @@ def evaluate(kind, z, alpha=0.2):
 
 
 class Network:
-    """An ordered list of ``Dense`` and ``Activation`` layers."""
+    """An ordered list of ``Linear``, ``Activation`` and ``Add`` layers."""
 
     def __init__(self, layers):
         self.layers = list(layers)
-        if not self.layers or not isinstance(self.layers[0], Dense):
-            raise ValueError("Network: the first layer must be Dense.")
-        self.input_size = self.layers[0].kernel.shape[0]
-        size = self.input_size
-        for layer in self.layers:
-            if isinstance(layer, Dense):
-                if layer.kernel.shape[0] != size:
-                    raise ValueError(f"Network: a Dense layer expects {layer.kernel.shape[0]} "
-                                     f"inputs but the previous layer gives {size}.")
-                size = layer.kernel.shape[1]
-        self.output_size = size
+        if not self.layers or not isinstance(self.layers[0], Linear):
+            raise ValueError("Network: the first layer must be Dense (or another Linear layer).")
+        self.input_size = self.layers[0].in_size
+        self.sizes = self._output_sizes()
+        self.output_size = self.sizes[-1]
+
+    def _output_sizes(self):
+        """The output size of every layer, checking that consecutive layers fit."""
+        sizes = []
+        for index, layer in enumerate(self.layers):
+            size = sizes[-1] if sizes else self.input_size
+            if isinstance(layer, Linear):
+                if layer.in_size != size:
+                    raise ValueError(f"Network: layer {index} ({type(layer).__name__}) expects "
+                                     f"{layer.in_size} inputs but the previous layer gives {size}.")
+                size = layer.out_size
+            elif isinstance(layer, Add):
+                source = self.size_at(sizes, layer.source)
+                if layer.source >= index or source != size:
+                    raise ValueError(f"Network: Add at layer {index} needs an earlier source of "
+                                     f"size {size}; got source={layer.source} (size {source}).")
+            elif not isinstance(layer, Activation):
+                raise TypeError(f"Network: layer {index} is a {type(layer).__name__}; use "
+                                f"Dense, Activation or Add layers.")
+            sizes.append(size)
+        return sizes
+
+    def size_at(self, sizes, index):
+        """Output size of layer ``index`` (``-1``: the input), ``None`` if not built yet."""
+        if index == -1:
+            return self.input_size
+        return sizes[index] if index < len(sizes) else None
 
     @classmethod
     def from_numpy(cls, weights, biases=None, activations=None):
@@ -93,8 +172,10 @@ class Network:
         return cls(layers)
 
     def __call__(self, x):
-        for layer in self.layers:
-            x = layer(x)
+        outputs = {-1: x}
+        for index, layer in enumerate(self.layers):
+            x = x + outputs[layer.source] if isinstance(layer, Add) else layer(x)
+            outputs[index] = x
         return x
 
 
