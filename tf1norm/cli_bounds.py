@@ -1,8 +1,13 @@
 """``tf1norm bounds``: load a network, compute one or more bound methods, print, plot.
 
-The exact method runs in a worker thread so that Ctrl-C and ``--time-limit``
-end the command at once even while SciPy's MILP solver is busy; its progress
-(one step per output) shows as a tqdm bar on a terminal.
+The exact methods (``exact``: branch and bound; ``milp``) run in a worker
+thread with a time limit (``--time-limit``, default ``DEFAULT_TIME_LIMIT``
+seconds): on expiry they return the best sound bounds found, and the table
+marks those rows "not exact (time limit)". Should the worker overrun the
+limit by more than ``GRACE`` seconds, the command prints CROWN bounds, also
+marked not exact, instead of waiting. Ctrl-C tells the worker to stop and
+ends the command at once (exit 130). Progress (bounds settled, open gap)
+shows as a tqdm bar on a terminal.
 """
 
 import importlib
@@ -17,19 +22,25 @@ from tf1norm.cli_errors import CommandError, UsageError
 from tf1norm import cli_inspect
 
 FAST_METHODS = ("interval", "crown", "alpha-crown", "sample")
-METHODS = ("interval", "crown", "alpha-crown", "exact", "sample")
+EXACT_METHODS = ("exact", "milp")
+METHODS = ("interval", "crown", "alpha-crown", "exact", "milp", "sample")
+DEFAULT_TIME_LIMIT = 600.0
+GRACE = 2.0
 DESCRIPTIONS = {
     "interval": "sound bounds (interval propagation)",
     "crown": "sound bounds (CROWN linear relaxation)",
     "alpha-crown": "sound bounds (alpha-CROWN, optimized slopes)",
-    "exact": "the true range (MILP), up to solver tolerance",
+    "exact": "the true range (branch and bound), up to 1e-6 relative; rows not settled in "
+             "time are sound bounds marked not exact",
+    "milp": "the true range (one MILP per bound), up to 1e-6 relative; rows not settled in "
+            "time are sound bounds marked not exact",
     "sample": ("an INNER range of sampled points and box vertices, not a bound: "
                "the true range contains it"),
 }
 
 
 def chosen_methods(names):
-    """The methods asked for, in table order; ``all`` is every method but ``exact``."""
+    """The methods asked for, in table order; ``all`` is every method but the exact ones."""
     wanted = set(FAST_METHODS) if "all" in names else set()
     wanted.update(name for name in names if name != "all")
     return [method for method in METHODS if method in wanted]
@@ -65,7 +76,12 @@ def load_network(path, input_name=None, output_name=None):
     if path.endswith((".npz", ".keras", ".h5")):
         if not os.path.exists(path):
             raise CommandError(f"no model file {path!r}; check the path")
-        return _load_numpy(path) if path.endswith(".npz") else _load_keras(path)
+        try:
+            return _load_numpy(path) if path.endswith(".npz") else _load_keras(path)
+        except (OSError, ValueError, KeyError, EOFError) as error:  # zipfile.BadZipFile: OSError
+            raise CommandError(f"cannot read model file {path!r} ({type(error).__name__}: "
+                               f"{cli_inspect.first_line(error)}); check that it is a complete "
+                               ".keras, .h5 or tf1norm .npz file") from error
     checkpoint = cli_inspect.resolve_checkpoint(path)
     graph = cli_inspect.import_graph(checkpoint)
     if not (input_name and output_name):
@@ -115,45 +131,73 @@ def compute(network, lower, upper, methods, time_limit=None):
 
     results = {}
     for method in methods:
-        if method == "exact":
-            results[method] = run_exact(network, lower, upper, time_limit)
+        if method in EXACT_METHODS:
+            results[method] = run_exact(network, lower, upper, time_limit, method)
         else:
             results[method] = bounds.output_bounds(network, lower, upper, method)
     return results
 
 
-def run_exact(network, lower, upper, time_limit=None):
-    """Exact bounds in a worker thread, with a progress bar; Ctrl-C ends the wait at once.
+def run_exact(network, lower, upper, time_limit=None, method="exact"):
+    """Exact bounds in a worker thread, with a progress bar and a time limit.
+
+    Args:
+      time_limit: seconds; ``None`` means ``DEFAULT_TIME_LIMIT``.
+      method: ``"exact"`` (branch and bound) or ``"milp"``.
+
+    Returns:
+      An ``ExactRange`` (rows past the time limit are sound and marked not exact).
 
     Raises:
-      CommandError: the solve took longer than ``time_limit`` seconds, or failed.
+      KeyboardInterrupt: Ctrl-C (the worker is told to stop first).
+      CommandError: the solver failed.
     """
     from tqdm import tqdm
 
-    print(f"exact: 2 MILPs per output for {network.output_size} outputs; Ctrl-C stops, "
-          "--time-limit bounds the wait", file=sys.stderr, flush=True)
-    outcome = {}
-    with tqdm(total=network.output_size, desc="exact", unit="output", disable=None) as bar:
-        worker = threading.Thread(target=_solve, args=(network, lower, upper, bar, outcome),
+    limit = DEFAULT_TIME_LIMIT if time_limit is None else time_limit
+    print(f"{method}: {_strategy(network, method)} for {network.output_size} outputs; "
+          f"time limit {limit:g} s (--time-limit), Ctrl-C stops", file=sys.stderr, flush=True)
+    outcome, stop = {}, threading.Event()
+    with tqdm(total=2 * network.output_size, desc=method, unit="bound", disable=None) as bar:
+        options = dict(time_limit=limit, progress=bar, should_stop=stop.is_set,
+                       algorithm="milp" if method == "milp" else "auto")
+        worker = threading.Thread(target=_solve, args=(network, lower, upper, options, outcome),
                                   name="tf1norm-exact", daemon=True)
         worker.start()
-        _wait(worker, time_limit)
+        try:
+            _wait(worker, limit + GRACE)
+        finally:
+            stop.set()
     if worker.is_alive():
-        raise CommandError(f"exact: no result within --time-limit {time_limit:g} s "
-                           f"({bar.n}/{network.output_size} outputs solved); raise "
-                           "--time-limit, or use --method crown or alpha-crown for sound "
-                           "bounds in seconds")
+        return _fallback(network, lower, upper, limit)
     if "error" in outcome:
-        raise CommandError(f"exact: {cli_inspect.first_line(outcome['error'])}") \
+        raise CommandError(f"{method}: {cli_inspect.first_line(outcome['error'])}") \
             from outcome["error"]
     return outcome["value"]
 
 
-def _solve(network, lower, upper, bar, outcome):
+def _strategy(network, method):
+    if method == "milp" or network.input_size > 16:
+        return "one MILP per bound"
+    return "branch and bound on the input box (CROWN bounds, MILP leaves)"
+
+
+def _fallback(network, lower, upper, limit):
+    """CROWN bounds marked not exact, when the worker overran the time limit."""
+    from tf1norm import bounds
+
+    low, high = bounds.output_bounds(network, lower, upper, "crown")
+    size = network.output_size
+    print(f"exact: still running {GRACE:g} s after the time limit; showing CROWN bounds",
+          file=sys.stderr, flush=True)
+    return bounds.ExactRange(low, high, exact=np.zeros(size, bool),
+                             status=["time limit"] * size, seconds=limit + GRACE)
+
+
+def _solve(network, lower, upper, options, outcome):
     exact_module = importlib.import_module("tf1norm.bounds.exact")  # the module, not the function
     try:
-        outcome["value"] = exact_module.exact(network, lower, upper,
-                                              progress=lambda done, total: bar.update(1))
+        outcome["value"] = exact_module.exact(network, lower, upper, **options)
     except Exception as error:  # noqa: BLE001  (re-raised in the waiting thread)
         outcome["error"] = error
 
@@ -166,10 +210,23 @@ def _wait(worker, time_limit):
 
 
 def print_results(network, results, out):
-    """One table per method, each headed by what its numbers mean."""
+    """One table per method, each headed by what its numbers mean.
+
+    Exact methods add a column saying, per row, "exact" or why not
+    ("not exact (time limit)").
+    """
     print(f"{network.input_size} inputs, {network.output_size} outputs", file=out)
-    for method, (low, high) in results.items():
+    for method, result in results.items():
+        low, high = result
+        status = getattr(result, "status", None)
         print(f"\nmethod {method}: {DESCRIPTIONS[method]}", file=out)
-        print(f"{'output':>6s} {'lower':>14s} {'upper':>14s} {'width':>12s}", file=out)
+        print(f"{'output':>6s} {'lower':>14s} {'upper':>14s} {'width':>12s}"
+              + ("  status" if status is not None else ""), file=out)
         for j, (a, b) in enumerate(zip(low, high)):
-            print(f"{j:6d} {a:14.6g} {b:14.6g} {b - a:12.6g}", file=out)
+            print(f"{j:6d} {a:14.6g} {b:14.6g} {b - a:12.6g}" + _label(status, j), file=out)
+
+
+def _label(status, row):
+    if status is None:
+        return ""
+    return "  exact" if status[row] == "exact" else f"  not exact ({status[row]})"

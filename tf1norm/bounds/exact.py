@@ -1,120 +1,193 @@
-"""Exact output ranges: closed form for linear nets, MILP (HiGHS) for ReLU nets."""
+"""Exact output ranges that finish: branch and bound, MILP, a time limit and progress.
+
+``exact(network, lower, upper)`` returns the true range of every output (or of
+every row of ``spec @ y``) of a ReLU/linear network over an input box:
+
+* linear networks: the composed affine map at its best box corners;
+* ``algorithm="bab"`` (default when the input has at most 16 features):
+  branch and bound on the input box with batched CROWN bounds and MILP leaves
+  (see ``tf1norm.bounds.bab``);
+* ``algorithm="milp"``: one big-M MILP per bound (SciPy's HiGHS ``milp``)
+  whose M come from CROWN ∩ IBP pre-activation bounds (∩ alpha-CROWN's
+  ``optimized_pre_activation_bounds`` with ``alpha_crown_big_m=True``);
+  stable ReLUs are substituted away (see ``tf1norm.bounds.milp``).
+
+Each bound is labelled *exact* when it is within ``tolerance·(1 + |v|)`` of a
+value ``v`` the network attains at a concrete input (a witness, checked by
+running the network). After ``time_limit`` seconds, or on Ctrl-C
+(KeyboardInterrupt is caught; the function returns), the bounds found so far
+are returned: always sound, labelled ``"time limit"`` or ``"interrupted"``
+where they are not exact. The call never hangs past the limit by more than
+one MILP's time-limit rounding.
+"""
+
+import time
 
 import numpy as np
 
-from tf1norm.bounds.crown import pre_activation_bounds
-from tf1norm.bounds.network import Activation, Dense
+from tf1norm.bounds.exact_result import ExactRange, bound_spec
+from tf1norm.bounds.milp import MilpProblem, check_supported
+from tf1norm.bounds.network import Activation, Dense, Network
+
+ALGORITHMS = ("auto", "bab", "milp")
+BAB_MAX_INPUTS = 16
 
 
-def _affine(network):
-    """The whole network as ``x @ kernel + bias`` when every layer is linear."""
-    kernel, bias = np.eye(network.input_size), np.zeros(network.input_size)
-    for layer in network.layers:
-        if isinstance(layer, Activation) and layer.kind != "linear":
-            return None
-        if isinstance(layer, Dense):
-            kernel, bias = kernel @ layer.kernel, bias @ layer.kernel + layer.bias
+def _with_objectives(network, spec):
+    """``network`` followed by a linear layer computing ``[spec·y; −spec·y]``."""
+    objectives = np.concatenate([spec, -spec])
+    return Network(list(network.layers) + [Dense(objectives.T)])
+
+
+def _affine_map(network):
+    """``(kernel, bias)`` of the network if it has no nonlinear activation, else ``None``."""
+    if any(isinstance(layer, Activation) and layer.kind != "linear" for layer in network.layers):
+        return None
+    bias = network(np.zeros((1, network.input_size)))[0]
+    kernel = network(np.eye(network.input_size)) - bias
     return kernel, bias
 
 
-class _Milp:
-    """Big-M MILP of a ReLU network (Tjeng et al. 2019), bounds from CROWN ∩ IBP."""
-
-    def __init__(self, network, lower, upper):
-        self.lb, self.ub, self.integral, self.rows = list(lower), list(upper), [0] * lower.size, []
-        self._constraints = None
-        pre_bounds = pre_activation_bounds(network, lower, upper)
-        current = list(range(lower.size))
-        for index, layer in enumerate(network.layers):
-            if isinstance(layer, Dense):
-                current = self._dense(layer, current)
-            else:
-                current = self._relu(layer, current, *pre_bounds[index])
-        self.outputs = current
-
-    def _new(self, count, low, high, integral=0):
-        start = len(self.lb)
-        self.lb.extend(low)
-        self.ub.extend(high)
-        self.integral.extend([integral] * count)
-        return list(range(start, start + count))
-
-    def _dense(self, layer, inputs):
-        outputs = self._new(layer.kernel.shape[1], [-np.inf] * layer.kernel.shape[1],
-                            [np.inf] * layer.kernel.shape[1])
-        for j, z in enumerate(outputs):  # z − Σ W_ij h_i = b_j
-            terms = {z: 1.0}
-            for i, h in enumerate(inputs):
-                terms[h] = terms.get(h, 0.0) - layer.kernel[i, j]
-            self.rows.append((terms, layer.bias[j], layer.bias[j]))
-        return outputs
-
-    def _relu(self, layer, inputs, l, u):
-        if layer.kind != "relu":
-            raise ValueError(f"exact bounds support ReLU and linear layers only; got "
-                             f"{layer.kind!r}. Use method='crown' or 'alpha-crown'.")
-        outputs = self._new(len(inputs), np.maximum(l, 0.0), np.maximum(u, 0.0))
-        for z, a, lo, hi in zip(inputs, outputs, l, u):
-            if hi <= 0:
-                continue  # inactive: a = 0 through its bounds
-            # active: a − z = 0; unstable: a − z >= 0 plus the two big-M rows below
-            self.rows.append(({a: 1.0, z: -1.0}, 0.0, 0.0 if lo >= 0 else np.inf))
-            if lo < 0 < hi:
-                (d,) = self._new(1, [0.0], [1.0], integral=1)
-                self.rows.append(({a: 1.0, z: -1.0, d: -lo}, -np.inf, -lo))  # a <= z − l(1−δ)
-                self.rows.append(({a: 1.0, d: -hi}, -np.inf, 0.0))           # a <= u·δ
-        return outputs
-
-    def constraints(self):
-        """The rows as one sparse ``LinearConstraint``, built once for every solve."""
-        if self._constraints is None:
-            from scipy.optimize import LinearConstraint
-            from scipy.sparse import lil_matrix
-
-            matrix = lil_matrix((len(self.rows), len(self.lb)))
-            low, high = np.empty(len(self.rows)), np.empty(len(self.rows))
-            for r, (terms, row_low, row_high) in enumerate(self.rows):
-                for column, value in terms.items():
-                    matrix[r, column] = value
-                low[r], high[r] = row_low, row_high
-            self._constraints = LinearConstraint(matrix.tocsr(), low, high)
-        return self._constraints
-
-    def optimum(self, output, sign):
-        """min of ``sign · output`` as a sound bound (the solver's dual bound)."""
-        from scipy.optimize import Bounds, milp
-
-        cost = np.zeros(len(self.lb))
-        cost[self.outputs[output]] = sign
-        result = milp(cost, integrality=np.array(self.integral), bounds=Bounds(self.lb, self.ub),
-                      constraints=self.constraints(),
-                      options={"mip_rel_gap": 0.0, "disp": False})
-        if result.status != 0:
-            raise RuntimeError(f"exact bounds: the MILP solver stopped: {result.message}")
-        dual = getattr(result, "mip_dual_bound", None)  # None when no branching was needed
-        return result.fun if dual is None else min(result.fun, dual)
+def _closed_form(objective_net, lower, upper, kernel, bias):
+    corners = np.where(kernel.T > 0, upper, lower)  # the maximizing corner per objective
+    values = np.einsum("jn,nj->j", corners, kernel) + bias
+    return values, values.copy(), corners, "exact"
 
 
-def exact(network, lower, upper, progress=None):
-    """Exact bounds of every output (up to the MILP solver's tolerances, ~1e-7).
+def _milp_maxima(objective_net, lower, upper, deadline, progress, should_stop,
+                 use_alpha_crown=False):
+    """Each objective's maximum by one MILP; sound bounds when stopped early."""
+    pre = _big_m_bounds(objective_net, lower, upper, use_alpha_crown)
+    problem = MilpProblem(objective_net, lower, upper, pre)
+    count = objective_net.output_size
+    from tf1norm.bounds.box_crown import BoxBounds
 
-    Linear networks: the composed affine map evaluated at the best box
-    corners. ReLU networks: two MILPs per output with big-M constraints
-    whose M come from CROWN ∩ IBP pre-activation bounds, solved by SciPy's
-    HiGHS ``milp`` with a zero optimality gap. ``progress(done, total)`` is
-    called after each MILP.
+    crown = BoxBounds(objective_net, lower[None], upper[None], {k: (l[None], u[None])
+                                                                for k, (l, u) in pre.items()})
+    bound, best = crown.upper_bound[0].copy(), np.full(count, -np.inf)
+    witness, status = np.tile((lower + upper) / 2, (count, 1)), "exact"
+    try:
+        for j in range(count):
+            if (deadline is not None and time.monotonic() >= deadline) or (
+                    should_stop is not None and should_stop()):
+                status = "interrupted" if should_stop and should_stop() else "time limit"
+                break
+            remaining = None if deadline is None else deadline - time.monotonic()
+            value, x, finished = problem.maximize(np.eye(count)[j], remaining)
+            bound[j] = min(bound[j], value)
+            if x is not None:
+                witness[j] = np.clip(x, lower, upper)
+                best[j] = objective_net(witness[j][None])[0, j]
+            status = status if finished else "time limit"
+            _tick(progress, j + 1, count)
+    except KeyboardInterrupt:
+        status = "interrupted"
+    return bound, best, witness, status
+
+
+def _big_m_bounds(network, lower, upper, use_alpha_crown):
+    """Pre-activation bounds for big-M: CROWN ∩ IBP, ∩ alpha-CROWN's if ``use_alpha_crown``."""
+    from tf1norm.bounds.box_crown import BoxBounds
+
+    bounds = BoxBounds(network, lower[None], upper[None])
+    pre = {k: (l[0], u[0]) for k, (l, u) in bounds.pre.items()}
+    if not use_alpha_crown:
+        return pre
+    try:
+        from tf1norm.bounds.alpha_crown import optimized_pre_activation_bounds
+    except ImportError:
+        return pre
+    try:
+        optimized = optimized_pre_activation_bounds(network, lower, upper)
+    except Exception:  # noqa: BLE001  (a tighter M is an optimization; CROWN's are sound)
+        return pre
+    return {k: (np.maximum(l, optimized[k][0]), np.maximum(np.minimum(u, optimized[k][1]),
+                                                           np.maximum(l, optimized[k][0])))
+            if k in optimized else (l, u) for k, (l, u) in pre.items()}
+
+
+def _tick(progress, done, total):
+    if progress is None:
+        return
+    if hasattr(progress, "update") and hasattr(progress, "set_postfix"):
+        progress.total, progress.n = total, done
+        progress.refresh()
+    else:
+        progress(done, total)
+
+
+def _choose(algorithm, network):
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"exact: `algorithm` must be one of {', '.join(ALGORITHMS)}; got "
+                         f"{algorithm!r}.")
+    if algorithm == "auto":
+        return "bab" if network.input_size <= BAB_MAX_INPUTS else "milp"
+    return algorithm
+
+
+def _check_options(time_limit, tolerance):
+    if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit >= 0):
+        raise ValueError(f"exact: `time_limit` must be a number of seconds >= 0 or None (no "
+                         f"limit); got {time_limit!r}.")
+    if not (isinstance(tolerance, (int, float)) and 0 < tolerance < 1):
+        raise ValueError(f"exact: `tolerance` must be in (0, 1), e.g. 1e-6; got {tolerance!r}.")
+
+
+def exact(network, lower, upper, spec=None, time_limit=None, progress=None, algorithm="auto",
+          tolerance=1e-6, should_stop=None, alpha_crown_big_m=False, **search_options):
+    """Exact range of ``spec @ y`` over the box, or the best sound bounds in the time given.
+
+    Args:
+      network: a ``Network`` of linear layers, ``Add`` layers and ReLU (or
+        linear) activations.
+      lower, upper: the input box (float64 vectors).
+      spec: ``[k, outputs]`` matrix; bounds of ``spec @ y`` (default: identity).
+      time_limit: seconds (``None``: no limit); on expiry the bounds so far are
+        returned, sound, labelled ``"time limit"``.
+      progress: ``progress(done, total)`` callable or a tqdm bar (its total
+        and count follow the bounds settled; the postfix shows the open gap).
+      algorithm: ``"auto"`` (``"bab"`` up to 16 inputs, else ``"milp"``),
+        ``"bab"`` or ``"milp"``.
+      tolerance: a bound is exact when within ``tolerance·(1 + |v|)`` of an
+        attained value ``v`` (default 1e-6).
+      should_stop: optional callable polled between steps (e.g. a
+        ``threading.Event().is_set``); when true the search stops as on Ctrl-C.
+      alpha_crown_big_m: MILP only: intersect the big-M bounds with
+        alpha-CROWN's ``optimized_pre_activation_bounds`` (tighter M, a few
+        seconds of TensorFlow first; off by default).
+      **search_options: ``leaf_unstable``, ``batch`` for ``BranchAndBound``.
+
+    Returns:
+      An ``ExactRange``: unpacks as ``low, high``; ``.exact`` (bool per row),
+      ``.status`` (``"exact"``, ``"time limit"`` or ``"interrupted"`` per row),
+      ``.low_inputs``/``.high_inputs`` (witness inputs), ``.attained_low`` and
+      ``.attained_high`` (the network's values there), ``.seconds``.
+
+    Raises:
+      ValueError: an activation other than ReLU/linear, a bad ``spec``,
+        ``time_limit``, ``tolerance`` or ``algorithm``.
     """
-    affine = _affine(network)
+    start = time.monotonic()
+    _check_options(time_limit, tolerance)
+    spec = bound_spec(network, spec)
+    check_supported(network)
+    objective_net = _with_objectives(network, spec)
+    deadline = None if time_limit is None else start + time_limit
+    affine = _affine_map(objective_net)
     if affine is not None:
-        kernel, bias = affine
-        low = np.maximum(kernel, 0).T @ lower + np.minimum(kernel, 0).T @ upper + bias
-        high = np.maximum(kernel, 0).T @ upper + np.minimum(kernel, 0).T @ lower + bias
-        return low, high
-    problem = _Milp(network, lower, upper)
-    low, high = np.empty(network.output_size), np.empty(network.output_size)
-    for j in range(network.output_size):
-        low[j] = problem.optimum(j, 1.0)
-        high[j] = -problem.optimum(j, -1.0)
-        if progress is not None:
-            progress(j + 1, network.output_size)
-    return low, high
+        found = _closed_form(objective_net, lower, upper, *affine)
+    elif _choose(algorithm, network) == "bab":
+        from tf1norm.bounds.bab import BranchAndBound
+
+        search = BranchAndBound(objective_net, lower, upper, tolerance, **search_options)
+        found = search.run(deadline, should_stop, progress)
+    else:
+        found = _milp_maxima(objective_net, lower, upper, deadline, progress, should_stop,
+                             alpha_crown_big_m)
+    return ExactRange.from_maxima(*found, tolerance=tolerance, seconds=time.monotonic() - start)
+
+
+def milp(network, lower, upper, spec=None, time_limit=None, progress=None, **options):
+    """``exact(..., algorithm="milp")``: one big-M MILP per bound (see ``exact``)."""
+    return exact(network, lower, upper, spec=spec, time_limit=time_limit, progress=progress,
+                 algorithm="milp", **options)

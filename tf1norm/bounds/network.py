@@ -3,7 +3,7 @@
 Layers act on batches of flattened row vectors ``[n, size]``. There are three
 kinds, and every method dispatches on them:
 
-* ``Linear`` layers (``Dense`` here; convolutions subclass it): an affine map
+* ``Linear`` layers (``Dense``, ``Diagonal``, ``Permute`` here, ``conv.Conv2D``): an affine map
   ``x ↦ x·W + b`` given through four methods, so no method needs the matrix W:
   ``__call__(x)``, ``forward_abs(r) = r·|W|`` (interval radius),
   ``backward(a) = a·Wᵀ`` (back-substitution, ``a`` of shape ``[m, out_size]``),
@@ -38,6 +38,25 @@ class Linear:
     def as_matrix(self):
         raise NotImplementedError
 
+    def largest_singular_value(self):
+        """An upper bound of σ(W), never below it (``lipschitz_bound`` multiplies them).
+
+        Exact (SVD of ``as_matrix()``) while the dense matrix has at most
+        ``DENSE_SVD_LIMIT`` entries; larger layers override
+        ``singular_value_bound`` with a bound that needs no matrix.
+        """
+        if self.in_size * self.out_size <= DENSE_SVD_LIMIT:
+            return float(np.linalg.svd(self.as_matrix(), compute_uv=False)[0])
+        return self.singular_value_bound()
+
+    def singular_value_bound(self):
+        raise ValueError(f"lipschitz_bound: {type(self).__name__} of {self.in_size} x "
+                         f"{self.out_size} is too large for an exact SVD and has no cheaper "
+                         f"sound bound of its largest singular value.")
+
+
+DENSE_SVD_LIMIT = 4_000_000
+
 
 class Dense(Linear):
     """``x @ kernel + bias`` with ``kernel`` of shape ``[in, out]``."""
@@ -69,6 +88,84 @@ class Dense(Linear):
 
     def as_matrix(self):
         return self.kernel
+
+    def largest_singular_value(self, iterations=None, seed=None):
+        """σ(kernel), exactly (SVD)."""
+        return float(np.linalg.svd(self.kernel, compute_uv=False)[0])
+
+
+class Diagonal(Linear):
+    """``x * scale + shift`` elementwise (batch normalization in inference mode).
+
+    Holds ``2·size`` values; ``as_matrix()`` builds the ``size × size`` diagonal.
+    """
+
+    def __init__(self, scale, shift=None):
+        self.scale = np.asarray(scale, np.float64).reshape(-1)
+        self.shift = (np.zeros_like(self.scale) if shift is None
+                      else np.asarray(shift, np.float64).reshape(-1))
+        if self.shift.shape != self.scale.shape:
+            raise ValueError(f"Diagonal: `shift` must have shape {self.scale.shape} like "
+                             f"`scale`; got {self.shift.shape}.")
+
+    in_size = out_size = property(lambda self: self.scale.size)
+    bias_vector = property(lambda self: self.shift)
+
+    def __call__(self, x):
+        return x * self.scale + self.shift
+
+    def forward_abs(self, radius):
+        return radius * np.abs(self.scale)
+
+    def backward(self, a):
+        return a * self.scale
+
+    def singular_value_bound(self):
+        return float(np.abs(self.scale).max())
+
+    def as_matrix(self):
+        return np.diag(self.scale)
+
+
+class Permute(Linear):
+    """Reorders features: ``out[:, k] = x[:, order[k]]`` (e.g. NCHW <-> NHWC flattening).
+
+    Holds ``size`` indices; ``as_matrix()`` builds the ``size × size`` permutation.
+    """
+
+    def __init__(self, order):
+        self.order = np.asarray(order).reshape(-1)
+        if not np.array_equal(np.sort(self.order), np.arange(self.order.size)):
+            raise ValueError(f"Permute: `order` must be a permutation of 0..n-1; got "
+                             f"{self.order[:10]}...")
+
+    in_size = out_size = property(lambda self: self.order.size)
+    bias_vector = property(lambda self: np.zeros(self.order.size))
+
+    def __call__(self, x):
+        return x[..., self.order]
+
+    forward_abs = __call__
+
+    def backward(self, a):
+        result = np.zeros_like(a)
+        result[..., self.order] = a
+        return result
+
+    def singular_value_bound(self):
+        return 1.0
+
+    def as_matrix(self):
+        matrix = np.zeros((self.order.size, self.order.size))
+        matrix[self.order, np.arange(self.order.size)] = 1.0
+        return matrix
+
+
+def zero_layer(in_size, out_size):
+    """A Linear layer mapping everything to 0 (the first half of a jump to an earlier tensor)."""
+    if in_size == out_size:
+        return Diagonal(np.zeros(in_size))
+    return Dense(np.zeros((in_size, out_size)))
 
 
 class Add:
@@ -141,7 +238,8 @@ class Network:
                                      f"size {size}; got source={layer.source} (size {source}).")
             elif not isinstance(layer, Activation):
                 raise TypeError(f"Network: layer {index} is a {type(layer).__name__}; use "
-                                f"Dense, Activation or Add layers.")
+                                f"Linear (Dense, Conv2D, Diagonal, Permute), Activation or "
+                                f"Add layers.")
             sizes.append(size)
         return sizes
 
@@ -180,9 +278,13 @@ class Network:
 
 
 def check_box(network, lower, upper):
-    """``lower``/``upper`` as float64 vectors of the input size, lower <= upper."""
-    lower = np.asarray(lower, np.float64).reshape(-1)
-    upper = np.asarray(upper, np.float64).reshape(-1)
+    """``lower``/``upper`` as finite float64 vectors of the input size, lower <= upper.
+
+    A NaN or infinite corner would give NaN bounds, so it raises ValueError;
+    so does a network with a non-finite weight (see ``check_finite_layers``).
+    """
+    lower, upper = _box_corner(lower, "lower"), _box_corner(upper, "upper")
+    check_finite_layers(network)
     if lower.shape != (network.input_size,) or upper.shape != (network.input_size,):
         raise ValueError(f"bounds: `lower` and `upper` need {network.input_size} values (one per "
                          f"input feature); got {lower.size} and {upper.size}.")
@@ -191,3 +293,28 @@ def check_box(network, lower, upper):
         raise ValueError(f"bounds: `lower` must be <= `upper`; feature {bad} has "
                          f"{lower[bad]} > {upper[bad]}.")
     return lower, upper
+
+
+def _box_corner(values, arg):
+    try:
+        corner = np.asarray(values, np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise TypeError(f"bounds: `{arg}` must be numbers, one per input feature; got "
+                        f"{values!r}.") from None
+    if not np.all(np.isfinite(corner)):
+        bad = int(np.argmax(~np.isfinite(corner)))
+        raise ValueError(f"bounds: `{arg}` must be finite; got {corner[bad]} for feature {bad}. "
+                         "Bound every input by finite numbers (e.g. the data's min and max).")
+    return corner
+
+
+def check_finite_layers(network):
+    """ValueError naming the first layer whose kernel or bias has a NaN or infinite entry."""
+    for index, layer in enumerate(network.layers):
+        for arg in ("kernel", "bias"):
+            values = getattr(layer, arg, None)
+            if values is not None and not np.all(np.isfinite(values)):
+                raise ValueError(f"bounds: layer {index} ({type(layer).__name__}) `{arg}` has a "
+                                 f"non-finite entry ({values[~np.isfinite(values)][0]}); bounds "
+                                 "of such a network are NaN. Check the checkpoint or weights "
+                                 "it was built from.")
