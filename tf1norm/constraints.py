@@ -15,6 +15,8 @@ axes again when it is applied (the rank is known only then).
 """
 
 from tf1norm import _checks
+from tf1norm import eager
+from tf1norm import keras_registration
 from tf1norm import projections
 
 
@@ -113,7 +115,10 @@ class SpectralNorm(Constraint):
     slightly until it has converged). Unlike
     ``spectral_norm_getter`` no gradient flows through σ; this is what Keras 3
     ``SpectralNormalization`` does. Weights must be variables (the optimizer
-    calls the constraint with the variable after its update).
+    calls the constraint with the variable after its update). σ and the
+    division are computed in float32 for the half types and on ``W / max|W|``
+    for huge or tiny entries (``tf1norm.reparam.spectral_projection``), so a
+    σ beyond the dtype's range (float16 σ > 65504) still projects, never to 0.
     """
 
     def __init__(self, power_iterations=1):
@@ -122,12 +127,20 @@ class SpectralNorm(Constraint):
 
     def __call__(self, w):
         from tf1norm._tf import tf
-        from tf1norm.getters import spectral_sigma
+        from tf1norm.getters import power_iteration_vector
+        from tf1norm.reparam import spectral_projection
 
-        variable = _checks.variable(w, "SpectralNorm")
-        sigma, refresh = spectral_sigma(variable, self.power_iterations)
-        with tf.control_dependencies([refresh]):
-            return variable / tf.maximum(sigma, 1.0)
+        variable = _checks.variable(eager.tf_variable(w), "SpectralNorm")  # Keras 3 too
+        u = power_iteration_vector(variable)
+        projected, _, u_new = spectral_projection(variable, u.read_value(),
+                                                  self.power_iterations)
+        with tf.control_dependencies([u.assign(u_new, read_value=False)]):
+            return tf.identity(projected)
 
     def get_config(self):
         return {"power_iterations": self.power_iterations}
+
+
+# Saved with a Keras model as "tf1norm>MaxNorm" etc.; see tf1norm.keras_registration.
+KERAS_SERIALIZABLE = (MaxNorm, UnitNorm, MinMaxNorm, NonNeg, SpectralNorm)
+keras_registration.register_loaded()

@@ -21,9 +21,11 @@ import math
 import numbers
 
 from tf1norm import _checks
+from tf1norm import eager
 from tf1norm import keys
 from tf1norm import registry
-from tf1norm.projections import _RENORM_EPSILON, _shrink_where_over
+from tf1norm import _norms
+from tf1norm._norms import RENORM_EPSILON, renorm_scale, renorm_scaled, shrink_where_over
 from tf1norm._tf import tf, v1
 
 _UNIT = 2.0 ** -53  # float64 unit roundoff: the norms of max_norm_rows are float64
@@ -89,7 +91,22 @@ def max_norm_rows(rows, max_norm, norm_type=2.0):
     scale = tf.where(over, target / norm, tf.constant(1.0, tf.float64))
     if rows.dtype.base_dtype in _HALF:
         return tf.cast(wide * scale, rows.dtype)  # exact round trip where the scale is 1
-    return rows * tf.cast(scale, rows.dtype)  # x · 1.0 == x where the scale is 1
+    fast = rows * tf.cast(scale, rows.dtype)  # x · 1.0 == x where the scale is 1
+    # float64 rows can overflow Σx² (or underflow it): those rows are recomputed scaled
+    trusted = _norms.all_of(_trusted_norm(norm, max_norm, norm_type),
+                            _norms.normal_scale(tf.cast(scale, rows.dtype)))
+    return _norms.guarded(fast, trusted, lambda: _norms.cap_scaled(
+        wide, (1,), norm_type, lambda n: n > max_norm * (1.0 - error - 4 * _UNIT), target,
+        rows.dtype))
+
+
+def _trusted_norm(norm, max_norm, norm_type):
+    """Scalar: every plain row norm is exact enough to compare with ``max_norm`` (``_norms``)."""
+    if norm_type == math.inf:
+        return True
+    low = _norms.low_norm(norm.dtype, norm_type)
+    return _norms.all_of(_norms.below(norm, math.inf),
+                         _norms.accurate(norm, low, tf.constant(max_norm, norm.dtype)))
 
 
 def torch_renorm_rows(rows, max_norm, norm_type=2.0):
@@ -113,9 +130,18 @@ def torch_renorm_rows(rows, max_norm, norm_type=2.0):
     max_norm, norm_type = _checked_norm("torch_renorm_rows", max_norm, norm_type)
     rows, _ = _checked_rows("torch_renorm_rows", rows)
     wide = tf.cast(rows, tf.float32) if rows.dtype.base_dtype in _HALF else rows
-    norm = tf.cast(tf.cast(row_norms(wide, norm_type), rows.dtype), tf.float64)
+    plain = row_norms(wide, norm_type)
+    norm = tf.cast(tf.cast(plain, rows.dtype), tf.float64)
     # a float64 constant: tf.cast(1.3, tf.float64) would round 1.3 to float32 first
-    return _shrink_where_over(rows, norm, tf.constant(max_norm, tf.float64), _RENORM_EPSILON)
+    limit = tf.constant(max_norm, tf.float64)
+    fast = shrink_where_over(rows, norm, limit, RENORM_EPSILON)
+    # Where torch's own arithmetic overflows or underflows (it then zeroes the row or
+    # skips it) the row is renormalized with the same formula on a float64, scaled norm.
+    trusted = _norms.all_of(_trusted_norm(plain, max_norm, norm_type),
+                            _norms.below(norm, math.inf), _norms.normal_scale(
+                                tf.cast(renorm_scale(norm, limit, RENORM_EPSILON), rows.dtype)))
+    return _norms.guarded(fast, trusted, lambda: renorm_scaled(
+        tf.cast(rows, tf.float64), norm_type, (1,), limit, rows.dtype))
 
 
 def row_norms(rows, norm_type):
@@ -127,7 +153,7 @@ def row_norms(rows, norm_type):
     projections are assigned or stop-gradient'ed, never differentiated.
     """
     if norm_type == 2:
-        return tf.math.reduce_euclidean_norm(rows, axis=1, keepdims=True)
+        return eager.euclidean_norm(rows, 1)
     magnitude = tf.abs(rows)
     if norm_type == math.inf:
         return tf.reduce_max(magnitude, axis=1, keepdims=True)
@@ -292,13 +318,15 @@ def _read_rows(parts, ids, row_ids, positions, after=()):
     reads = []
     with tf.control_dependencies(after):
         for part, part_ids in zip(parts, row_ids):
-            with part.graph.colocate_with(part.op):
+            with eager.colocated(part):
                 reads.append(tf.gather(part, part_ids))
     rows = reads[0]
     if positions is not None:
         rows = tf.reshape(tf.dynamic_stitch(positions, reads),
                           tf.concat([tf.shape(ids), [parts[0].shape[1]]], 0))
         rows.set_shape(ids.shape.concatenate(parts[0].shape[1:]))
+    if tf.executing_eagerly():
+        return rows  # eager ops run in program order: nothing to wait for
     with rows.graph.gradient_override_map({"Identity": _UPDATE_AFTER}):
         rows = tf.identity(rows)
     waits = list(after) + [_unwrapped(read).op for read in reads]

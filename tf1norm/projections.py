@@ -17,64 +17,52 @@ rank   TF layout              what one norm covers     default axes
 =====  ====================  ======================  ================
 
 Note that this differs from ``tf.clip_by_norm(axes=None)``, which takes one norm
-of the whole tensor. float16 and bfloat16 inputs are reduced in float32 and the
-scale is cast back. Gradients are finite everywhere, including all-zero
-sub-tensors (their gradient through the norm is taken as 0).
+of the whole tensor. float16 and bfloat16 inputs are reduced in float32 and
+scaled in float32 before one rounding back. Gradients are finite everywhere,
+including all-zero sub-tensors (their gradient through the norm is taken as 0).
+
+Edge inputs (``tf1norm._norms``): norms never overflow or underflow. A unit
+whose plain ``sqrt(Σx²)`` would be inf (float32 norms above ~1.8e19) or lose
+precision to underflow (float32 entries near 1e-20 and below) is recomputed as
+``(x/max|x|)·(t/r)``, so huge units are projected to the threshold and tiny
+units are compared (and projected) with their true norm; zero units stay zero.
+That recomputation runs in a ``tf.cond`` only when some unit needs it, so
+ordinary float32 weights pay one extra tiny reduction.
+
+Thresholds: a Python number is rounded once, directly to the weight's dtype
+(a cap of 1.1 on float64 is 1.1, not float32's 1.1000000238); one that rounds
+to inf or 0 there (1e5 for float16, 1e-60 for float32) raises ``ValueError``.
+A threshold tensor is cast to the weight's dtype (float32 for the half types).
 """
 
 import math
 
 from tf1norm import _checks
+from tf1norm import _norms
+from tf1norm import eager
+from tf1norm._norms import (HALF, accurate, all_of, below, finfo, guarded, low_norm,
+                            normal_scale, scaled_parts)
+from tf1norm._norms import p_norm, renorm_guarded, safe_positive
 from tf1norm._tf import tf
 
-_RENORM_EPSILON = 1e-7  # torch.renorm's constant
 
 
 def _compute_dtype(x):
-    return tf.float32 if x.dtype in (tf.float16, tf.bfloat16) else x.dtype
+    return _norms.compute_dtype(x.dtype)
 
 
-def _safe_positive(x, fill=1.0):
-    """(mask x > 0, x with non-positive entries replaced by ``fill``)."""
-    positive = x > 0
-    return positive, tf.where(positive, x, tf.ones_like(x) * fill)
+def _divide_safe(r):
+    """``r`` with zeros replaced by 1 (zero units: the branch that uses it is not taken)."""
+    return tf.where(r > 0, r, tf.ones_like(r))
 
 
-def p_norm(x, p, axes):
-    """p-norm over ``axes`` (keepdims) with finite gradients at zero.
+def _apply(x, wide, scale):
+    """``x · scale``; the half types multiply in float32 and round once.
 
-    ``p`` may be any float > 0 or ``math.inf``. For p == 2 the squares are summed
-    directly; for other p, ``|x|**p`` is summed with zero entries masked so
-    that p < 1 gives no infinite gradient. Computed in float32 for half types.
+    A unit whose scale is exactly 1.0 comes back bit-exact either way.
     """
-    x = tf.cast(x, _compute_dtype(x))
-    if p == math.inf:
-        return tf.reduce_max(tf.abs(x), axis=axes, keepdims=True)
-    if p == 1:
-        return tf.reduce_sum(tf.abs(x), axis=axes, keepdims=True)
-    if p == 2:
-        total = tf.reduce_sum(tf.square(x), axis=axes, keepdims=True)
-    else:
-        nonzero, magnitude = _safe_positive(tf.abs(x))
-        powered = tf.where(nonzero, tf.pow(magnitude, p), tf.zeros_like(magnitude))
-        total = tf.reduce_sum(powered, axis=axes, keepdims=True)
-    positive, safe_total = _safe_positive(total)
-    root = tf.sqrt(safe_total) if p == 2 else tf.pow(safe_total, 1.0 / p)
-    return tf.where(positive, root, tf.zeros_like(root))
-
-
-def _shrink_where_over(x, norm, limit, epsilon):
-    """Scale sub-tensors with ``norm > limit`` by ``limit / (norm + epsilon)``.
-
-    The per-sub-tensor factor is exactly 1.0 where the norm is at or under the
-    limit, and ``x * 1.0 == x`` bit for bit in IEEE arithmetic, so those
-    sub-tensors come back unchanged without a full-size ``tf.where``. The
-    denominator is made safe in the branch not taken, so gradients stay finite.
-    """
-    limit = tf.cast(limit, norm.dtype)
-    over = norm > limit
-    safe_norm = tf.where(over, norm, tf.ones_like(norm) * limit)
-    scale = tf.where(over, limit / (safe_norm + epsilon), tf.ones_like(norm))
+    if x.dtype in HALF:
+        return tf.cast(wide * scale, x.dtype)
     return x * tf.cast(scale, x.dtype)
 
 
@@ -104,7 +92,8 @@ def max_norm(w, threshold, axes=None, name=None):
 
     Raises:
       TypeError: ``w`` is not floating; ``axes`` is not int(s).
-      ValueError: rank 0 or unknown rank; ``threshold`` <= 0 or not finite;
+      ValueError: rank 0 or unknown rank; ``threshold`` <= 0 or not finite, or
+        (a Python number) rounding to inf or 0 in ``w``'s dtype;
         ``axes`` out of range or repeated.
 
     Example::
@@ -121,7 +110,8 @@ def max_norm(w, threshold, axes=None, name=None):
         rank = _checks.static_rank(w, "max_norm")
         axes = _checks.axes_tuple(axes, rank, "max_norm")
         threshold = _checks.positive_scalar(threshold, "max_norm", "threshold")
-        return _cap_l2_norm(w, axes, threshold)
+        return _cap_l2_norm(w, axes, _norms.threshold(threshold, w.dtype, "max_norm",
+                                                      "threshold"))
 
 
 def max_norm_assignment(w, threshold, axes=None, name=None):
@@ -137,46 +127,88 @@ def max_norm_assignment(w, threshold, axes=None, name=None):
         w = _checks.float_tensor(w, "max_norm")
         axes = _checks.axes_tuple(axes, _checks.static_rank(w, "max_norm"), "max_norm")
         threshold = _checks.positive_scalar(threshold, "max_norm", "threshold")
-        return _cap_forward(w, axes, tf.cast(threshold, _compute_dtype(w)))[0]
+        limit = _norms.threshold(threshold, w.dtype, "max_norm", "threshold")
+        if not _in_tf1_graph():
+            return _cap_forward(w, axes, limit)
+        return _traced_cap(w.dtype, limit.dtype, w.shape.rank, axes)(w, limit)
+
+
+def _in_tf1_graph():
+    """True when building a plain graph (not eager, not inside a function body)."""
+    return not tf.executing_eagerly() and not tf.compat.v1.get_default_graph().building_function
+
+
+_TRACED_CAPS = {}
+
+
+def _traced_cap(dtype, limit_dtype, rank, axes):
+    """``_cap_forward`` traced once per (dtype, rank, axes) and called as one graph op.
+
+    A projection per kernel of a large model would otherwise add the guard's
+    ``tf.cond`` and its scaled branch (~40 ops) per kernel to the graph:
+    building the train op of resnet_v1_50 took twice as long as ``minimize``.
+    As a function call the graph gains one op per kernel; Grappler inlines
+    the body when the session runs it, so the step costs the same.
+    """
+    key = (dtype, limit_dtype, rank, axes)
+    if key not in _TRACED_CAPS:
+        signature = [tf.TensorSpec([None] * rank, dtype), tf.TensorSpec([], limit_dtype)]
+        _TRACED_CAPS[key] = tf.function(lambda x, limit: _cap_forward(x, axes, limit),
+                                        input_signature=signature, autograph=False)
+    return _TRACED_CAPS[key]
 
 
 def _cap_forward(x, axes, limit):
-    """``(x·t/max(n, t), n, wide x, scale)``: one EuclideanNorm pass, one multiply.
+    """``x·t/max(n, t)``: one EuclideanNorm pass, one multiply, range-guarded.
 
     ``t / max(n, t)`` is ``min(t/n, 1)`` with one op fewer, and exactly 1.0
-    for ``n <= t`` (zero sub-tensors included).
+    for ``n <= t`` (zero sub-tensors included). Where the plain norm or scale
+    cannot be trusted (overflow, underflow) the unit is recomputed scaled
+    (``tf1norm._norms``); float16 needs no guard (its float32 sums stay in range).
     """
     wide = tf.cast(x, limit.dtype)
-    norm = tf.math.reduce_euclidean_norm(wide, axis=axes, keepdims=True)
+    norm = eager.euclidean_norm(wide, axes)
     scale = limit / tf.maximum(norm, limit)
-    return x * tf.cast(scale, x.dtype), norm, wide, scale  # x * 1.0 == x: bit-exact under t
+    capped = _apply(x, wide, scale)  # x * 1.0 == x: bit-exact under t
+    if x.dtype == tf.float16:
+        return capped
+    low = low_norm(limit.dtype)
+    # scale = t/max(n, t) is in (0, 1]: 0 or subnormal exactly where n overflowed or is huge
+    tiny = tf.constant(float(finfo(scale.dtype).tiny), scale.dtype)
+    trusted = all_of(tf.reduce_min(scale) >= tiny, accurate(norm, low, limit))
+    return guarded(capped, trusted, lambda: _cap_scaled(wide, axes, limit, x.dtype))
 
 
-def _cap_l2_norm(w, axes, threshold):
+def _cap_scaled(wide, axes, limit, dtype):
+    """``max_norm`` on the scaled form ``(x/m)·(t/r)`` (see ``tf1norm._norms``)."""
+    m, r = scaled_parts(wide, axes)
+    over = m * r > limit  # m·r may be inf: still over
+    return tf.cast(tf.where(over, (wide / m) * (limit / _divide_safe(r)), wide), dtype)
+
+
+def _cap_l2_norm(w, axes, limit):
     """``max_norm`` with few, large ops: it runs after every training step.
 
-    Forward: one ``EuclideanNorm`` pass, ``scale = t / max(n, t)`` (exactly
-    1.0 when ``n <= t``, zero sub-tensors included), one multiply. The gradient is written out, because the built-in
-    ``EuclideanNorm`` gradient is NaN at zero: for sub-tensors over the
-    threshold ``d(t·s/n) = (t/n)·(dy − s·<s, dy>/n²)``, elsewhere ``dy``.
+    Forward: ``_cap_forward``. The gradient is written out, because the
+    built-in ``EuclideanNorm`` gradient is NaN at zero: with ``u = s/n`` (taken
+    as ``(s/m)/r``, so huge units do not overflow), for sub-tensors over the
+    threshold ``d(t·s/n) = (t/n)·(dy − u·<u, dy>)``, elsewhere ``dy``.
     """
-    compute = _compute_dtype(w)
-    limit = tf.cast(threshold, compute)
-
     @tf.custom_gradient
     def cap(x):
-        capped, norm, wide, scale = _cap_forward(x, axes, limit)
-
         def grad(dy):
-            upstream = tf.cast(dy, compute)
-            over = norm > limit
-            safe_norm = tf.where(over, norm, tf.ones_like(norm))
-            dot = tf.reduce_sum(wide * upstream, axis=axes, keepdims=True)
-            correction = tf.where(over, scale * dot / tf.square(safe_norm),
-                                  tf.zeros_like(norm))
-            return tf.cast(scale * upstream - correction * wide, x.dtype)
+            wide = tf.cast(x, limit.dtype)
+            upstream = tf.cast(dy, limit.dtype)
+            m, r = scaled_parts(wide, axes)
+            over = m * r > limit
+            safe_r = _divide_safe(r)
+            unit = (wide / m) / safe_r
+            scale = tf.where(over, (limit / m) / safe_r, tf.ones_like(r))
+            dot = tf.reduce_sum(unit * upstream, axis=axes, keepdims=True)
+            correction = tf.where(over, unit * dot, tf.zeros_like(unit))
+            return tf.cast(scale * (upstream - correction), x.dtype)
 
-        return capped, grad
+        return _cap_forward(x, axes, limit), grad
 
     return cap(w)
 
@@ -187,6 +219,14 @@ def renorm(x, p, axis, maxnorm, name=None):
     Each slice ``x[..., i, ...]`` along ``axis`` whose p-norm (taken over all
     the other axes) exceeds ``maxnorm`` is multiplied by
     ``maxnorm / (norm + 1e-7)``; other slices are returned bit-exact.
+
+    Edge behaviour versus torch: torch sums ``|x|^p`` in the dtype, so a
+    float32 slice with norm above ~1.8e19 gets norm inf and is zeroed, and a
+    slice of 1e-30 entries gets norm 0 and is never renormalized. Here the
+    same formula is applied to the true norm (computed scaled where the plain
+    sum overflows or underflows), so such slices end with norm ``maxnorm``
+    (or, for tiny slices, ``maxnorm·n/(n + 1e-7)``, torch's formula). Where
+    torch's arithmetic is in range the results are identical.
 
     Args:
       x: floating tensor of rank >= 2 (torch.renorm requires that too).
@@ -212,8 +252,9 @@ def renorm(x, p, axis, maxnorm, name=None):
         axis = _checks.single_axis(axis, rank, "renorm")
         p = _check_p(p)
         maxnorm = _checks.positive_scalar(maxnorm, "renorm", "maxnorm")
+        limit = _norms.threshold(maxnorm, x.dtype, "renorm", "maxnorm")
         axes = tuple(a for a in range(rank) if a != axis)
-        return _shrink_where_over(x, p_norm(x, p, axes), maxnorm, _RENORM_EPSILON)
+        return renorm_guarded(x, p, axes, limit)
 
 
 def _check_p(p):
@@ -234,6 +275,9 @@ def unit_norm(w, axes=None, epsilon=1e-12, name=None):
     normalization" constraint. It is *not* weight normalization (that trains a
     separate gain ``g``; see the README). All-zero sub-tensors stay zero.
     Keras ``UnitNorm`` divides by ``epsilon + ||s||`` with epsilon 1e-7 instead.
+    Sub-tensors with norm below ``sqrt(epsilon)`` are scaled by
+    ``1/sqrt(epsilon)`` (not to unit norm); huge ones (float32 norms above
+    ~1.8e19) are normalized exactly, see the module docstring.
 
     Args:
       w: floating tensor. axes: as in ``max_norm``.
@@ -247,9 +291,28 @@ def unit_norm(w, axes=None, epsilon=1e-12, name=None):
         w = _checks.float_tensor(w, "unit_norm")
         axes = _checks.axes_tuple(axes, _checks.static_rank(w, "unit_norm"), "unit_norm")
         epsilon = _checks.positive_number(epsilon, "unit_norm", "epsilon")
-        wide = tf.cast(w, _compute_dtype(w))
-        squared = tf.reduce_sum(tf.square(wide), axis=axes, keepdims=True)
-        return w * tf.cast(tf.math.rsqrt(tf.maximum(squared, epsilon)), w.dtype)
+        return _unit_norm(w, axes, _norms.threshold(epsilon, _compute_dtype(w), "unit_norm",
+                                                    "epsilon"))
+
+
+def _unit_norm(w, axes, epsilon):
+    """``w · rsqrt(max(Σw², ε))``, range-guarded; the half types scale in float32."""
+    wide = tf.cast(w, epsilon.dtype)
+    # x·x, not tf.square: Square's gradient 2x overflows near max-finite
+    squared = tf.reduce_sum(wide * wide, axis=axes, keepdims=True)
+    fast = _apply(w, wide, tf.math.rsqrt(tf.maximum(squared, epsilon)))
+    if w.dtype == tf.float16:
+        return fast
+    low = 2 * low_norm(epsilon.dtype) ** 2  # on squares: eps >= 4·low_norm² is safe
+    trusted = all_of(below(squared, math.inf), accurate(squared, low, epsilon))
+
+    def slow():
+        m, r = scaled_parts(wide, axes, norm_fn=lambda y, a, q: p_norm(y, q, a))
+        unit = (wide / m) / _divide_safe(r)
+        return tf.cast(tf.where(m * r >= tf.sqrt(epsilon), unit,
+                                wide * tf.math.rsqrt(epsilon)), w.dtype)
+
+    return guarded(fast, trusted, slow)
 
 
 def min_max_norm(w, min_value=0.0, max_value=1.0, rate=1.0, axes=None, name=None):
@@ -274,12 +337,38 @@ def min_max_norm(w, min_value=0.0, max_value=1.0, rate=1.0, axes=None, name=None
         axes = _checks.axes_tuple(axes, _checks.static_rank(w, "min_max_norm"),
                                   "min_max_norm")
         min_value, max_value, rate = check_min_max(min_value, max_value, rate)
-        norm = p_norm(w, 2, axes)
-        target = rate * tf.clip_by_value(norm, min_value, max_value) + (1.0 - rate) * norm
-        nonzero, safe_norm = _safe_positive(norm)
-        changed = tf.not_equal(target, norm) & nonzero
-        scale = tf.where(changed, target / safe_norm, tf.ones_like(norm))
-        return w * tf.cast(scale, w.dtype)  # x * 1.0 == x: unchanged units are bit-exact
+        bounds = [_norms.threshold(v, w.dtype, "min_max_norm", arg, allow_zero=True)
+                  for v, arg in ((min_value, "min_value"), (max_value, "max_value"))]
+        rate = _norms.threshold(rate, _compute_dtype(w), "min_max_norm", "rate")
+        return _min_max_guarded(w, axes, bounds, rate, min_value == 0)
+
+
+def _min_max_guarded(w, axes, bounds, rate, from_zero):
+    """Keras MinMaxNorm on the plain norm; units out of its safe range recomputed scaled."""
+    norm = p_norm(w, 2, axes)
+    finite = tf.where(norm < math.inf, norm, tf.zeros_like(norm))  # (1 - 1)·inf: NaN gradients
+    target = rate * tf.clip_by_value(finite, *bounds) + (1.0 - rate) * finite
+    nonzero, safe_norm = safe_positive(finite)
+    changed = tf.not_equal(target, finite) & nonzero
+    scale = tf.where(changed, target / safe_norm, tf.ones_like(norm))
+    wide = tf.cast(w, norm.dtype)
+    fast = _apply(w, wide, scale)  # x * 1.0 == x: unchanged units are bit-exact
+    if w.dtype == tf.float16:
+        return fast
+    low = low_norm(norm.dtype)
+    exact = accurate(norm, low, bounds[1]) if from_zero else tf.reduce_min(norm) >= low
+    trusted = all_of(below(norm, math.inf), exact, normal_scale(scale))
+    return guarded(fast, trusted, lambda: _min_max_scaled(wide, axes, bounds, rate, w.dtype))
+
+
+def _min_max_scaled(wide, axes, bounds, rate, dtype):
+    """``(x/m)·(rate·clip(n)/r) + (1 − rate)·x`` with ``n = m·r``; unchanged units exact."""
+    m, r = scaled_parts(wide, axes, norm_fn=lambda y, a, q: p_norm(y, q, a))
+    norm = m * r
+    clipped = tf.clip_by_value(norm, *bounds)
+    changed = tf.not_equal(clipped, norm) & (r > 0)
+    moved = (wide / m) * (rate * clipped / _divide_safe(r)) + wide * (1.0 - rate)
+    return tf.cast(tf.where(changed, moved, wide), dtype)
 
 
 def check_min_max(min_value, max_value, rate, fn="min_max_norm"):
