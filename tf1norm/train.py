@@ -3,8 +3,10 @@
 import warnings
 
 from tf1norm import _checks
+from tf1norm import _rollback
 from tf1norm import keys
 from tf1norm import registry
+from tf1norm import skipping
 from tf1norm._tf import tf, v1
 from tf1norm.transforms import StepContext, Transform, _ProjectConstraints
 from tf1norm.transforms import project_constraints
@@ -26,7 +28,9 @@ def create_train_op(loss, optimizer, global_step=_USE_GLOBAL_STEP, transforms=()
        moving averages) run before the loss is used for gradients;
     2. gradients are computed with ``optimizer.compute_gradients`` and made
        to wait for a NaN/Inf check of the loss (``check_numerics``);
-    3. every transform's ``pre_apply`` (gradient stage), in chain order;
+    3. every transform's ``pre_apply`` (gradient stage), in chain order; then
+       (``check_numerics``) each gradient passes a NaN/Inf check naming its
+       variable, which its update waits for;
     4. ``optimizer.apply_gradients`` (variable ``constraint=`` attributes are
        applied by the optimizer right after each variable's update);
     5. every transform's ``post_apply`` (variable stage), in chain order, built
@@ -53,8 +57,12 @@ def create_train_op(loss, optimizer, global_step=_USE_GLOBAL_STEP, transforms=()
     ``global_step=None``, so the step counts each training step once; a
     second train op incrementing the same global step is warned about.
 
-    With ``skip_nonfinite()`` in the chain, stages 4-6 sit in a ``tf.cond`` and
-    are skipped when a gradient is NaN/Inf.
+    With ``skip_nonfinite()`` (or any transform adding an apply condition) in
+    the chain, stages 4-6 sit in a ``tf.cond`` and are skipped when the loss or
+    a gradient is NaN/Inf; on a skip every variable written before the
+    decision (batch-norm moving statistics, immediate-mode spectral-norm
+    ``u``, any assign in the loss) is restored from a snapshot taken before
+    its first write, so the step leaves no trace (see ``skip_nonfinite``).
 
     With ``tf.compat.v1.train.SyncReplicasOptimizer`` the returned op is the
     worker's op (push gradients, wait for the token), and stages 3-6 run on
@@ -73,8 +81,13 @@ def create_train_op(loss, optimizer, global_step=_USE_GLOBAL_STEP, transforms=()
       update_ops: ops to run before the gradients; default ``UPDATE_OPS``.
       variables: variables to train; default the trainable variables.
         ``variables_to_train`` (tf-slim's name) is accepted as an alias.
-      check_numerics: wrap the loss in ``tf.debugging.check_numerics`` (skipped
-        when a transform handles non-finite values itself).
+      check_numerics: check the loss and every applied gradient with
+        ``tf.debugging.check_numerics`` (off when a transform handles
+        non-finite values itself). A NaN/Inf loss raises before any update;
+        a NaN/Inf gradient raises ``InvalidArgumentError`` naming its
+        variable, which is never written (other variables of that step may
+        already be; use ``skip_nonfinite()`` for all-or-nothing). Cost: one
+        pass over each gradient, no copy.
       gate_gradients, aggregation_method, colocate_gradients_with_ops: passed to
         ``compute_gradients``.
       summarize_gradients: add a histogram (``<var>_gradient``) and a norm
@@ -110,12 +123,14 @@ def create_train_op(loss, optimizer, global_step=_USE_GLOBAL_STEP, transforms=()
     loss = _checked_loss(loss)
     variables = _variables_alias(variables, variables_to_train)
     global_step = _checked_global_step(global_step)
-    update_ops = v1.get_collection(keys.UPDATE_OPS) if update_ops is None else list(update_ops)
+    update_ops = v1.get_collection(keys.UPDATE_OPS) if update_ops is None else \
+        _checks.op_list(update_ops, "create_train_op", "update_ops")
     # No name scope around the step: optimizers create non-slot variables
     # (Adam's beta1_power) in the current scope, and their names must match a
     # plain optimizer.minimize graph for checkpoints to stay interchangeable.
     waits = list(update_ops)
-    if check_numerics and not any(t.handles_nonfinite for t in transforms):
+    check_numerics = check_numerics and not any(t.handles_nonfinite for t in transforms)
+    if check_numerics:
         waits.append(tf.debugging.check_numerics(loss, "LossTensor is inf or nan").op)
     grads_and_vars = optimizer.compute_gradients(
         loss, var_list=variables, gate_gradients=gate_gradients,
@@ -129,17 +144,21 @@ def create_train_op(loss, optimizer, global_step=_USE_GLOBAL_STEP, transforms=()
             summarize(grads_and_vars)
         step = _sync_replicas_step(optimizer, grads_and_vars, transforms, global_step)
     else:
-        step = _transformed_step(optimizer, grads_and_vars, transforms, global_step, summarize)
+        context = StepContext(optimizer, global_step, [v for _, v in grads_and_vars], loss)
+        step = _transformed_step(optimizer, grads_and_vars, transforms, context, summarize,
+                                 check_numerics)
     return _loss_after_step(loss, tf.group(step, name=f"{name}_step"), global_step, name)
 
 
-def _transformed_step(optimizer, grads_and_vars, transforms, global_step, summarize=None):
+def _transformed_step(optimizer, grads_and_vars, transforms, context, summarize=None,
+                      check_numerics=False):
     """pre_apply chain, then the (possibly conditional) update and variable stages."""
-    context = StepContext(optimizer, global_step, [v for _, v in grads_and_vars])
     for transform in transforms:
         grads_and_vars = transform.pre_apply(grads_and_vars, context)
     if summarize is not None:
         summarize(grads_and_vars)
+    if check_numerics:
+        grads_and_vars = skipping.checked_gradients(grads_and_vars)
     return _conditional_step(optimizer, grads_and_vars, transforms, context)
 
 
@@ -194,11 +213,11 @@ def _transforms_hint(value):
 
 def _variables_alias(variables, variables_to_train):
     if variables_to_train is None:
-        return variables
+        return _checks.variable_list(variables, "create_train_op", "variables")
     if variables is not None:
         raise ValueError("create_train_op: got both `variables` and `variables_to_train` (its "
                          "tf-slim alias); pass only one.")
-    return variables_to_train
+    return _checks.variable_list(variables_to_train, "create_train_op", "variables_to_train")
 
 
 def _gradient_summarizer(summarize_gradients, transforms):
@@ -238,8 +257,9 @@ class _TransformingOptimizer:
 
     def apply_gradients(self, grads_and_vars, global_step=None, name=None):
         del name
-        return _transformed_step(self._inner, list(grads_and_vars), self._transforms,
-                                 global_step)
+        grads_and_vars = list(grads_and_vars)
+        context = StepContext(self._inner, global_step, [v for _, v in grads_and_vars])
+        return _transformed_step(self._inner, grads_and_vars, self._transforms, context)
 
     def __getattr__(self, attribute):
         return getattr(self._inner, attribute)
@@ -262,11 +282,8 @@ def _checked_transforms(optimizer, transforms):
         raise TypeError(f"create_train_op: `optimizer` must be a tf.compat.v1.train.Optimizer; "
                         f"got {type(optimizer).__name__}. Keras optimizers cannot be used in "
                         "a tf.compat.v1 graph train op.")
-    transforms = list(transforms)
-    for transform in transforms:
-        if not isinstance(transform, Transform):
-            raise TypeError(f"create_train_op: every transform must be a tf1norm Transform; got "
-                            f"{transform!r}. Use e.g. tf1norm.clip_by_norm(5.0).")
+    transforms = _checks.instance_list(transforms, Transform, "create_train_op", "transforms",
+                                       "tf1norm.clip_by_norm(5.0)")
     return transforms + _automatic_projections(transforms)
 
 
@@ -297,7 +314,7 @@ def _checked_loss(loss):
     if loss.shape.rank not in (None, 0):
         raise ValueError(f"create_train_op: `loss` must be a scalar; got shape {loss.shape}. "
                          "Reduce it first, e.g. tf.reduce_mean(loss).")
-    return loss
+    return _checks.scalar_at_run_time(loss, "create_train_op", "loss")
 
 
 def _check_some_gradient(grads_and_vars):
@@ -311,12 +328,16 @@ def _conditional_step(optimizer, grads_and_vars, transforms, context):
     def apply_step():
         return _apply_and_post_apply(optimizer, grads_and_vars, transforms, context)
 
-    if not context.apply_conditions:
+    if not context.apply_conditions and not context.gradient_checks:
         return apply_step()
     conditions = [c for c, _ in context.apply_conditions]
+    conditions += [check(grads_and_vars) for check in context.gradient_checks]
+    rollback = _rollback.protect_step(context.loss, grads_and_vars, conditions)
+    with tf.control_dependencies(rollback.writes):  # decide after every write
+        apply = tf.reduce_all(tf.stack(conditions), name="apply_step")
 
     def skip_step():
-        ops = [on_skip() for _, on_skip in context.apply_conditions]
+        ops = [on_skip() for _, on_skip in context.apply_conditions] + rollback.restore()
         with tf.control_dependencies(ops):
             return tf.constant(False)
 
@@ -324,7 +345,9 @@ def _conditional_step(optimizer, grads_and_vars, transforms, context):
         with tf.control_dependencies([apply_step()]):
             return tf.constant(True)
 
-    return tf.cond(tf.reduce_all(tf.stack(conditions)), apply_and_flag, skip_step).op
+    applied = tf.cond(apply, apply_and_flag, skip_step)
+    references = rollback.restore_references(applied)
+    return tf.group(applied.op, *references) if references else applied.op
 
 
 def _apply_and_post_apply(optimizer, grads_and_vars, transforms, context):

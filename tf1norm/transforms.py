@@ -18,6 +18,7 @@ after the previous one. Transforms keep per-build state in ``context.state``,
 so one transform object can serve several graphs.
 """
 
+import contextlib
 import math
 import numbers
 import re
@@ -41,18 +42,30 @@ class StepContext:
       variables: the variables being trained.
       state: a dict transforms use to pass tensors from pre_apply to post_apply.
       apply_conditions: ``(condition, on_skip)`` pairs; when any condition is
-        False the update and every post_apply stage are skipped and the
+        False the update and every post_apply stage are skipped, every
+        variable the step wrote before the decision is restored, and the
         ``on_skip()`` ops run instead.
+      gradient_checks: functions ``fn(grads_and_vars) -> bool tensor`` called
+        on the gradients the optimizer applies (after every pre_apply); False
+        skips the step like a False apply condition.
+      loss: the loss tensor, or None (``SyncReplicasOptimizer``'s update).
     """
 
-    def __init__(self, optimizer, global_step, variables):
+    def __init__(self, optimizer, global_step, variables, loss=None):
         self.graph = v1.get_default_graph()
         self.optimizer = optimizer
         self.global_step = global_step
         self.variables = list(variables)
+        self.loss = loss
         self.state = {}
         self.apply_conditions = []
+        self.gradient_checks = []
         self.last_ops = {}  # variable ref -> its latest op of the variable stage
+
+    def make_variable(self, key, create):
+        """``create()`` a variable a transform keeps: per build here, once per step in TF2."""
+        del key
+        return create()
 
     @property
     def learning_rate(self):
@@ -70,6 +83,10 @@ class StepContext:
         """Skip the update unless ``condition``; ``on_skip()`` builds the else-ops."""
         self.apply_conditions.append((condition, on_skip))
 
+    def add_gradient_check(self, fn):
+        """Skip the update unless ``fn(final grads_and_vars)`` (a bool tensor) is True."""
+        self.gradient_checks.append(fn)
+
 
 def optimizer_learning_rate(optimizer):
     """The learning rate a ``tf.compat.v1.train`` optimizer uses, as a tensor.
@@ -80,6 +97,8 @@ def optimizer_learning_rate(optimizer):
     Raises:
       ValueError: the optimizer keeps its learning rate somewhere unknown.
     """
+    if not isinstance(optimizer, v1.train.Optimizer) and hasattr(optimizer, "learning_rate"):
+        return tf.convert_to_tensor(optimizer.learning_rate)  # Keras: follows its schedule
     inner = optimizer
     while not _has_rate(inner) and getattr(inner, "_opt", None) is not None:
         inner = inner._opt
@@ -242,7 +261,8 @@ class _ClipByGlobalNorm(Transform):
                 tf.control_dependencies(self.check() if self.check else []):
             clipped, norm = tf.clip_by_global_norm(list(grads), self.clip_norm)
         self.global_norm = context.state[self] = norm
-        v1.add_to_collection(keys.GRADIENT_GLOBAL_NORM, norm)
+        if not tf.executing_eagerly():  # eager: the global graph would grow every step
+            v1.add_to_collection(keys.GRADIENT_GLOBAL_NORM, norm)
         return list(zip(clipped, variables))
 
     def __repr__(self):
@@ -285,18 +305,33 @@ def _resolve_multipliers(multipliers, grads_and_vars):
     for key, factor in multipliers.items():
         matched = [v for v in variables if _matches(key, v)]
         if not matched:
-            names = ", ".join(v.op.name for v in variables)
+            names = ", ".join(variable_name(v) for v in variables)
             raise ValueError(f"multiply_gradients: key {_key_name(key)!r} matches no trained "
                              f"variable. Trained variables: {names}.")
         with_gradient = [v for v in matched if v.ref() not in without_gradient]
         if not with_gradient or (_is_exact(key) and len(with_gradient) < len(matched)):
             raise ValueError(f"multiply_gradients: key {_key_name(key)!r} names "
-                             f"{matched[0].op.name}, which gets no gradient from the loss (a "
+                             f"{variable_name(matched[0])}, which gets no gradient from the loss (a "
                              "multiplier of a None gradient). Remove the key, or train that "
                              "variable.")
         for variable in with_gradient:
             factors[variable.ref()] = factor
     return factors
+
+
+def variable_name(variable):
+    """``variable.op.name``, also for an eager variable (which has no ``op``)."""
+    try:
+        return variable.op.name
+    except AttributeError:
+        return variable.name.split(":")[0]
+
+
+def colocated_with(variable):
+    """``colocate_with(variable.op)`` in a graph; nothing in eager mode or a tf.function."""
+    if tf.inside_function() or tf.executing_eagerly():
+        return contextlib.nullcontext()
+    return variable.graph.colocate_with(variable.op)
 
 
 def _is_exact(key):
@@ -306,7 +341,7 @@ def _is_exact(key):
 
 def _matches(key, variable):
     if isinstance(key, str):
-        return re.fullmatch(key.removesuffix(":0"), variable.op.name) is not None
+        return re.fullmatch(key.removesuffix(":0"), variable_name(variable)) is not None
     return key is variable
 
 
@@ -329,8 +364,15 @@ def multiply_gradients(multipliers):
                         f"{multipliers!r}. E.g. {{'conv1/weights': 0.1}}.")
     for key, factor in multipliers.items():
         if not isinstance(key, (str, tf.Variable)):
-            raise TypeError(f"multiply_gradients: keys must be variables or names; got "
-                            f"{key!r}.")
+            raise TypeError(f"multiply_gradients: `multipliers` keys must be variables or names; "
+                            f"got {key!r}. E.g. {{'conv1/weights': 0.1}}.")
+        if isinstance(key, str):
+            _checks.regular_expression(key.removesuffix(":0"), "multiply_gradients",
+                                       "multipliers")
+        if not isinstance(factor, (numbers.Real, tf.Tensor, tf.Variable)) or \
+                isinstance(factor, bool):
+            raise TypeError(f"multiply_gradients: the factor of {_key_name(key)!r} must be a "
+                            f"number or a scalar tensor; got {factor!r}. E.g. 0.1.")
         if isinstance(factor, numbers.Real) and not math.isfinite(factor):
             raise ValueError(f"multiply_gradients: the factor of {_key_name(key)!r} must be "
                              f"finite; got {factor!r}. A NaN/Inf factor turns every gradient "
@@ -364,43 +406,10 @@ def add_gradient_noise(scale, decay=0.0, seed=None):
     """
     scale = _checks.positive_number(scale, "add_gradient_noise", "scale")
     decay = _checks.positive_number(decay, "add_gradient_noise", "decay", allow_zero=True)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise TypeError(f"add_gradient_noise: `seed` must be None or an int; got {seed!r}. "
+                        "E.g. seed=0.")
     return _GradientNoise(scale, decay, seed)
-
-
-class _SkipNonfinite(Transform):
-    handles_nonfinite = True
-
-    def __init__(self):
-        self.skipped_steps = None
-
-    def pre_apply(self, grads_and_vars, context):
-        with tf.name_scope("skip_nonfinite"):
-            checks = [tf.reduce_all(tf.math.is_finite(_values(g))) for g, _ in grads_and_vars
-                      if g is not None]
-            finite = tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
-            counter = v1.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps",
-                                  use_resource=True)
-        self.skipped_steps = context.state[self] = counter
-        v1.add_to_collection(keys.SKIPPED_STEPS, counter)
-        context.add_apply_condition(finite, lambda: counter.assign_add(1, read_value=False))
-        return grads_and_vars
-
-
-def _values(grad):
-    return grad.values if isinstance(grad, tf.IndexedSlices) else grad
-
-
-def skip_nonfinite():
-    """Skip the whole step when any gradient has a NaN or Inf.
-
-    On such a step no variable, optimizer slot or global step changes (the
-    update and every post_apply stage sit in the true branch of a ``tf.cond``)
-    and the non-trainable int64 counter ``skipped_steps`` (also exposed as
-    ``transform.skipped_steps`` and in ``keys.SKIPPED_STEPS``) increments.
-    With this transform in the chain ``create_train_op`` does not wrap the
-    loss in ``check_numerics``, so a NaN loss is skipped rather than raised.
-    """
-    return _SkipNonfinite()
 
 
 class _ProjectConstraints(Transform):
