@@ -12,6 +12,8 @@ renaming (seed 004's "variable already exists" cannot happen).
 import re
 
 from tf1norm import _checks
+from tf1norm import _norms
+from tf1norm import eager
 from tf1norm import keys
 from tf1norm import registry
 from tf1norm._tf import tf, v1
@@ -37,9 +39,27 @@ def _whole(variable):
     trains), and it is named by its full name, as ``Saver`` names it.
     """
     if isinstance(variable, tf.Variable):
-        return variable, variable, variable.op.name
+        return variable, variable, eager.variable_name(variable)
     parts = list(variable)
     return variable.as_tensor(), parts[-1], variable.name
+
+
+def _gain_initializer(variable):
+    """``(initializer, shape)`` of ``g``: the unit norms of ``variable`` at its creation.
+
+    A graph variable's ``initial_value`` (so ``g`` follows the initializer
+    run); an eager variable already holds its initial value, read once, when
+    ``g`` is created (under ``init_scope``, also while tracing a function).
+    """
+    if not eager.is_eager(variable):
+        return _unit_norms(_initial_value(variable)), None
+
+    def initializer(shape, dtype=None, partition_info=None):
+        del shape, partition_info
+        with tf.init_scope():
+            return tf.cast(_unit_norms(tf.convert_to_tensor(variable)), dtype or variable.dtype)
+
+    return initializer, [variable.shape[-1]]
 
 
 def _initial_value(variable):
@@ -49,7 +69,13 @@ def _initial_value(variable):
     return tf.concat([p.initial_value for p in variable], axis[0])
 
 
-def _wanted(pattern, name, variable):
+def _wanted(pattern, name, variable, fn):
+    if pattern.search(name) is not None and isinstance(variable, tf.Tensor):
+        raise ValueError(f"{fn}: the weight {name!r} is already reparameterized by an enclosing "
+                         "weight_norm_getter or spectral_norm_getter (got the tensor "
+                         f"{variable.name!r}, not a variable). Nest at most one reparameterizing "
+                         "getter over a weight, as slim_scope does; use `name_filter` to choose "
+                         "the weights of each.")
     return pattern.search(name) is not None and variable.shape.rank is not None \
         and variable.shape.rank >= 2
 
@@ -69,6 +95,8 @@ class PowerIterationRefresh(registry.Projection):
     step, inside the train op, costs a ``[1, out]`` copy and keeps evaluation
     runs from moving ``u``.
     """
+
+    transient = True
 
     def __init__(self, variable, u, u_new):
         super().__init__(variable, None, "sn_u_refresh")
@@ -102,6 +130,12 @@ def spectral_norm_getter(power_iterations=1, name_filter=DEFAULT_FILTER, update=
     * ``update="collection"`` (Sonnet v1's explicit update op): only
       ``create_train_op`` stores it, once per step, after the update (a record
       in ``tf1norm.registry`` under ``collection``); other runs never do;
+    * in TF2 (``u`` an eager variable: a ``track_tf1_style_variables`` layer
+      called eagerly or in a ``tf.function``) both modes act like
+      ``"collection"``: the forward pass assigns nothing and records the
+      refresh under ``collection`` for the TF2 step, which stores it after
+      the update (see ``tf1norm.registry``); after each step ``u`` equals
+      what ``"immediate"`` would have stored in the graph;
     * ``training=False`` (PyTorch's ``eval()``): never. The layer still
       computes ``W / σ`` from the stored ``u``, so evaluating the same input
       twice gives the same output, and ``export_plain_checkpoint`` writes
@@ -133,20 +167,21 @@ def spectral_norm_getter(power_iterations=1, name_filter=DEFAULT_FILTER, update=
 
     def custom_getter(getter, name, *args, **kwargs):
         variable = getter(name, *args, **kwargs)
-        if not _wanted(pattern, name, variable):
+        if not _wanted(pattern, name, variable, fn):
             return variable
         u = _extra_variable(getter, name + "/sn_u", kwargs, shape=[1, variable.shape[-1]],
                             initializer=v1.random_normal_initializer(), trainable=False)
         weight, trained, full_name = _whole(variable)
         normalized, sigma, u_new = spectral_norm(weight, u, power_iterations)
-        v1.add_to_collection(keys.SPECTRAL_NORM_SIGMA, sigma)
-        registry.add_record(u.graph, keys.SPECTRAL_NORM_WEIGHTS, u.ref(),
-                            SpectralNormRecord(variable, u, normalized, full_name))
+        if not tf.executing_eagerly():
+            v1.add_to_collection(keys.SPECTRAL_NORM_SIGMA, sigma)
+        registry.add_record(eager.record_key(u, transient=True), keys.SPECTRAL_NORM_WEIGHTS,
+                            u.ref(), SpectralNormRecord(variable, u, normalized, full_name))
         if training is False:
             return normalized
         if training is not True:
             u_new = tf.where(training, u_new, tf.cast(u, u_new.dtype))
-        if update == "collection":
+        if update == "collection" or eager.is_eager(u):  # TF2: the step stores u
             registry.register_projection(PowerIterationRefresh(trained, u, u_new), collection)
             return normalized
         with tf.control_dependencies([u.assign(u_new, read_value=False)]):
@@ -193,8 +228,9 @@ class WeightNormRecord:
 
 
 def _unit_norms(value):
+    """``‖v‖`` per output unit in ``value``'s dtype, overflow/underflow-safe (``tf1norm._norms``)."""
     axes = tuple(range(value.shape.rank - 1))
-    return tf.sqrt(tf.reduce_sum(tf.square(value), axis=axes))
+    return tf.cast(_norms.safe_norm(value, axes, keepdims=False), value.dtype)
 
 
 def weight_norm_getter(name_filter=DEFAULT_FILTER, epsilon=1e-12):
@@ -213,14 +249,15 @@ def weight_norm_getter(name_filter=DEFAULT_FILTER, epsilon=1e-12):
 
     def custom_getter(getter, name, *args, **kwargs):
         variable = getter(name, *args, **kwargs)
-        if not _wanted(pattern, name, variable):
+        if not _wanted(pattern, name, variable, "weight_norm_getter"):
             return variable
-        initial = _unit_norms(_initial_value(variable))
+        initial, shape = _gain_initializer(variable)
+        extra = {} if shape is None else {"shape": shape}
         g = _extra_variable(getter, name + "/wn_g", kwargs, initializer=initial,
-                            trainable=kwargs.get("trainable", True))
+                            trainable=kwargs.get("trainable", True), **extra)
         direction, _, full_name = _whole(variable)
         normalized = weight_norm(direction, g, epsilon=epsilon)
-        registry.add_record(g.graph, keys.WEIGHT_NORM, g.ref(),
+        registry.add_record(eager.record_key(g, transient=True), keys.WEIGHT_NORM, g.ref(),
                             WeightNormRecord(variable, g, normalized, direction, full_name))
         return normalized
 
@@ -231,20 +268,32 @@ def power_iteration_vector(variable):
     """The persistent ``u`` ([1, out]) of ``variable`` for constraints and regularizers.
 
     Created once per graph (outside any ``tf.cond`` branch, via ``init_scope``)
-    as a non-trainable resource variable named ``<weight>/sn_u_state``.
+    as a non-trainable resource variable named ``<weight>/sn_u_state``; for an
+    eager variable (TF2, Keras) once per variable, kept on the variable.
     """
     def build():
         with tf.init_scope(), v1.get_default_graph().name_scope(""):  # absolute name
             return v1.Variable(v1.random_normal_initializer(seed=0)([1, variable.shape[-1]],
                                                                     variable.dtype.base_dtype),
-                               trainable=False, name=variable.op.name + "/sn_u_state",
-                               use_resource=True)
+                               trainable=False, use_resource=True,
+                               name=eager.variable_name(variable) + "/sn_u_state")
 
+    if eager.is_eager(variable):
+        return eager.attached(variable, "sn_u_state", build)
     return registry.cached(variable.graph, ("sn_u_state", variable.ref()), build)
 
 
-def spectral_sigma(variable, power_iterations=1):
-    """``(σ, refresh_op)`` for a variable, one power iteration from its persistent ``u``."""
+def spectral_sigma(variable, power_iterations=1, defer=False):
+    """``(σ, refresh_op)`` for a variable, one power iteration from its persistent ``u``.
+
+    With ``defer=True`` and an eager variable (a loss computed in the forward
+    pass of a TF2 model) nothing is assigned: the refresh is recorded under
+    ``keys.SPECTRAL_NORM`` for the TF2 step and ``refresh_op`` is a no-op.
+    """
     u = power_iteration_vector(variable)
     _, sigma, u_new = spectral_norm(variable, u.read_value(), power_iterations)
+    if defer and eager.is_eager(variable):
+        registry.register_projection(PowerIterationRefresh(variable, u, u_new),
+                                     keys.SPECTRAL_NORM)
+        return sigma, tf.no_op()
     return sigma, u.assign(u_new, read_value=False)

@@ -9,10 +9,47 @@ variable plus the pure function to apply, able to build a fresh assign op at
 any point of the graph. Records live beside the graph (a weak mapping from
 graph to records), not in a graph collection, so that ``Saver`` and
 ``export_meta_graph`` do not warn about unserializable collection items.
+
+TF2 (eager variables: ``track_tf1_style_variables`` layers, Keras)
+-------------------------------------------------------------------
+A variable created eagerly has no graph. Its records are kept as follows
+(``tf1norm.eager`` finds the context):
+
+=====================  ===================================  =======================
+record                 kept in                              lives
+=====================  ===================================  =======================
+``Projection``         on the variable itself, found         as long as the variable
+(max-norm of a         through a weak index (registered
+variable)              once, first call wins, as in a graph)
+``transient`` records  the *trace*: the outermost            that trace (each retrace
+(``RowProjection``,    ``FuncGraph`` being traced inside     records afresh)
+``PowerIteration-      ``tf.function``; in plain eager
+Refresh``: they hold   execution the eager step store,       until ``clear_step_records()``
+tensors of the         where a record with the same key
+forward pass)          replaces the older one
+=====================  ===================================  =======================
+
+A max-norm regularizer records when the shim creates its variable
+(``eager.records_on_creation``), even if nothing reads ``layer.losses``.
+In TF2 nothing is assigned on the forward pass: factories only record, and
+the train step builds the records after the optimizer update. The contract
+for a TF2 step (eager, or ``tf.function`` with or without ``jit_compile``):
+
+1. run the forward pass (the layer call) in the same function as the step;
+2. ``get_projections(collection)`` / ``recorded_collections()`` called in
+   that function (any ``graph`` argument, or none) return the graph's own
+   records *plus* the eager-variable records visible here: the persistent
+   ones and those of the current trace (or of the eager step store);
+3. ``projection.build()`` builds (in a ``FuncGraph``) or runs (eagerly) the
+   assign in the current context; ``projection.variables`` are the
+   ``tf.Variable`` objects whose update it must follow;
+4. in plain eager execution call ``clear_step_records()`` at the end of the
+   step, so the next forward pass's rows and ``u`` are not mixed with these.
 """
 
 import weakref
 
+from tf1norm import eager
 from tf1norm._tf import tf, v1
 
 _STATE = weakref.WeakKeyDictionary()
@@ -25,7 +62,11 @@ class Projection:
       variable: the ``tf.Variable`` to project.
       fn: pure function mapping the variable's value to the projected value.
       name: name of the assign ops built from this record.
+      transient: class attribute; True for records holding tensors of one
+        forward pass (kept per trace in TF2, see the module docstring).
     """
+
+    transient = False
 
     def __init__(self, variable, fn, name, axes=None):
         self.variable = variable
@@ -54,7 +95,7 @@ class Projection:
         Build it under ``tf.control_dependencies([update])`` to project the
         value written by ``update``.
         """
-        with self.variable.graph.colocate_with(self.variable.op):
+        with eager.colocated(self.variable):
             value = self.fn(fresh_read(self.variable))
             return self.variable.assign(value, name=self.name, read_value=False)  # an op
 
@@ -138,6 +179,8 @@ class RowProjection(Projection):
     before its read (``mode="torch"``), without recording them.
     """
 
+    transient = True
+
     def __init__(self, variable, ids, fn, name):
         super().__init__(variable, fn, name)
         self.ids = ids
@@ -155,9 +198,9 @@ class RowProjection(Projection):
         removes such an op, and the gather would read the rows before the
         update it was built after.
         """
-        with tf.control_dependencies(None), self.variable.graph.colocate_with(self.variable.op):
+        with tf.control_dependencies(None), eager.colocated(self.variable):
             unique_ids, _ = tf.unique(tf.reshape(self.ids, [-1]))
-        with self.variable.graph.colocate_with(self.variable.op):
+        with eager.colocated(self.variable):
             # tf.gather reads a resource variable with sparse_read: the rows
             # without a reference to the whole table; with read_value() the
             # scatter below would have to copy the entire buffer first
@@ -213,29 +256,71 @@ def get_records(kind, graph=None):
 
 
 def register_projection(projection, collection):
-    """Record ``projection`` under ``collection``; False if its variable already is."""
-    table = _graph_state(projection.variable.graph)["projections"].setdefault(collection, {})
-    key = projection.key
-    if key in table:
+    """Record ``projection`` under ``collection``; False if its key already is.
+
+    Where the record goes depends on the variable (see the module docstring).
+    In the eager step store a record with the same key replaces the older one
+    (the latest forward pass wins) and True is returned.
+    """
+    variable = projection.variable
+    if eager.is_eager(variable) and not projection.transient:
+        table = eager.persistent_table(variable, collection)
+    else:
+        store = eager.record_key(variable, projection.transient)
+        table = _graph_state(store)["projections"].setdefault(collection, {})
+        if store is eager.EAGER_STEP:
+            table[projection.key] = projection
+            return True
+    if projection.key in table:
         return False
-    table[key] = projection
+    table[projection.key] = projection
     return True
 
 
+def _tf2_tables(collection=None):
+    """``{collection: [records]}`` of eager variables visible here (empty in a TF1 graph)."""
+    if not eager.in_tf2():
+        return {}
+    tables = eager.persistent_records(collection)
+    for name, table in _graph_state(eager.trace_key())["projections"].items():
+        if collection is None or name == collection:
+            tables.setdefault(name, []).extend(table.values())
+    return tables
+
+
 def get_projections(collection, graph=None):
-    """The ``Projection`` records of ``collection`` in ``graph``, in registration order."""
+    """The ``Projection`` records of ``collection`` in ``graph``, in registration order.
+
+    In TF2 (eager, or while tracing a ``tf.function``) the records of eager
+    variables visible here follow the graph's own (module docstring).
+    """
     graph = graph or v1.get_default_graph()
-    return list(_graph_state(graph)["projections"].get(collection, {}).values())
+    records = list(_graph_state(graph)["projections"].get(collection, {}).values())
+    records += [r for r in _tf2_tables(collection).get(collection, []) if r not in records]
+    return records
 
 
 def recorded_collections(graph=None):
-    """Names of the collections with recorded projections in ``graph``."""
+    """Names of the collections with recorded projections in ``graph`` (and TF2, as above)."""
     graph = graph or v1.get_default_graph()
-    return [name for name, table in _graph_state(graph)["projections"].items() if table]
+    names = [name for name, table in _graph_state(graph)["projections"].items() if table]
+    return names + [name for name, table in _tf2_tables().items()
+                    if table and name not in names]
+
+
+def clear_step_records():
+    """Forget the eager step store's records (call at the end of an eager TF2 step)."""
+    _graph_state(eager.EAGER_STEP)["projections"].clear()
 
 
 def cached(graph, key, build):
-    """Return the value stored under ``key`` for ``graph``, building it once."""
+    """Return the value stored under ``key`` for ``graph``, building it once.
+
+    ``graph=None`` (``eager.cache_graph`` of an eager value outside any
+    function) caches nothing: ``build()`` runs every time.
+    """
+    if graph is None:
+        return build()
     cache = _graph_state(graph)["cache"]
     if key not in cache:
         cache[key] = build()

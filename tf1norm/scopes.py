@@ -12,6 +12,7 @@ spectral normalization wraps the variable that comes back.
 import contextlib
 
 from tf1norm import _checks
+from tf1norm import eager
 from tf1norm._tf import v1
 from tf1norm.getters import DEFAULT_FILTER, compile_filter, spectral_norm_getter
 from tf1norm.getters import weight_norm_getter
@@ -27,6 +28,8 @@ def _combine(regularizers):
         losses = [loss for loss in (r(weights) for r in regularizers) if loss is not None]
         return losses[0] if len(losses) == 1 else (sum(losses) if losses else None)
 
+    if any(getattr(r, eager._MARK, False) for r in regularizers):
+        eager.records_on_creation(combined)
     return combined
 
 
@@ -97,12 +100,37 @@ def slim_scope(max_norm=None, l2=None, weight_norm=False, spectral_norm=None,
         reparam = weight_norm_getter(name_filter)
     elif spectral_norm:
         options = spectral_norm if isinstance(spectral_norm, dict) else {}
+        unknown = sorted(set(options) - {"power_iterations", "update", "collection", "training"})
+        if unknown:
+            raise TypeError(f"slim_scope: `spectral_norm` holds unknown options {unknown}; got "
+                            f"{spectral_norm!r}. Use True, or a dict of spectral_norm_getter "
+                            "arguments: power_iterations, update, collection, training.")
         reparam = spectral_norm_getter(name_filter=name_filter, **options)
     if regularizer is None and reparam is None:
         raise ValueError("slim_scope: nothing to apply; pass max_norm=, l2=, weight_norm=True "
                          "or spectral_norm=True.")
     getter = _compose(_regularizing_getter(pattern, regularizer), reparam) if regularizer \
         else reparam
-    with v1.variable_scope(v1.get_variable_scope(), custom_getter=getter,
-                           auxiliary_name_scope=False):
+    with _max_norm_not_nested(max_norm), \
+            v1.variable_scope(v1.get_variable_scope(), custom_getter=getter,
+                              auxiliary_name_scope=False):
         yield
+
+
+@contextlib.contextmanager
+def _max_norm_not_nested(max_norm):
+    """Refuse ``slim_scope(max_norm=)`` inside another: a weight keeps one projection only."""
+    from tf1norm import registry
+
+    active = registry.cached(v1.get_default_graph(), "slim_scope_max_norms", list)
+    if max_norm is not None and active:
+        raise ValueError(f"slim_scope: `max_norm`={max_norm!r} inside an enclosing "
+                         f"slim_scope(max_norm={active[-1]!r}); a weight keeps one max-norm "
+                         "projection, so one threshold would be silently dropped. Give the "
+                         "threshold in one scope only (e.g. use the inner scope for l2= or "
+                         "spectral_norm= alone), or put the scopes side by side.")
+    active.extend([] if max_norm is None else [max_norm])
+    try:
+        yield
+    finally:
+        del active[len(active) - (max_norm is not None):]

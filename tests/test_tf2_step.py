@@ -1,0 +1,144 @@
+"""``make_train_step`` and ``attach_transforms``: the transform chain in TF2."""
+
+import numpy as np
+import pytest
+
+import tf1norm
+from tf1norm._tf import tf, v1
+
+keras = pytest.importorskip("keras")
+
+X = np.array([[1.0, 2.0, -1.0], [0.5, -3.0, 2.0]], np.float32)
+W0 = np.array([[0.2, -0.1], [0.4, 0.3], [-0.5, 0.1]], np.float32)
+LR, CLIP = 0.1, 0.5
+
+
+def _optimizers():
+    return {"keras3": lambda: keras.optimizers.SGD(LR),
+            "tf_keras": lambda: tf.keras.optimizers.SGD(LR),
+            "v1": lambda: v1.train.GradientDescentOptimizer(LR)}
+
+
+def _numpy_steps(steps, decay=0.0):
+    """SGD on sum((x w)^2) with gradients clipped to [-CLIP, CLIP], decoupled decay."""
+    w = W0.astype(np.float64)
+    for _ in range(steps):
+        grad = np.clip(2 * X.T @ (X @ w), -CLIP, CLIP)
+        w = w - LR * grad - LR * decay * w
+    return w
+
+
+def _run(optimizer, transforms, mode, steps=3, x=X):
+    w = tf.Variable(W0, name="dense/kernel")
+    step = tf1norm.make_train_step(optimizer, transforms)
+
+    def one(x):
+        return step(lambda: tf.reduce_sum(tf.matmul(x, w) ** 2), [w])
+
+    run = one if mode == "eager" else tf.function(one, jit_compile=mode == "jit")
+    for _ in range(steps):
+        run(tf.constant(x))
+    return w, step, run
+
+
+@pytest.mark.parametrize("mode", ["eager", "function", "jit"])
+@pytest.mark.parametrize("flavour", sorted(_optimizers()))
+def test_clip_and_decoupled_decay_match_numpy(flavour, mode):
+    transforms = [tf1norm.clip_by_value(-CLIP, CLIP), tf1norm.add_decoupled_weight_decay(0.2)]
+    w, step, _ = _run(_optimizers()[flavour](), transforms, mode)
+    np.testing.assert_allclose(w.numpy(), _numpy_steps(3, decay=0.2), rtol=1e-5, atol=1e-6)
+    assert int(step.global_step.numpy()) == 3
+
+
+def test_post_apply_reads_the_updated_weights():
+    """A max-norm projection recorded for the variable runs after the update."""
+    w = tf.Variable(W0 * 10, name="big/kernel")
+    tf1norm.registry.register_projection(tf1norm.registry.Projection(
+        w, lambda value: tf1norm.max_norm(value, 1.0, axes=[0]), "max_norm"),
+        tf1norm.keys.MAX_NORM)
+    step = tf1norm.make_train_step(keras.optimizers.SGD(1.0))
+    run = tf.function(lambda: step(lambda: -tf.reduce_sum(w), [w]))
+    run()
+    norms = np.linalg.norm(w.numpy(), axis=0)
+    np.testing.assert_allclose(norms, [1.0, 1.0], rtol=1e-6)  # projected after w += 1
+    expected = (W0 * 10 + 1.0) / np.linalg.norm(W0 * 10 + 1.0, axis=0)
+    np.testing.assert_allclose(w.numpy(), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["eager", "function"])
+def test_skip_nonfinite_counter_is_created_once(mode):
+    optimizer = keras.optimizers.SGD(LR)
+    w, step, run = _run(optimizer, [tf1norm.skip_nonfinite()], mode, steps=1)
+    before = w.numpy().copy()
+    run(tf.constant(X * np.nan))
+    run(tf.constant(np.full((3, 3), np.inf, np.float32)))  # a new shape: a retrace
+    run(tf.constant(X))
+    [counter] = step.persistent.values()
+    assert int(counter.numpy()) == 2
+    assert int(step.global_step.numpy()) == 2  # only the finite steps count
+    assert not np.allclose(w.numpy(), before)  # the last (finite) step applied
+
+
+def test_skipped_step_changes_nothing():
+    w, step, run = _run(tf.keras.optimizers.Adam(0.1), [tf1norm.skip_nonfinite()], "function",
+                        steps=1)
+    optimizer_values = [v.numpy().copy() for v in step.optimizer.variables]
+    before = w.numpy().copy()
+    run(tf.constant(X * np.nan))
+    np.testing.assert_array_equal(w.numpy(), before)
+    for variable, value in zip(step.optimizer.variables, optimizer_values):
+        np.testing.assert_array_equal(variable.numpy(), value)
+
+
+@pytest.mark.parametrize("flavour", ["keras3", "tf_keras"])
+def test_model_fit_runs_the_chain(flavour):
+    k = keras if flavour == "keras3" else tf.keras
+    model = k.Sequential([k.Input((3,)), k.layers.Dense(2, use_bias=False)])
+    model.layers[0].kernel.assign(W0)
+    model.compile(optimizer=k.optimizers.SGD(LR), loss="mse")
+    current = tf1norm.attach_transforms(model, [tf1norm.clip_by_value(-1e-3, 1e-3)])
+    before = model.layers[0].kernel.numpy().copy()
+    y = np.full((8, 2), 100.0, np.float32)  # large gradients: every entry clipped
+    model.fit(np.tile(X, (4, 1)), y, batch_size=2, epochs=1, verbose=0, shuffle=False)
+    change = model.layers[0].kernel.numpy() - before
+    expected = np.sign(X.sum(axis=0))[:, None] * np.full_like(change, 4 * LR * 1e-3)
+    np.testing.assert_allclose(change, expected, rtol=0, atol=1e-7)  # float32 steps of 1e-4
+    assert int(current().global_step.numpy()) == 4
+
+
+def test_eager_shim_layer_max_norm():
+    """The shim's max-norm record is projected by an eager step, after the update."""
+    class Shim(tf.keras.layers.Layer):
+        @v1.keras.utils.track_tf1_style_variables
+        def call(self, x):
+            return tf1norm.require_v1_layers().dense(
+                x, 4, kernel_regularizer=tf1norm.max_norm_regularizer(0.5), name="h")
+
+    def loss():
+        # Eagerly, the shim calls variable regularizers when layer.losses is
+        # read (max-norm adds no penalty but records there), as a loss with
+        # penalties does: sum(layer.losses).
+        return -tf.reduce_sum(layer(tf.constant(X))) + sum(layer.losses)
+
+    layer = Shim()
+    step = tf1norm.make_train_step(keras.optimizers.SGD(1.0))
+    for _ in range(2):
+        step(loss, lambda: layer.trainable_variables)
+    kernel = [v for v in layer.variables if "kernel" in v.name][0]
+    assert np.max(np.linalg.norm(kernel.numpy(), axis=0)) == pytest.approx(0.5, rel=1e-6)
+
+
+def test_bad_input():
+    with pytest.raises(TypeError, match="make_train_step: `optimizer`"):
+        tf1norm.make_train_step(object())
+    with pytest.raises(TypeError, match="make_train_step: `transforms`"):
+        tf1norm.make_train_step(keras.optimizers.SGD(0.1), [lambda g: g])
+    with pytest.raises(TypeError, match="TrainStep: `loss_fn`"):
+        tf1norm.make_train_step(keras.optimizers.SGD(0.1))(1.0)
+    with pytest.raises(TypeError, match="attach_transforms: `model`"):
+        tf1norm.attach_transforms(object(), [])
+    with pytest.raises(TypeError, match="sgd_decay_step reads a graph collection"):
+        tf1norm.make_train_step(keras.optimizers.SGD(0.1), [tf1norm.sgd_decay_step()])
+    w = tf.Variable(1.0)
+    with pytest.raises(ValueError, match="no gradient flows"):
+        tf1norm.make_train_step(keras.optimizers.SGD(0.1))(lambda: tf.constant(1.0), [w])
