@@ -27,8 +27,9 @@ setup(
     ],
     extras_require={
         "examples": ["scikit-learn>=1.0"],
+        "onnx": ["onnx>=1.14"],  # tf1norm.bounds.from_onnx
         "plots": ["matplotlib>=3.5"],  # tf1norm plot norms, tf1norm bounds --plot
-        "test": ["pytest>=7", "scikit-learn>=1.0", "matplotlib>=3.5"],
+        "test": ["pytest>=7", "scikit-learn>=1.0", "matplotlib>=3.5", "onnx>=1.14"],
     },
     entry_points={"console_scripts": ["tf1norm=tf1norm.cli:main"]},
     license="Apache-2.0",

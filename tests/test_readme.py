@@ -24,6 +24,7 @@ name, printed in the test id) to a preamble.
 """
 
 import collections
+import contextlib
 import inspect
 import os
 import re
@@ -54,7 +55,9 @@ import tf_slim as slim
 
 # fresh_process: run in a new interpreter with eager execution disabled, as a TF1
 # program is (slow: TensorFlow is imported again); for blocks that start threads.
-Preamble = collections.namedtuple("Preamble", "setup check fresh_process", defaults=(False,))
+# eager: run with eager execution on and no graph (TF2 blocks: make_train_step, Keras).
+Preamble = collections.namedtuple("Preamble", "setup check fresh_process eager",
+                                  defaults=(False, False))
 Block = collections.namedtuple("Block", "key line code preamble")
 
 _MLP = """\
@@ -102,7 +105,51 @@ targets = tf.constant([1.0, -1.0, 1.0, 0.5])
 optimizer = tf.compat.v1.train.GradientDescentOptimizer(0.5)
 """
 
+_TF2_MODEL = """\
+import keras
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+rng = np.random.default_rng(0)
+x = rng.normal(size=(32, 4)).astype(np.float32)
+y = x @ np.ones((4, 1), np.float32)
+loss_fn = lambda prediction, target: tf.reduce_mean((prediction - target) ** 2)
+"""
+
+_TF1_AND_TF2_PORT = """\
+import tf1norm.migration
+def model_fn(x, y):
+    with tf.compat.v1.variable_scope("fc"):
+        h = tf.compat.v1.layers.dense(
+            x, 8, tf.nn.relu, name="hidden",
+            kernel_initializer=tf.compat.v1.glorot_uniform_initializer(),
+            kernel_regularizer=tf1norm.max_norm_regularizer(0.5))
+    return tf.compat.v1.losses.mean_squared_error(y, tf.compat.v1.layers.dense(
+        h, 1, name="out", kernel_initializer=tf.compat.v1.glorot_uniform_initializer()))
+
+def build_tf1(inputs):
+    return tf1norm.create_train_op(model_fn(*inputs), tf.compat.v1.train.AdamOptimizer(0.01))
+
+class Port(tf.keras.layers.Layer):
+    @tf.compat.v1.keras.utils.track_tf1_style_variables
+    def call(self, x, y):
+        return model_fn(x, y)
+
+def build_tf2():
+    layer, optimizer = Port(), tf.compat.v1.train.AdamOptimizer(0.01)
+    step = tf1norm.make_train_step(optimizer, [])
+    step_fn = tf.function(lambda x, y: step(lambda: layer(x, y),
+                                            lambda: layer.trainable_variables))
+    return step_fn, lambda: tf1norm.migration.tf1_variable_map(layer.variables, optimizer, step)
+
+rng = np.random.default_rng(0)
+batches = [(rng.normal(size=(16, 4)).astype(np.float32),
+            rng.normal(size=(16, 1)).astype(np.float32)) for _ in range(2)]
+"""
+
 PREAMBLES = {
+    "tf2": Preamble("import keras\n", "", eager=True),
+    "tf2_model": Preamble(_TF2_MODEL, "train(x, y)\n", eager=True),
+    "tf2_fit": Preamble(_TF2_MODEL, "", eager=True),
+    "tf2_port": Preamble(_TF1_AND_TF2_PORT, "", eager=True),
     # A [None, 784] input `x`.
     "x784": Preamble('x = tf.compat.v1.placeholder(tf.float32, [None, 784], name="x")\n', ""),
     # Seed 002's names: placeholders X, y, a batch X_batch, y_batch and a session `sess`.
@@ -187,8 +234,8 @@ model = tf_keras.Sequential([tf_keras.layers.Input((4,)),
     # NumPy weights W1 (2x3), b1, W2 (3x1), b2 for bounds.Network.from_numpy.
     "bounds_numpy": Preamble("""\
 W1, b1 = np.ones((2, 3)), np.zeros(3)
-W2, b2 = np.ones((3, 1)), np.zeros(1)
-""", "np.testing.assert_allclose([low, high], [[0.0], [6.0]])\n"),
+W2, b2 = np.array([[1.0, 0.5]] * 3), np.zeros(2)
+""", "np.testing.assert_allclose([low, high], [[0.0, 0.0], [6.0, 3.0]])\n"),
     # Placeholders x [None, 16] and images [None, 8, 8, 3], a numpy
     # `first_batch` of images, a session `sess`.
     "reparam": Preamble("""\
@@ -221,6 +268,9 @@ train_op = tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(
 }
 
 DOCSTRING_PREAMBLES = {
+    "tf1norm.make_train_step": "tf2_model",
+    "tf1norm.attach_transforms": "tf2_fit",
+    "tf1norm.migration.compare_steps": "tf2_port",
     "tf1norm.ConstraintHook": "legacy_train_op",
     "tf1norm.adamw": "mlp",
     "tf1norm.batch_norm": "images",
@@ -371,7 +421,7 @@ def run_block(block, where, tmp_path, monkeypatch):
     if preamble.fresh_process:
         return run_in_fresh_process(block, where, preamble, tmp_path)
     namespace = {"__name__": "readme_block"}
-    with tf.Graph().as_default():
+    with contextlib.nullcontext() if preamble.eager else tf.Graph().as_default():
         try:
             exec(compile(COMMON + preamble.setup, f"<preamble {block.preamble}>", "exec"),
                  namespace)

@@ -17,6 +17,9 @@ import sys
 import types
 
 from tf1norm import _legacy_keras  # noqa: F401  (TF_USE_LEGACY_KERAS, before any TensorFlow)
+from tf1norm import keras_registration  # noqa: E402  (no Keras, no TensorFlow)
+
+keras_registration.install()  # constraints register with Keras when it is imported
 
 
 def _import_public_names():
@@ -61,6 +64,10 @@ def _import_public_names():
     from tf1norm.summaries import ChainSummaryHook
     from tf1norm.summaries import summarize_chain
     from tf1norm.train import create_train_op
+    from tf1norm.keras_fit import attach_transforms
+    from tf1norm.tf2_step import TrainStep
+    from tf1norm.tf2_step import make_train_step
+    from tf1norm import migration
     from tf1norm.transforms import StepContext
     from tf1norm.transforms import Transform
     from tf1norm.transforms import add_gradient_noise
@@ -69,7 +76,7 @@ def _import_public_names():
     from tf1norm.transforms import clip_by_value
     from tf1norm.transforms import multiply_gradients
     from tf1norm.transforms import project_constraints
-    from tf1norm.transforms import skip_nonfinite
+    from tf1norm.skipping import skip_nonfinite
     from tf1norm.weight_decay import adamw
     from tf1norm.weight_decay import add_decoupled_weight_decay
     from tf1norm.weight_decay import add_l2_to_gradients
@@ -91,12 +98,14 @@ __all__ = [
     "PerVariableMomentumOptimizer",
     "SpectralNorm",
     "StepContext",
+    "TrainStep",
     "Transform",
     "UnitNorm",
     "adamw",
     "add_decoupled_weight_decay",
     "add_gradient_noise",
     "add_l2_to_gradients",
+    "attach_transforms",
     "batch_norm",
     "check_train_op",
     "clip_by_global_norm",
@@ -110,8 +119,10 @@ __all__ = [
     "l1_regularizer",
     "l2_regularizer",
     "layer_params",
+    "make_train_step",
     "max_norm",
     "max_norm_regularizer",
+    "migration",
     "min_max_norm",
     "multiply_gradients",
     "non_neg",

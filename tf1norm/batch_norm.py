@@ -176,10 +176,36 @@ def normalize(x, params, training, options):
         out = tf.where(training, out, infer())
     if options.updates_collections == ():
         return _restore_shape(out, x)
+    count = tf.size(flat) // channels
     if not options.unbiased_variance:
-        variance = biased_variance(variance, tf.cast(tf.size(flat) // channels, tf.float32))
+        variance = biased_variance(variance, tf.cast(count, tf.float32))
+    mean, variance = _checked_statistics(mean, variance, count, training, params, x)
     updates = _update_ops(params, mean, variance, training, options)
     return _restore_shape(_attach(out, updates, options.updates_collections), x)
+
+
+def _checked_statistics(mean, variance, count, training, params, x):
+    """Batch statistics that cannot write NaN into the moving averages.
+
+    An empty batch has a NaN mean and variance. In training mode that is an
+    error: a statically empty ``x`` raises ValueError here, a batch that is
+    empty at run time fails a ``tf.debugging.Assert`` the updates depend on.
+    With a tensor ``training`` that is False the updates have weight 0 and
+    read the moving statistics themselves (0·NaN would still be NaN).
+    """
+    message = ("batch_norm: `x` has an empty batch (0 examples) in training mode; its mean and "
+               "variance are NaN and would be written into moving_mean and moving_variance. "
+               "Skip empty batches, or run them with training=False; got shape")
+    if training is True and x.shape.num_elements() == 0:
+        raise ValueError(f"{message} {x.shape}.")
+    ok = count > 0
+    if training is not True:
+        ok = tf.logical_or(tf.logical_not(training), ok)
+        mean = tf.where(training, mean, params.moving_mean)
+        variance = tf.where(training, variance, params.moving_variance)
+    check = tf.debugging.Assert(ok, [message, tf.shape(x)])
+    with tf.control_dependencies([check]):
+        return tf.identity(mean), tf.identity(variance)
 
 
 def _restore_shape(out, x):
@@ -265,11 +291,7 @@ def channels_of(x, channels_first, fn, arg):
 
 def check_decay(decay, fn, arg):
     """A Python number in [0, 1), or TypeError/ValueError."""
-    decay = _checks.positive_number(decay, fn, arg, allow_zero=True)
-    if decay >= 1.0:
-        raise ValueError(f"{fn}: `{arg}` must be in [0, 1); got {decay!r}. Typical values are "
-                         "0.9, 0.99 or 0.999.")
-    return decay
+    return _checks.fraction_below_one(decay, fn, arg, "Typical values are 0.9, 0.99 or 0.999.")
 
 
 def static_training(training, fn, arg):

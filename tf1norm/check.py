@@ -2,6 +2,7 @@
 
 import collections
 
+from tf1norm import _checks
 from tf1norm import keys
 from tf1norm import registry
 from tf1norm._tf import tf, v1
@@ -34,6 +35,7 @@ def check_train_op(train_op, collections_to_check=(keys.MAX_NORM,)):
     Returns:
       A list of ``Finding(kind, subject, message)``; empty when all is well.
     """
+    train_op = _checks.operation(train_op, "check_train_op", "train_op")
     collections_to_check = _checked_collections(collections_to_check)
     projected = _projected_variables(collections_to_check)
     update_ops = [_as_op(u) for u in v1.get_collection(keys.UPDATE_OPS)]
@@ -51,7 +53,11 @@ def _checked_collections(collections_to_check):
         raise TypeError(f"check_train_op: `collections_to_check` must be a list of collection "
                         f"names; got the string {collections_to_check!r}. Pass "
                         f"[{collections_to_check!r}].")
-    return list(collections_to_check)
+    if not hasattr(collections_to_check, "__iter__"):
+        raise TypeError(f"check_train_op: `collections_to_check` must be a list of collection "
+                        f"names; got {collections_to_check!r}. E.g. ['max_norm'].")
+    return [_checks.string(c, "check_train_op", "collections_to_check")
+            for c in collections_to_check]
 
 
 def _as_op(x):

@@ -5,12 +5,15 @@
     tf1norm bounds MODEL --lower L [L ...] --upper U [U ...] [--method M [M ...]]
                    [--input NAME --output NAME] [--time-limit S] [--plot FILE.png]
     tf1norm plot norms LOGDIR|CHECKPOINT ... -o FILE.png [--threshold T]
+    tf1norm verify MODEL --lower L ... --upper U ... (--top-class I | --spec FILE)
+                   [--threshold T] [--method M] [--time-limit S]
+    tf1norm convert-checkpoint TF1_CHECKPOINT OUTPUT_PREFIX [--exclude REGEX ...]
 
 Arguments are parsed before TensorFlow is imported, so ``--help`` answers at
 once. TensorFlow's C++ and Python log lines are hidden unless ``--verbose``.
 Errors print one line naming the fix (``--debug`` shows the traceback); exit
 status 0 success, 1 a failure (or units above ``norms --threshold``), 2 a
-usage error, 130 Ctrl-C.
+usage error, 130 Ctrl-C; ``verify`` exits 0 proved, 3 falsified, 4 unknown.
 """
 
 import argparse
@@ -20,6 +23,8 @@ import re
 import sys
 import warnings
 
+from tf1norm import cli_convert
+from tf1norm import cli_verify
 from tf1norm.cli_errors import (FAILURE_STATUS, INTERRUPTED_STATUS, USAGE_STATUS, CommandError,
                                 UsageError)
 
@@ -95,14 +100,16 @@ def _add_bounds(commands, common):
     ranges.add_argument("--upper", type=finite_number, nargs="+", required=True,
                         help="box upper corner: one value for every input, or one per input")
     ranges.add_argument("--method", nargs="+", default=["crown"], metavar="METHOD",
-                        choices=["interval", "crown", "alpha-crown", "exact", "sample", "all"],
-                        help="one or more of interval, crown, alpha-crown, exact, sample; "
-                             "'all' = every method but exact (default: crown)")
+                        choices=["interval", "crown", "alpha-crown", "exact", "milp", "sample",
+                                 "all"],
+                        help="one or more of interval, crown, alpha-crown, exact, milp, sample; "
+                             "'all' = every method but exact and milp (default: crown)")
     ranges.add_argument("--input", help="input placeholder name (TF1 checkpoints), e.g. X:0")
     ranges.add_argument("--output", help="output tensor name (TF1 checkpoints); see "
                                          "`tf1norm tensors CHECKPOINT`")
     ranges.add_argument("--time-limit", type=positive_number, metavar="SECONDS",
-                        help="stop the exact method after this many seconds (default: none)")
+                        help="stop exact/milp after this many seconds and show the sound bounds "
+                             "found so far, marked not exact (default: 600)")
     ranges.add_argument("--plot", metavar="FILE.png",
                         help="also draw each output's range per method into this image")
 
@@ -130,6 +137,8 @@ def build_parser():
     common = _common_flags()
     for add in (_add_norms, _add_tensors, _add_bounds, _add_plot):
         add(commands, common)
+    cli_verify.add_parser(commands, common, finite_number, positive_number)
+    cli_convert.add_parser(commands, common, regex)
     return parser
 
 
@@ -177,7 +186,9 @@ def _run(args):
 
     quiet_tensorflow(args.verbose)
     command = {"norms": cli_commands.norms, "tensors": cli_commands.tensors,
-               "bounds": cli_commands.bounds, "plot": cli_commands.plot}[args.command]
+               "bounds": cli_commands.bounds, "plot": cli_commands.plot,
+               "verify": cli_verify.verify,
+               "convert-checkpoint": cli_convert.convert}[args.command]
     return command(args, sys.stdout)
 
 

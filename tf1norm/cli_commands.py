@@ -46,6 +46,9 @@ def tensors(args, out):
         _, variables = cli_inspect.read_variables(checkpoint)
         _print_tensor_rows(f"variables in {checkpoint}", variables, out)
     meta = path if checkpoint is None else checkpoint + ".meta"
+    if checkpoint is None and not os.path.isfile(meta):
+        raise CommandError(f"no graph file {meta!r}; pass an existing .meta file, a checkpoint "
+                           "prefix or its directory")
     if not os.path.exists(meta):
         print(f"no {meta} graph file: input/output candidates need the MetaGraph", file=out)
         return 0
@@ -63,6 +66,7 @@ def tensors(args, out):
 def bounds(args, out):
     """Print (and optionally plot) output bounds of a network over an input box."""
     network = cli_bounds.load_network(args.model, args.input, args.output)
+    _check_finite(network, args.model)
     lower, upper = cli_bounds.input_box(network, args.lower, args.upper)
     methods = cli_bounds.chosen_methods(args.method)
     results = cli_bounds.compute(network, lower, upper, methods, args.time_limit)
@@ -73,6 +77,15 @@ def bounds(args, out):
         plots.plot_bounds(results, args.plot)
         print(f"\nwrote {args.plot}", file=out)
     return 0
+
+
+def _check_finite(network, path):
+    from tf1norm.bounds.network import check_finite_layers
+
+    try:
+        check_finite_layers(network)
+    except ValueError as error:
+        raise CommandError(f"{path!r}: {error}") from None
 
 
 def checkpoints_in_step_order(paths):

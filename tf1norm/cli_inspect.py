@@ -81,8 +81,20 @@ def kernel_norms(checkpoint, include_slots=False, exclude=()):
         if len(shape) < 2 or (is_slot(name) and not include_slots):
             continue
         if not any(pattern.search(name) for pattern in exclude):
-            norms[name] = (shape, _unit_norms(reader.get_tensor(name)))
+            norms[name] = (shape, _unit_norms(read_tensor(reader, name, checkpoint)))
     return norms
+
+
+def read_tensor(reader, name, checkpoint):
+    """``reader.get_tensor(name)``; a truncated or corrupt data file is a CommandError."""
+    from tf1norm._tf import tf
+
+    try:
+        return reader.get_tensor(name)
+    except (tf.errors.OpError, OSError, ValueError, IndexError) as error:
+        raise CommandError(f"cannot read {name!r} from checkpoint {checkpoint!r} "
+                           f"({first_line(error)}); its .data file may be truncated or "
+                           "corrupt: copy it again or pick another checkpoint") from None
 
 
 def norms_table(checkpoint, threshold=None, include_slots=False, exclude=()):
@@ -98,7 +110,7 @@ def global_step(checkpoint):
     """The ``global_step`` stored in a checkpoint, else the ``-N`` suffix, else None."""
     reader, variables = read_variables(checkpoint)
     if any(name == "global_step" for name, _, _ in variables):
-        return int(reader.get_tensor("global_step"))
+        return int(read_tensor(reader, "global_step", checkpoint))
     match = re.search(r"-(\d+)$", checkpoint)
     return int(match[1]) if match else None
 

@@ -27,7 +27,6 @@ a momentum optimizer with a per-variable learning rate and momentum
 """
 
 import configparser
-import io
 import os
 
 from tf1norm import _checks
@@ -51,8 +50,7 @@ class PerVariableMomentumOptimizer(v1.train.Optimizer):
 
     def __init__(self, hyperparameters, use_locking=False, name="PerVariableMomentum"):
         super().__init__(use_locking, name)
-        pairs = hyperparameters.items() if isinstance(hyperparameters, dict) else hyperparameters
-        self._hyper = {v.ref(): (float(lr), float(m)) for v, (lr, m) in pairs}
+        self._hyper = dict(_checked_hyperparameters(hyperparameters))
 
     def _hyper_for(self, var, dtype):
         if var.ref() not in self._hyper:
@@ -85,6 +83,40 @@ class PerVariableMomentumOptimizer(v1.train.Optimizer):
             indices=indices, momentum=momentum, use_locking=self._use_locking)
 
 
+def _checked_hyperparameters(hyperparameters):
+    """``(variable.ref(), (lr, momentum))`` pairs, each checked, or TypeError/ValueError."""
+    fn = "PerVariableMomentumOptimizer"
+    if isinstance(hyperparameters, (str, bytes)) or not hasattr(hyperparameters, "__iter__"):
+        raise TypeError(f"{fn}: `hyperparameters` must be a dict {{variable: (learning_rate, "
+                        f"momentum)}}; got {hyperparameters!r}.")
+    pairs = hyperparameters.items() if isinstance(hyperparameters, dict) else hyperparameters
+    for item in pairs:
+        variable, values = _pair(item, fn)
+        yield variable.ref(), _learning_rate_and_momentum(values, variable.op.name, fn)
+
+
+def _pair(item, fn):
+    if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], tf.Variable)):
+        raise TypeError(f"{fn}: `hyperparameters` must map tf.Variable to (learning_rate, "
+                        f"momentum); got the entry {item!r}. E.g. {{w: (0.01, 0.9)}}.")
+    return item
+
+
+def _learning_rate_and_momentum(values, name, fn):
+    if not (isinstance(values, (tuple, list)) and len(values) == 2):
+        raise TypeError(f"{fn}: `hyperparameters` of {name} must be a pair (learning_rate, "
+                        f"momentum); got {values!r}. E.g. (0.01, 0.9).")
+    learning_rate = _checks.positive_number(values[0], f"{fn} ({name})", "learning_rate",
+                                            allow_zero=True)
+    return learning_rate, checked_momentum(values[1], f"{fn} ({name})", "momentum")
+
+
+def checked_momentum(value, fn, arg):
+    """A momentum in [0, 1); at 1 or above the step grows without bound."""
+    return _checks.fraction_below_one(value, fn, arg, "A momentum >= 1 makes the accumulated "
+                                      "step grow without bound; cuda-convnet uses 0.9.")
+
+
 class LayerParams:
     """Parsed layer-params: the optimizer and transforms that implement them.
 
@@ -97,6 +129,7 @@ class LayerParams:
 
     def __init__(self, sections, variables):
         self.sections = sections
+        variables = _checks.variable_list(variables, "LayerParams", "variables") or []
         hyper, decay, self.assignments = [], [], {}
         for variable in variables:
             layer, kind = _layer_of(variable, sections)
@@ -138,21 +171,45 @@ def _check_every_section_used(sections, assignments):
 
 def _read_sections(path_or_dict):
     if isinstance(path_or_dict, dict):
-        raw = {layer: dict(values) for layer, values in path_or_dict.items()}
+        raw = {layer: _section_dict(layer, values) for layer, values in path_or_dict.items()}
     elif isinstance(path_or_dict, (str, os.PathLike)):
-        parser = configparser.ConfigParser()
-        parser.optionxform = str  # cuda-convnet keys are case-sensitive: epsW, momB
-        text = open(path_or_dict).read() if os.path.exists(path_or_dict) else None
-        if text is None:
-            raise ValueError(f"layer_params: no file at {path_or_dict!r}. Pass a path to a "
-                             "cuda-convnet layer-params file or a dict of sections.")
-        parser.read_file(io.StringIO(text))
-        raw = {s: dict(parser[s]) for s in parser.sections()}
+        raw = _read_file(os.fspath(path_or_dict))
     else:
         raise TypeError(f"layer_params: `path_or_dict` must be a path or a dict; got "
                         f"{type(path_or_dict).__name__}.")
     return {layer: _parse_section(layer, values) for layer, values in raw.items()
             if any(k in values for k in _KEYS)}
+
+
+def _section_dict(layer, values):
+    if not isinstance(values, dict):
+        raise TypeError(f"layer_params: `path_or_dict` section {layer!r} must be a dict of "
+                        f"keys {list(_KEYS)}; got {values!r}. E.g. {{'fc': {{'epsW': 0.01, "
+                        "'epsB': 0.02, 'momW': 0.9, 'momB': 0.9, 'wc': 0.0}}.")
+    return dict(values)
+
+
+def _read_file(path):
+    """``{section: {key: text}}`` of a layer-params file; errors name the file."""
+    fix = "Pass a path to a cuda-convnet layer-params file (INI text) or a dict of sections."
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise ValueError(f"layer_params: `path_or_dict`: no file at {path!r}. {fix}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"layer_params: `path_or_dict`: cannot read {path!r} "
+                         f"({type(error).__name__}: {error}). {fix}") from None
+    parser = configparser.ConfigParser()
+    parser.optionxform = str  # cuda-convnet keys are case-sensitive: epsW, momB
+    try:
+        parser.read_string(text, source=path)
+    except configparser.Error as error:
+        problem = " ".join(str(error).split())
+        raise ValueError(f"layer_params: `path_or_dict`: {path!r} is not a valid layer-params "
+                         f"file: {problem}. Each layer needs a [section] header and key=value "
+                         "lines.") from None
+    return {section: dict(parser[section]) for section in parser.sections()}
 
 
 def _parse_section(layer, values):
@@ -168,7 +225,21 @@ def _parse_section(layer, values):
             raise ValueError(f"layer_params: [{layer}] {key}={values[key]!r} is not one number; "
                              "layers with several inputs are not supported.") from None
         _checks.positive_number(parsed[key], f"layer_params [{layer}]", key, allow_zero=True)
+    for key in ("momW", "momB"):
+        checked_momentum(parsed[key], f"layer_params [{layer}]", key)
+    for key in ("epsW", "epsB", "wc"):
+        _check_step_size(parsed[key], layer, key)
     return parsed
+
+
+_LARGEST_STEP = 1e3  # eps or wc above this diverges at once; cuda-convnet uses ~1e-3
+
+
+def _check_step_size(value, layer, key):
+    if value > _LARGEST_STEP:
+        raise ValueError(f"layer_params [{layer}]: `{key}` must be <= {_LARGEST_STEP:g}; got "
+                         f"{value!r}. A step this large overflows the weights on the first "
+                         "update (cuda-convnet files use values near 1e-3).")
 
 
 def layer_params(path_or_dict, variables=None):
@@ -196,5 +267,6 @@ def layer_params(path_or_dict, variables=None):
         train_op = params.create_train_op(tf.reduce_mean(xent))
     """
     sections = _read_sections(path_or_dict)
-    variables = v1.trainable_variables() if variables is None else list(variables)
+    variables = v1.trainable_variables() if variables is None else \
+        _checks.variable_list(variables, "layer_params", "variables")
     return LayerParams(sections, variables)

@@ -28,6 +28,7 @@ import re
 import warnings
 
 from tf1norm import _checks
+from tf1norm import eager
 from tf1norm import keys
 from tf1norm import projections
 from tf1norm import registry
@@ -88,12 +89,13 @@ def max_norm_regularizer(threshold=1.0, axes=None, name="max_norm", collection=k
         reduced = _checks.axes_tuple(axes, _checks.static_rank(variable, fn_name, "weights"),
                                      fn_name)
         projection = _projection_of(variable, reduced, project, name)
-        if projection is not None and registry.register_projection(projection, collection):
+        if projection is not None and registry.register_projection(projection, collection) \
+                and not eager.is_eager(variable):  # TF2: recorded only, nothing assigned
             for op in _as_list(projection.build()):
                 v1.add_to_collection(collection, op)
         return None
 
-    return max_norm_fn
+    return eager.records_on_creation(max_norm_fn)  # the TF2 shim calls it lazily
 
 
 def _projection_of(variable, reduced_axes, project, name):
@@ -105,7 +107,7 @@ def _projection_of(variable, reduced_axes, project, name):
     regroups the partitions (``registry.group_partitions``) and projects the
     whole variable.
     """
-    if _PART_NAME.search(variable.op.name) and not _warned_parts:
+    if _PART_NAME.search(eager.variable_name(variable)) and not _warned_parts:
         _warned_parts.append(True)
         warnings.warn(
             f"max_norm_regularizer: {variable.op.name} is one partition of a partitioned "
@@ -195,7 +197,7 @@ def _penalty_regularizer(fn_name, penalty, scale, scope, collection, prepare=Non
     def regularizer(weights):
         if not isinstance(weights, (tf.Variable, tf.Tensor)):
             return build(weights)
-        return registry.cached(weights.graph, (regularizer, weights.ref()),
+        return registry.cached(eager.cache_graph(weights), (regularizer, weights.ref()),
                                lambda: build(weights))
 
     return regularizer
@@ -212,9 +214,10 @@ def spectral_norm_regularizer(scale, power_iterations=1, scope=None, collection=
     from tf1norm.getters import spectral_sigma
 
     fn_name = "spectral_norm_regularizer"
+    power_iterations = _checks.positive_int(power_iterations, fn_name, "power_iterations")
 
     def half_sigma_squared(variable):
-        sigma, refresh = spectral_sigma(variable, power_iterations)
+        sigma, refresh = spectral_sigma(variable, power_iterations, defer=True)
         with tf.control_dependencies([refresh]):
             return 0.5 * tf.square(sigma)
 
@@ -246,7 +249,8 @@ def total_loss(loss=None, collections=(keys.REGULARIZATION_LOSSES,), name="total
     for collection in collections:
         _checks.string(collection, "total_loss", "collections")
         terms.extend(v1.get_collection(collection))
-    unique = list({term.ref(): term for term in map(tf.convert_to_tensor, terms)}.values())
+    unique = list({term.ref(): term for term in
+                   (_checks.float_tensor(t, "total_loss", "loss") for t in terms)}.values())
     if not unique:
         raise ValueError(f"total_loss: nothing to sum; got loss={loss!r} and empty "
                          f"collections {list(collections)!r}. Pass a loss or build the "

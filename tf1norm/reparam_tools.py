@@ -78,6 +78,7 @@ def weight_norm_data_init(session, feed_dict=None, init_scale=1.0, epsilon=1e-8,
         ``epsilon`` or ``min_samples``.
     """
     fn = "weight_norm_data_init"
+    session = _checks.session(session, fn)
     init_scale = _checks.positive_number(init_scale, fn, "init_scale")
     epsilon = _checks.positive_number(epsilon, fn, "epsilon")
     min_samples = _checks.positive_int(min_samples, fn, "min_samples")
@@ -142,15 +143,28 @@ def restore_plain_checkpoint(session, path):
 
     Returns:
       ``(restored names, derived gain names)``.
+
+    Raises:
+      TypeError: ``session`` is not a session or ``path`` not a path.
+      ValueError: no checkpoint at ``path``, a stored shape differs from the
+        variable's, or no variable of the graph is in the checkpoint (a wrong
+        file or a different scope: restoring nothing would leave every
+        variable at its initial value without a word).
     """
-    reader = tf.train.load_checkpoint(path)
-    stored = reader.get_variable_to_shape_map()
+    reader, stored = _open_checkpoint(session, path, "restore_plain_checkpoint")
     restored = []
-    for variable in v1.global_variables():
+    with session.graph.as_default():
+        variables = v1.global_variables()
+    for variable in variables:
         value = _stored_value(variable, reader, stored)
         if value is not None:
-            _load(variable, value, session)
+            _load(variable, _checked_shape(variable, value, path), session)
             restored.append(variable.op.name)
+    if not restored:
+        raise ValueError(f"restore_plain_checkpoint: `path` {path!r} holds none of the graph's "
+                         f"{len(variables)} variables (checkpoint: {sorted(stored)[:5]}...; "
+                         f"graph: {[v.op.name for v in variables[:5]]}...). Build the model "
+                         "under the same scope names as the plain model, or pass its checkpoint.")
     derived = []
     for record in registry.get_records(keys.WEIGHT_NORM, session.graph):
         if record.g.op.name not in stored:
@@ -159,6 +173,30 @@ def restore_plain_checkpoint(session, path):
             _load(record.g, np.sqrt(np.sum(np.square(direction), axis=axes)), session)
             derived.append(record.g.op.name)
     return restored, derived
+
+
+def _open_checkpoint(session, path, fn):
+    """``(reader, {name: shape})`` of the checkpoint at ``path``; errors name the path."""
+    _checks.session(session, fn)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{fn}: `path` must be a checkpoint prefix or directory; got {path!r}.")
+    try:
+        reader = tf.train.load_checkpoint(os.fspath(path))
+    except (ValueError, OSError, tf.errors.OpError) as error:
+        problem = str(error).split("\n", 1)[0]
+        raise ValueError(f"{fn}: `path` {os.fspath(path)!r} is not a readable checkpoint "
+                         f"({problem}). Pass the prefix Saver.save returned, e.g. "
+                         "'model.ckpt-1000', or its directory.") from None
+    return reader, reader.get_variable_to_shape_map()
+
+
+def _checked_shape(variable, value, path):
+    if tuple(value.shape) != tuple(variable.shape.as_list()):
+        raise ValueError(f"restore_plain_checkpoint: `path` {path!r} stores "
+                         f"{variable.op.name} with shape {list(value.shape)}, but the graph's "
+                         f"variable has shape {variable.shape.as_list()}. Build the same model "
+                         "as the one that wrote the checkpoint.")
+    return value
 
 
 def export_plain_checkpoint(session, path):
@@ -172,7 +210,14 @@ def export_plain_checkpoint(session, path):
 
     Returns:
       The checkpoint path prefix.
+
+    Raises:
+      TypeError: ``session`` is not a session, or ``path`` not a string or path.
     """
+    session = _checks.session(session, "export_plain_checkpoint")
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise TypeError(f"export_plain_checkpoint: `path` must be a checkpoint prefix (a "
+                        f"non-empty string); got {path!r}. E.g. '/tmp/plain/model.ckpt'.")
     graph = session.graph
     effective, dropped = {}, set()
     for record in registry.get_records(keys.WEIGHT_NORM, graph):

@@ -53,7 +53,7 @@ from tf1norm._tf import tf, v1
 from tf1norm.transforms import Transform
 from tf1norm.transforms import _ClipByGlobalNorm
 from tf1norm.transforms import _ProjectConstraints
-from tf1norm.transforms import _SkipNonfinite
+from tf1norm.skipping import _SkipNonfinite
 
 SUMMARIES = "tf1norm_summaries"  # collection of every summary op built here
 _SCOPE = "tf1norm/"
@@ -228,6 +228,8 @@ class ChainSummaryHook(v1.train.SessionRunHook):
         fn = "ChainSummaryHook"
         self.every_n_steps = _checks.positive_int(every_n_steps, fn, "every_n_steps")
         self.output_dir = _checks.string(output_dir, fn, "output_dir")
+        _checks.operation(summary_op, fn, "summary_op")
+        _checks.operation(train_op, fn, "train_op")
         self.summary_op, self.train_op = summary_op, train_op
         self._train_runs, self._writer, self._global_step = 0, None, None
 

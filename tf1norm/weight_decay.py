@@ -27,6 +27,7 @@ from tf1norm import _checks
 from tf1norm import keys
 from tf1norm._tf import tf, v1
 from tf1norm.transforms import Transform, gradients_after, optimizer_learning_rate
+from tf1norm.transforms import colocated_with, variable_name
 
 
 class _DeltaTransform(Transform):
@@ -51,7 +52,7 @@ class _DeltaTransform(Transform):
         ops = []
         for variable, delta in context.state.get(self, []):
             if variable.ref() in wanted:
-                with variable.graph.colocate_with(variable.op):
+                with colocated_with(variable):
                     ops.append(variable.assign_sub(delta, read_value=False))
         return ops
 
@@ -79,7 +80,7 @@ class _DecoupledWeightDecay(_DeltaTransform):
         if self.decay_var_list is not None:
             wanted = {v.ref() for v in self.decay_var_list}
             trained = [v for v in trained if v.ref() in wanted]
-        return [v for v in trained if not any(p.search(v.op.name) for p in self.exclude)]
+        return [v for v in trained if not any(p.search(variable_name(v)) for p in self.exclude)]
 
     def _coefficient(self, context):
         if not self.scale_by_learning_rate:
@@ -118,9 +119,36 @@ def add_decoupled_weight_decay(rate, decay_var_list=None, exclude=(),
     Returns:
       A transform for ``create_train_op``.
     """
-    rate = _checks.positive_number(rate, "add_decoupled_weight_decay", "rate", allow_zero=True)
-    return _DecoupledWeightDecay(rate, decay_var_list, exclude, bool(scale_by_learning_rate),
-                                 learning_rate)
+    fn = "add_decoupled_weight_decay"
+    rate = _checks.positive_number(rate, fn, "rate", allow_zero=True)
+    if learning_rate is not None:
+        learning_rate = _learning_rate(learning_rate, fn)
+    return _DecoupledWeightDecay(rate, _checks.variable_list(decay_var_list, fn, "decay_var_list"),
+                                 exclude, bool(scale_by_learning_rate), learning_rate)
+
+
+def _hyperparameter(value, fn, arg):
+    """A number > 0, or a scalar float tensor (float64 for exactness) checked at run time."""
+    if isinstance(value, (tf.Tensor, tf.Variable)):
+        return _checks.positive_scalar(value, fn, arg)
+    return _checks.positive_number(value, fn, arg)
+
+
+def _beta(value, arg):
+    if isinstance(value, (tf.Tensor, tf.Variable)):
+        return _checks.float_tensor(value, "adamw", arg)
+    if _checks.positive_number(value, "adamw", arg, allow_zero=True) >= 1:
+        raise ValueError(f"adamw: `{arg}` must be in [0, 1); got {value!r}. Adam's defaults "
+                         "are beta1=0.9, beta2=0.999.")
+    return value
+
+
+def _learning_rate(value, fn):
+    """A number >= 0, or a scalar float tensor checked >= 0 at run time."""
+    if isinstance(value, (tf.Tensor, tf.Variable)):
+        return _checks.positive_scalar(value, fn, "learning_rate")
+    return _checks.positive_number(value, fn, "learning_rate", allow_zero=True)
+
 
 
 class _SgdDecayStep(_DeltaTransform):
@@ -155,7 +183,9 @@ def sgd_decay_step(collection=keys.REGULARIZATION_LOSSES, learning_rate=1.0):
     applied twice.
     """
     collection = _checks.string(collection, "sgd_decay_step", "collection")
-    if not isinstance(learning_rate, (tf.Tensor, tf.Variable)):
+    if isinstance(learning_rate, (tf.Tensor, tf.Variable)):
+        learning_rate = _checks.positive_scalar(learning_rate, "sgd_decay_step", "learning_rate")
+    else:
         learning_rate = _checks.positive_number(learning_rate, "sgd_decay_step", "learning_rate")
     return _SgdDecayStep(collection, learning_rate)
 
@@ -182,9 +212,17 @@ def add_l2_to_gradients(rates):
         ``(variable, λ)`` pairs.
     """
     checked = {}
-    for variable, rate in (rates.items() if isinstance(rates, dict) else rates):
+    if isinstance(rates, (str, bytes)) or not hasattr(rates, "__iter__"):
+        raise TypeError(f"add_l2_to_gradients: `rates` must be a dict {{tf.Variable: rate}}; "
+                        f"got {rates!r}. E.g. {{w: 1e-4}}.")
+    for item in (rates.items() if isinstance(rates, dict) else rates):
+        if not (isinstance(item, tuple) and len(item) == 2):
+            raise TypeError(f"add_l2_to_gradients: `rates` must hold (tf.Variable, rate) pairs; "
+                            f"got {item!r}. E.g. {{w: 1e-4}}.")
+        variable, rate = item
         if not isinstance(variable, tf.Variable):
-            raise TypeError(f"add_l2_to_gradients: keys must be tf.Variable; got {variable!r}.")
+            raise TypeError(f"add_l2_to_gradients: `rates` keys must be tf.Variable; got "
+                            f"{variable!r}. Pass the variable itself, e.g. {{w: 1e-4}}.")
         checked[variable.ref()] = _checks.positive_number(rate, "add_l2_to_gradients", "rates",
                                                           allow_zero=True)
     return _AddL2ToGradients(checked)
@@ -210,5 +248,11 @@ def adamw(learning_rate=1e-3, weight_decay=1e-2, beta1=0.9, beta2=0.999, epsilon
         optimizer, transforms = tf1norm.adamw(1e-3, weight_decay=1e-2, exclude=["bias"])
         train_op = tf1norm.create_train_op(loss, optimizer, transforms=transforms)
     """
+    fn = "adamw"
+    learning_rate = _learning_rate(learning_rate, fn)
+    beta1, beta2 = _beta(beta1, "beta1"), _beta(beta2, "beta2")
+    epsilon = _hyperparameter(epsilon, fn, "epsilon")
+    _checks.positive_number(weight_decay, fn, "weight_decay", allow_zero=True)
+    _compile(exclude, fn)
     optimizer = v1.train.AdamOptimizer(learning_rate, beta1, beta2, epsilon)
     return optimizer, [add_decoupled_weight_decay(weight_decay, exclude=exclude)]
