@@ -221,10 +221,11 @@ class WeightNormRecord:
     concatenation of its parts and ``name`` its full (checkpoint) name.
     """
 
-    def __init__(self, v, g, w, direction=None, name=None):
+    def __init__(self, v, g, w, direction=None, name=None, epsilon=1e-12):
         self.v, self.g, self.w = v, g, w
         self.direction = v if direction is None else direction
         self.name = name or v.op.name
+        self.epsilon = epsilon
 
 
 def _unit_norms(value):
@@ -258,7 +259,7 @@ def weight_norm_getter(name_filter=DEFAULT_FILTER, epsilon=1e-12):
         direction, _, full_name = _whole(variable)
         normalized = weight_norm(direction, g, epsilon=epsilon)
         registry.add_record(eager.record_key(g, transient=True), keys.WEIGHT_NORM, g.ref(),
-                            WeightNormRecord(variable, g, normalized, direction, full_name))
+                            WeightNormRecord(variable, g, normalized, direction, full_name, epsilon))
         return normalized
 
     return custom_getter
