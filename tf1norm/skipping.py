@@ -89,7 +89,7 @@ def skip_nonfinite():
 def checked_gradients(grads_and_vars):
     """Each gradient through ``check_numerics`` naming its variable (``create_train_op``'s default).
 
-    One fused pass per gradient (the op forwards its input, no copy); a
+    One multi-threaded finiteness reduction per gradient; a
     variable's update waits only for its own check, so the backward pass
     still overlaps with the updates. A NaN/Inf gradient raises
     ``InvalidArgumentError`` before its variable is written.
@@ -100,6 +100,17 @@ def checked_gradients(grads_and_vars):
 def _checked_gradient(grad, variable):
     message = (f"create_train_op: the gradient of {variable.op.name} is inf or nan (after "
                "the gradient transforms); add tf1norm.skip_nonfinite() to skip such steps")
-    [(grad, _)] = map_gradients([(grad, variable)],
-                                lambda g: tf.debugging.check_numerics(g, message))
+    [(grad, _)] = map_gradients([(grad, variable)], lambda g: _asserted_finite(g, message))
     return grad
+
+
+def _asserted_finite(tensor, message):
+    """``tensor``, after an assertion that it is all finite.
+
+    ``is_finite`` + ``reduce_all`` run multi-threaded; ``CheckNumerics`` scans
+    on one thread, which made the default check cost 0.35× of a step of a
+    784-2048-2048-10 MLP.
+    """
+    finite = tf.reduce_all(tf.math.is_finite(tensor))
+    with tf.control_dependencies([tf.debugging.Assert(finite, [message], summarize=1)]):
+        return tf.identity(tensor)
