@@ -77,10 +77,19 @@ def test_largest_singular_value_is_exact_when_small_and_an_upper_bound_when_larg
     conv = Conv2D(rng.normal(size=(3, 3, 2, 3)), (6, 6, 2), strides=2, padding="SAME")
     exact = np.linalg.svd(conv.as_matrix(), compute_uv=False)[0]
     np.testing.assert_allclose(conv.largest_singular_value(), exact, rtol=1e-9)
-    monkeypatch.setattr(network_module, "DENSE_SVD_LIMIT", 0)  # the bound without a matrix
+    # without a matrix: sqrt(‖W‖₁·‖W‖∞) from the kernel, never below the dense matrix's own
+    valid = Conv2D(rng.normal(size=(3, 3, 2, 3)), (6, 6, 2), padding="VALID")
+    dense = {layer: np.abs(layer.as_matrix()) for layer in (conv, valid)}
+    monkeypatch.setattr(network_module, "DENSE_SVD_LIMIT", 0)
     monkeypatch.setattr(Conv2D, "as_matrix", None)
-    bound = conv.largest_singular_value()
-    assert exact <= bound <= 3 * exact  # sound, and not absurdly loose
+    for layer, magnitude in dense.items():
+        holder = np.sqrt(magnitude.sum(axis=1).max() * magnitude.sum(axis=0).max())
+        assert holder <= layer.largest_singular_value() + 1e-9
+    assert exact <= conv.largest_singular_value()
+    # stride 1, VALID: an interior pixel meets every tap, so the kernel sums are attained
+    np.testing.assert_allclose(valid.largest_singular_value(),
+                               np.sqrt(dense[valid].sum(axis=1).max()
+                                       * dense[valid].sum(axis=0).max()), rtol=1e-12)
     np.testing.assert_allclose(Diagonal([0.5, -3.0, 2.0]).largest_singular_value(), 3.0)
 
 
