@@ -137,10 +137,8 @@ def _hyperparameter(value, fn, arg):
 def _beta(value, arg):
     if isinstance(value, (tf.Tensor, tf.Variable)):
         return _checks.float_tensor(value, "adamw", arg)
-    if _checks.positive_number(value, "adamw", arg, allow_zero=True) >= 1:
-        raise ValueError(f"adamw: `{arg}` must be in [0, 1); got {value!r}. Adam's defaults "
-                         "are beta1=0.9, beta2=0.999.")
-    return value
+    return _checks.fraction_below_one(value, "adamw", arg,
+                                      "Adam's defaults are beta1=0.9, beta2=0.999.")
 
 
 def _learning_rate(value, fn):
