@@ -180,3 +180,43 @@ def test_sigmoid_is_refused_with_the_fix():
                                     activations=["sigmoid", "linear"])
     with pytest.raises(ValueError, match="ReLU and linear layers only.*crown"):
         exact(net, np.zeros(2), np.ones(2))
+
+
+def test_split_reaches_a_side_the_linear_bound_ignores():
+    # Regression: the split score was normalised per box, so a side whose slope in the
+    # linear bound is exactly 0 scored only its width share, and the other sides were
+    # halved down to 1e-14 (issue 10's 6x50 net stalled at a 0.006 gap for 60 s).
+    net = _mlp(0, [5, 4, 1])
+    lower, upper = -np.ones(5), np.ones(5)
+    search = bab_module.BranchAndBound(net, lower, upper)
+    tiny = np.array([1e-13, 1e-13, 1e-13, 1e-13, 1.0])
+    box = bab_module._Box(0.0, 0, lower, lower + tiny, {}, np.array([1.0]), 10,
+                          np.array([[0.8, 0.1, 0.3, 0.3, 0.0]]))
+    (_, left_upper), (right_lower, _) = search._split(box)
+    assert np.flatnonzero(left_upper != box.upper).tolist() == [4]
+    assert left_upper[4] == right_lower[4] == lower[4] + 0.5
+    # and while the other sides are still wide, the slope decides
+    box.upper = upper
+    (_, left_upper), _ = search._split(box)
+    assert np.flatnonzero(left_upper != box.upper).tolist() == [0]
+
+
+def _issue_10_control_net(seed):
+    """tools/bench_exact.py's network: 5 inputs, 6 hidden layers of 50 ReLUs, 5 outputs."""
+    rng = np.random.default_rng(seed)
+    sizes = [5] + [50] * 6 + [5]
+    weights = [rng.standard_normal((a, b)) * np.sqrt(2 / a) for a, b in zip(sizes[:-1], sizes[1:])]
+    biases = [rng.standard_normal(b) * 0.1 for b in sizes[1:]]
+    centre = rng.uniform(-0.9, 0.9, 5)
+    return bounds.Network.from_numpy(weights, biases), centre - 0.1, centre + 0.1
+
+
+@pytest.mark.slow
+def test_issue_10_target_exact_range_of_a_6x50_net_within_60_s():
+    net, lower, upper = _issue_10_control_net(2)   # 208 unstable ReLUs on the box; ~10 s
+    found = exact(net, lower, upper, time_limit=60)
+    assert found.status == ["exact"] * 5, (found.status, found.seconds)
+    y = _samples(net, lower, upper, count=50000)
+    assert np.all(y >= found.low - 1e-9) and np.all(y <= found.high + 1e-9)
+    np.testing.assert_allclose(net(found.high_inputs).diagonal(), found.high, atol=1e-5)
+    np.testing.assert_allclose(net(found.low_inputs).diagonal(), found.low, atol=1e-5)

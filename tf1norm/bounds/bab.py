@@ -142,13 +142,18 @@ class BranchAndBound:
 
         The score of input ``d`` is ``|slope_jd|·width_d`` for the objective ``j``
         with the largest gap (the linear upper bound's sensitivity to ``d``
-        across the box), plus a small share of the relative width so that a
-        side the bound ignores is still split eventually.
+        across the box), plus a share of the largest such sensitivity over the
+        *original* box, scaled by how much of side ``d`` is left. Both terms are
+        in the objective's units, so a side the linear bound ignores (its
+        slope can be exactly 0 while its width still loosens the ReLU
+        relaxations) is split once the other sides have shrunk to a tenth of
+        it, never starved while they are halved down to rounding error.
         """
         worst = int(np.argmax(box.bound - self.best))
         width = box.upper - box.lower
-        score = np.abs(box.slope[worst]) * width
-        score = score / max(score.max(), 1e-300) + self.split_width_share * width / self.width
+        sensitivity = np.abs(box.slope[worst])
+        floor = self.split_width_share * np.max(sensitivity * self.width)
+        score = sensitivity * width + floor * width / self.width
         side = int(np.argmax(score))
         middle = (box.lower[side] + box.upper[side]) / 2
         left_upper, right_lower = box.upper.copy(), box.lower.copy()
