@@ -7,7 +7,7 @@ algorithm (order rotated per round), each under ``--time-limit`` seconds, and
 reports per algorithm: median seconds per network, how many networks finished
 exactly, and the worst remaining gap.
 
-    python tools/bench_exact.py --rounds 3 --networks 4 --time-limit 60
+    python tools/bench_exact.py --rounds 3 --networks 4 --time-limit 60 [--algorithms bab]
 """
 
 import argparse
@@ -38,17 +38,20 @@ def unstable_relus(network, lower, upper):
 
 def run(args):
     nets = [control_network(seed) for seed in range(args.networks)]
-    algorithms = ["bab", "milp"]
+    algorithms = args.algorithms.split(",")
     times = {a: [] for a in algorithms}
+    per_net = {(a, i): [] for a in algorithms for i in range(len(nets))}
     solved = {a: 0 for a in algorithms}
     gaps = {a: 0.0 for a in algorithms}
     for round_ in range(args.rounds):
         for index, (net, lower, upper) in enumerate(nets):
-            order = algorithms[(round_ + index) % 2:] + algorithms[:(round_ + index) % 2]
+            turn = (round_ + index) % len(algorithms)
+            order = algorithms[turn:] + algorithms[:turn]
             for algorithm in order:
                 start = time.monotonic()
                 found = exact(net, lower, upper, time_limit=args.time_limit, algorithm=algorithm)
                 times[algorithm].append(time.monotonic() - start)
+                per_net[algorithm, index].append((times[algorithm][-1], bool(found.exact.all())))
                 solved[algorithm] += bool(found.exact.all())
                 gap = max(np.max(found.high - found.attained_high),
                           np.max(found.attained_low - found.low))
@@ -62,8 +65,18 @@ def run(args):
     for algorithm in algorithms:
         print(f"{algorithm:10s} {np.median(times[algorithm]):12.2f} {max(times[algorithm]):10.2f} "
               f"{solved[algorithm]:4d}/{total:<3d} {gaps[algorithm]:10.2g}")
-    ratio = np.median(times["milp"]) / np.median(times["bab"])
-    print(f"median time milp / bab: {ratio:.2f}")
+    print(f"\n{'network':28s} " + " ".join(f"{a + ' median s':>16s}" for a in algorithms))
+    for index, (net, lower, upper) in enumerate(nets):
+        cells = []
+        for algorithm in algorithms:
+            runs = per_net[algorithm, index]
+            exact_runs = sum(done for _, done in runs)
+            cells.append(f"{np.median([t for t, _ in runs]):9.2f} ({exact_runs}/{len(runs)})")
+        print(f"{f'{index} ({unstable_relus(net, lower, upper)} unstable ReLUs)':28s} "
+              + " ".join(f"{c:>16s}" for c in cells))
+    if {"bab", "milp"} <= set(algorithms):
+        ratio = np.median(times["milp"]) / np.median(times["bab"])
+        print(f"median time milp / bab: {ratio:.2f}")
 
 
 def main():
@@ -71,6 +84,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--networks", type=int, default=4)
     parser.add_argument("--time-limit", type=float, default=60.0)
+    parser.add_argument("--algorithms", default="bab,milp",
+                        help="comma-separated subset of bab,milp (default: both)")
     run(parser.parse_args())
 
 
