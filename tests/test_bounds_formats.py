@@ -195,3 +195,52 @@ def test_onnx_file_errors_name_the_file(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ImportError, match=r'pip install "tf1norm\[onnx\]"'):
         bounds.from_onnx(broken)
+
+
+def _cli_rows(out):
+    """``{output: (lower, upper)}`` from the ``tf1norm bounds`` table."""
+    rows = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[0].isdigit():
+            try:
+                rows[int(parts[0])] = (float(parts[1]), float(parts[2]))
+            except ValueError:  # the "3 inputs, 2 outputs" line
+                continue
+    return rows
+
+
+def test_cli_reads_nnet_and_onnx_files(nnet_file, tmp_path, rng, capsys):
+    from tf1norm import cli
+
+    path, *_ = nnet_file
+    lower, upper = -np.ones(5), np.ones(5)
+    assert cli.main(["bounds", str(path), "--lower", "-1", "--upper", "1", "--method", "crown"]) == 0
+    expected = bounds.output_bounds(bounds.from_nnet(path), lower, upper, "crown")
+    rows = _cli_rows(capsys.readouterr().out)
+    np.testing.assert_allclose([rows[j] for j in range(3)], np.stack(expected, 1), rtol=1e-5)
+    onnx_path = tmp_path / "dense.onnx"
+    _dense_model(onnx_path, rng)
+    net = bounds.from_onnx(onnx_path)
+    for label in range(3):
+        verdict = bounds.verify(net, np.full(4, -0.01), np.full(4, 0.01),
+                                bounds.top_class_spec(3, label))
+        status = cli.main(["verify", str(onnx_path), "--lower", "-0.01", "--upper", "0.01",
+                           "--top-class", str(label)])
+        assert status == {"proved": 0, "falsified": 3, "unknown": 4}[verdict.status]
+        assert verdict.status in capsys.readouterr().out
+    # the top class at the centre is proved on a box this small; the others are falsified
+    top = int(np.argmax(net(np.zeros((1, 4)))[0]))
+    assert bounds.verify(net, np.full(4, -0.01), np.full(4, 0.01),
+                         bounds.top_class_spec(3, top)).status == "proved"
+
+
+def test_cli_nnet_and_onnx_errors_are_one_line(tmp_path, capsys):
+    from tf1norm import cli
+
+    bad = tmp_path / "bad.nnet"
+    bad.write_text("garbage\n")
+    for path, needle in ((bad, "data line 1"), (tmp_path / "missing.onnx", "no model file")):
+        assert cli.main(["bounds", str(path), "--lower", "-1", "--upper", "1"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0] and str(path) in err[0], err

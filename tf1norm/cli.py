@@ -94,7 +94,7 @@ def _add_tensors(commands, common):
 def _add_bounds(commands, common):
     ranges = commands.add_parser("bounds", parents=[common],
                                  help="output bounds of a network over an input box")
-    ranges.add_argument("model", help=".keras, .h5, .npz or a TF1 checkpoint prefix")
+    ranges.add_argument("model", help=".keras, .h5, .npz, .nnet, .onnx or a TF1 checkpoint prefix")
     ranges.add_argument("--lower", type=finite_number, nargs="+", required=True,
                         help="box lower corner: one value for every input, or one per input")
     ranges.add_argument("--upper", type=finite_number, nargs="+", required=True,

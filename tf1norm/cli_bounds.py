@@ -71,8 +71,26 @@ def _load_keras(path):
     return bounds.from_keras(tf_keras.models.load_model(path))
 
 
+def _load_verification_format(path):
+    """A network from a ``.nnet`` or ``.onnx`` file (the formats verification benchmarks ship)."""
+    from tf1norm import bounds
+
+    if not os.path.exists(path):
+        raise CommandError(f"no model file {path!r}; check the path")
+    try:
+        return bounds.from_nnet(path) if path.endswith(".nnet") else bounds.from_onnx(path)
+    except ImportError as error:
+        raise CommandError(f"cannot read {path!r}: {error}") from error
+    except (OSError, ValueError) as error:
+        message = cli_inspect.first_line(error)
+        raise CommandError(message if path in message else f"cannot read {path!r}: {message}") \
+            from error
+
+
 def load_network(path, input_name=None, output_name=None):
-    """A ``tf1norm.bounds.Network`` from a Keras file, an ``.npz`` or a TF1 checkpoint."""
+    """A ``bounds.Network`` from a Keras, ``.npz``, ``.nnet`` or ``.onnx`` file or a TF1 checkpoint."""
+    if path.endswith((".nnet", ".onnx")):
+        return _load_verification_format(path)
     if path.endswith((".npz", ".keras", ".h5")):
         if not os.path.exists(path):
             raise CommandError(f"no model file {path!r}; check the path")

@@ -23,7 +23,7 @@ def add_parser(commands, common, finite_number, positive_number):
     """The ``verify`` subparser (arguments only; no TensorFlow import)."""
     parser = commands.add_parser("verify", parents=[common], epilog=EPILOG,
                                  help="prove or falsify spec·y > threshold on an input box")
-    parser.add_argument("model", help=".keras, .h5, .npz or a TF1 checkpoint prefix")
+    parser.add_argument("model", help=".keras, .h5, .npz, .nnet, .onnx or a TF1 checkpoint prefix")
     for flag in ("--lower", "--upper"):
         parser.add_argument(flag, type=finite_number, nargs="+", required=True,
                             help="box corner: one value for every input, or one per input")
