@@ -1,6 +1,8 @@
 """Exact ranges that finish: branch and bound vs MILP vs brute force, time limit, stop, spec."""
 
+import importlib
 import itertools
+import os
 import time
 
 import numpy as np
@@ -220,3 +222,15 @@ def test_issue_10_target_exact_range_of_a_6x50_net_within_60_s():
     assert np.all(y >= found.low - 1e-9) and np.all(y <= found.high + 1e-9)
     np.testing.assert_allclose(net(found.high_inputs).diagonal(), found.high, atol=1e-5)
     np.testing.assert_allclose(net(found.low_inputs).diagonal(), found.low, atol=1e-5)
+
+
+def test_solver_stdout_is_silenced_only_while_highs_runs(capfd):
+    milp_module = importlib.import_module("tf1norm.bounds.milp")
+
+    print("before", flush=True)
+    with milp_module._solver_stdout_silenced():
+        os.write(1, b"HighsMipSolverData::transformNewIntegerFeasibleSolution\n")
+        os.write(2, b"progress bar\n")
+    os.write(1, b"after\n")
+    out, err = capfd.readouterr()
+    assert out == "before\nafter\n" and err == "progress bar\n"

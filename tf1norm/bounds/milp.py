@@ -14,9 +14,37 @@ the tighter those are, the smaller the search. The matrix is built once and
 reused for every objective.
 """
 
+import contextlib
+import os
+import sys
+
 import numpy as np
 
 from tf1norm.bounds.network import Activation, Add, Linear
+
+
+@contextlib.contextmanager
+def _solver_stdout_silenced():
+    """Send file descriptor 1 to /dev/null while HiGHS runs.
+
+    SciPy's HiGHS prints debugging lines (``HighsMipSolverData::
+    transformNewIntegerFeasibleSolution tmpSolver.run();``) from C++ straight
+    to the process's stdout even with ``disp=False``, into the CLI's tables.
+    Python-level output is flushed first; stderr (tqdm, errors) is untouched.
+    """
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError, AttributeError):  # no real fd 1 (embedded, closed)
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as sink:
+            os.dup2(sink.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def check_supported(network, method="exact"):
@@ -130,9 +158,10 @@ class MilpProblem:
         if self.matrix.shape[0]:
             constraints = scipy.optimize.LinearConstraint(self.matrix, self.row_low,
                                                           self.row_high)
-        result = scipy.optimize.milp(cost, integrality=self.integrality,
-                                     bounds=scipy.optimize.Bounds(self.low, self.high),
-                                     constraints=constraints, options=options)
+        with _solver_stdout_silenced():
+            result = scipy.optimize.milp(cost, integrality=self.integrality,
+                                         bounds=scipy.optimize.Bounds(self.low, self.high),
+                                         constraints=constraints, options=options)
         return self._answer(result, objective[-1])
 
     def _answer(self, result, constant):
