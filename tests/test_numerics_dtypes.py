@@ -383,3 +383,31 @@ def test_threshold_tensor_is_cast_to_the_weight_dtype(graph):
     with v1.Session() as sess:
         value = sess.run(out, {limit: 1e-200})
     assert np.linalg.norm(value) == pytest.approx(1e-200, rel=1e-14)
+
+
+# ---------------------------------------------------------------- the XLA path
+
+@pytest.mark.parametrize("name", DTYPES)
+def test_max_norm_under_xla_matches_float64_twin(name):
+    """Inside ``jit_compile=True`` the cap picks per-unit factors in a small conditional
+    (``_norms.guarded_factors``); it must agree with the twin on every edge unit."""
+    value = kernel(name)
+    tiny_cap = float(np.asarray(TINY[name] / 2, np_dtype(name)))
+
+    @tf.function(jit_compile=True)
+    def caps(w):
+        return (tf1norm.projections.max_norm_assignment(w, 1.0, axes=(0,)),
+                tf1norm.projections.max_norm_assignment(w, tiny_cap, axes=(0,)),
+                tf1norm.MaxNorm(1.0)(w))
+
+    capped, tiny, constraint = (t.numpy() for t in caps(tf.constant(value)))
+    want = twin_columns(value, lambda c: twin_max_norm(c, 1.0))
+    _assert_close(name, capped, want, "max_norm under XLA")
+    _assert_close(name, constraint, want, "MaxNorm under XLA")
+    _assert_close(name, tiny, twin_columns(value, lambda c: twin_max_norm(c, tiny_cap)),
+                  "max_norm(tiny cap) under XLA")
+    inside = KINDS.index("inside")
+    assert np.array_equal(capped[:, inside], value[:, inside])  # not over: bit-exact
+    norms = np.sqrt((_as64(capped) ** 2).sum(axis=0))
+    for kind in ["large", "max", "single", "mixed"]:
+        assert norms[KINDS.index(kind)] == pytest.approx(1.0, rel=TOLERANCE[name] * 4), kind

@@ -40,7 +40,8 @@ import math
 from tf1norm import _checks
 from tf1norm import _norms
 from tf1norm import eager
-from tf1norm._norms import (HALF, accurate, all_of, below, finfo, guarded, low_norm,
+from tf1norm._norms import (HALF, accurate, all_of, below, cap_factors, finfo, guarded,
+                            guarded_factors, low_norm,
                             normal_scale, scaled_parts)
 from tf1norm._norms import p_norm, renorm_guarded, safe_positive
 from tf1norm._tf import tf
@@ -169,14 +170,16 @@ def _cap_forward(x, axes, limit):
     wide = tf.cast(x, limit.dtype)
     norm = eager.euclidean_norm(wide, axes)
     scale = limit / tf.maximum(norm, limit)
-    capped = _apply(x, wide, scale)  # x * 1.0 == x: bit-exact under t
     if x.dtype == tf.float16:
-        return capped
+        return _apply(x, wide, scale)  # x * 1.0 == x: bit-exact under t
     low = low_norm(limit.dtype)
     # scale = t/max(n, t) is in (0, 1]: 0 or subnormal exactly where n overflowed or is huge
     tiny = tf.constant(float(finfo(scale.dtype).tiny), scale.dtype)
     trusted = all_of(tf.reduce_min(scale) >= tiny, accurate(norm, low, limit))
-    return guarded(capped, trusted, lambda: _cap_scaled(wide, axes, limit, x.dtype))
+    if eager.in_xla():
+        return guarded_factors(x, wide, scale, trusted, lambda: cap_factors(wide, axes, limit))
+    return guarded(_apply(x, wide, scale), trusted,
+                   lambda: _cap_scaled(wide, axes, limit, x.dtype))
 
 
 def _cap_scaled(wide, axes, limit, dtype):
