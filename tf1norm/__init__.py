@@ -74,7 +74,7 @@ def _import_public_names():
     from tf1norm.transforms import clip_by_global_norm
     from tf1norm.transforms import clip_by_norm
     from tf1norm.transforms import clip_by_value
-    from tf1norm.transforms import multiply_gradients
+    from tf1norm.multipliers import multiply_gradients
     from tf1norm.transforms import project_constraints
     from tf1norm.skipping import skip_nonfinite
     from tf1norm.weight_decay import adamw

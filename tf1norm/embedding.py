@@ -18,9 +18,9 @@ does; each row is read, renormalized and projected in its own partition.
 """
 
 import math
-import numbers
 
 from tf1norm import _checks
+from tf1norm import _embedding_checks as _arg
 from tf1norm import eager
 from tf1norm import keys
 from tf1norm import registry
@@ -81,8 +81,8 @@ def max_norm_rows(rows, max_norm, norm_type=2.0):
       A tensor of ``rows``'s shape and dtype.
     """
     fn = "max_norm_rows"
-    max_norm, norm_type = _checked_norm(fn, max_norm, norm_type)
-    rows, dim = _checked_rows(fn, rows)
+    max_norm, norm_type = _arg.checked_norm(fn, max_norm, norm_type)
+    rows, dim = _arg.checked_rows(fn, rows)
     wide = tf.cast(rows, tf.float64)
     norm = row_norms(wide, norm_type)
     error = (dim + 752) * max(1.0, 1.0 / norm_type) * _UNIT
@@ -127,8 +127,8 @@ def torch_renorm_rows(rows, max_norm, norm_type=2.0):
     Returns:
       A tensor of ``rows``'s shape and dtype.
     """
-    max_norm, norm_type = _checked_norm("torch_renorm_rows", max_norm, norm_type)
-    rows, _ = _checked_rows("torch_renorm_rows", rows)
+    max_norm, norm_type = _arg.checked_norm("torch_renorm_rows", max_norm, norm_type)
+    rows, _ = _arg.checked_rows("torch_renorm_rows", rows)
     wide = tf.cast(rows, tf.float32) if rows.dtype.base_dtype in _HALF else rows
     plain = row_norms(wide, norm_type)
     norm = tf.cast(tf.cast(plain, rows.dtype), tf.float64)
@@ -239,15 +239,15 @@ def embedding_lookup(params, ids, max_norm=None, norm_type=2.0, mode="after_upda
     """
     fn = "embedding_lookup"
     with tf.name_scope(name or "embedding_lookup"):
-        ids = _checked_ids(fn, ids)
-        strategy = _checked_choice(fn, "partition_strategy", partition_strategy, _STRATEGIES,
-                                   "Use 'div' for a table's own row order, 'mod' for the "
-                                   "tf.compat.v1.nn.embedding_lookup default.")
-        lookup = _checked_choice(fn, "mode", mode, tuple(_MODES),
-                                 "Use 'torch' to renormalize before the lookup as "
-                                 "torch.nn.Embedding does, 'after_update' to project after "
-                                 "the optimizer update.")
-        norm_type = _checked_norm_type(fn, norm_type)
+        ids = _arg.checked_ids(fn, ids)
+        strategy = _arg.checked_choice(fn, "partition_strategy", partition_strategy, _STRATEGIES,
+                                       "Use 'div' for a table's own row order, 'mod' for the "
+                                       "tf.compat.v1.nn.embedding_lookup default.")
+        lookup = _arg.checked_choice(fn, "mode", mode, tuple(_MODES),
+                                     "Use 'torch' to renormalize before the lookup as "
+                                     "torch.nn.Embedding does, 'after_update' to project after "
+                                     "the optimizer update.")
+        norm_type = _arg.checked_norm_type(fn, norm_type)
         if max_norm is None:
             return v1.nn.embedding_lookup(params, ids, partition_strategy=strategy)
         max_norm = _checks.positive_number(max_norm, fn, "max_norm")
@@ -368,77 +368,17 @@ def _partitions(fn, params):
         raise ValueError(f"{fn}: `params` must name at least one variable; got {params!r}. "
                          "Pass the table variable.")
     for part in parts:
-        _check_table_variable(fn, part)
+        _arg.check_table_variable(fn, part)
     dims = sorted({p.shape[1] for p in parts})
     full = params.get_shape() if _is_partitioned(params) else None
     if len(dims) > 1 or full is not None and full[1] != dims[0]:
         raise ValueError(f"{fn}: `params` must be split into row shards (partitioned along "
                          f"axis 0); got shards of shapes {[p.shape.as_list() for p in parts]}. "
                          "Use e.g. fixed_size_partitioner(n, axis=0).")
-    _check_layout(fn, [p.shape[0] for p in parts])
+    _arg.check_layout(fn, [p.shape[0] for p in parts])
     return parts
 
 
 def _is_partitioned(params):
     kind = type(params)
     return kind.__name__ == "PartitionedVariable" and kind.__module__.startswith("tensorflow")
-
-
-def _check_table_variable(fn, part):
-    if not isinstance(part, tf.Variable):
-        raise TypeError(f"{fn}: with max_norm, `params` must be a tf.Variable, a "
-                        "PartitionedVariable or a list of variables (rows are renormalized in "
-                        f"place); got {type(part).__name__}. Create the table with "
-                        "tf.compat.v1.get_variable.")
-    if part.shape.rank != 2 or part.shape[1] is None or part.shape[0] is None:
-        raise ValueError(f"{fn}: `params` must have rank 2 [vocabulary, dim] with a static "
-                         f"shape; got shape {part.shape}. Pass the 2-D table variable.")
-    if not part.dtype.base_dtype.is_floating:
-        raise TypeError(f"{fn}: `params` must be a floating table to renormalize; got "
-                        f"{part.dtype.base_dtype.name}. Create it as float32.")
-
-
-def _check_layout(fn, sizes):
-    per, extras = divmod(sum(sizes), len(sizes))
-    expected = [per + 1] * extras + [per] * (len(sizes) - extras)
-    if sizes != expected:
-        raise ValueError(f"{fn}: `params` shards must hold {expected} rows (the layout of "
-                         f"partition_strategy 'div' and 'mod'); got {sizes}. Create the table "
-                         "with a partitioner, e.g. fixed_size_partitioner.")
-
-
-def _checked_ids(fn, ids):
-    ids = tf.convert_to_tensor(ids)
-    if not ids.dtype.is_integer:
-        raise TypeError(f"{fn}: `ids` must be an integer tensor; got {ids.dtype.name}. "
-                        "Cast it, e.g. tf.cast(ids, tf.int64).")
-    return ids
-
-
-def _checked_choice(fn, arg, value, choices, fix):
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{fn}: `{arg}` must be one of {', '.join(map(repr, choices))}; "
-                         f"got {value!r}. {fix}")
-    return value
-
-
-def _checked_norm_type(fn, norm_type):
-    if isinstance(norm_type, bool) or not isinstance(norm_type, numbers.Real):
-        raise TypeError(f"{fn}: `norm_type` must be a Python number; got {norm_type!r}. "
-                        "Pass e.g. norm_type=2.0.")
-    if math.isnan(norm_type) or norm_type <= 0:
-        raise ValueError(f"{fn}: `norm_type` must be > 0 (the p of the p-norm); got "
-                         f"{norm_type!r}. Use 2.0 for the Euclidean norm, 1.0 or math.inf.")
-    return float(norm_type)
-
-
-def _checked_norm(fn, max_norm, norm_type):
-    return _checks.positive_number(max_norm, fn, "max_norm"), _checked_norm_type(fn, norm_type)
-
-
-def _checked_rows(fn, rows):
-    rows = _checks.float_tensor(rows, fn, "rows")
-    if rows.shape.rank != 2 or rows.shape[1] is None:
-        raise ValueError(f"{fn}: `rows` must have rank 2 [n, dim] with a static dim; got shape "
-                         f"{rows.shape}. Reshape it, e.g. tf.reshape(rows, [-1, dim]).")
-    return rows, rows.shape[1]
