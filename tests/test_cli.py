@@ -271,7 +271,16 @@ def test_exact_time_limit_stops_the_command(capsys, monkeypatch, checkpoint):
     assert len(rows) == 2 and all(row.endswith("not exact (time limit)") for row in rows), out
 
 
+def _assert_sigint_is_delivered():
+    """Ctrl-C reaches Python here: not ignored, not blocked (an earlier test could change that)."""
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, \
+        f"SIGINT handler is {signal.getsignal(signal.SIGINT)!r}"
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    assert signal.SIGINT not in blocked, f"SIGINT blocked in the main thread: {blocked}"
+
+
 def test_ctrl_c_during_exact_ends_at_once(capsys, monkeypatch, checkpoint):
+    _assert_sigint_is_delivered()
     monkeypatch.setattr(importlib.import_module("tf1norm.bounds.exact"), "exact",
                         _slow_exact(30))
     timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
@@ -339,6 +348,7 @@ def _slow_relu_network(path):
 
 @pytest.mark.slow
 def test_ctrl_c_ends_a_real_exact_solve_at_once(tmp_path):
+    _assert_sigint_is_delivered()  # the child inherits an ignored or blocked SIGINT
     model = tmp_path / "net.npz"
     _slow_relu_network(model)
     process = subprocess.Popen([sys.executable, "-m", "tf1norm", "bounds", str(model),
