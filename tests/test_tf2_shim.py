@@ -320,6 +320,9 @@ def _keras_model(keras_module, constraints):
 def keras_trained(request, tmp_path_factory):
     """A Keras 3 / tf-keras model with every constraint, trained 2 steps, saved and loaded."""
     keras_module = pytest.importorskip(request.param)
+    # seeded: kernels and SpectralNorm's u start random, and with one power iteration
+    # a step an unlucky start left σ at 3.8 after two steps (once, in a full-suite run)
+    keras_module.utils.set_random_seed(0)
     model = _keras_model(keras_module, CONSTRAINTS)
     rng = np.random.RandomState(0)
     model.fit(rng.normal(size=(16, 6)).astype(np.float32) * 3,
