@@ -152,6 +152,21 @@ def attached(variable, key, build):
     return store[key]
 
 
+_TRACED = {}
+
+
+def traced_once(key, python_function, signature):
+    """``tf.function(python_function)`` for ``signature``, traced once per ``key``.
+
+    A graph-mode caller gets one function-call op per use instead of the
+    function's ops (Grappler inlines the body when a session runs it), and the
+    Python cost of building the body is paid once per process.
+    """
+    if key not in _TRACED:
+        _TRACED[key] = tf.function(python_function, input_signature=signature, autograph=False)
+    return _TRACED[key]
+
+
 def in_xla():
     """True while building a function compiled with XLA (``jit_compile=True``)."""
     if tf.executing_eagerly():

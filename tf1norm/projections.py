@@ -139,9 +139,6 @@ def _in_tf1_graph():
     return not tf.executing_eagerly() and not tf.compat.v1.get_default_graph().building_function
 
 
-_TRACED_CAPS = {}
-
-
 def _traced_cap(dtype, limit_dtype, rank, axes):
     """``_cap_forward`` traced once per (dtype, rank, axes) and called as one graph op.
 
@@ -151,12 +148,9 @@ def _traced_cap(dtype, limit_dtype, rank, axes):
     As a function call the graph gains one op per kernel; Grappler inlines
     the body when the session runs it, so the step costs the same.
     """
-    key = (dtype, limit_dtype, rank, axes)
-    if key not in _TRACED_CAPS:
-        signature = [tf.TensorSpec([None] * rank, dtype), tf.TensorSpec([], limit_dtype)]
-        _TRACED_CAPS[key] = tf.function(lambda x, limit: _cap_forward(x, axes, limit),
-                                        input_signature=signature, autograph=False)
-    return _TRACED_CAPS[key]
+    signature = [tf.TensorSpec([None] * rank, dtype), tf.TensorSpec([], limit_dtype)]
+    return eager.traced_once(("max_norm", dtype, limit_dtype, rank, axes),
+                             lambda x, limit: _cap_forward(x, axes, limit), signature)
 
 
 def _cap_forward(x, axes, limit):

@@ -7,6 +7,7 @@ the update in a ``tf.cond`` on them and, on a skip, restores every variable
 the step wrote before the decision (``tf1norm._rollback``).
 """
 
+from tf1norm import eager
 from tf1norm import keys
 from tf1norm._tf import tf, v1
 from tf1norm.transforms import Transform, map_gradients
@@ -148,13 +149,7 @@ def _finite_or_raise(tensor, message):
         return tf.identity(tensor)
 
 
-_TRACED_CHECKS = {}
-
-
 def _traced_finite_check(dtype):
     """``_finite_or_raise`` as a graph function of any shape of ``dtype``, traced once."""
-    if dtype not in _TRACED_CHECKS:
-        signature = [tf.TensorSpec(None, dtype), tf.TensorSpec([], tf.string)]
-        _TRACED_CHECKS[dtype] = tf.function(_finite_or_raise, input_signature=signature,
-                                            autograph=False)
-    return _TRACED_CHECKS[dtype]
+    signature = [tf.TensorSpec(None, dtype), tf.TensorSpec([], tf.string)]
+    return eager.traced_once(("finite_check", dtype), _finite_or_raise, signature)
