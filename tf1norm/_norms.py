@@ -152,7 +152,7 @@ def guarded(fast, trusted, slow_fn):
 
 
 def guarded_factors(x, wide, scale, trusted, slow_factors):
-    """``x·scale`` if ``trusted``, else ``x·f₁·f₂·f₃`` from ``slow_factors()``: for XLA.
+    """``x·scale`` if ``trusted`` (a scalar bool tensor), else ``x·f₁·f₂·f₃`` from ``slow_factors()``: for XLA.
 
     Inside ``jit_compile=True`` a ``tf.cond`` over the full tensor (``guarded``)
     makes XLA materialize the fast result and copy it through the
@@ -164,10 +164,7 @@ def guarded_factors(x, wide, scale, trusted, slow_factors):
     (CPU kernels flush subnormals to zero).
     """
     one = tf.ones_like(scale)
-    if trusted is True:
-        factors = (one, scale, one)
-    else:
-        factors = tf.cond(trusted, lambda: (one, tf.identity(scale), one), slow_factors)
+    factors = tf.cond(trusted, lambda: (one, tf.identity(scale), one), slow_factors)
     if x.dtype in HALF:
         return tf.cast(wide * factors[0] * factors[1] * factors[2], x.dtype)
     first, second, third = (tf.cast(f, x.dtype) for f in factors)

@@ -71,12 +71,13 @@ def _load_keras(path):
     return bounds.from_keras(tf_keras.models.load_model(path))
 
 
+MODEL_FILES = (".npz", ".keras", ".h5", ".nnet", ".onnx")  # anything else: a checkpoint prefix
+
+
 def _load_verification_format(path):
     """A network from a ``.nnet`` or ``.onnx`` file (the formats verification benchmarks ship)."""
     from tf1norm import bounds
 
-    if not os.path.exists(path):
-        raise CommandError(f"no model file {path!r}; check the path")
     try:
         return bounds.from_nnet(path) if path.endswith(".nnet") else bounds.from_onnx(path)
     except ImportError as error:
@@ -89,11 +90,11 @@ def _load_verification_format(path):
 
 def load_network(path, input_name=None, output_name=None):
     """A ``bounds.Network`` from a Keras, ``.npz``, ``.nnet`` or ``.onnx`` file or a TF1 checkpoint."""
+    if path.endswith(MODEL_FILES) and not os.path.exists(path):
+        raise CommandError(f"no model file {path!r}; check the path")
     if path.endswith((".nnet", ".onnx")):
         return _load_verification_format(path)
     if path.endswith((".npz", ".keras", ".h5")):
-        if not os.path.exists(path):
-            raise CommandError(f"no model file {path!r}; check the path")
         try:
             return _load_numpy(path) if path.endswith(".npz") else _load_keras(path)
         except (OSError, ValueError, KeyError, EOFError) as error:  # zipfile.BadZipFile: OSError
