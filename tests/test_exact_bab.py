@@ -3,6 +3,8 @@
 import importlib
 import itertools
 import os
+import pathlib
+import sys
 import time
 
 import numpy as np
@@ -12,6 +14,9 @@ from scipy.optimize import linprog
 from tf1norm import bounds
 from tf1norm.bounds import bab as bab_module
 from tf1norm.bounds.exact import exact
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tools"))
+import bench_exact  # noqa: E402  (the issue-10 control networks)
 
 
 def _mlp(seed, sizes, scale=1.0):
@@ -203,19 +208,9 @@ def test_split_reaches_a_side_the_linear_bound_ignores():
     assert np.flatnonzero(left_upper != box.upper).tolist() == [0]
 
 
-def _issue_10_control_net(seed):
-    """tools/bench_exact.py's network: 5 inputs, 6 hidden layers of 50 ReLUs, 5 outputs."""
-    rng = np.random.default_rng(seed)
-    sizes = [5] + [50] * 6 + [5]
-    weights = [rng.standard_normal((a, b)) * np.sqrt(2 / a) for a, b in zip(sizes[:-1], sizes[1:])]
-    biases = [rng.standard_normal(b) * 0.1 for b in sizes[1:]]
-    centre = rng.uniform(-0.9, 0.9, 5)
-    return bounds.Network.from_numpy(weights, biases), centre - 0.1, centre + 0.1
-
-
 @pytest.mark.slow
 def test_issue_10_target_exact_range_of_a_6x50_net_within_60_s():
-    net, lower, upper = _issue_10_control_net(2)   # 208 unstable ReLUs on the box; ~10 s
+    net, lower, upper = bench_exact.control_network(2)  # 208 unstable ReLUs on the box; ~10 s
     found = exact(net, lower, upper, time_limit=60)
     assert found.status == ["exact"] * 5, (found.status, found.seconds)
     y = _samples(net, lower, upper, count=50000)
