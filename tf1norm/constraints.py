@@ -20,8 +20,22 @@ from tf1norm import keras_registration
 from tf1norm import projections
 
 
-class Constraint:
-    """Base class: ``__call__(w)`` returns the projected tensor."""
+class _ConstraintRoot:
+    """The base that ``keras_registration`` swaps for Keras 3's ``Constraint``.
+
+    Keras 3 before 3.14 accepts only ``keras.constraints.Constraint``
+    instances as a variable's ``constraint`` (later versions take any
+    callable). When Keras 3 loads, ``Constraint``'s base becomes Keras's
+    class, so every tf1norm constraint is one; CPython refuses to change the
+    bases of a class whose only base is ``object``, hence this empty root.
+    """
+
+
+class Constraint(_ConstraintRoot):
+    """Base class: ``__call__(w)`` returns the projected tensor.
+
+    Once Keras 3 is imported, also a subclass of ``keras.constraints.Constraint``.
+    """
 
     def __call__(self, w):
         raise NotImplementedError

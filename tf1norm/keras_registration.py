@@ -41,8 +41,22 @@ def register(flavour):
 
     for cls in constraints.KERAS_SERIALIZABLE:
         registrar(package=PACKAGE, name=cls.__name__)(cls)
+    if flavour == "keras":
+        _derive_from(constraints.Constraint, importlib.import_module("keras.constraints"))
     _registered.add(flavour)
     return True
+
+
+def _derive_from(base_class, keras_constraints):
+    """Make ``base_class`` a subclass of Keras 3's ``Constraint``.
+
+    Keras 3.10-3.13's ``Variable.constraint`` setter refuses anything that is
+    not an instance of it (``kernel_constraint=tf1norm.MaxNorm(1.0)`` would
+    raise). tf1norm's own methods still come first in the MRO.
+    """
+    keras_base = keras_constraints.Constraint
+    if not issubclass(base_class, keras_base):
+        base_class.__bases__ = (keras_base,)
 
 
 def register_loaded():
