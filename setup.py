@@ -16,10 +16,12 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["tf1norm", "tf1norm.*"]),
-    python_requires=">=3.9",
+    # The tested range: CI runs Python 3.10 with TensorFlow 2.16 and Python 3.13
+    # with TensorFlow 2.21 (.ci/cell), and the full suite on Python 3.11, TF 2.21.
+    python_requires=">=3.10,<3.14",
     install_requires=[
-        "tensorflow>=2.16,<3",
-        "tf-keras>=2.16,<3",
+        "tensorflow>=2.16,<2.22",
+        "tf-keras>=2.16,<2.22",
         "tf-slim>=1.1",
         "numpy>=1.23",
         "scipy>=1.9",  # HiGHS milp for exact output bounds
@@ -33,4 +35,10 @@ setup(
     },
     entry_points={"console_scripts": ["tf1norm=tf1norm.cli:main"]},
     license="Apache-2.0",
+    classifiers=[
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+    ],
 )
