@@ -78,10 +78,14 @@ def test_max_norm_config_values():
                                         tf1norm.SpectralNorm()])
 def test_constraints_are_keras_3_constraints(constraint):
     """Keras 3.10-3.13 accept only ``keras.constraints.Constraint`` instances on a
-    variable (Python 3.10 gets at most Keras 3.12); tf1norm's own methods still win."""
+    variable (Python 3.10 gets at most Keras 3.12), and tf-keras's ``serialize``
+    warns about anything else; tf1norm's own methods still win."""
     keras = pytest.importorskip("keras")
-    assert isinstance(constraint, keras.constraints.Constraint)
-    assert type(constraint).get_config is not keras.constraints.Constraint.get_config
+    tf_keras = pytest.importorskip("tf_keras")
+    for flavour in (keras, tf_keras):
+        assert isinstance(constraint, flavour.constraints.Constraint)
+        assert type(constraint).get_config is not flavour.constraints.Constraint.get_config
+    assert tf_keras.constraints.serialize(constraint)["config"] == constraint.get_config()
     layer = keras.layers.Dense(3, kernel_constraint=constraint)
     layer.build((None, 4))
     assert layer.kernel.constraint is constraint

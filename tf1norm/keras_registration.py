@@ -41,22 +41,23 @@ def register(flavour):
 
     for cls in constraints.KERAS_SERIALIZABLE:
         registrar(package=PACKAGE, name=cls.__name__)(cls)
-    if flavour == "keras":
-        _derive_from(constraints.Constraint, importlib.import_module("keras.constraints"))
+    keras_base = importlib.import_module(f"{flavour}.constraints").Constraint
+    _derive_from(constraints.Constraint, keras_base, constraints._ConstraintRoot)
     _registered.add(flavour)
     return True
 
 
-def _derive_from(base_class, keras_constraints):
-    """Make ``base_class`` a subclass of Keras 3's ``Constraint``.
+def _derive_from(base_class, keras_base, placeholder):
+    """Add ``keras_base`` to the bases of ``base_class`` (in place of ``placeholder``).
 
     Keras 3.10-3.13's ``Variable.constraint`` setter refuses anything that is
-    not an instance of it (``kernel_constraint=tf1norm.MaxNorm(1.0)`` would
-    raise). tf1norm's own methods still come first in the MRO.
+    not a ``keras.constraints.Constraint`` (``kernel_constraint=
+    tf1norm.MaxNorm(1.0)`` would raise), and tf-keras's ``serialize`` warns
+    about such objects. tf1norm's own methods still come first in the MRO.
     """
-    keras_base = keras_constraints.Constraint
     if not issubclass(base_class, keras_base):
-        base_class.__bases__ = (keras_base,)
+        kept = tuple(b for b in base_class.__bases__ if b is not placeholder)
+        base_class.__bases__ = kept + (keras_base,)
 
 
 def register_loaded():
