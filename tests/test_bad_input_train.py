@@ -11,6 +11,7 @@ import os
 import pathlib
 import sys
 
+import numpy as np
 import pytest
 
 import tf1norm
@@ -104,6 +105,58 @@ def _summary_hook(**kwargs):
     return tf1norm.ChainSummaryHook(**arguments)
 
 
+def _train_on(variables_of):
+    loss, w = _model()
+    return tf1norm.create_train_op(loss, _sgd(), variables=variables_of(w))
+
+
+def _int_variable():
+    return v1.get_variable("step", [], tf.int32, initializer=tf.zeros_initializer())
+
+
+class _ReturnsNone(tf1norm.Transform):
+    def pre_apply(self, grads_and_vars, context):
+        return None
+
+
+class _ReturnsAnOp(tf1norm.Transform):
+    def pre_apply(self, grads_and_vars, context):
+        return tf.no_op()
+
+
+class _PostApplyReturnsAnOp(tf1norm.Transform):
+    def post_apply(self, variables, context):
+        return tf.no_op()
+
+
+class _RateHidden(v1.train.Optimizer):
+    """A v1 optimizer that keeps its learning rate where tf1norm cannot find it."""
+
+    def __init__(self):
+        super().__init__(use_locking=False, name="RateHidden")
+
+
+def _tf2_step(loss_of):
+    w = tf.Variable([1.0, 2.0])
+    return tf1norm.make_train_step(_sgd())(lambda: loss_of(w), [w])
+
+
+def _weight_norm_session():
+    images = v1.placeholder(tf.float32, [None, 3], name="images")
+    v1.placeholder(tf.float32, [None], name="labels")
+    with v1.variable_scope("net", custom_getter=tf1norm.weight_norm_getter()):
+        v1.layers.dense(images, 2)
+    session = v1.Session()
+    session.run(v1.global_variables_initializer())
+    return session
+
+
+def _a_file():
+    path = os.path.join(_scratch(), "not_a_folder")
+    open(path, "w").close()
+    return path
+
+
 class _KerasLike:
     """Stands in for a Keras model: attach_transforms checks its arguments first."""
 
@@ -144,6 +197,24 @@ CASES = [
         v1.get_variable("x", [], trainable=False) * 2.0, _sgd())), V,
          ["create_train_op", "no gradient", "'w'"]),
     Case("create_train_op", lambda: _train(variables="w"), E, ["`variables`", "'w'"]),
+    Case("create_train_op", lambda: _train(variables=[]), V,
+         ["create_train_op", "`variables`", "is empty", "got []", "variables=None"]),
+    Case("create_train_op", lambda: _train(variables_to_train=[]), V,
+         ["create_train_op", "`variables_to_train`", "is empty", "variables_to_train=None"]),
+    Case("create_train_op", lambda: _train_on(lambda w: [w, _int_variable()]), E,
+         ["create_train_op", "`variables`", "floating-point", "step (int32)", "Leave"]),
+    Case("create_train_op", lambda: tf1norm.create_train_op(
+        _model()[0], v1.train.GradientDescentOptimizer), E,
+         ["create_train_op", "`optimizer`", "not its class", "GradientDescentOptimizer(",
+          "Create one"]),
+    Case("create_train_op", lambda: _train([_ReturnsNone()]), E,
+         ["create_train_op", "`transforms`", "_ReturnsNone()", "pre_apply", "got None",
+          "Return grads_and_vars"]),
+    Case("create_train_op", lambda: _train([_ReturnsAnOp()]), E,
+         ["create_train_op", "`transforms`", "_ReturnsAnOp()", "pre_apply", "NoOp",
+          "Return grads_and_vars"]),
+    Case("create_train_op", lambda: _train([_PostApplyReturnsAnOp()]), E,
+         ["create_train_op", "`transforms`", "post_apply", "NoOp", "Return [op]"]),
     Case("create_train_op", lambda: _train(update_ops=3), E, ["`update_ops`", "3"]),
     # the TF2 step
     Case("make_train_step", lambda: tf1norm.make_train_step("sgd"), E,
@@ -157,6 +228,12 @@ CASES = [
          ["make_train_step", "`transforms`", "more than once"]),
     Case("TrainStep", lambda: tf1norm.make_train_step(_sgd())("loss"), E,
          ["TrainStep", "`loss_fn`", "'loss'"]),
+    Case("make_train_step", lambda: tf1norm.make_train_step(v1.train.GradientDescentOptimizer),
+         E, ["make_train_step", "`optimizer`", "not its class", "GradientDescentOptimizer("]),
+    Case("TrainStep", lambda: _tf2_step(lambda w: w * [1.0, 2.0]), V,
+         ["TrainStep", "`loss_fn()`", "scalar", "(2,)", "tf.reduce_mean"]),
+    Case("TrainStep", lambda: _tf2_step(lambda w: tf.constant(3)), E,
+         ["TrainStep", "`loss_fn()`", "int32", "tf.cast(loss_fn(), tf.float32)"]),
     Case("attach_transforms", lambda: tf1norm.attach_transforms("model", []), E,
          ["attach_transforms", "`model`", "str"]),
     Case("attach_transforms", lambda: tf1norm.attach_transforms(_KerasLike(), None), E,
@@ -246,6 +323,11 @@ CASES = [
          ["add_l2_to_gradients", "`rates`", "-1.0"]),
     Case("add_l2_to_gradients", lambda: tf1norm.add_l2_to_gradients(0.1), E,
          ["add_l2_to_gradients", "`rates`", "0.1"]),
+    Case(("add_decoupled_weight_decay", "create_train_op"),
+         lambda: tf1norm.create_train_op(_model()[0], _RateHidden(),
+                                         transforms=[tf1norm.add_decoupled_weight_decay(0.1)]),
+         V, ["add_decoupled_weight_decay", "learning rate", "_RateHidden",
+             "learning_rate=0.001"]),
     Case("adamw", lambda: tf1norm.adamw(weight_decay=-1.0), V, ["adamw", "`weight_decay`",
                                                                "-1.0"]),
     Case("adamw", lambda: tf1norm.adamw(learning_rate=-1e-3), V, ["adamw", "`learning_rate`",
@@ -322,7 +404,7 @@ CASES = [
     Case("slim_scope", lambda: tf1norm.slim_scope(max_norm=-1.0).__enter__(), V,
          ["slim_scope", "`max_norm`", "-1.0"]),
     Case("slim_scope", lambda: tf1norm.slim_scope(l2=-1.0).__enter__(), V,
-         ["`scale`", "-1.0"]),
+         ["slim_scope", "`l2`", ">= 0", "-1.0"]),
     Case("slim_scope", lambda: tf1norm.slim_scope(l2=0.1, name_filter="([").__enter__(), V,
          ["slim_scope", "`name_filter`", "'(['"]),
     Case("slim_scope", lambda: tf1norm.slim_scope(spectral_norm={"bogus": 1}).__enter__(), E,
@@ -361,6 +443,15 @@ CASES = [
          ["weight_norm_data_init", "`min_samples`", "0"]),
     Case("weight_norm_data_init", lambda: tf1norm.weight_norm_data_init(_session()), V,
          ["weight_norm_data_init", "no weight-normalized weights"]),
+    Case("weight_norm_data_init", lambda: tf1norm.weight_norm_data_init(_weight_norm_session()),
+         V, ["weight_norm_data_init", "`feed_dict`", "['images:0']", "no entries",
+             "feed_dict={images: x_batch}"]),
+    Case("weight_norm_data_init", lambda: tf1norm.weight_norm_data_init(
+        _weight_norm_session(), feed_dict={"labels:0": [1.0]}), V,
+         ["weight_norm_data_init", "`feed_dict`", "['images:0']", "labels:0"]),
+    Case("weight_norm_data_init", lambda: tf1norm.weight_norm_data_init(
+        _weight_norm_session(), feed_dict=[1.0]), E,
+         ["weight_norm_data_init", "`feed_dict`", "[1.0]", "feed_dict={x: x_batch}"]),
     Case("restore_plain_checkpoint", lambda: _restore(lambda s: "/nonexistent/model.ckpt"), V,
          ["restore_plain_checkpoint", "`path`", "/nonexistent/model.ckpt"]),
     Case("restore_plain_checkpoint", lambda: _restore(lambda s: 3), E,
@@ -375,6 +466,13 @@ CASES = [
          ["export_plain_checkpoint", "`path`", "None"]),
     Case("export_plain_checkpoint", lambda: tf1norm.export_plain_checkpoint(None, "/tmp/x"), E,
          ["export_plain_checkpoint", "`session`", "None"]),
+    Case("export_plain_checkpoint", lambda: tf1norm.export_plain_checkpoint(
+        _session(), "/nonexistent_tf1norm/plain/model.ckpt"), V,
+         ["export_plain_checkpoint", "`path`", "'/nonexistent_tf1norm/plain'", "does not exist",
+          "os.makedirs"]),
+    Case("export_plain_checkpoint", lambda: tf1norm.export_plain_checkpoint(
+        _session(), os.path.join(_a_file(), "model.ckpt")), V,
+         ["export_plain_checkpoint", "`path`", "not_a_folder", "is not a folder", "writable"]),
 ]
 
 
@@ -382,3 +480,36 @@ CASES = [
 def test_bad_input_is_answered_clearly(case):
     verdict, detail = grade(case)
     assert verdict == "clear", detail
+
+
+def test_a_per_example_loss_is_refused_before_the_tf2_step_trains_on_its_sum():
+    w = tf.Variable([1.0, 2.0, 3.0, 4.0])
+    step = tf1norm.make_train_step(v1.train.GradientDescentOptimizer(0.1))
+    with pytest.raises(ValueError, match=r"TrainStep: `loss_fn\(\)` must be a scalar"):
+        step(lambda: w * 1.0, [w])
+    np.testing.assert_array_equal(w.numpy(), [1.0, 2.0, 3.0, 4.0])
+    step(lambda: tf.reduce_sum(w), [w])
+    np.testing.assert_allclose(w.numpy(), [0.9, 1.9, 2.9, 3.9], rtol=1e-6)
+
+
+def test_a_tf2_loss_of_unknown_rank_is_checked_when_the_step_runs():
+    w = tf.Variable([1.0, 2.0])
+    step = tf1norm.make_train_step(v1.train.GradientDescentOptimizer(0.1))
+
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.float32)])
+    def train(scale):
+        return step(lambda: tf.reduce_sum(w) * scale, [w])
+
+    train(tf.constant(1.0))
+    np.testing.assert_allclose(w.numpy(), [0.9, 1.9], rtol=1e-6)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="TrainStep: `loss_fn\\(\\)` must"):
+        train(tf.constant([1.0, 1.0]))
+    np.testing.assert_allclose(w.numpy(), [0.9, 1.9], rtol=1e-6)
+
+
+def test_weight_norm_data_init_runs_once_the_input_is_fed(graph):
+    session = _weight_norm_session()
+    images = graph.get_tensor_by_name("images:0")
+    report = tf1norm.weight_norm_data_init(session, {images: np.random.RandomState(0).randn(
+        32, 3)})
+    assert [name for name, _, _ in report] == ["net/dense/kernel"]
