@@ -1,6 +1,6 @@
 """Bad input to the training API (create_train_op, transforms, weight decay,
-cuda-convnet layer params, batch norm, slim_scope, checks, hooks, summaries,
-checkpoint tools) is answered at graph construction, or, for values that only
+cuda-convnet layer params, batch norm, slim_scope, checks, hooks, summaries)
+is answered at graph construction, or, for values that only
 exist at run time, by an assertion that fails the step with the same message.
 
 ``CASES`` is graded by ``tools/audit_bad_input.py``; every case must be "clear".
@@ -71,34 +71,6 @@ def _nested_slim_scopes():
             return v1.layers.dense(tf.ones([1, 3]), 2)
 
 
-def _session():
-    _model()
-    session = v1.Session()
-    session.run(v1.global_variables_initializer())
-    return session
-
-
-def _restore(path_of):
-    session = _session()
-    return tf1norm.restore_plain_checkpoint(session, path_of(session))
-
-
-def _checkpoint_of_other_model(session):
-    with tf.Graph().as_default():
-        other = v1.get_variable("other/kernel", [2, 2])
-        with v1.Session() as other_session:
-            other_session.run(other.initializer)
-            return v1.train.Saver().save(other_session, os.path.join(_scratch(), "other.ckpt"))
-
-
-def _checkpoint_with_other_shape(session):
-    with tf.Graph().as_default():
-        other = v1.get_variable("w", [4, 2])
-        with v1.Session() as other_session:
-            other_session.run(other.initializer)
-            return v1.train.Saver().save(other_session, os.path.join(_scratch(), "w.ckpt"))
-
-
 def _summary_hook(**kwargs):
     arguments = dict(summary_op=tf.no_op(), train_op=tf.no_op(), output_dir="/tmp/x")
     arguments.update(kwargs)
@@ -139,22 +111,6 @@ class _RateHidden(v1.train.Optimizer):
 def _tf2_step(loss_of):
     w = tf.Variable([1.0, 2.0])
     return tf1norm.make_train_step(_sgd())(lambda: loss_of(w), [w])
-
-
-def _weight_norm_session():
-    images = v1.placeholder(tf.float32, [None, 3], name="images")
-    v1.placeholder(tf.float32, [None], name="labels")
-    with v1.variable_scope("net", custom_getter=tf1norm.weight_norm_getter()):
-        v1.layers.dense(images, 2)
-    session = v1.Session()
-    session.run(v1.global_variables_initializer())
-    return session
-
-
-def _a_file():
-    path = os.path.join(_scratch(), "not_a_folder")
-    open(path, "w").close()
-    return path
 
 
 class _KerasLike:
@@ -432,47 +388,6 @@ CASES = [
          ["ChainSummaryHook", "`output_dir`", "3"]),
     Case("ChainSummaryHook", lambda: _summary_hook(train_op="step"), E,
          ["ChainSummaryHook", "`train_op`", "'step'"]),
-    # checkpoint tools
-    Case("weight_norm_data_init", lambda: tf1norm.weight_norm_data_init(None), E,
-         ["weight_norm_data_init", "`session`", "None"]),
-    Case("weight_norm_data_init", lambda: tf1norm.weight_norm_data_init(_session(),
-                                                                        init_scale=-1.0), V,
-         ["weight_norm_data_init", "`init_scale`", "-1.0"]),
-    Case("weight_norm_data_init", lambda: tf1norm.weight_norm_data_init(_session(),
-                                                                        min_samples=0), V,
-         ["weight_norm_data_init", "`min_samples`", "0"]),
-    Case("weight_norm_data_init", lambda: tf1norm.weight_norm_data_init(_session()), V,
-         ["weight_norm_data_init", "no weight-normalized weights"]),
-    Case("weight_norm_data_init", lambda: tf1norm.weight_norm_data_init(_weight_norm_session()),
-         V, ["weight_norm_data_init", "`feed_dict`", "['images:0']", "no entries",
-             "feed_dict={images: x_batch}"]),
-    Case("weight_norm_data_init", lambda: tf1norm.weight_norm_data_init(
-        _weight_norm_session(), feed_dict={"labels:0": [1.0]}), V,
-         ["weight_norm_data_init", "`feed_dict`", "['images:0']", "labels:0"]),
-    Case("weight_norm_data_init", lambda: tf1norm.weight_norm_data_init(
-        _weight_norm_session(), feed_dict=[1.0]), E,
-         ["weight_norm_data_init", "`feed_dict`", "[1.0]", "feed_dict={x: x_batch}"]),
-    Case("restore_plain_checkpoint", lambda: _restore(lambda s: "/nonexistent/model.ckpt"), V,
-         ["restore_plain_checkpoint", "`path`", "/nonexistent/model.ckpt"]),
-    Case("restore_plain_checkpoint", lambda: _restore(lambda s: 3), E,
-         ["restore_plain_checkpoint", "`path`", "3"]),
-    Case("restore_plain_checkpoint", lambda: _restore(_checkpoint_of_other_model), V,
-         ["restore_plain_checkpoint", "`path`", "holds none", "other/kernel", "'w'"]),
-    Case("restore_plain_checkpoint", lambda: _restore(_checkpoint_with_other_shape), V,
-         ["restore_plain_checkpoint", "w.ckpt", "[4, 2]", "[3, 2]"]),
-    Case("restore_plain_checkpoint", lambda: tf1norm.restore_plain_checkpoint("s", "/tmp/x"), E,
-         ["restore_plain_checkpoint", "`session`", "'s'"]),
-    Case("export_plain_checkpoint", lambda: tf1norm.export_plain_checkpoint(_session(), None), E,
-         ["export_plain_checkpoint", "`path`", "None"]),
-    Case("export_plain_checkpoint", lambda: tf1norm.export_plain_checkpoint(None, "/tmp/x"), E,
-         ["export_plain_checkpoint", "`session`", "None"]),
-    Case("export_plain_checkpoint", lambda: tf1norm.export_plain_checkpoint(
-        _session(), "/nonexistent_tf1norm/plain/model.ckpt"), V,
-         ["export_plain_checkpoint", "`path`", "'/nonexistent_tf1norm/plain'", "does not exist",
-          "os.makedirs"]),
-    Case("export_plain_checkpoint", lambda: tf1norm.export_plain_checkpoint(
-        _session(), os.path.join(_a_file(), "model.ckpt")), V,
-         ["export_plain_checkpoint", "`path`", "not_a_folder", "is not a folder", "writable"]),
 ]
 
 
@@ -506,10 +421,3 @@ def test_a_tf2_loss_of_unknown_rank_is_checked_when_the_step_runs():
         train(tf.constant([1.0, 1.0]))
     np.testing.assert_allclose(w.numpy(), [0.9, 1.9], rtol=1e-6)
 
-
-def test_weight_norm_data_init_runs_once_the_input_is_fed(graph):
-    session = _weight_norm_session()
-    images = graph.get_tensor_by_name("images:0")
-    report = tf1norm.weight_norm_data_init(session, {images: np.random.RandomState(0).randn(
-        32, 3)})
-    assert [name for name, _, _ in report] == ["net/dense/kernel"]

@@ -120,7 +120,7 @@ def create_train_op(loss, optimizer, global_step=_USE_GLOBAL_STEP, transforms=()
         # max-norm projections included
     """
     transforms = _checked_transforms(optimizer, transforms)
-    loss = _checked_loss(loss)
+    loss = _checks.scalar_loss(loss, "create_train_op", "loss")
     variables = _variables_alias(variables, variables_to_train)
     global_step = _checked_global_step(global_step)
     update_ops = v1.get_collection(keys.UPDATE_OPS) if update_ops is None else \
@@ -314,10 +314,6 @@ def _seed_gradient(loss, waits):
         return None
     with tf.control_dependencies(waits):
         return tf.ones_like(loss, name="gradient_seed")
-
-
-def _checked_loss(loss):
-    return _checks.scalar_loss(loss, "create_train_op", "loss")
 
 
 def _check_some_gradient(grads_and_vars):
