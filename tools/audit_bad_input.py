@@ -14,7 +14,10 @@ fresh graph. Grades:
 * **clear**: the expected exception type, with a message that contains every
   expected word (at least the argument's name, usually the value and the
   function); for the command line, the expected exit status with one line on
-  stderr containing the words;
+  stderr (Python's ``sys.stderr`` and file descriptor 2, where TensorFlow's C++
+  log goes, together) containing the words. A value that only exists at run
+  time (ids fed to an embedding lookup) expects the
+  ``tf.errors.InvalidArgumentError`` of the assertion that checks it;
 * **vague**: the expected type or status, but a word is missing (or the command
   line printed more than one line);
 * **wrong type**: another ``ValueError``/``TypeError`` (or a ``tf.errors``
