@@ -74,8 +74,8 @@ def bounds(args, out):
 
         problem = solver_box_problem(lower, upper, ("--lower", "--upper"))
         if problem:
-            raise UsageError(problem.replace("crown or interval method", "--method crown "
-                                             "or interval"))
+            raise UsageError(problem.replace("the crown or interval method",
+                                             "--method crown or interval"))
     results = cli_bounds.compute(network, lower, upper, methods, args.time_limit)
     cli_bounds.print_results(network, results, out)
     if args.plot:
