@@ -349,7 +349,7 @@ def test_checkpoint_errors_name_the_problem(tf1_checkpoint, tmp_path):
     path, _ = tf1_checkpoint
     with pytest.raises(ValueError, match="restore_tf1_checkpoint: 'nope' is not in"):
         migration.restore_tf1_checkpoint(path, {"nope": tf.Variable(1.0)})
-    with pytest.raises(ValueError, match="cannot read a checkpoint at"):
+    with pytest.raises(ValueError, match="convert_checkpoint: `path`: cannot read checkpoint"):
         migration.convert_checkpoint(str(tmp_path / "missing"), str(tmp_path / "out"))
 
 

@@ -6,6 +6,7 @@ Each check raises ``TypeError`` or ``ValueError`` with a message of the form
 
 import math
 import numbers
+import os
 import re
 
 import numpy as np
@@ -42,9 +43,20 @@ def static_rank(x, fn, arg="w", minimum=1):
         raise _fail(ValueError, fn, arg, "needs a statically known rank", str(x.shape),
                     "Give the tensor a static shape, e.g. with tf.ensure_shape.")
     if rank < minimum:
-        raise _fail(ValueError, fn, arg, f"must have rank >= {minimum}", rank,
-                    "Pass the weight tensor itself, not a scalar.")
+        fix = ("Pass the weight tensor itself, not a scalar." if minimum == 1 else
+               f"Pass a matrix or a kernel; reshape a vector first, e.g. "
+               f"tf.reshape({arg}, [1, -1]).")
+        raise _fail(ValueError, fn, arg, f"must have rank >= {minimum}", rank, fix)
     return rank
+
+
+def static_dimensions(x, axes, fn, arg="w"):
+    """ValueError unless the sizes of ``axes`` of ``x`` are known when the graph is built."""
+    unknown = [a for a in axes if x.shape[a] is None]
+    if unknown:
+        raise _fail(ValueError, fn, arg, f"needs a statically known size on axes {unknown} "
+                    "(the output units)", str(x.shape),
+                    f"Give it a static shape, e.g. tf.ensure_shape({arg}, [..., units]).")
 
 
 def default_axes(rank):
@@ -56,6 +68,19 @@ def axes_tuple(axes, rank, fn, arg="axes"):
     """Normalize ``axes`` (None, int or sequence of ints) to sorted positive axes."""
     if axes is None:
         return default_axes(rank)
+    normalized = [_one_axis(a, rank, fn, arg, axes) for a in _axis_items(axes, fn, arg)]
+    if len(set(normalized)) != len(normalized):
+        raise _fail(ValueError, fn, arg, "names an axis more than once", axes,
+                    "List each axis once (negative axes count from the end).")
+    return tuple(sorted(normalized))
+
+
+def _axis_items(axes, fn, arg):
+    """``axes`` (an int or a sequence of ints) as a non-empty list of ints, or raise."""
+    if isinstance(axes, (tf.Tensor, tf.Variable)):
+        raise _fail(TypeError, fn, arg, "must be Python ints, not a tensor (the axes shape "
+                    "the graph, so they must be known when it is built)", axes,
+                    "Pass a list of ints, e.g. axes=[0].")
     items = [axes] if isinstance(axes, numbers.Integral) else axes
     if isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):
         raise _fail(TypeError, fn, arg, "must be None, an int or a list of ints", axes,
@@ -64,17 +89,19 @@ def axes_tuple(axes, rank, fn, arg="axes"):
     if not items:
         raise _fail(ValueError, fn, arg, "must name at least one axis", axes,
                     "Use axes=None for every axis but the last.")
-    normalized = [_one_axis(a, rank, fn, arg, axes) for a in items]
-    if len(set(normalized)) != len(normalized):
-        raise _fail(ValueError, fn, arg, "names an axis more than once", axes,
-                    "List each axis once (negative axes count from the end).")
-    return tuple(sorted(normalized))
+    for axis in items:
+        _int_axis(axis, fn, arg, axes)
+    return items
 
 
-def _one_axis(axis, rank, fn, arg, axes):
+def _int_axis(axis, fn, arg, axes):
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
         raise _fail(TypeError, fn, arg, "must contain only ints", axes,
                     "Use Python ints such as 0 or -1.")
+
+
+def _one_axis(axis, rank, fn, arg, axes):
+    _int_axis(axis, fn, arg, axes)
     if not -rank <= axis < rank:
         raise _fail(ValueError, fn, arg, f"is out of range for a rank-{rank} tensor", axes,
                     f"Use axes in [-{rank}, {rank - 1}].")
@@ -93,11 +120,10 @@ def axes_argument(axes, fn, arg="axes"):
     """Type-check ``axes`` before the rank is known (factories, constraints)."""
     if axes is None or isinstance(axes, numbers.Integral) and not isinstance(axes, bool):
         return axes
-    if isinstance(axes, (str, bytes)) or not hasattr(axes, "__iter__"):
-        raise _fail(TypeError, fn, arg, "must be None, an int or a list of ints", axes,
-                    "Name the axes to reduce over, e.g. axes=[0] for a dense kernel.")
-    axes = tuple(axes)
-    axes_tuple(axes, 64, fn, arg)  # types, emptiness and repeats (negatives may clash later)
+    axes = tuple(_axis_items(axes, fn, arg))
+    if len(set(axes)) != len(axes):  # -1 and 1 may still clash: checked once the rank is known
+        raise _fail(ValueError, fn, arg, "names an axis more than once", axes,
+                    "List each axis once.")
     return axes
 
 
@@ -212,7 +238,7 @@ def scalar_at_run_time(x, fn, arg):
     message = (f"{fn}: `{arg}` must be a scalar (its rank is unknown when the graph is built, "
                "so it is checked at run time). Reduce it first, e.g. tf.reduce_mean(loss); got "
                "shape")
-    with tf.name_scope(f"check_{arg}_is_scalar"):
+    with tf.name_scope(f"check_{re.sub(r'[^A-Za-z0-9_]', '', arg)}_is_scalar"):
         check = tf.debugging.Assert(tf.equal(tf.rank(x), 0), [message, tf.shape(x)])
         with tf.control_dependencies([check]):
             return tf.identity(x)
@@ -256,6 +282,11 @@ def variable_list(variables, fn, arg):
             raise _fail(TypeError, fn, arg, "must contain tf.Variable objects only", variable,
                         "A tensor (e.g. tf.identity(w) or w.read_value()) or a name is not the "
                         "variable: pass the variable.")
+        if not variable.dtype.base_dtype.is_floating:
+            raise _fail(TypeError, fn, arg, "must contain floating-point variables only (no "
+                        "gradient reaches an integer or boolean variable)",
+                        f"{variable.op.name} ({variable.dtype.base_dtype.name})",
+                        "Leave such variables (step counters, lookup tables) out of the list.")
     return variables
 
 
@@ -294,3 +325,63 @@ def fraction_below_one(value, fn, arg, hint):
     if value >= 1:
         raise ValueError(f"{fn}: `{arg}` must be in [0, 1); got {value!r}. {hint}")
     return value
+
+
+def scalar_loss(loss, fn, arg="loss"):
+    """``loss`` as a scalar floating tensor (TypeError/ValueError), checked at run time if
+    its rank is unknown; a vector would silently train on its sum."""
+    loss = float_tensor(loss, fn, arg)
+    if loss.shape.rank not in (None, 0):
+        raise _fail(ValueError, fn, arg, "must be a scalar (a per-example loss would train on "
+                    "its sum)", str(loss.shape), "Reduce it first, e.g. tf.reduce_mean(loss).")
+    return scalar_at_run_time(loss, fn, arg)
+
+
+def not_a_class(optimizer, fn, arg="optimizer"):
+    """TypeError when ``optimizer`` is a class (``AdamOptimizer``) rather than an object."""
+    if isinstance(optimizer, type):
+        raise TypeError(f"{fn}: `{arg}` must be an optimizer object, not its class; got the "
+                        f"class {optimizer.__name__}. Create one, e.g. "
+                        f"{optimizer.__name__}(learning_rate=0.001).")
+    return optimizer
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read; ``problem`` is the message without the function."""
+
+    def __init__(self, fn, arg, problem):
+        super().__init__(f"{fn}: `{arg}`: {problem}")
+        self.problem = problem
+
+
+def checkpoint_reader(path, fn, arg="path"):
+    """A reader of the checkpoint at ``path`` (a prefix, or a folder: its latest one)."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise _fail(TypeError, fn, arg, "must be a checkpoint prefix or directory", path,
+                    "Pass the prefix Saver.save returned, e.g. 'model.ckpt-1000'.")
+    path = os.fspath(path)
+    try:
+        found = tf.train.latest_checkpoint(path) if tf.io.gfile.isdir(path) else path
+        return tf.train.load_checkpoint(found or path)
+    except (ValueError, OSError, tf.errors.OpError) as error:
+        cause = ("no checkpoint files start with that prefix"
+                 if isinstance(error, tf.errors.NotFoundError) else first_line(error))
+        raise CheckpointError(fn, arg, f"cannot read checkpoint {path!r} ({cause}); pass "
+                              "the prefix Saver.save returned (e.g. 'model.ckpt-1000') or its "
+                              "directory, and check that its .index and .data files are "
+                              "complete") from None
+
+
+def checkpoint_tensor(reader, name, path, fn, arg="path"):
+    """``reader.get_tensor(name)``; a truncated or corrupt .data file is a CheckpointError."""
+    try:
+        return reader.get_tensor(name)
+    except (tf.errors.OpError, OSError, ValueError, IndexError) as error:
+        raise CheckpointError(fn, arg, f"cannot read {name!r} from checkpoint {path!r} "
+                              f"({first_line(error)}); its .data file may be truncated or "
+                              "corrupt: copy it again or pick another checkpoint") from None
+
+
+def first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

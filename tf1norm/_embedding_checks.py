@@ -38,6 +38,44 @@ def checked_ids(fn, ids):
     return ids
 
 
+def vocabulary_size(params):
+    """Rows of the table (a variable, a tensor or a list of row shards), None when unknown."""
+    parts = list(params) if isinstance(params, (list, tuple)) or \
+        type(params).__name__ == "PartitionedVariable" else [params]
+    sizes = [getattr(getattr(p, "shape", None), "rank", None) and p.shape[0] for p in parts]
+    return sum(sizes) if sizes and all(isinstance(n, int) for n in sizes) else None
+
+
+def ids_in_range(fn, ids, vocabulary):
+    """``ids`` checked to lie in ``[0, vocabulary)``.
+
+    Constant ids are checked now (ValueError); ids fed or computed at run time
+    are returned through a ``tf.debugging.Assert`` that fails the run with the
+    same message and the offending ids (TensorFlow's own error would name a
+    gather node, or, on a partitioned table, a shard).
+    """
+    if vocabulary is None:
+        return ids
+    static = tf.get_static_value(ids)
+    fix = ("Map unknown ids to a valid row (e.g. a reserved out-of-vocabulary row) or "
+           "enlarge the table.")
+    if static is not None:
+        bad = static[(static < 0) | (static >= vocabulary)]
+        if bad.size:
+            raise ValueError(f"{fn}: `ids` must be in [0, {vocabulary}) (the table has "
+                             f"{vocabulary} rows); got {bad.ravel()[:5].tolist()}. {fix}")
+        return ids
+    message = (f"{fn}: `ids` must be in [0, {vocabulary}) (the table has {vocabulary} rows; "
+               f"checked at run time, the ids are fed or computed). {fix} Got:")
+    with tf.name_scope("check_ids"):
+        flat = tf.reshape(ids, [-1])
+        outside = tf.logical_or(flat < 0, flat >= vocabulary)
+        check = tf.debugging.Assert(tf.logical_not(tf.reduce_any(outside)),
+                                    [message, tf.boolean_mask(flat, outside)], summarize=5)
+        with tf.control_dependencies([check]):
+            return tf.identity(ids)
+
+
 def checked_choice(fn, arg, value, choices, fix):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{fn}: `{arg}` must be one of {', '.join(map(repr, choices))}; "

@@ -10,13 +10,15 @@
     tf1norm convert-checkpoint TF1_CHECKPOINT OUTPUT_PREFIX [--exclude REGEX ...]
 
 Arguments are parsed before TensorFlow is imported, so ``--help`` answers at
-once. TensorFlow's C++ and Python log lines are hidden unless ``--verbose``.
+once. TensorFlow's C++ and Python log lines are hidden unless ``--verbose``,
+for the whole command (not only while TensorFlow loads).
 Errors print one line naming the fix (``--debug`` shows the traceback); exit
 status 0 success, 1 a failure (or units above ``norms --threshold``), 2 a
 usage error, 130 Ctrl-C; ``verify`` exits 0 proved, 3 falsified, 4 unknown.
 """
 
 import argparse
+import contextlib
 import math
 import os
 import re
@@ -170,26 +172,59 @@ def _import_tensorflow():
 
 def _with_stderr_silenced(function):
     """``function()`` with file descriptor 2 on ``os.devnull`` (C++ writes there directly)."""
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
+    with native_stderr_silenced():
         return function()
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """File descriptor 2 on ``os.devnull``; Python's ``sys.stderr`` still reaches the terminal.
+
+    TensorFlow's C++ code writes its log straight to descriptor 2 at any time, not
+    only while it loads (the "failed call to cuInit" line comes with the first
+    device lookup, e.g. when a command creates a variable), and whatever
+    ``TF_CPP_MIN_LOG_LEVEL`` the user has set. tf1norm's own lines (the error
+    line, progress bars) go through ``sys.stderr``, which is pointed at a copy of
+    the original descriptor for the duration when it was writing to descriptor 2.
+    """
+    original = sys.stderr
+    original.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    if _writes_to_descriptor(original, 2):
+        sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1,
+                               encoding=getattr(original, "encoding", None) or "utf-8",
+                               errors="backslashreplace")
+    os.dup2(devnull, 2)
+    try:
+        yield
     finally:
+        sys.stderr.flush()
         os.dup2(saved, 2)
+        if sys.stderr is not original:
+            sys.stderr.close()
+            sys.stderr = original
         os.close(saved)
         os.close(devnull)
 
 
+def _writes_to_descriptor(stream, descriptor):
+    try:
+        return stream.fileno() == descriptor
+    except (AttributeError, ValueError, OSError):  # io.UnsupportedOperation is an OSError
+        return False
+
+
 def _run(args):
+    """Run the command; TensorFlow's C++ log stays hidden throughout unless ``--verbose``."""
     from tf1norm import cli_commands
 
-    quiet_tensorflow(args.verbose)
-    command = {"norms": cli_commands.norms, "tensors": cli_commands.tensors,
-               "bounds": cli_commands.bounds, "plot": cli_commands.plot,
-               "verify": cli_verify.verify,
-               "convert-checkpoint": cli_convert.convert}[args.command]
-    return command(args, sys.stdout)
+    with contextlib.nullcontext() if args.verbose else native_stderr_silenced():
+        quiet_tensorflow(args.verbose)
+        command = {"norms": cli_commands.norms, "tensors": cli_commands.tensors,
+                   "bounds": cli_commands.bounds, "plot": cli_commands.plot,
+                   "verify": cli_verify.verify,
+                   "convert-checkpoint": cli_convert.convert}[args.command]
+        return command(args, sys.stdout)
 
 
 def _fail(args, error, status):

@@ -47,8 +47,14 @@ def chosen_methods(names):
 
 
 def _load_numpy(path):
+    import zipfile
+
     from tf1norm import bounds
 
+    if not zipfile.is_zipfile(path):
+        raise CommandError(f"cannot read model file {path!r}: it is not a .npz archive (no zip "
+                           "header); write the network with numpy.savez(path, kernel_0=..., "
+                           "bias_0=..., activations=[...]), see Network.from_numpy")
     with np.load(path) as data:
         count = sum(1 for k in data.files if k.startswith("kernel_"))
         if not count or "activations" not in data.files:
@@ -98,7 +104,7 @@ def load_network(path, input_name=None, output_name=None):
         try:
             return _load_numpy(path) if path.endswith(".npz") else _load_keras(path)
         except (OSError, ValueError, KeyError, EOFError) as error:  # zipfile.BadZipFile: OSError
-            raise CommandError(f"cannot read model file {path!r} ({type(error).__name__}: "
+            raise CommandError(f"cannot read model file {path!r} ("
                                f"{cli_inspect.first_line(error)}); check that it is a complete "
                                ".keras, .h5 or tf1norm .npz file") from error
     checkpoint = cli_inspect.resolve_checkpoint(path)
@@ -123,7 +129,12 @@ def _network_from_graph(graph, checkpoint, path, input_name, output_name):
     inputs = cli_inspect.get_tensor(graph, input_name, "--input", path)
     try:
         return bounds.from_graph(output, inputs, bounds.graph_value_reader(checkpoint=checkpoint))
-    except (ValueError, KeyError, TypeError) as error:
+    except ValueError as error:
+        if hasattr(error, "problem"):  # a truncated checkpoint, as `tf1norm norms` says it
+            raise CommandError(error.problem) from None
+        raise CommandError(f"cannot trace {output_name!r} back to {input_name!r}: "
+                           f"{cli_inspect.first_line(error)}") from error
+    except (KeyError, TypeError) as error:
         raise CommandError(f"cannot trace {output_name!r} back to {input_name!r}: "
                            f"{cli_inspect.first_line(error)}") from error
 

@@ -8,7 +8,7 @@ import glob
 import os
 
 from tf1norm import cli_bounds, cli_inspect
-from tf1norm.cli_errors import CommandError
+from tf1norm.cli_errors import CommandError, UsageError
 
 
 def norms(args, out):
@@ -69,6 +69,13 @@ def bounds(args, out):
     _check_finite(network, args.model)
     lower, upper = cli_bounds.input_box(network, args.lower, args.upper)
     methods = cli_bounds.chosen_methods(args.method)
+    if set(methods) & set(cli_bounds.EXACT_METHODS):
+        from tf1norm.bounds.exact import solver_box_problem
+
+        problem = solver_box_problem(lower, upper, ("--lower", "--upper"))
+        if problem:
+            raise UsageError(problem.replace("the crown or interval method",
+                                             "--method crown or interval"))
     results = cli_bounds.compute(network, lower, upper, methods, args.time_limit)
     cli_bounds.print_results(network, results, out)
     if args.plot:

@@ -39,8 +39,9 @@ def convert(args, out):
     try:
         prefix, names = migration_checkpoints.convert_checkpoint(
             args.checkpoint, args.output, [p.pattern for p in args.exclude])
-    except ValueError as error:
-        raise CommandError(str(error).replace("convert_checkpoint: ", "")) from None
+    except ValueError as error:  # a CheckpointError's problem reads without the function
+        raise CommandError(getattr(error, "problem", None)
+                           or str(error).replace("convert_checkpoint: ", "")) from None
     for name in names:
         print(f"  {name}", file=out)
     print(f"wrote {len(names)} variables to {prefix}", file=out)

@@ -44,13 +44,12 @@ def resolve_checkpoint(path):
 
 def read_variables(checkpoint):
     """``(reader, [(name, shape, dtype name)])`` for a checkpoint, variables sorted by name."""
-    from tf1norm._tf import tf
+    from tf1norm import _checks
 
     try:
-        reader = tf.train.load_checkpoint(checkpoint)
-    except (tf.errors.OpError, OSError, ValueError) as error:
-        raise CommandError(f"cannot read checkpoint {checkpoint!r} ({first_line(error)}); "
-                           "check that its .index and .data files are complete") from error
+        reader = _checks.checkpoint_reader(checkpoint, "tf1norm")
+    except _checks.CheckpointError as error:
+        raise CommandError(error.problem) from None
     shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
     return reader, [(name, tuple(shapes[name]), dtypes[name].name) for name in sorted(shapes)]
 
@@ -87,14 +86,12 @@ def kernel_norms(checkpoint, include_slots=False, exclude=()):
 
 def read_tensor(reader, name, checkpoint):
     """``reader.get_tensor(name)``; a truncated or corrupt data file is a CommandError."""
-    from tf1norm._tf import tf
+    from tf1norm import _checks
 
     try:
-        return reader.get_tensor(name)
-    except (tf.errors.OpError, OSError, ValueError, IndexError) as error:
-        raise CommandError(f"cannot read {name!r} from checkpoint {checkpoint!r} "
-                           f"({first_line(error)}); its .data file may be truncated or "
-                           "corrupt: copy it again or pick another checkpoint") from None
+        return _checks.checkpoint_tensor(reader, name, checkpoint, "tf1norm")
+    except _checks.CheckpointError as error:
+        raise CommandError(error.problem) from None
 
 
 def norms_table(checkpoint, threshold=None, include_slots=False, exclude=()):

@@ -14,6 +14,8 @@ Each class calls the pure function of the same name in
 axes again when it is applied (the rank is known only then).
 """
 
+import inspect
+
 from tf1norm import _checks
 from tf1norm import eager
 from tf1norm import keras_registration
@@ -46,7 +48,21 @@ class Constraint(_ConstraintRoot):
 
     @classmethod
     def from_config(cls, config):
-        """Rebuild the constraint from ``get_config()`` output."""
+        """Rebuild the constraint from ``get_config()`` output.
+
+        Raises:
+          TypeError: ``config`` is not a dict, or has a key the constructor does not take.
+        """
+        known = list(inspect.signature(cls).parameters)
+        if not isinstance(config, dict):
+            raise TypeError(f"{cls.__name__}.from_config: `config` must be a dict of "
+                            f"constructor arguments; got {config!r:.100}. Pass the dict "
+                            "get_config() returned.")
+        unknown = sorted(set(config) - set(known))
+        if unknown:
+            raise TypeError(f"{cls.__name__}.from_config: `config` has unknown keys {unknown}; "
+                            f"got {config!r:.200}. {cls.__name__} takes {known or 'no keys'}: "
+                            "pass the dict its get_config() returned.")
         return cls(**config)
 
     def __repr__(self):

@@ -219,6 +219,11 @@ def embedding_lookup(params, ids, max_norm=None, norm_type=2.0, mode="after_upda
     Returns:
       A tensor of shape ``ids.shape + [dim]``.
 
+    Ids outside ``[0, vocabulary)`` raise ``ValueError`` here when they are
+    constants; ids fed or computed at run time fail the run with an
+    ``InvalidArgumentError`` carrying the same message and the offending ids
+    (a ``tf.debugging.Assert`` the lookup waits for).
+
     Raises:
       TypeError: ``ids`` not integer; with ``max_norm``, ``params`` not
         variables or not floating; ``norm_type`` or ``max_norm`` not a number.
@@ -249,9 +254,11 @@ def embedding_lookup(params, ids, max_norm=None, norm_type=2.0, mode="after_upda
                                      "the optimizer update.")
         norm_type = _arg.checked_norm_type(fn, norm_type)
         if max_norm is None:
+            ids = _arg.ids_in_range(fn, ids, _arg.vocabulary_size(params))
             return v1.nn.embedding_lookup(params, ids, partition_strategy=strategy)
         max_norm = _checks.positive_number(max_norm, fn, "max_norm")
         parts = _partitions(fn, params)
+        ids = _arg.ids_in_range(fn, ids, sum(p.shape[0] for p in parts))
         return _MODES[lookup](parts, ids, max_norm, norm_type, strategy,
                               _checks.string(collection, fn, "collection"))
 

@@ -16,18 +16,13 @@ counter), so the values go across by name:
 
 import re
 
+from tf1norm import _checks
 from tf1norm._tf import tf
 
 
 def _reader(path, fn):
     """A checkpoint reader for ``path`` (a prefix or a directory), or ValueError."""
-    try:
-        found = tf.train.latest_checkpoint(path) if tf.io.gfile.isdir(path) else path
-        return tf.train.load_checkpoint(found or path)
-    except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"{fn}: cannot read a checkpoint at {path!r} ({first}). Pass the "
-                         "prefix Saver.save returned (model.ckpt-100) or its folder.") from None
+    return _checks.checkpoint_reader(path, fn)
 
 
 def restore_tf1_checkpoint(path, variable_map, allow_missing=False):
@@ -59,7 +54,7 @@ def restore_tf1_checkpoint(path, variable_map, allow_missing=False):
             raise ValueError(f"restore_tf1_checkpoint: {name!r} is not in the checkpoint "
                              f"{path!r}; it has {sorted(shapes)[:8]}... Rename, or pass "
                              "allow_missing=True.")
-        value = reader.get_tensor(name)
+        value = _checks.checkpoint_tensor(reader, name, path, "restore_tf1_checkpoint")
         if tuple(value.shape) != tuple(variable.shape):
             raise ValueError(f"restore_tf1_checkpoint: {name!r} has shape {value.shape} in "
                              f"the checkpoint but {tuple(variable.shape)} in the TF2 model.")
@@ -95,8 +90,10 @@ def convert_checkpoint(path, output_prefix, exclude=()):
     if not names:
         raise ValueError(f"convert_checkpoint: no variable left to write from {path!r} "
                          f"(exclude={list(exclude)!r}).")
-    values = {name: tf.Variable(reader.get_tensor(name), name=name.replace("/", "_"))
-              for name in names}
+    arrays = {name: _checks.checkpoint_tensor(reader, name, path, "convert_checkpoint")
+              for name in names}  # all read before any variable is made
+    values = {name: tf.Variable(array, name=name.replace("/", "_"))
+              for name, array in arrays.items()}
     written = tf.train.Checkpoint(variables=values).write(output_prefix)
     return written, names
 

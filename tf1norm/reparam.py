@@ -40,6 +40,8 @@ def weight_norm(v, g, axes=None, epsilon=1e-12, name=None):
         axes = _checks.axes_tuple(axes, _checks.static_rank(v, "weight_norm", "v"),
                                   "weight_norm")
         epsilon = _checks.positive_number(epsilon, "weight_norm", "epsilon")
+        _checks.static_dimensions(v, [a for a in range(v.shape.rank) if a not in axes],
+                                  "weight_norm", "v")
         g = tf.cast(g, v.dtype)
         kept = [d for a, d in enumerate(v.shape) if a not in axes]
         if g.shape.rank is not None and g.shape.as_list() != kept:
@@ -183,6 +185,7 @@ def spectral_norm(w, u, power_iterations=1, epsilon=1e-12, name=None):
     with tf.name_scope(name or "spectral_norm"):
         w = _checks.float_tensor(w, "spectral_norm")
         rank = _checks.static_rank(w, "spectral_norm", minimum=2)
+        _checks.static_dimensions(w, [rank - 1], "spectral_norm")
         power_iterations = _checks.positive_int(power_iterations, "spectral_norm",
                                                 "power_iterations")
         epsilon = _checks.positive_number(epsilon, "spectral_norm", "epsilon")
@@ -205,6 +208,7 @@ def spectral_projection(w, u, power_iterations=1, epsilon=1e-12):
     """
     w = _checks.float_tensor(w, "SpectralNorm")
     rank = _checks.static_rank(w, "SpectralNorm", minimum=2)
+    _checks.static_dimensions(w, [rank - 1], "SpectralNorm")
     matrix, k, sigma_value, u_hat, _ = _power_iteration(w, rank, u, power_iterations, epsilon)
     sigma = k * sigma_value  # may be inf in float32/float64 when σ is beyond the range
     flat = tf.reshape(w, tf.shape(matrix))

@@ -6,6 +6,7 @@ initializer with its initial value fed (what the deprecated
 graph, e.g. inside ``MonitoredTrainingSession``.
 """
 
+import collections.abc
 import os
 
 import numpy as np
@@ -73,8 +74,10 @@ def weight_norm_data_init(session, feed_dict=None, init_scale=1.0, epsilon=1e-8,
       measured before its rescaling (σ pooled where it was).
 
     Raises:
+      TypeError: ``feed_dict`` is not a dict.
       ValueError: no weight-normalized layer in the graph, a layer whose
-        matmul/convolution cannot be found, or a bad ``init_scale``,
+        matmul/convolution cannot be found, a placeholder the layers read
+        that ``feed_dict`` does not feed, or a bad ``init_scale``,
         ``epsilon`` or ``min_samples``.
     """
     fn = "weight_norm_data_init"
@@ -89,6 +92,7 @@ def weight_norm_data_init(session, feed_dict=None, init_scale=1.0, epsilon=1e-8,
     variables = _variables_by_handle(session.graph)
     layers = [(record,) + _preactivation(record, variables) for record in records]
     pre_activations = [pre for _, pre, _ in layers]
+    _check_feeds(pre_activations, feed_dict)
     parameters = _Parameters(session, [record.g for record in records] +
                              [bias for _, _, bias in layers if bias is not None])
     report = []
@@ -104,6 +108,36 @@ def weight_norm_data_init(session, feed_dict=None, init_scale=1.0, epsilon=1e-8,
         parameters.load()
         report.append((record.name, mean, std))
     return report
+
+
+def _check_feeds(tensors, feed_dict):
+    """ValueError naming the placeholders ``tensors`` read that ``feed_dict`` leaves unfed."""
+    fn = "weight_norm_data_init"
+    if feed_dict is not None and not isinstance(feed_dict, collections.abc.Mapping):
+        raise TypeError(f"{fn}: `feed_dict` must be a dict {{placeholder: batch}}; got "
+                        f"{feed_dict!r:.100}. E.g. feed_dict={{x: x_batch}}.")
+    fed = {_tensor_name(key) for key in (feed_dict or {})}
+    missing, seen, stack = set(), set(), list(tensors)
+    while stack:
+        tensor = stack.pop()
+        if tensor.name in fed or tensor.name in seen:
+            continue
+        seen.add(tensor.name)
+        if tensor.op.type == "Placeholder":
+            missing.add(tensor.name)
+        else:
+            stack.extend(tensor.op.inputs)
+    if missing:
+        names = sorted(missing)
+        raise ValueError(f"{fn}: `feed_dict` does not feed the placeholders {names} that the "
+                         f"weight-normalized layers read; got feed_dict with "
+                         f"{sorted(fed) or 'no entries'}. Pass a batch of data, e.g. "
+                         f"feed_dict={{{names[0].split(':')[0]}: x_batch}}.")
+
+
+def _tensor_name(key):
+    name = getattr(key, "name", key)
+    return name if not isinstance(name, str) or ":" in name else f"{name}:0"
 
 
 class _Parameters:
@@ -146,7 +180,8 @@ def restore_plain_checkpoint(session, path):
 
     Raises:
       TypeError: ``session`` is not a session or ``path`` not a path.
-      ValueError: no checkpoint at ``path``, a stored shape differs from the
+      ValueError: no checkpoint at ``path`` or a truncated one (a
+        ``tf1norm._checks.CheckpointError``), a stored shape differs from the
         variable's, or no variable of the graph is in the checkpoint (a wrong
         file or a different scope: restoring nothing would leave every
         variable at its initial value without a word).
@@ -156,7 +191,8 @@ def restore_plain_checkpoint(session, path):
     with session.graph.as_default():
         variables = v1.global_variables()
     for variable in variables:
-        value = _stored_value(variable, reader, stored)
+        value = _stored_value(variable, lambda name: _checks.checkpoint_tensor(
+            reader, name, os.fspath(path), "restore_plain_checkpoint"), stored)
         if value is not None:
             _load(variable, _checked_shape(variable, value, path), session)
             restored.append(variable.op.name)
@@ -178,15 +214,7 @@ def restore_plain_checkpoint(session, path):
 def _open_checkpoint(session, path, fn):
     """``(reader, {name: shape})`` of the checkpoint at ``path``; errors name the path."""
     _checks.session(session, fn)
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{fn}: `path` must be a checkpoint prefix or directory; got {path!r}.")
-    try:
-        reader = tf.train.load_checkpoint(os.fspath(path))
-    except (ValueError, OSError, tf.errors.OpError) as error:
-        problem = str(error).split("\n", 1)[0]
-        raise ValueError(f"{fn}: `path` {os.fspath(path)!r} is not a readable checkpoint "
-                         f"({problem}). Pass the prefix Saver.save returned, e.g. "
-                         "'model.ckpt-1000', or its directory.") from None
+    reader = _checks.checkpoint_reader(path, fn)
     return reader, reader.get_variable_to_shape_map()
 
 
@@ -213,11 +241,10 @@ def export_plain_checkpoint(session, path):
 
     Raises:
       TypeError: ``session`` is not a session, or ``path`` not a string or path.
+      ValueError: ``path``'s folder does not exist or cannot be written to.
     """
     session = _checks.session(session, "export_plain_checkpoint")
-    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-        raise TypeError(f"export_plain_checkpoint: `path` must be a checkpoint prefix (a "
-                        f"non-empty string); got {path!r}. E.g. '/tmp/plain/model.ckpt'.")
+    path = _writable_prefix(path, "export_plain_checkpoint")
     graph = session.graph
     effective, dropped, weight_norms = {}, set(), {}
     for record in registry.get_records(keys.WEIGHT_NORM, graph):
@@ -246,6 +273,23 @@ def export_plain_checkpoint(session, path):
     for full_name, pieces in parts.items():
         values[full_name] = _assemble(pieces, [values.pop(p.op.name) for p in pieces])
     return _save_values(values, path)
+
+
+def _writable_prefix(path, fn):
+    """``path`` as a string whose folder exists and is writable, or TypeError/ValueError."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise TypeError(f"{fn}: `path` must be a checkpoint prefix (a non-empty string); got "
+                        f"{path!r}. E.g. '/tmp/plain/model.ckpt'.")
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    problem = ("does not exist" if not os.path.exists(folder) else "is not a folder"
+               if not os.path.isdir(folder) else None if os.access(folder, os.W_OK | os.X_OK)
+               else "is not writable")
+    if problem:
+        raise ValueError(f"{fn}: `path` {path!r} cannot be written: its folder {folder!r} "
+                         f"{problem}. Create the folder first (os.makedirs(folder, "
+                         "exist_ok=True)) or pick a writable one.")
+    return path
 
 
 def _weight_normalized(v, g, epsilon):
@@ -297,14 +341,14 @@ def _region(info):
     return tuple(slice(o, o + n) for o, n in zip(info.var_offset, info.var_shape))
 
 
-def _stored_value(variable, reader, stored):
-    """``variable``'s value in the checkpoint: by name, or its slice of the whole variable."""
+def _stored_value(variable, read, stored):
+    """``variable``'s value in the checkpoint (``read(name)``): by name, or its slice."""
     if variable.op.name in stored:
-        return reader.get_tensor(variable.op.name)
+        return read(variable.op.name)
     info = getattr(variable, "_save_slice_info", None)
     if info is None or info.full_name not in stored:
         return None
-    whole = reader.get_tensor(info.full_name)
+    whole = read(info.full_name)
     return whole[_region(info)]
 
 
@@ -325,6 +369,11 @@ def _save_values(values, path):
         with v1.Session() as export_session:
             feed = dict(zip(placeholders, (values[n] for n in names)))
             feed[prefix] = path
-            export_session.run(save, feed)
+            try:
+                export_session.run(save, feed)
+            except tf.errors.OpError as error:  # e.g. the disk is full, or the folder vanished
+                raise ValueError(f"export_plain_checkpoint: `path` {path!r} cannot be written "
+                                 f"({_checks.first_line(error)}). Pick a writable folder with "
+                                 "free space.") from None
     v1.train.update_checkpoint_state(os.path.dirname(os.path.abspath(path)), path)
     return path

@@ -94,7 +94,8 @@ def slim_scope(max_norm=None, l2=None, weight_norm=False, spectral_norm=None,
     regularizer = _combine([
         None if max_norm is None else max_norm_regularizer(
             _checks.positive_number(max_norm, "slim_scope", "max_norm")),
-        None if l2 is None else l2_regularizer(l2)])
+        None if l2 is None else l2_regularizer(
+            _checks.positive_number(l2, "slim_scope", "l2", allow_zero=True))])
     reparam = None
     if weight_norm:
         reparam = weight_norm_getter(name_filter)

@@ -31,7 +31,7 @@ from tf1norm import registry
 from tf1norm import _checks
 from tf1norm._tf import tf, v1
 from tf1norm.transforms import StepContext, Transform, _ProjectConstraints
-from tf1norm.transforms import project_constraints
+from tf1norm.transforms import pre_applied, project_constraints
 
 
 class TF2StepContext(StepContext):
@@ -86,14 +86,15 @@ class TrainStep:
           The loss tensor (value before the update).
 
         Raises:
-          TypeError: ``loss_fn`` is not callable.
-          ValueError: no variable gets a gradient.
+          TypeError: ``loss_fn`` is not callable, or its loss is not floating.
+          ValueError: no variable gets a gradient, or the loss is not a scalar
+            (an unknown rank is checked when the step runs).
         """
         if not callable(loss_fn):
             raise TypeError(f"TrainStep: `loss_fn` must be a callable returning the loss; got "
                             f"{loss_fn!r}. E.g. step(lambda: loss(model(x), y)).")
         with tf.GradientTape() as tape:
-            loss = loss_fn()
+            loss = _checks.scalar_loss(loss_fn(), "TrainStep", "loss_fn()")
         if variables is None:
             variables = [v for v in tape.watched_variables() if v.trainable]
         variables = list(variables() if callable(variables) else variables)
@@ -118,7 +119,7 @@ class TrainStep:
                                  self.persistent, _record_graph(), loss)
         chain = self.transforms + _automatic_projections(self.transforms, context.graph)
         for transform in chain:
-            pairs = transform.pre_apply(pairs, context)
+            pairs = pre_applied(transform, pairs, context, "make_train_step")
         applied = _conditional(context, pairs,
                                lambda: self._update(pairs, originals, chain, context))
         if tf.executing_eagerly():
@@ -184,7 +185,8 @@ def make_train_step(optimizer, transforms=()):
         def train(x, y):
             return step(lambda: loss_fn(model(x), y), lambda: model.trainable_variables)
     """
-    if not callable(getattr(optimizer, "apply_gradients", None)):
+    if not callable(getattr(_checks.not_a_class(optimizer, "make_train_step"),
+                            "apply_gradients", None)):
         raise TypeError(f"make_train_step: `optimizer` must have apply_gradients (a Keras or "
                         f"tf.compat.v1.train optimizer); got {optimizer!r}.")
     transforms = _checks.instance_list(transforms, Transform, "make_train_step", "transforms",

@@ -9,7 +9,7 @@ from tf1norm import registry
 from tf1norm import skipping
 from tf1norm._tf import tf, v1
 from tf1norm.transforms import StepContext, Transform, _ProjectConstraints
-from tf1norm.transforms import project_constraints
+from tf1norm.transforms import post_applied, pre_applied, project_constraints
 
 
 _USE_GLOBAL_STEP = object()  # default of ``global_step``: get or create the graph's
@@ -120,7 +120,7 @@ def create_train_op(loss, optimizer, global_step=_USE_GLOBAL_STEP, transforms=()
         # max-norm projections included
     """
     transforms = _checked_transforms(optimizer, transforms)
-    loss = _checked_loss(loss)
+    loss = _checks.scalar_loss(loss, "create_train_op", "loss")
     variables = _variables_alias(variables, variables_to_train)
     global_step = _checked_global_step(global_step)
     update_ops = v1.get_collection(keys.UPDATE_OPS) if update_ops is None else \
@@ -154,7 +154,7 @@ def _transformed_step(optimizer, grads_and_vars, transforms, context, summarize=
                       check_numerics=False):
     """pre_apply chain, then the (possibly conditional) update and variable stages."""
     for transform in transforms:
-        grads_and_vars = transform.pre_apply(grads_and_vars, context)
+        grads_and_vars = pre_applied(transform, grads_and_vars, context, "create_train_op")
     if summarize is not None:
         summarize(grads_and_vars)
     if check_numerics:
@@ -212,12 +212,16 @@ def _transforms_hint(value):
 
 
 def _variables_alias(variables, variables_to_train):
-    if variables_to_train is None:
-        return _checks.variable_list(variables, "create_train_op", "variables")
-    if variables is not None:
+    arg = "variables" if variables_to_train is None else "variables_to_train"
+    if variables is not None and variables_to_train is not None:
         raise ValueError("create_train_op: got both `variables` and `variables_to_train` (its "
                          "tf-slim alias); pass only one.")
-    return _checks.variable_list(variables_to_train, "create_train_op", "variables_to_train")
+    variables = _checks.variable_list(variables if variables_to_train is None else
+                                      variables_to_train, "create_train_op", arg)
+    if variables == []:
+        raise ValueError(f"create_train_op: `{arg}` is empty; got []. Pass the variables to "
+                         f"train, or {arg}=None for every trainable variable.")
+    return variables
 
 
 def _gradient_summarizer(summarize_gradients, transforms):
@@ -278,10 +282,13 @@ def _sync_replicas_step(optimizer, grads_and_vars, transforms, global_step):
 
 
 def _checked_transforms(optimizer, transforms):
-    if not isinstance(optimizer, v1.train.Optimizer):
+    if not isinstance(_checks.not_a_class(optimizer, "create_train_op"), v1.train.Optimizer):
+        keras = callable(getattr(optimizer, "apply_gradients", None))
         raise TypeError(f"create_train_op: `optimizer` must be a tf.compat.v1.train.Optimizer; "
-                        f"got {type(optimizer).__name__}. Keras optimizers cannot be used in "
-                        "a tf.compat.v1 graph train op.")
+                        f"got {type(optimizer).__name__}. " + (
+                            "Keras optimizers cannot be used in a tf.compat.v1 graph train op; "
+                            "use tf1norm.make_train_step for them." if keras else
+                            "Pass e.g. tf.compat.v1.train.AdamOptimizer(1e-3)."))
     transforms = _checks.instance_list(transforms, Transform, "create_train_op", "transforms",
                                        "tf1norm.clip_by_norm(5.0)")
     return transforms + _automatic_projections(transforms)
@@ -307,14 +314,6 @@ def _seed_gradient(loss, waits):
         return None
     with tf.control_dependencies(waits):
         return tf.ones_like(loss, name="gradient_seed")
-
-
-def _checked_loss(loss):
-    loss = _checks.float_tensor(loss, "create_train_op", "loss")
-    if loss.shape.rank not in (None, 0):
-        raise ValueError(f"create_train_op: `loss` must be a scalar; got shape {loss.shape}. "
-                         "Reduce it first, e.g. tf.reduce_mean(loss).")
-    return _checks.scalar_at_run_time(loss, "create_train_op", "loss")
 
 
 def _check_some_gradient(grads_and_vars):
@@ -374,14 +373,14 @@ def _post_apply_stage(transform, context, last):
     """
     if not transform.post_apply_per_variable:
         with tf.control_dependencies(list(last.values())):
-            ops = transform.post_apply(context.variables, context)
+            ops = post_applied(transform, context.variables, context)
         if ops:
             done = _one_op(ops)
             last.update({key: done for key in last})
         return
     for variable in context.variables:
         with tf.control_dependencies([last[variable.ref()]]):
-            ops = transform.post_apply([variable], context)
+            ops = post_applied(transform, [variable], context)
             if ops:
                 last[variable.ref()] = _one_op(ops)
 

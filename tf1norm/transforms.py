@@ -87,14 +87,15 @@ class StepContext:
         self.gradient_checks.append(fn)
 
 
-def optimizer_learning_rate(optimizer):
+def optimizer_learning_rate(optimizer, fn="StepContext.learning_rate"):
     """The learning rate a ``tf.compat.v1.train`` optimizer uses, as a tensor.
 
     Looks through wrappers (``SyncReplicasOptimizer``, ``CrossShardOptimizer``)
     via their ``_opt`` attribute; calls the rate if it is a callable.
 
     Raises:
-      ValueError: the optimizer keeps its learning rate somewhere unknown.
+      ValueError: the optimizer keeps its learning rate somewhere unknown
+        (the message names ``fn``, the transform that needs the rate).
     """
     if not isinstance(optimizer, v1.train.Optimizer) and hasattr(optimizer, "learning_rate"):
         return tf.convert_to_tensor(optimizer.learning_rate)  # Keras: follows its schedule
@@ -106,8 +107,34 @@ def optimizer_learning_rate(optimizer):
         if rate is not None:
             rate = rate() if callable(rate) else rate
             return tf.convert_to_tensor(rate)
-    raise ValueError(f"cannot find the learning rate of {type(optimizer).__name__}; "
-                     "pass learning_rate= to the transform explicitly.")
+    raise ValueError(f"{fn}: cannot find the learning rate of the optimizer (no "
+                     f"_learning_rate or _lr attribute); got {type(optimizer).__name__}. "
+                     f"Pass it to {fn} explicitly, e.g. learning_rate=0.001.")
+
+
+def pre_applied(transform, grads_and_vars, context, fn):
+    """``transform.pre_apply(...)`` as a list of ``(gradient, variable)`` pairs, or TypeError."""
+    result = transform.pre_apply(grads_and_vars, context)
+    if not isinstance(result, (str, bytes, tf.Tensor, tf.Operation)) \
+            and hasattr(result, "__iter__"):
+        result = list(result)
+        if all(isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in result):
+            return result
+    raise TypeError(f"{fn}: `transforms` holds {transform!r}, whose pre_apply must return the "
+                    f"list of (gradient, variable) pairs; got {result!r:.100}. Return "
+                    "grads_and_vars (changed or not) from pre_apply.")
+
+
+def post_applied(transform, variables, context):
+    """``transform.post_apply(...)`` as a list of ops (None: none), or TypeError."""
+    ops = transform.post_apply(variables, context)
+    if ops is None:
+        return []
+    if isinstance(ops, (tf.Operation, tf.Tensor)) or not hasattr(ops, "__iter__"):
+        raise TypeError(f"create_train_op: `transforms` holds {transform!r}, whose post_apply "
+                        f"must return a list of ops; got {ops!r:.100}. Return [op], or [] for "
+                        "none.")
+    return list(ops)
 
 
 def _has_rate(optimizer):

@@ -87,7 +87,7 @@ class _DecoupledWeightDecay(_DeltaTransform):
             return tf.constant(self.rate, tf.float64)
         rate = self.learning_rate
         if rate is None:
-            rate = optimizer_learning_rate(context.optimizer)
+            rate = optimizer_learning_rate(context.optimizer, "add_decoupled_weight_decay")
         return tf.cast(rate, tf.float64) * self.rate
 
     def deltas(self, grads_and_vars, context):

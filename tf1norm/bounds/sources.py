@@ -11,6 +11,7 @@ Conv2D (kernel scaled per output channel, bias shifted), otherwise a
 
 import numpy as np
 
+from tf1norm import _checks
 from tf1norm import registry
 from tf1norm._tf import tf
 from tf1norm.bounds.conv import Conv2D
@@ -114,15 +115,25 @@ def from_graph(output, input_placeholder, value_of):
 
 
 def graph_value_reader(session=None, checkpoint=None):
-    """``value_of(tensor)`` reading weights from a session or a checkpoint."""
-    reader = tf.train.load_checkpoint(checkpoint) if checkpoint else None
+    """``value_of(tensor)`` reading weights from a session or a checkpoint.
+
+    Raises:
+      TypeError: neither a session nor a checkpoint path, or ``session`` not a session.
+      ValueError: ``checkpoint`` cannot be read; when ``value_of`` runs, a
+        truncated ``.data`` file (both ``tf1norm._checks.CheckpointError``).
+    """
+    fn = "graph_value_reader"
+    if checkpoint is None:
+        _checks.session(session, fn)
+    reader = _checks.checkpoint_reader(checkpoint, fn, "checkpoint") if checkpoint else None
 
     def value_of(tensor):
         static = tf.get_static_value(tensor)
         if static is not None:
             return static
         if reader is not None:
-            return reader.get_tensor(registry.storage_op(tensor).name)
+            return _checks.checkpoint_tensor(reader, registry.storage_op(tensor).name,
+                                             checkpoint, fn, "checkpoint")
         return session.run(tensor)
 
     return value_of
