@@ -11,7 +11,7 @@ threshold) and ``tf1norm.renorm`` (exactly torch.renorm).
 import numpy as np
 
 import tf1norm
-from tf1norm._tf import tf, v1
+from tf1norm._src.compat import tf, v1
 
 
 def main(argv=None):

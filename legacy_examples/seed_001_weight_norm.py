@@ -23,7 +23,7 @@ warnings.filterwarnings("ignore", message=r".*is deprecated", category=UserWarni
 
 import tf1norm  # noqa: E402  (before TensorFlow)
 import data  # noqa: E402
-from tf1norm._tf import tf, v1  # noqa: E402
+from tf1norm._src.compat import tf, v1  # noqa: E402
 
 
 def conv_net(images, constraint=None):

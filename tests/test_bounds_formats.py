@@ -211,7 +211,7 @@ def _cli_rows(out):
 
 
 def test_cli_reads_nnet_and_onnx_files(nnet_file, tmp_path, rng, capsys):
-    from tf1norm import cli
+    from tf1norm.cli import app as cli
 
     path, *_ = nnet_file
     lower, upper = -np.ones(5), np.ones(5)
@@ -236,7 +236,7 @@ def test_cli_reads_nnet_and_onnx_files(nnet_file, tmp_path, rng, capsys):
 
 
 def test_cli_nnet_and_onnx_errors_are_one_line(tmp_path, capsys):
-    from tf1norm import cli
+    from tf1norm.cli import app as cli
 
     bad = tmp_path / "bad.nnet"
     bad.write_text("garbage\n")

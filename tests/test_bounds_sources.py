@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from tf1norm import bounds, cli
-from tf1norm._tf import tf, v1
+from tf1norm import bounds
+from tf1norm.cli import app as cli
+from tf1norm._src.compat import tf, v1
 
 from conftest import in_eager
 

@@ -33,7 +33,7 @@ unless ``as_matrix()`` is called.
 
 import numpy as np
 
-from tf1norm._tf import run_eagerly, tf
+from tf1norm._src.compat import run_eagerly, tf
 from tf1norm.bounds.network import Linear
 
 
