@@ -16,7 +16,6 @@ axes again when it is applied (the rank is known only then).
 
 from tf1norm._src import checks as _checks
 from tf1norm._src import eager
-from tf1norm.graph import keras_registration
 from tf1norm._math import projections
 
 
@@ -141,6 +140,6 @@ class SpectralNorm(Constraint):
         return {"power_iterations": self.power_iterations}
 
 
-# Saved with a Keras model as "tf1norm>MaxNorm" etc.; see tf1norm.graph.keras_registration.
+# Saved with a Keras model as "tf1norm>MaxNorm" etc.: tf1norm.graph.keras_registration
+# registers these with every Keras once this module has loaded (an import hook).
 KERAS_SERIALIZABLE = (MaxNorm, UnitNorm, MinMaxNorm, NonNeg, SpectralNorm)
-keras_registration.register_loaded()

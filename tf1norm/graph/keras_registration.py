@@ -8,10 +8,13 @@ class only if ``"tf1norm>MaxNorm"`` is registered in *that* Keras (Keras 3,
 ``TF_USE_LEGACY_KERAS=1``). This module registers every constraint class
 (``register_keras_serializable(package="tf1norm")``) with each Keras:
 
-* already imported when ``tf1norm.graph.constraints`` loads: at once;
-* imported later: right after its import, through an import hook that
-  ``import tf1norm`` installs (this module imports neither Keras nor
-  TensorFlow itself, so ``import tf1norm`` stays light).
+* already imported when ``tf1norm.graph.constraints`` loads: right after that
+  module's import;
+* imported later: right after its import.
+
+Both go through one import hook that ``import tf1norm`` installs, so the
+constraints module never imports this one (no import cycle), and this module
+imports neither Keras nor TensorFlow itself (``import tf1norm`` stays light).
 
 So ``import tf1norm`` before ``load_model`` is all a user needs; no
 ``custom_objects``.
@@ -25,6 +28,7 @@ import sys
 PACKAGE = "tf1norm"
 # Keras flavour (top-level package) -> the module holding register_keras_serializable.
 _REGISTRARS = {"keras": "keras.saving", "tf_keras": "tf_keras.utils"}
+CONSTRAINTS = "tf1norm.graph.constraints"  # registers with every loaded Keras once it loads
 _registered = set()
 
 
@@ -46,17 +50,18 @@ def register(flavour):
 
 
 def register_loaded():
-    """Register with every Keras flavour already imported (called by ``tf1norm.graph.constraints``)."""
+    """Register with every Keras flavour already imported (after ``CONSTRAINTS`` loads)."""
     for flavour in _REGISTRARS:
         if flavour in sys.modules and hasattr(sys.modules[flavour], "__version__"):
             register(flavour)
 
 
 class _AfterKerasImport(importlib.abc.MetaPathFinder):
-    """Wrap the loader of ``keras``/``tf_keras`` so registration follows their import."""
+    """Wrap the loaders of ``keras``/``tf_keras`` and ``CONSTRAINTS``: registration follows."""
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname not in _REGISTRARS or fullname in _registered:
+        watched = fullname == CONSTRAINTS or fullname in _REGISTRARS
+        if not watched or fullname in _registered:
             return None
         sys.meta_path.remove(self)
         try:
@@ -70,17 +75,19 @@ class _AfterKerasImport(importlib.abc.MetaPathFinder):
 
 
 class _RegisteringLoader(importlib.abc.Loader):
-    def __init__(self, loader, flavour):
-        self.loader, self.flavour = loader, flavour
+    def __init__(self, loader, name):
+        self.loader, self.name = loader, name  # a Keras flavour or CONSTRAINTS
 
     def create_module(self, spec):
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
         self.loader.exec_module(module)
-        if "tf1norm.graph.constraints" in sys.modules or "tensorflow" in sys.modules:
+        if self.name == CONSTRAINTS:
+            register_loaded()
+        elif CONSTRAINTS in sys.modules or "tensorflow" in sys.modules:
             try:
-                register(self.flavour)
+                register(self.name)
             except (ImportError, AttributeError):  # TensorFlow mid-import: see register_loaded
                 pass
 
@@ -92,3 +99,5 @@ def install():
     """Put the import hook in place (idempotent); ``import tf1norm`` calls it."""
     if not any(isinstance(f, _AfterKerasImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _AfterKerasImport())
+    if CONSTRAINTS in sys.modules:  # loaded before the hook was in place
+        register_loaded()
