@@ -100,7 +100,8 @@ def main(argv=None):
     norms = np.linalg.norm(final, axis=1)
     seen = np.array(sorted(seen))
     untouched = np.setdiff1d(np.arange(len(words)), seen)
-    print(f"rows looked up: {len(seen)} of {len(words)}; their largest norm {norms[seen].max():.4f} "
+    print(f"rows looked up: {len(seen)} of {len(words)}; "
+          f"their largest norm {norms[seen].max():.4f} "
           f"(max_norm {args.max_norm}); rows never looked up unchanged: "
           f"{bool(np.array_equal(final[untouched], start[untouched]))}")
     for probe in PROBES:

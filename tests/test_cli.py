@@ -323,7 +323,8 @@ def test_help_is_fast_and_does_not_import_tensorflow(argv):
 
 @pytest.mark.slow
 def test_parsing_imports_no_tensorflow():
-    code = ("import sys, tf1norm.cli.app; tf1norm.cli.app.build_parser().parse_args(['norms', 'x']); "
+    code = ("import sys, tf1norm.cli.app; "
+            "tf1norm.cli.app.build_parser().parse_args(['norms', 'x']); "
             "print(sorted(m for m in ('tensorflow', 'tf_keras', 'matplotlib') "
             "if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -124,7 +124,7 @@ def test_exported_plain_network_computes_the_evaluation_logits(trained):
 
 
 def _train_op_and_check_seconds(model):
-    """Seconds for create_train_op + check_train_op (tf1norm's part; the model itself is not timed)."""
+    """Seconds for create_train_op + check_train_op (tf1norm's part; the model is not timed)."""
     with tf.Graph().as_default():
         built = model_zoo.build(model, "max_norm", training=True)
         start = time.perf_counter()

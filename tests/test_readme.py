@@ -34,7 +34,6 @@ import textwrap
 import types
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import tf1norm

@@ -90,11 +90,11 @@ if TYPE_CHECKING:
     from tf1norm.training.weight_decay import add_decoupled_weight_decay
     from tf1norm.training.weight_decay import add_l2_to_gradients
     from tf1norm.training.weight_decay import sgd_decay_step
-    from tf1norm import bounds
+    from tf1norm import bounds as bounds
     from tf1norm.graph import keys
     from tf1norm.tf2 import migration
     from tf1norm.graph import registry
-    from tf1norm.graph import slim_layers
+    from tf1norm.graph import slim_layers as slim_layers
     from tf1norm.training import summaries
 
 # Public name -> the module that defines it (imported on first use).

@@ -73,7 +73,7 @@ class CliResult(Exception):
 
 
 def cli(argv):
-    """A case call running ``tf1norm.cli.app.main(argv)``; it raises ``CliResult`` unless status 0."""
+    """A case call running ``tf1norm.cli.app.main(argv)``; raises ``CliResult`` unless status 0."""
     def call():
         from tf1norm.cli import app as command_line
 
@@ -164,7 +164,8 @@ def main(argv=None):
     quiet_tensorflow(verbose=False)
 
     start = time.perf_counter()
-    results = audit(load_cases(pattern=args.pattern), progress=lambda c: tqdm(c, desc="cases", disable=None))
+    results = audit(load_cases(pattern=args.pattern),
+                    progress=lambda c: tqdm(c, desc="cases", disable=None))
     counts = collections.Counter(result[2] for result in results)
     for module, case, verdict, detail in results:
         if verdict != "clear" or args.verbose:

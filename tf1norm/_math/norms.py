@@ -152,7 +152,9 @@ def guarded(fast, trusted, slow_fn):
 
 
 def guarded_factors(x, wide, scale, trusted, slow_factors):
-    """``x·scale`` if ``trusted`` (a scalar bool tensor), else ``x·f₁·f₂·f₃`` from ``slow_factors()``: for XLA.
+    """``x·scale`` if ``trusted`` (a scalar bool tensor), else ``x·f₁·f₂·f₃``: for XLA.
+
+    ``f₁, f₂, f₃`` come from ``slow_factors()``.
 
     Inside ``jit_compile=True`` a ``tf.cond`` over the full tensor (``guarded``)
     makes XLA materialize the fast result and copy it through the

@@ -89,7 +89,7 @@ def _load_verification_format(path):
 
 
 def load_network(path, input_name=None, output_name=None):
-    """A ``bounds.Network`` from a Keras, ``.npz``, ``.nnet`` or ``.onnx`` file or a TF1 checkpoint."""
+    """A ``bounds.Network`` from a Keras, ``.npz``, ``.nnet``, ``.onnx`` file or TF1 checkpoint."""
     if path.endswith(MODEL_FILES) and not os.path.exists(path):
         raise CommandError(f"no model file {path!r}; check the path")
     if path.endswith((".nnet", ".onnx")):

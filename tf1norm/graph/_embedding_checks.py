@@ -1,4 +1,7 @@
-"""Argument checks of ``tf1norm.graph.embedding``: errors name the function, argument, value and fix."""
+"""Argument checks of ``tf1norm.graph.embedding``.
+
+Errors name the function, argument, value and fix.
+"""
 
 import math
 import numbers

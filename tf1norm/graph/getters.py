@@ -229,7 +229,10 @@ class WeightNormRecord:
 
 
 def _unit_norms(value):
-    """``‖v‖`` per output unit in ``value``'s dtype, overflow/underflow-safe (``tf1norm._math.norms``)."""
+    """``‖v‖`` per output unit in ``value``'s dtype, overflow/underflow-safe.
+
+    See ``tf1norm._math.norms``.
+    """
     axes = tuple(range(value.shape.rank - 1))
     return tf.cast(_norms.safe_norm(value, axes, keepdims=False), value.dtype)
 
@@ -258,8 +261,9 @@ def weight_norm_getter(name_filter=DEFAULT_FILTER, epsilon=1e-12):
                             trainable=kwargs.get("trainable", True), **extra)
         direction, _, full_name = _whole(variable)
         normalized = weight_norm(direction, g, epsilon=epsilon)
+        record = WeightNormRecord(variable, g, normalized, direction, full_name, epsilon)
         registry.add_record(eager.record_key(g, transient=True), keys.WEIGHT_NORM, g.ref(),
-                            WeightNormRecord(variable, g, normalized, direction, full_name, epsilon))
+                            record)
         return normalized
 
     return custom_getter

@@ -85,7 +85,8 @@ def weight_norm_data_init(session, feed_dict=None, init_scale=1.0, epsilon=1e-8,
     records = registry.get_records(keys.WEIGHT_NORM, session.graph)
     if not records:
         raise ValueError("weight_norm_data_init: no weight-normalized weights in this graph. "
-                         "Build the model under weight_norm_getter or slim_scope(weight_norm=True).")
+                         "Build the model under weight_norm_getter or "
+                         "slim_scope(weight_norm=True).")
     variables = _variables_by_handle(session.graph)
     layers = [(record,) + _preactivation(record, variables) for record in records]
     pre_activations = [pre for _, pre, _ in layers]

@@ -88,7 +88,9 @@ def skip_nonfinite():
 
 
 def checked_gradients(grads_and_vars):
-    """Each gradient through a finiteness assertion naming its variable (``create_train_op``'s default).
+    """Each gradient through a finiteness assertion naming its variable.
+
+    ``create_train_op``'s default.
 
     One multi-threaded finiteness reduction per gradient; a
     variable's update waits only for its own check, so the backward pass

@@ -314,12 +314,12 @@ def summarize_chain(histograms=True, collections=()):
     run would then train. Pass ``collections=[tf.compat.v1.GraphKeys.SUMMARIES]``
     only if the session runs nothing but the train op.
 
-    Nothing is computed unless a summary is fetched. The train op's results are bit-identical with and without
-    this transform. ``steps/skipped_total`` reads the counter while the step
-    runs, so it may or may not include the current step; ``steps/skipped`` is
-    exact. Projections of partitioned variables are not summarized, nor (with
-    ``skip_nonfinite``, whose update sits in a ``tf.cond``) any per-layer
-    norms: a warning says so.
+    Nothing is computed unless a summary is fetched. The train op's results are
+    bit-identical with and without this transform. ``steps/skipped_total`` reads
+    the counter while the step runs, so it may or may not include the current
+    step; ``steps/skipped`` is exact. Projections of partitioned variables are
+    not summarized, nor (with ``skip_nonfinite``, whose update sits in a
+    ``tf.cond``) any per-layer norms: a warning says so.
 
     Args:
       histograms: also write the unit-norm histograms (bool).
