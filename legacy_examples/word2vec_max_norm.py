@@ -25,7 +25,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import tf1norm  # noqa: E402
-from tf1norm._src.compat import tf, v1  # noqa: E402
+import tensorflow as tf  # noqa: E402  (after tf1norm)
+
+v1 = tf.compat.v1
 
 PROBES = ("list", "string", "function", "class", "file", "true")
 
