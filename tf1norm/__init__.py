@@ -23,7 +23,8 @@ The package, by role (each layer imports only the layers below it; see
 ``tf1norm.bounds``    output-range analysis (beside the train step)
 ``tf1norm.graph``     graph plumbing: registry, keys, regularizers, getters,
                       scopes, constraints, batch norm, embeddings, tf-slim adapter
-``tf1norm._math``     the pure math: norms, projections, reparameterizations
+``tf1norm._math``     the pure math: norms, projections, reparameterizations,
+                      embedding row caps, batch-norm statistics
 ``tf1norm._src``      the TensorFlow import, argument checks, eager helpers
 ==================  ==========================================================
 """

@@ -34,6 +34,8 @@ import numpy as np
 from tf1norm._src import checks as _checks
 from tf1norm.graph import keys
 from tf1norm._src.compat import tf, v1
+from tf1norm._math.batch_stats import biased_variance, debias_factor, fused_layout
+from tf1norm._math.batch_stats import moving_average_delta
 
 PARAM_NAMES = ("beta", "gamma", "moving_mean", "moving_variance")
 DEFAULT_INITIALIZERS = {"beta": v1.zeros_initializer, "gamma": v1.ones_initializer,
@@ -57,50 +59,6 @@ class Options(collections.namedtuple("Options", "decay epsilon channels_first un
       updates_collections: collection names for the update ops, None to run
         them in place (the output depends on them), or ``()`` for no updates.
     """
-
-
-# ----------------------------------------------------------------- pure math
-
-
-def fused_layout(x, channels_first):
-    """``x`` as 4-D input of the fused kernel and its data format (see the module table)."""
-    rank = x.shape.rank
-    if rank == 4:
-        return x, "NCHW" if channels_first else "NHWC"
-    dims = _dims(x)
-    if rank == 2:
-        return tf.reshape(x, [dims[0], 1, 1, dims[1]]), "NHWC"
-    if channels_first:
-        height, width = _two_spatial(dims[2:])
-        return tf.reshape(x, [dims[0], dims[1], height, width]), "NCHW"
-    height, width = _two_spatial(dims[1:-1])
-    return tf.reshape(x, [dims[0], height, width, dims[-1]]), "NHWC"
-
-
-def _dims(x):
-    """Static dimensions where known, scalar tensors elsewhere."""
-    static = x.shape.as_list()
-    dynamic = tf.shape(x) if None in static else None
-    return [d if d is not None else dynamic[i] for i, d in enumerate(static)]
-
-
-def _two_spatial(spatial):
-    return (spatial[0], 1) if len(spatial) == 1 else (spatial[0] * spatial[1], spatial[2])
-
-
-def biased_variance(variance, count):
-    """Undo Bessel's correction of the fused kernel's batch variance: ``σ²·(n − 1)/n``."""
-    return variance * tf.maximum(count - 1.0, 0.0) / tf.maximum(count, 1.0)
-
-
-def moving_average_delta(moving, value, weight):
-    """``(moving − value)·weight``: subtracting it is one EMA step (weight = 1 − decay)."""
-    return (moving - value) * weight
-
-
-def debias_factor(weight, step):
-    """``1 − (1 − weight)^step``, the zero-debias divisor of ``assign_moving_average``."""
-    return 1.0 - tf.pow(1.0 - weight, step)
 
 
 # ----------------------------------------------------------------- variables
