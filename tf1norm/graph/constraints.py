@@ -15,6 +15,7 @@ axes again when it is applied (the rank is known only then).
 """
 
 from tf1norm._src import checks as _checks
+from tf1norm._src import graph_checks as _graph_checks
 from tf1norm._src import eager
 from tf1norm._math import projections
 
@@ -129,7 +130,7 @@ class SpectralNorm(Constraint):
         from tf1norm.graph.getters import power_iteration_vector
         from tf1norm._math.reparam import spectral_projection
 
-        variable = _checks.variable(eager.tf_variable(w), "SpectralNorm")  # Keras 3 too
+        variable = _graph_checks.variable(eager.tf_variable(w), "SpectralNorm")  # Keras 3 too
         u = power_iteration_vector(variable)
         projected, _, u_new = spectral_projection(variable, u.read_value(),
                                                   self.power_iterations)

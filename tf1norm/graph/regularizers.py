@@ -28,6 +28,7 @@ import re
 import warnings
 
 from tf1norm._src import checks as _checks
+from tf1norm._src import graph_checks as _graph_checks
 from tf1norm._src import eager
 from tf1norm.graph import keys
 from tf1norm._math import projections
@@ -85,7 +86,7 @@ def max_norm_regularizer(threshold=1.0, axes=None, name="max_norm", collection=k
     project = functools.partial(projections.max_norm_assignment, threshold=threshold, axes=axes)
 
     def max_norm_fn(weights):
-        variable = _checks.variable(weights, fn_name)
+        variable = _graph_checks.variable(weights, fn_name)
         reduced = _checks.axes_tuple(axes, _checks.static_rank(variable, fn_name, "weights"),
                                      fn_name)
         projection = _projection_of(variable, reduced, project, name)
@@ -222,7 +223,7 @@ def spectral_norm_regularizer(scale, power_iterations=1, scope=None, collection=
             return 0.5 * tf.square(sigma)
 
     return _penalty_regularizer(fn_name, half_sigma_squared, scale, scope, collection,
-                                prepare=lambda weights: _checks.variable(weights, fn_name))
+                                prepare=lambda weights: _graph_checks.variable(weights, fn_name))
 
 
 def total_loss(loss=None, collections=(keys.REGULARIZATION_LOSSES,), name="total_loss"):

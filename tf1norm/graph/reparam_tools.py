@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from tf1norm._src import checks as _checks
+from tf1norm._src import graph_checks as _graph_checks
 from tf1norm.graph import keys
 from tf1norm.graph import registry
 from tf1norm._src.compat import tf, v1
@@ -78,7 +79,7 @@ def weight_norm_data_init(session, feed_dict=None, init_scale=1.0, epsilon=1e-8,
         ``epsilon`` or ``min_samples``.
     """
     fn = "weight_norm_data_init"
-    session = _checks.session(session, fn)
+    session = _graph_checks.session(session, fn)
     init_scale = _checks.positive_number(init_scale, fn, "init_scale")
     epsilon = _checks.positive_number(epsilon, fn, "epsilon")
     min_samples = _checks.positive_int(min_samples, fn, "min_samples")
@@ -178,7 +179,7 @@ def restore_plain_checkpoint(session, path):
 
 def _open_checkpoint(session, path, fn):
     """``(reader, {name: shape})`` of the checkpoint at ``path``; errors name the path."""
-    _checks.session(session, fn)
+    _graph_checks.session(session, fn)
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{fn}: `path` must be a checkpoint prefix or directory; got {path!r}.")
     try:
@@ -215,7 +216,7 @@ def export_plain_checkpoint(session, path):
     Raises:
       TypeError: ``session`` is not a session, or ``path`` not a string or path.
     """
-    session = _checks.session(session, "export_plain_checkpoint")
+    session = _graph_checks.session(session, "export_plain_checkpoint")
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
         raise TypeError(f"export_plain_checkpoint: `path` must be a checkpoint prefix (a "
                         f"non-empty string); got {path!r}. E.g. '/tmp/plain/model.ckpt'.")

@@ -10,7 +10,7 @@ tracking, metrics, loss scaling and distribution stay Keras's.
 
 import functools
 
-from tf1norm._src import checks as _checks
+from tf1norm._src import graph_checks as _graph_checks
 from tf1norm.tf2.step import make_train_step
 from tf1norm.training.transforms import Transform
 
@@ -46,8 +46,8 @@ def attach_transforms(model, transforms):
     if not callable(keras_step):
         raise TypeError(f"attach_transforms: `model` must be a Keras Model (it has no "
                         f"train_step); got {type(model).__name__}.")
-    transforms = _checks.instance_list(transforms, Transform, "attach_transforms", "transforms",
-                                       "tf1norm.clip_by_norm(5.0)")
+    transforms = _graph_checks.instance_list(transforms, Transform, "attach_transforms",
+                                             "transforms", "tf1norm.clip_by_norm(5.0)")
     steps = {}
 
     def current_step():

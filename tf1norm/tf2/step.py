@@ -28,7 +28,7 @@ are added at the end of the chain, as ``create_train_op`` adds them.
 """
 
 from tf1norm.graph import registry
-from tf1norm._src import checks as _checks
+from tf1norm._src import graph_checks as _graph_checks
 from tf1norm._src.compat import tf, v1
 from tf1norm.training.transforms import StepContext, Transform, _ProjectConstraints
 from tf1norm.training.transforms import project_constraints
@@ -187,7 +187,7 @@ def make_train_step(optimizer, transforms=()):
     if not callable(getattr(optimizer, "apply_gradients", None)):
         raise TypeError(f"make_train_step: `optimizer` must have apply_gradients (a Keras or "
                         f"tf.compat.v1.train optimizer); got {optimizer!r}.")
-    transforms = _checks.instance_list(transforms, Transform, "make_train_step", "transforms",
+    transforms = _graph_checks.instance_list(transforms, Transform, "make_train_step", "transforms",
                                        "tf1norm.clip_by_norm(5.0)")
     for transform in transforms:
         if type(transform).__name__ == "_SgdDecayStep":

@@ -3,6 +3,7 @@
 import collections
 
 from tf1norm._src import checks as _checks
+from tf1norm._src import graph_checks as _graph_checks
 from tf1norm.graph import keys
 from tf1norm.graph import registry
 from tf1norm._src.compat import tf, v1
@@ -35,7 +36,7 @@ def check_train_op(train_op, collections_to_check=(keys.MAX_NORM,)):
     Returns:
       A list of ``Finding(kind, subject, message)``; empty when all is well.
     """
-    train_op = _checks.operation(train_op, "check_train_op", "train_op")
+    train_op = _graph_checks.operation(train_op, "check_train_op", "train_op")
     collections_to_check = _checked_collections(collections_to_check)
     projected = _projected_variables(collections_to_check)
     update_ops = [_as_op(u) for u in v1.get_collection(keys.UPDATE_OPS)]

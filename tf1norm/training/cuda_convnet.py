@@ -30,6 +30,7 @@ import configparser
 import os
 
 from tf1norm._src import checks as _checks
+from tf1norm._src import graph_checks as _graph_checks
 from tf1norm._src.compat import tf, v1
 from tf1norm.training.weight_decay import add_l2_to_gradients
 
@@ -129,7 +130,7 @@ class LayerParams:
 
     def __init__(self, sections, variables):
         self.sections = sections
-        variables = _checks.variable_list(variables, "LayerParams", "variables") or []
+        variables = _graph_checks.variable_list(variables, "LayerParams", "variables") or []
         hyper, decay, self.assignments = [], [], {}
         for variable in variables:
             layer, kind = _layer_of(variable, sections)
@@ -268,5 +269,5 @@ def layer_params(path_or_dict, variables=None):
     """
     sections = _read_sections(path_or_dict)
     variables = v1.trainable_variables() if variables is None else \
-        _checks.variable_list(variables, "layer_params", "variables")
+        _graph_checks.variable_list(variables, "layer_params", "variables")
     return LayerParams(sections, variables)

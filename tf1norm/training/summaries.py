@@ -46,6 +46,7 @@ import os
 import warnings
 
 from tf1norm._src import checks as _checks
+from tf1norm._src import graph_checks as _graph_checks
 from tf1norm.graph import keys
 from tf1norm._math import projections
 from tf1norm.graph import registry
@@ -228,8 +229,8 @@ class ChainSummaryHook(v1.train.SessionRunHook):
         fn = "ChainSummaryHook"
         self.every_n_steps = _checks.positive_int(every_n_steps, fn, "every_n_steps")
         self.output_dir = _checks.string(output_dir, fn, "output_dir")
-        _checks.operation(summary_op, fn, "summary_op")
-        _checks.operation(train_op, fn, "train_op")
+        _graph_checks.operation(summary_op, fn, "summary_op")
+        _graph_checks.operation(train_op, fn, "train_op")
         self.summary_op, self.train_op = summary_op, train_op
         self._train_runs, self._writer, self._global_step = 0, None, None
 

@@ -3,6 +3,7 @@
 import warnings
 
 from tf1norm._src import checks as _checks
+from tf1norm._src import graph_checks as _graph_checks
 from tf1norm.training import _apply
 from tf1norm.graph import keys
 from tf1norm.graph import registry
@@ -124,7 +125,7 @@ def create_train_op(loss, optimizer, global_step=_USE_GLOBAL_STEP, transforms=()
     variables = _variables_alias(variables, variables_to_train)
     global_step = _checked_global_step(global_step)
     update_ops = v1.get_collection(keys.UPDATE_OPS) if update_ops is None else \
-        _checks.op_list(update_ops, "create_train_op", "update_ops")
+        _graph_checks.op_list(update_ops, "create_train_op", "update_ops")
     # No name scope around the step: optimizers create non-slot variables
     # (Adam's beta1_power) in the current scope, and their names must match a
     # plain optimizer.minimize graph for checkpoints to stay interchangeable.
@@ -213,11 +214,11 @@ def _transforms_hint(value):
 
 def _variables_alias(variables, variables_to_train):
     if variables_to_train is None:
-        return _checks.variable_list(variables, "create_train_op", "variables")
+        return _graph_checks.variable_list(variables, "create_train_op", "variables")
     if variables is not None:
         raise ValueError("create_train_op: got both `variables` and `variables_to_train` (its "
                          "tf-slim alias); pass only one.")
-    return _checks.variable_list(variables_to_train, "create_train_op", "variables_to_train")
+    return _graph_checks.variable_list(variables_to_train, "create_train_op", "variables_to_train")
 
 
 def _gradient_summarizer(summarize_gradients, transforms):
@@ -282,7 +283,7 @@ def _checked_transforms(optimizer, transforms):
         raise TypeError(f"create_train_op: `optimizer` must be a tf.compat.v1.train.Optimizer; "
                         f"got {type(optimizer).__name__}. Keras optimizers cannot be used in "
                         "a tf.compat.v1 graph train op.")
-    transforms = _checks.instance_list(transforms, Transform, "create_train_op", "transforms",
+    transforms = _graph_checks.instance_list(transforms, Transform, "create_train_op", "transforms",
                                        "tf1norm.clip_by_norm(5.0)")
     return transforms + _automatic_projections(transforms)
 

@@ -24,6 +24,7 @@ the update.)
 import re
 
 from tf1norm._src import checks as _checks
+from tf1norm._src import graph_checks as _graph_checks
 from tf1norm.graph import keys
 from tf1norm._src.compat import tf, v1
 from tf1norm.training.transforms import Transform, gradients_after, optimizer_learning_rate
@@ -123,8 +124,9 @@ def add_decoupled_weight_decay(rate, decay_var_list=None, exclude=(),
     rate = _checks.positive_number(rate, fn, "rate", allow_zero=True)
     if learning_rate is not None:
         learning_rate = _learning_rate(learning_rate, fn)
-    return _DecoupledWeightDecay(rate, _checks.variable_list(decay_var_list, fn, "decay_var_list"),
-                                 exclude, bool(scale_by_learning_rate), learning_rate)
+    decay_var_list = _graph_checks.variable_list(decay_var_list, fn, "decay_var_list")
+    return _DecoupledWeightDecay(rate, decay_var_list, exclude, bool(scale_by_learning_rate),
+                                 learning_rate)
 
 
 def _hyperparameter(value, fn, arg):
