@@ -27,13 +27,7 @@ def add_parser(commands, common, finite_number, positive_number):
     for flag in ("--lower", "--upper"):
         parser.add_argument(flag, type=finite_number, nargs="+", required=True,
                             help="box corner: one value for every input, or one per input")
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--top-class", type=int, metavar="LABEL",
-                       help="property: output LABEL stays strictly above every other output")
-    which.add_argument("--spec", metavar="FILE",
-                       help="property matrix C [k, outputs] as .npy or .csv: C·y > threshold")
-    parser.add_argument("--threshold", type=finite_number, default=0.0,
-                        help="right-hand side of C·y > threshold (default 0)")
+    _add_property(parser, finite_number)
     parser.add_argument("--method", default="alpha-crown",
                         choices=["interval", "crown", "alpha-crown"],
                         help="bound method tried first (default alpha-crown)")
@@ -42,6 +36,17 @@ def add_parser(commands, common, finite_number, positive_number):
     parser.add_argument("--input", help="input placeholder name (TF1 checkpoints), e.g. X:0")
     parser.add_argument("--output", help="output tensor name (TF1 checkpoints)")
     return parser
+
+
+def _add_property(parser, finite_number):
+    """The property arguments: ``--top-class`` or ``--spec``, and ``--threshold``."""
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--top-class", type=int, metavar="LABEL",
+                       help="property: output LABEL stays strictly above every other output")
+    which.add_argument("--spec", metavar="FILE",
+                       help="property matrix C [k, outputs] as .npy or .csv: C·y > threshold")
+    parser.add_argument("--threshold", type=finite_number, default=0.0,
+                        help="right-hand side of C·y > threshold (default 0)")
 
 
 def load_spec(path, network, top_class):
