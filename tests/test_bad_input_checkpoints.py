@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import tf1norm
-from tf1norm._tf import tf, v1
+from tf1norm._src.compat import tf, v1
 from test_bad_input_train import _model, _scratch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tools"))

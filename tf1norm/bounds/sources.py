@@ -11,9 +11,10 @@ Conv2D (kernel scaled per output channel, bias shifted), otherwise a
 
 import numpy as np
 
-from tf1norm import _checks
-from tf1norm import registry
-from tf1norm._tf import tf
+from tf1norm._src import checks as _checks
+from tf1norm._src import graph_checks as _graph_checks
+from tf1norm.graph import registry
+from tf1norm._src.compat import tf
 from tf1norm.bounds.conv import Conv2D
 from tf1norm.bounds.graph_trace import GraphTracer, append_channel_affine
 from tf1norm.bounds.network import ACTIVATIONS, Activation, Dense, Network
@@ -120,11 +121,11 @@ def graph_value_reader(session=None, checkpoint=None):
     Raises:
       TypeError: neither a session nor a checkpoint path, or ``session`` not a session.
       ValueError: ``checkpoint`` cannot be read; when ``value_of`` runs, a
-        truncated ``.data`` file (both ``tf1norm._checks.CheckpointError``).
+        truncated ``.data`` file (both ``tf1norm._src.checks.CheckpointError``).
     """
     fn = "graph_value_reader"
     if checkpoint is None:
-        _checks.session(session, fn)
+        _graph_checks.session(session, fn)
     reader = _checks.checkpoint_reader(checkpoint, fn, "checkpoint") if checkpoint else None
 
     def value_of(tensor):
