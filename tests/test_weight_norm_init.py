@@ -149,3 +149,28 @@ def vgg_losses():
 def test_vgg_a_trains_after_data_init_at_the_plain_learning_rate(vgg_losses):
     assert np.all(np.isfinite(vgg_losses)), vgg_losses
     assert vgg_losses.max() <= 10 * vgg_losses[0], vgg_losses
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_direction_rescale_of_a_partitioned_kernel(axis):
+    """Parts split the reduced axis (0) or the units (1): ‖v‖ is over the whole kernel."""
+    import tf_slim as slim
+
+    batch = wn_init_report.reference_batch([32, 10])
+    with tf.Graph().as_default() as graph:
+        with v1.variable_scope("", custom_getter=tf1norm.weight_norm_getter(),
+                               partitioner=v1.fixed_size_partitioner(2, axis=axis)):
+            out = slim.fully_connected(tf.constant(batch), 6, scope="fc",
+                                       biases_initializer=None)  # rank 1: no axis 1
+        record, = registry.get_records(keys.WEIGHT_NORM, graph)
+        with v1.Session(graph=graph) as session:
+            session.run(v1.global_variables_initializer())
+            tf1norm.weight_norm_data_init(session, rescale_direction=False)
+            before = session.run([out, record.w])
+            tf1norm.weight_norm_data_init(session)
+            after = session.run([out, record.w])
+            v, g = session.run([record.direction, record.g])
+    assert len(list(record.v)) == 2
+    for old, new in zip(before, after):
+        np.testing.assert_allclose(new, old, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=0), g * np.sqrt(10), rtol=1e-5)

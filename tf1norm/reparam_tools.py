@@ -150,14 +150,15 @@ def _warn_too_few(few, min_samples):
     if not few:
         return
     examples = few[0][1]
+    fewest = min(examples * per_example for _, _, per_example in few)
     needed = max(-(-min_samples // per_example) for _, _, per_example in few)
     names = ", ".join(name for name, _, _ in few[:4]) + (", ..." if len(few) > 4 else "")
     warnings.warn(
         f"weight_norm_data_init: {len(few)} layer(s) ({names}) see fewer than "
         f"min_samples={min_samples} values per unit on this batch of {examples} example(s); "
-        f"their sigma is pooled over the layer's units and their per-unit means rest on "
-        f"{examples} value(s). Feed at least {needed} examples to weight_norm_data_init (the "
-        "init batch need not be the training batch: feed a larger batch of training inputs "
+        f"their sigma is pooled over the layer's units and their per-unit means rest on as "
+        f"few as {fewest} value(s). Feed at least {needed} examples to weight_norm_data_init "
+        "(the init batch need not be the training batch: feed a larger batch of training inputs "
         "once, then train on batches of any size).", stacklevel=3)
 
 

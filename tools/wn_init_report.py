@@ -1,4 +1,4 @@
-"""Weight-norm data init on tf-slim's model zoo: per-layer statistics, the first step, the reference.
+"""Weight-norm data init on tf-slim's zoo: per-layer statistics, first step, openai reference.
 
 For one network (``tools/model_zoo.py``: random N(0, 1) images, labels
 ``i % 10``, graph seed 0, dropout on as in training) and each of the inits
@@ -149,7 +149,7 @@ def snapshot(session, layers, feed):
     return rows
 
 
-# --- one experiment -------------------------------------------------------------------------------
+# --- one experiment ------------------------------------------------------------------------------
 
 def build(model, batch, image, weight_norm, seed=0):
     """The network in a fresh graph, with a Momentum(0.01, 0.9) ``create_train_op``."""
@@ -212,7 +212,7 @@ def _train(session, train, feed, steps):
     return losses
 
 
-# --- printing -------------------------------------------------------------------------------------
+# --- printing ------------------------------------------------------------------------------------
 
 def _median(values):
     return float(np.median(values)) if values is not None else float("nan")
@@ -263,7 +263,7 @@ def _loss_line(losses):
            f"final {floats[-1]:.4g}"
 
 
-# --- the fast test's reference: a 6-layer ReLU MLP and a small conv net ---------------------------
+# --- the fast test's reference: a 6-layer ReLU MLP and a small conv net --------------------------
 
 def reference_nets():
     """``{name: (builder, input shape)}``; each builder makes its layers in the default graph.
