@@ -9,6 +9,7 @@ initializers.
 """
 
 import collections
+import contextlib
 
 import tf_slim as slim
 from tf_slim.nets import inception, resnet_v1, vgg
@@ -37,7 +38,7 @@ SCOPES = {
 Built = collections.namedtuple("Built", "images labels training logits loss")
 
 
-def build(model, scope, batch=2, training=None):
+def build(model, scope, batch=2, training=None, image=IMAGE):
     """Build ``model`` under ``slim_scope(**SCOPES[scope])`` in the default graph.
 
     ``training``: None (default) makes a boolean placeholder (default True)
@@ -45,27 +46,35 @@ def build(model, scope, batch=2, training=None):
     graph serves training and evaluation; a Python bool builds the network the
     way most training scripts do (``is_training=True``), without the
     ``tf.cond``s a tensor flag needs. ``logits`` are ``[batch, NUM_CLASSES]``.
+    ``image``: height and width (vgg's 7×7 fc6 needs 224; resnet takes e.g. 64).
+    ``scope`` None builds the plain network (no ``slim_scope``).
     """
     if model not in MODELS:
         raise ValueError(f"model_zoo.build: `model` must be one of {sorted(MODELS)}; "
                          f"got {model!r}.")
-    if scope not in SCOPES:
-        raise ValueError(f"model_zoo.build: `scope` must be one of {sorted(SCOPES)}; "
+    if scope is not None and scope not in SCOPES:
+        raise ValueError(f"model_zoo.build: `scope` must be None or one of {sorted(SCOPES)}; "
                          f"got {scope!r}.")
     arg_scope, network = MODELS[model]
-    images = v1.placeholder(tf.float32, [batch, IMAGE, IMAGE, 3], name="images")
+    images = v1.placeholder(tf.float32, [batch, image, image, 3], name="images")
     labels = v1.placeholder(tf.int32, [batch], name="labels")
     if training is None:
         training = v1.placeholder_with_default(True, [], name="training")
     elif not isinstance(training, bool):
         raise ValueError(f"model_zoo.build: `training` must be None or a bool; got {training!r}.")
-    options = dict(SCOPES[scope])
-    if scope == "spectral_norm":
-        options["spectral_norm"] = {"training": training}
-    with slim.arg_scope(arg_scope()), tf1norm.slim_scope(**options):
+    with slim.arg_scope(arg_scope()), _scope(scope, training):
         logits = _logits(network, model, images, training)
     loss = v1.losses.sparse_softmax_cross_entropy(labels, logits)
     return Built(images, labels, training, logits, loss)
+
+
+def _scope(scope, training):
+    if scope is None:
+        return contextlib.nullcontext()
+    options = dict(SCOPES[scope])
+    if scope == "spectral_norm":
+        options["spectral_norm"] = {"training": training}
+    return tf1norm.slim_scope(**options)
 
 
 def _logits(network, model, images, training):

@@ -1,0 +1,371 @@
+"""Weight-norm data init on tf-slim's zoo: per-layer statistics, first step, openai reference.
+
+For one network (``tools/model_zoo.py``: random N(0, 1) images, labels
+``i % 10``, graph seed 0, dropout on as in training) and each of the inits
+
+* ``plain``: the network without weight norm (its own initializers);
+* ``none``: ``slim_scope(weight_norm=True)``, no data init;
+* ``tf1norm``: ``tf1norm.weight_norm_data_init`` on the training batch;
+* ``openai``: the data init of openai/weightnorm's ``tensorflow/nn.py``
+  (``reference_data_init`` below, ported to tf.compat.v1),
+
+it prints, per layer: the pre-activation's mean ``|μ|`` (mean over units of
+the per-unit mean) and its per-unit std (root mean square over units) after
+the init, the gains ``g`` (median, max), ``‖v‖`` (median over units), the
+relative change of the effective kernel in the first Momentum step
+``‖ΔW‖/‖W‖`` (whole kernel), and the pre-activation std after that step;
+then the loss of every step. ``*`` marks the first layer whose pre-activation
+std grew more than 10× in the first step (where the blow-up starts).
+
+    python tools/wn_init_report.py --model vgg_a --batch 2 --inits plain tf1norm openai
+    python tools/wn_init_report.py --model resnet_v1_50 --batch 16 --image 64 --steps 20
+    python tools/wn_init_report.py --fixture tests/fixtures/weight_norm_reference.npz
+
+``--fixture`` writes the reference statistics the fast test compares
+``weight_norm_data_init`` with (``reference_nets`` below: a 6-layer ReLU MLP
+and a 4-layer conv net).
+"""
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+
+import tf1norm  # noqa: E402
+from tf1norm import keys, registry, reparam_tools  # noqa: E402
+from tf1norm._src.compat import tf, v1  # noqa: E402
+
+LEARNING_RATE, MOMENTUM = 0.01, 0.9
+PRODUCTS = ("MatMul", "Conv2D")
+
+
+# --- openai/weightnorm's data-dependent init, ported -------------------------------------------
+
+def _normalized_product(product, direction):
+    """``product``'s layer with its kernel replaced by ``direction / ‖direction‖`` per unit."""
+    x = product.inputs[0]
+    if product.type == "MatMul":  # nn.py ``dense``: moments over the batch, +1e-10
+        unit = tf.nn.l2_normalize(direction, [0])
+        return tf.matmul(x, unit, transpose_a=product.get_attr("transpose_a")), [0], 1e-10
+    unit = tf.nn.l2_normalize(direction, [0, 1, 2])  # nn.py ``conv2d``: +1e-8
+    out = tf.nn.conv2d(x, unit, product.get_attr("strides"),
+                       product.get_attr("padding").decode(),
+                       dilations=product.get_attr("dilations"))
+    return out, [0, 1, 2], 1e-8
+
+
+def reference_init_tensors(graph, init_scale=1.0):
+    """Per weight-normalized layer: ``(g, bias or None, scale, -m·scale)`` as nn.py computes them.
+
+    openai/weightnorm ``tensorflow/nn.py`` (``init=True``): ``x_init = x ⊛ V/‖V‖``;
+    ``m, v = moments(x_init)`` per unit; ``g = init_scale / sqrt(v + ε)``;
+    ``b = -m·g``. Build before the session; run layer by layer (``reference_data_init``).
+    """
+    variables = reparam_tools._variables_by_handle(graph)
+    layers = []
+    with graph.as_default():
+        for record in registry.get_records(keys.WEIGHT_NORM, graph):
+            pre, bias = reparam_tools._preactivation(record, variables)
+            product = next(op for op in record.w.consumers() if op.type in PRODUCTS)
+            x_init, axes, epsilon = _normalized_product(product, record.direction)
+            mean, variance = tf.nn.moments(x_init, axes)
+            scale = init_scale / tf.sqrt(variance + epsilon)
+            layers.append((record.g, bias, scale, -mean * scale))
+    return layers
+
+
+class Loader:
+    """Assign values to variables through placeholders built once (before the session)."""
+
+    def __init__(self, variables):
+        self.ops = {}
+        for variable in variables:
+            value = v1.placeholder(variable.dtype.base_dtype, variable.shape)
+            self.ops[variable.ref()] = (value, variable.assign(value, read_value=False))
+
+    def load(self, session, pairs):
+        feed = {self.ops[v.ref()][0]: value for v, value in pairs}
+        session.run([self.ops[v.ref()][1] for v, _ in pairs], feed)
+
+
+def reference_data_init(session, layers, loader, feed_dict=None):
+    """Run the reference init layer by layer: each layer sees the already initialized ones."""
+    fetches = [(scale, shift) for _, _, scale, shift in layers]
+    for index, (g, bias, _, _) in enumerate(layers):
+        scale, shift = session.run(fetches, feed_dict)[index]  # same fetches: one executor
+        loader.load(session, [(g, scale)] + ([] if bias is None else [(bias, shift)]))
+
+
+# --- the layers of a network, with or without weight norm ---------------------------------------
+
+def layer_tensors(graph):
+    """``[(name, pre-activation, effective kernel, g or None, v or None, bias or None)]``."""
+    records = registry.get_records(keys.WEIGHT_NORM, graph)
+    variables = reparam_tools._variables_by_handle(graph)
+    if records:
+        return [(r.name,) + _pre(r, variables) + (r.w, r.g, r.direction) for r in records]
+    layers = []
+    for op in graph.get_operations():
+        kernel = variables.get(registry.storage_op(op.inputs[1])) if op.type in PRODUCTS \
+            and len(op.inputs) > 1 else None
+        if kernel is not None and kernel.trainable:
+            record = type("Plain", (), {"w": op.inputs[1], "name": kernel.op.name})
+            pre, bias = reparam_tools._preactivation(record, variables)
+            layers.append((kernel.op.name, pre, bias, op.inputs[1], None, None))
+    return layers
+
+
+def _pre(record, variables):
+    return reparam_tools._preactivation(record, variables)
+
+
+def unit_statistics(values):
+    """``(mean over units of |μ_unit|, rms over units of σ_unit)``, float64, last axis = unit."""
+    values = np.asarray(values, np.float64).reshape(-1, np.shape(values)[-1])
+    return float(np.abs(values.mean(0)).mean()), float(np.sqrt(values.var(0).mean()))
+
+
+def _norms(v):
+    return np.sqrt(np.square(np.asarray(v, np.float64).reshape(-1, v.shape[-1])).sum(0))
+
+
+def snapshot(session, layers, feed):
+    """Per layer: pre-activation statistics, effective kernel, g, ‖v‖ (one ``session.run``)."""
+    fetches = [(pre, w, g if g is not None else w, v if v is not None else w,
+                 b if b is not None else pre) for _, pre, b, w, g, v in layers]
+    rows = []
+    for (name, _, b, _, g, _), (pre, w, gain, v, bias) in zip(layers,
+                                                            session.run(fetches, feed)):
+        rows.append({"name": name, "stats": unit_statistics(pre), "w": w,
+                     "b": None if b is None else np.asarray(bias, np.float64),
+                     "g": None if g is None else np.asarray(gain, np.float64).ravel(),
+                     "v_norm": _norms(v)})
+    return rows
+
+
+# --- one experiment ------------------------------------------------------------------------------
+
+def build(model, batch, image, weight_norm, seed=0):
+    """The network in a fresh graph, with a Momentum(0.01, 0.9) ``create_train_op``."""
+    import model_zoo
+
+    graph = tf.Graph()
+    with graph.as_default():
+        v1.set_random_seed(seed)
+        built = model_zoo.build(model, "weight_norm" if weight_norm else None, batch=batch,
+                                image=image, training=True)
+        train = tf1norm.create_train_op(built.loss, v1.train.MomentumOptimizer(
+            LEARNING_RATE, MOMENTUM))
+    return graph, built, train
+
+
+def batch_feed(built, seed=0):
+    shape = built.images.shape.as_list()
+    images = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    return {built.images: images, built.labels: np.arange(shape[0], dtype=np.int32) % 10}
+
+
+def run(model, batch, image, init, steps):
+    """``(rows after init, rows after step 1, [losses], init seconds)`` for one init.
+
+    ``losses``: the loss of each step (before its update), then the loss after
+    the last step; it stops at a step whose gradient check fails.
+    """
+    graph, built, train = build(model, batch, image, init != "plain")
+    layers = layer_tensors(graph)
+    reference = reference_init_tensors(graph) if init == "openai" else []
+    with graph.as_default():
+        loader = Loader([v for r in reference for v in r[:2] if v is not None])
+    feed = batch_feed(built)
+    with v1.Session(graph=graph) as session:
+        session.run(v1.global_variables_initializer())
+        start = time.perf_counter()
+        if init == "tf1norm":
+            tf1norm.weight_norm_data_init(session, feed)
+        elif init == "openai":
+            reference_data_init(session, reference, loader, feed)
+        seconds = time.perf_counter() - start
+        before = snapshot(session, layers, feed)
+        losses = _train(session, train, feed, 1)
+        after = snapshot(session, layers, feed)
+        if len(losses) == 1:
+            losses += _train(session, train, feed, steps - 1)
+        if all(isinstance(x, float) for x in losses):
+            losses.append(float(session.run(built.loss, feed)))
+    return before, after, losses, seconds
+
+
+def _train(session, train, feed, steps):
+    losses = []
+    for _ in range(steps):
+        try:
+            losses.append(float(session.run(train, feed)))
+        except tf.errors.InvalidArgumentError as error:  # create_train_op's finiteness check
+            losses.append(error.message.split("\n")[0][:100])
+            break
+    return losses
+
+
+# --- printing ------------------------------------------------------------------------------------
+
+def _median(values):
+    return float(np.median(values)) if values is not None else float("nan")
+
+
+def layer_table(before, after):
+    """Lines: per layer the statistics after init and after the first step."""
+    lines = [f"{'layer':32s} {'|mean|':>8s} {'std':>9s} {'g med':>9s} {'g max':>9s} "
+             f"{'|v| med':>9s} {'dW/W':>9s} {'dg/g':>9s} {'dv^':>9s} {'db/std':>9s} {'std@1':>9s}"]
+    marked = False
+    for b, a in zip(before, after):
+        change = np.linalg.norm(a["w"] - b["w"]) / max(np.linalg.norm(b["w"]), 1e-30)
+        grew = a["stats"][1] > 10 * b["stats"][1] or not np.isfinite(a["stats"][1])
+        mark = "*" if grew and not marked else " "
+        marked = marked or grew
+        g = b["g"]
+        dg, dv = _gain_and_direction_change(b, a)
+        lines.append(f"{b['name'][-32:]:32s} {b['stats'][0]:8.3g} {b['stats'][1]:9.3g} "
+                     f"{_median(g):9.3g} {np.max(g) if g is not None else np.nan:9.3g} "
+                     f"{_median(b['v_norm']):9.3g} {change:9.3g} {dg:9.3g} {dv:9.3g} "
+                     f"{_bias_change(b, a):9.3g} "
+                     f"{a['stats'][1]:9.3g}{mark}")
+    return lines
+
+
+def _gain_and_direction_change(b, a):
+    """Median over units of ``|Δg|/|g|`` and of ``‖Δ(w/‖w‖)‖`` (the direction's move)."""
+    units = [np.asarray(x["w"], np.float64).reshape(-1, x["w"].shape[-1]) for x in (b, a)]
+    norms = [np.linalg.norm(u, axis=0) for u in units]
+    moved = np.linalg.norm(units[1] / norms[1] - units[0] / norms[0], axis=0)
+    return float(np.median(np.abs(norms[1] - norms[0]) / norms[0])), float(np.median(moved))
+
+
+def _bias_change(b, a):
+    """Median over units of ``|Δb|`` in units of the pre-activation std after init."""
+    if b["b"] is None:
+        return float("nan")
+    return float(np.median(np.abs(a["b"] - b["b"]))) / max(b["stats"][1], 1e-30)
+
+
+def _loss_line(losses):
+    floats = [x for x in losses if isinstance(x, float)]
+    text = " ".join(f"{x:.4g}" for x in floats)
+    if len(floats) < len(losses):
+        return f"losses: {text} | stopped: {losses[-1]}"
+    ratio = max(floats) / floats[0]
+    return f"losses: {text}\ninitial {floats[0]:.4g}  max {max(floats):.4g} ({ratio:.3g}x)  " \
+           f"final {floats[-1]:.4g}"
+
+
+# --- the fast test's reference: a 6-layer ReLU MLP and a small conv net --------------------------
+
+def reference_nets():
+    """``{name: (builder, input shape)}``; each builder makes its layers in the default graph.
+
+    Seeded initializers and inputs: the test rebuilds the same graphs and feeds
+    the same batch (``reference_batch``). Every layer sees >= 32 values per unit.
+    """
+    return {"mlp": (_mlp, [64, 20]), "conv": (_conv_net, [32, 8, 8, 3])}
+
+
+def _mlp(x):
+    import tf_slim as slim
+
+    for index, units in enumerate([32, 32, 32, 32, 32, 10]):
+        x = slim.fully_connected(x, units, activation_fn=tf.nn.relu if index < 5 else None,
+                                 weights_initializer=v1.glorot_uniform_initializer(seed=index),
+                                 scope=f"fc{index + 1}")
+    return x
+
+
+def _conv_net(x):
+    import tf_slim as slim
+
+    for index, (channels, stride) in enumerate([(16, 1), (16, 2), (32, 1), (32, 2)]):
+        x = slim.conv2d(x, channels, [3, 3], stride=stride, scope=f"conv{index + 1}",
+                        weights_initializer=v1.glorot_uniform_initializer(seed=10 + index))
+    x = tf.reduce_mean(x, [1, 2])
+    return slim.fully_connected(x, 10, activation_fn=None, scope="logits",
+                                weights_initializer=v1.glorot_uniform_initializer(seed=20))
+
+
+def reference_batch(shape):
+    """Inputs with a non-zero mean and unequal scales per feature (seeded)."""
+    rng = np.random.default_rng(7)
+    scales = rng.uniform(0.5, 3.0, shape[-1])
+    return (rng.standard_normal(shape) * scales + 1.0).astype(np.float32)
+
+
+def build_reference_net(name):
+    """``(graph, x placeholder, [(layer, pre-activation)], records)`` under ``slim_scope``."""
+    builder, shape = reference_nets()[name]
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, [None] + shape[1:])
+        with tf1norm.slim_scope(weight_norm=True):
+            builder(x)
+    layers = [(row[0], row[1]) for row in layer_tensors(graph)]
+    return graph, x, layers
+
+
+def reference_statistics(name):
+    """``{layer: (g, bias, per-unit mean, per-unit std)}`` after ``reference_data_init``."""
+    graph, x, layers = build_reference_net(name)
+    reference = reference_init_tensors(graph)
+    with graph.as_default():
+        loader = Loader([v for r in reference for v in r[:2] if v is not None])
+    feed = {x: reference_batch(reference_nets()[name][1])}
+    with v1.Session(graph=graph) as session:
+        session.run(v1.global_variables_initializer())
+        reference_data_init(session, reference, loader, feed)
+        values = session.run([pre for _, pre in layers] +
+                             [(g, b if b is not None else g) for g, b, _, _ in reference], feed)
+    out = {}
+    for (layer, _), pre, (g, b) in zip(layers, values[:len(layers)], values[len(layers):]):
+        units = np.asarray(pre, np.float64).reshape(-1, pre.shape[-1])
+        out[layer] = (g, b, units.mean(0), units.std(0))
+    return out
+
+
+def write_fixture(path):
+    arrays = {}
+    for name in reference_nets():
+        for layer, parts in reference_statistics(name).items():
+            for key, value in zip(("g", "b", "mean", "std"), parts):
+                arrays[f"{name}:{layer}:{key}"] = np.asarray(value)
+    np.savez(path, **arrays)
+    print(f"wrote {len(arrays)} arrays to {path}")
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="vgg_a")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--image", type=int, default=224)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--inits", nargs="+", default=["plain", "none", "tf1norm", "openai"],
+                        choices=["plain", "none", "tf1norm", "openai"])
+    parser.add_argument("--fixture", help="write the reference statistics of the small nets here")
+    args = parser.parse_args(argv)
+    if args.fixture:
+        return write_fixture(args.fixture)
+    print(f"{args.model} {args.image}x{args.image}, batch {args.batch}, "
+          f"Momentum({LEARNING_RATE}, {MOMENTUM}), {args.steps} steps")
+    for init in args.inits:
+        before, after, losses, seconds = run(args.model, args.batch, args.image, init,
+                                             args.steps)
+        print(f"\n== init: {init} ({seconds:.1f} s)")
+        print("\n".join(layer_table(before, after)))
+        print(_loss_line(losses), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
