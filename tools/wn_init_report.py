@@ -38,7 +38,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 
 import tf1norm  # noqa: E402
-from tf1norm import keys, registry, reparam_tools  # noqa: E402
+from tf1norm import keys, registry  # noqa: E402
+from tf1norm.graph import reparam_tools  # noqa: E402
 from tf1norm._src.compat import tf, v1  # noqa: E402
 
 LEARNING_RATE, MOMENTUM = 0.01, 0.9
