@@ -16,6 +16,7 @@ counter), so the values go across by name:
 
 import re
 
+from tf1norm import _checkpoint_files
 from tf1norm._tf import tf
 
 
@@ -81,6 +82,10 @@ def convert_checkpoint(path, output_prefix, exclude=()):
         ``.index``/``.data-*`` suffixes).
       exclude: regular expressions; matching names are left out.
 
+    Temporary files an interrupted write left at ``output_prefix``
+    (``*.tempstate*``, written before this process started) are deleted first,
+    with a ``StaleCheckpointFilesWarning`` naming them.
+
     Returns:
       ``(written prefix, names written)``.
 
@@ -97,6 +102,7 @@ def convert_checkpoint(path, output_prefix, exclude=()):
                          f"(exclude={list(exclude)!r}).")
     values = {name: tf.Variable(reader.get_tensor(name), name=name.replace("/", "_"))
               for name in names}
+    _checkpoint_files.remove_stale_temporary_files(output_prefix, "convert_checkpoint")
     written = tf.train.Checkpoint(variables=values).write(output_prefix)
     return written, names
 

@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from tf1norm import _checkpoint_files
 from tf1norm import _checks
 from tf1norm import keys
 from tf1norm import registry
@@ -208,6 +209,10 @@ def export_plain_checkpoint(session, path):
     gains ``wn_g`` and vectors ``sn_u`` are dropped; every other variable is
     saved as it is. All values are read in one ``session.run``.
 
+    Temporary files that an interrupted save left at ``path``
+    (``path*.tempstate*``, written before this process started) are deleted
+    first, with a ``StaleCheckpointFilesWarning`` naming them.
+
     Returns:
       The checkpoint path prefix.
 
@@ -316,6 +321,7 @@ def _save_values(values, path):
     directory's ``checkpoint`` state file is updated as ``Saver.save`` does.
     """
     names = sorted(values)
+    _checkpoint_files.remove_stale_temporary_files(path, "export_plain_checkpoint")
     with tf.Graph().as_default():
         placeholders = [v1.placeholder(tf.as_dtype(values[n].dtype), values[n].shape)
                         for n in names]
