@@ -150,7 +150,8 @@ def spectral_norm_getter(power_iterations=1, name_filter=DEFAULT_FILTER, update=
         fed per run) choosing between storing and not storing ``u``.
 
     A zero weight has σ = 0; the layer then receives the zero weight itself
-    (not NaN) and ``u`` is kept. σ of each weight is added to the graph
+    (not NaN) with the identity gradient, and ``u`` is kept: a zero-initialized
+    layer trains (its first step is a plain gradient step, see ``spectral_norm``). σ of each weight is added to the graph
     collection ``keys.SPECTRAL_NORM_SIGMA``.
 
     Raises:

@@ -106,6 +106,13 @@ def _iterate(matrix, u_in, power_iterations, epsilon, normalize):
     return tf.stop_gradient(u_hat), tf.stop_gradient(v_hat), tf.stop_gradient(sigma), smallest
 
 
+def _scaled_by_max(matrix):
+    """``(W/k, k)`` with ``k = max|W|`` (1 for a zero matrix)."""
+    m = tf.reduce_max(tf.abs(matrix))
+    k = tf.where(m > 0, m, tf.ones_like(m))
+    return matrix / k, k
+
+
 def _power_iteration(w, rank, u, power_iterations, epsilon):
     """``(W/k, k, σ(W/k), û, v̂)`` in the compute dtype (float32 for the half types).
 
@@ -113,6 +120,11 @@ def _power_iteration(w, rank, u, power_iterations, epsilon):
     (the floor would bend it) or overflowed, the iteration is redone (in a
     ``tf.cond``) on ``W/k`` with ``k = max|W|`` and max-abs-scaled vectors;
     ``σ(W) = k·σ(W/k)`` with the same ``û``, ``v̂``. Otherwise ``k = 1``.
+
+    Only ``W/k`` carries a gradient (k, σ, û, v̂ are constants): the iteration's
+    ``tf.cond`` reads W under ``stop_gradient``, so no gradient is taken through
+    the power iteration (on a zero W that gradient was NaN), and ``W/k`` is
+    chosen by a second, elementwise ``tf.cond``.
     """
     compute = _norms.compute_dtype(w.dtype)
     floor = _norms.threshold(epsilon, compute, "spectral_norm", "epsilon")
@@ -125,20 +137,18 @@ def _power_iteration(w, rank, u, power_iterations, epsilon):
     trusted = (smallest >= low) & (smallest < math.inf) & (sigma < math.inf)
 
     def fast():
-        return (tf.identity(matrix), tf.ones([], compute), tf.identity(sigma),
-                tf.identity(u_hat), tf.identity(v_hat))
+        return (tf.ones([], compute), tf.identity(sigma), tf.identity(u_hat),
+                tf.identity(v_hat))
 
     def slow():
-        m = tf.stop_gradient(tf.reduce_max(tf.abs(matrix)))
-        k = tf.where(m > 0, m, tf.ones_like(m))
-        scaled = matrix / k
+        scaled, k = _scaled_by_max(tf.stop_gradient(matrix))
         u_s, v_s, _, _ = _iterate(scaled, u_in, power_iterations, floor, _normalize_scaled)
         # the last ‖v̂W‖ of the scaled iteration, without overflow or underflow
-        sigma_s = tf.stop_gradient(_norms.safe_norm(tf.matmul(v_s, scaled), [0, 1],
-                                                    keepdims=False))
-        return scaled, k, sigma_s, u_s, v_s
+        sigma_s = _norms.safe_norm(tf.matmul(v_s, scaled), [0, 1], keepdims=False)
+        return k, sigma_s, u_s, v_s
 
-    matrix, k, sigma, u_hat, v_hat = tf.cond(trusted, fast, slow)
+    k, sigma, u_hat, v_hat = tf.cond(trusted, fast, slow)
+    matrix = tf.cond(trusted, lambda: tf.identity(matrix), lambda: matrix / k)
     # stop_gradient after the cond too: custom_gradient's variable search walks back
     # from σ into the cond (which reads w) unless it meets a StopGradient
     k, sigma, u_hat, v_hat = (tf.stop_gradient(t) for t in (k, sigma, u_hat, v_hat))
@@ -162,8 +172,11 @@ def spectral_norm(w, u, power_iterations=1, epsilon=1e-12, name=None):
     and on ``W / max|W|`` when W's entries are so large (or small) that its
     products would leave the dtype's range; σ is then taken back to scale, and
     is inf only when σ itself exceeds the weight dtype (e.g. σ > 65504 in float16).
-    A zero ``w`` has σ = 0: the result is then ``w`` itself (zeros, not NaN)
-    and ``u_new`` is ``u`` unchanged.
+    A zero ``w`` has σ = 0: the result is then ``w`` itself (zeros, not NaN),
+    its gradient is the identity (``∂(w/σ)/∂w`` taken as ``I``; no epsilon is
+    added to σ, so non-zero kernels are unaffected) and ``u_new`` is ``u``
+    unchanged. A zero-initialized layer therefore trains: its first step moves
+    ``w`` by the plain gradient, after which it is normalized as usual.
 
     Args:
       w: floating tensor of rank >= 2.
