@@ -17,7 +17,7 @@ from tf1norm import eager
 from tf1norm import keys
 from tf1norm import registry
 from tf1norm._tf import tf, v1
-from tf1norm.reparam import spectral_norm, weight_norm
+from tf1norm.reparam import spectral_norm, weight_norm_parts
 
 DEFAULT_FILTER = r"(^|/)(kernel|weights|depthwise_weights|pointwise_weights)$"
 
@@ -220,6 +220,8 @@ class WeightNormRecord:
 
     ``v`` may be a ``PartitionedVariable``; ``direction`` is then the
     concatenation of its parts and ``name`` its full (checkpoint) name.
+    ``plain`` is ``(w before the range guard, scalar bool: w equals it)``
+    (``reparam.weight_norm_parts``), or None.
     """
 
     def __init__(self, v, g, w, direction=None, name=None, epsilon=1e-12):
@@ -227,6 +229,7 @@ class WeightNormRecord:
         self.direction = v if direction is None else direction
         self.name = name or v.op.name
         self.epsilon = epsilon
+        self.plain = None
 
 
 def _unit_norms(value):
@@ -258,9 +261,11 @@ def weight_norm_getter(name_filter=DEFAULT_FILTER, epsilon=1e-12):
         g = _extra_variable(getter, name + "/wn_g", kwargs, initializer=initial,
                             trainable=kwargs.get("trainable", True), **extra)
         direction, _, full_name = _whole(variable)
-        normalized = weight_norm(direction, g, epsilon=epsilon)
+        normalized, plain, plain_ok = weight_norm_parts(direction, g, epsilon=epsilon)
+        record = WeightNormRecord(variable, g, normalized, direction, full_name, epsilon)
+        record.plain = (plain, plain_ok)
         registry.add_record(eager.record_key(g, transient=True), keys.WEIGHT_NORM, g.ref(),
-                            WeightNormRecord(variable, g, normalized, direction, full_name, epsilon))
+                            record)
         return normalized
 
     return custom_getter
