@@ -22,14 +22,14 @@ def quiet_tensorflow(argv=None):
     runtime logs while it loads ("All log messages before absl::InitializeLog()",
     "oneDNN custom operations are on", "Could not find cuda drivers"), some of
     it straight to file descriptor 2, so ``TF_CPP_MIN_LOG_LEVEL`` alone does not
-    hide it; this is the command line's mechanism (``tf1norm.cli.quiet_tensorflow``),
+    hide it; this is the command line's mechanism (``tf1norm.cli.app.quiet_tensorflow``),
     with the example's own Python warnings filters kept. ``argv`` defaults to
     ``sys.argv[1:]``. Nothing happens when TensorFlow is already imported (an
     example imported by a test).
     """
     if "tensorflow" in sys.modules:
         return
-    from tf1norm.cli import quiet_tensorflow as quiet
+    from tf1norm.cli.app import quiet_tensorflow as quiet
 
     quiet(VERBOSE_FLAG in (sys.argv[1:] if argv is None else argv), hide_warnings=False)
 

@@ -227,7 +227,7 @@ def run_task(args):
 
     data.quiet_tensorflow(["--verbose"] if args.verbose else [])
     import tf1norm  # noqa: F401  (before TensorFlow)
-    from tf1norm._tf import tf
+    import tensorflow as tf
 
     if args.standby:
         print(f"{args.job} {args.task}: standing by", flush=True)

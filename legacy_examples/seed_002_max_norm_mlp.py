@@ -33,7 +33,9 @@ warnings.filterwarnings("ignore", message=r".*tf\.layers\.\w+` is deprecated", c
 warnings.filterwarnings("ignore", message=r"`layer\.apply` is deprecated", category=UserWarning)
 
 import tf1norm  # noqa: E402  (before TensorFlow: tf.compat.v1.layers needs it)
-from tf1norm._tf import tf, v1  # noqa: E402
+import tensorflow as tf  # noqa: E402  (after tf1norm)
+
+v1 = tf.compat.v1
 
 
 def parse_args(argv):

@@ -25,7 +25,9 @@ data.quiet_tensorflow()  # before TensorFlow: its C++ log lines only with --verb
 warnings.filterwarnings("ignore", message=r".*is deprecated", category=UserWarning)
 
 import tf1norm  # noqa: E402  (before TensorFlow)
-from tf1norm._tf import tf, v1  # noqa: E402
+import tensorflow as tf  # noqa: E402  (after tf1norm)
+
+v1 = tf.compat.v1
 
 
 def parse_args(argv):

@@ -31,7 +31,9 @@ import data  # noqa: E402  (the examples' shared module, TensorFlow-free)
 data.quiet_tensorflow()  # before TensorFlow: its C++ log lines only with --verbose
 
 import tf1norm  # noqa: E402  (before TensorFlow)
-from tf1norm._tf import tf, v1  # noqa: E402
+import tensorflow as tf  # noqa: E402  (after tf1norm)
+
+v1 = tf.compat.v1
 
 
 def parse_args(argv):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import tf1norm
-from tf1norm._tf import tf, v1
+from tf1norm._src.compat import tf, v1
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tools"))
 from audit_bad_input import Case, grade  # noqa: E402
@@ -37,11 +37,27 @@ def _nested(outer, inner):
         return _dense_under(inner)
 
 
+def _sharded():
+    """A 4-row table in two shards of 2 rows."""
+    return v1.get_variable("sharded", [4, 2], initializer=tf.ones_initializer(),
+                           partitioner=v1.fixed_size_partitioner(2))
+
+
+def _lookup_fed(params, values, **kwargs):
+    """Run a lookup whose ids are fed: out-of-range ids can only be caught at run time."""
+    ids = v1.placeholder(tf.int64, [None])
+    rows = tf1norm.embedding_lookup(params, ids, **kwargs)
+    with v1.Session() as session:
+        session.run(v1.global_variables_initializer())
+        return session.run(rows, {ids: values})
+
+
 def _placeholder_threshold(fn):
     return fn(M, v1.placeholder(tf.float32, []))
 
 
 V, E, T = ValueError, TypeError, "threshold"
+Invalid = tf.errors.InvalidArgumentError
 CASES = [
     # projections.max_norm
     Case("max_norm", lambda: tf1norm.max_norm(M, 0.0), V, ["max_norm", "`threshold`", "> 0",
@@ -77,6 +93,8 @@ CASES = [
                                                                       "0.5"]),
     Case("max_norm", lambda: tf1norm.max_norm(M, 1.0, axes="0"), E, ["`axes`", "'0'"]),
     Case("max_norm", lambda: tf1norm.max_norm(M, 1.0, axes=[True]), E, ["`axes`", "True"]),
+    Case("max_norm", lambda: tf1norm.max_norm(M, 1.0, axes=tf.constant([0])), E,
+         ["max_norm", "`axes`", "not a tensor", "Const", "axes=[0]"]),
     # renorm, unit_norm, min_max_norm, non_neg
     Case("renorm", lambda: tf1norm.renorm(M, 0, 0, 1.0), V, ["renorm", "`p`", "> 0"]),
     Case("renorm", lambda: tf1norm.renorm(M, -2, 0, 1.0), V, ["`p`", "-2"]),
@@ -85,7 +103,7 @@ CASES = [
     Case("renorm", lambda: tf1norm.renorm(M, 2, [0], 1.0), E, ["`axis`", "single int", "[0]"]),
     Case("renorm", lambda: tf1norm.renorm(M, 2, 5, 1.0), V, ["`axis`", "out of range", "5"]),
     Case("renorm", lambda: tf1norm.renorm(np.ones(3, np.float32), 2, 0, 1.0), V,
-         ["`x`", "rank >= 2", "1"]),
+         ["`x`", "rank >= 2", "got 1", "reshape a vector", "tf.reshape(x, [1, -1])"]),
     Case("renorm", lambda: tf1norm.renorm("x", 2, 0, 1.0), E, ["renorm", "`x`", "'x'"]),
     Case("unit_norm", lambda: tf1norm.unit_norm(M, epsilon=0.0), V, ["unit_norm", "`epsilon`",
                                                                     "0.0"]),
@@ -121,7 +139,15 @@ CASES = [
     Case("SpectralNorm", lambda: tf1norm.SpectralNorm()(tf.ones([3, 2])), E,
          ["SpectralNorm", "`weights`", "tf.Variable", "SymbolicTensor"]),
     Case("SpectralNorm", lambda: tf1norm.SpectralNorm()(_var((3,))), V,
-         ["SpectralNorm", "`w`", "rank >= 2", "1"]),
+         ["SpectralNorm", "`w`", "rank >= 2", "got 1", "reshape a vector"]),
+    Case("MaxNorm", lambda: tf1norm.MaxNorm(1.0, axes=tf.constant([0])), E,
+         ["MaxNorm", "`axes`", "not a tensor", "axes=[0]"]),
+    Case("MaxNorm", lambda: tf1norm.MaxNorm(1.0, axes=[0, -64])(_var()), V,
+         ["max_norm", "`axes`", "out of range for a rank-2", "-64", "[-2, 1]"]),
+    Case("MaxNorm", lambda: tf1norm.MaxNorm.from_config({"threshold": 1.0, "bogus": 2}), E,
+         ["MaxNorm.from_config", "`config`", "['bogus']", "get_config()"]),
+    Case("UnitNorm", lambda: tf1norm.UnitNorm.from_config([("axes", 0)]), E,
+         ["UnitNorm.from_config", "`config`", "[('axes', 0)]", "get_config()"]),
     # regularizers
     Case("max_norm_regularizer", lambda: tf1norm.max_norm_regularizer(-1.0), V,
          ["max_norm_regularizer", "`threshold`", "-1.0"]),
@@ -182,7 +208,15 @@ CASES = [
          ["spectral_norm", "`power_iterations`", "0"]),
     Case("spectral_norm", lambda: tf1norm.spectral_norm(np.ones(3, np.float32),
                                                         np.ones((1, 3), np.float32)), V,
-         ["spectral_norm", "`w`", "rank"]),
+         ["spectral_norm", "`w`", "rank >= 2", "got 1", "tf.reshape(w, [1, -1])"]),
+    Case("spectral_norm", lambda: tf1norm.spectral_norm(v1.placeholder(tf.float32, [3, None]),
+                                                        np.ones((1, 2), np.float32)), V,
+         ["spectral_norm", "`w`", "statically known size on axes [1]", "(3, None)",
+          "tf.ensure_shape"]),
+    Case("weight_norm", lambda: tf1norm.weight_norm(v1.placeholder(tf.float32, [3, None]),
+                                                    np.ones(2, np.float32)), V,
+         ["weight_norm", "`v`", "statically known size on axes [1]", "(3, None)",
+          "tf.ensure_shape"]),
     Case("spectral_norm", lambda: tf1norm.spectral_norm(M, "u"), E, ["spectral_norm", "`u`",
                                                                     "'u'"]),
     # getters
@@ -223,6 +257,21 @@ CASES = [
     Case("embedding_lookup", lambda: tf1norm.embedding_lookup(_var((5, 2)), [0], max_norm=1.0,
                                                               partition_strategy="odd"), V,
          ["embedding_lookup", "`partition_strategy`", "'odd'"]),
+    Case("embedding_lookup", lambda: tf1norm.embedding_lookup(_var((5, 2)), [1, 7]), V,
+         ["embedding_lookup", "`ids`", "[0, 5)", "5 rows", "got [7]", "out-of-vocabulary"]),
+    Case("embedding_lookup", lambda: tf1norm.embedding_lookup(_var((5, 2)), [-1], max_norm=1.0),
+         V, ["embedding_lookup", "`ids`", "[0, 5)", "got [-1]", "out-of-vocabulary"]),
+    Case("embedding_lookup", lambda: tf1norm.embedding_lookup(_sharded(), [5], max_norm=1.0), V,
+         ["embedding_lookup", "`ids`", "[0, 4)", "4 rows", "got [5]", "enlarge the table"]),
+    Case("embedding_lookup", lambda: tf1norm.embedding_lookup(_sharded(), [-2, 0]), V,
+         ["embedding_lookup", "`ids`", "[0, 4)", "got [-2]"]),
+    Case("embedding_lookup", lambda: _lookup_fed(_var((5, 2)), [1, 7, -2]), Invalid,
+         ["embedding_lookup: `ids` must be in [0, 5)", "5 rows", "checked at run time",
+          "[7 -2]", "out-of-vocabulary"]),
+    Case("embedding_lookup", lambda: _lookup_fed(_sharded(), [4, 0], max_norm=1.0), Invalid,
+         ["embedding_lookup: `ids` must be in [0, 4)", "4 rows", "[4]"]),
+    Case("embedding_lookup", lambda: _lookup_fed(_sharded(), [-1], mode="torch", max_norm=1.0),
+         Invalid, ["embedding_lookup: `ids` must be in [0, 4)", "[-1]"]),
 ]
 
 
@@ -252,3 +301,16 @@ def test_a_computed_threshold_is_checked_too(graph):
         np.testing.assert_allclose(session.run(projected, {step: 0.0}), M, rtol=1e-6)
         with pytest.raises(tf.errors.InvalidArgumentError, match="max_norm: `threshold`"):
             session.run(projected, {step: 3.0})
+
+
+def test_fed_ids_in_range_still_look_up_their_rows(graph):
+    values = np.arange(8.0, dtype=np.float32).reshape(4, 2)
+    table = [v1.get_variable(f"shard{i}", initializer=values[2 * i:2 * i + 2]) for i in range(2)]
+    ids = v1.placeholder(tf.int32, [None])
+    rows = tf1norm.embedding_lookup(table, ids)
+    capped = tf1norm.embedding_lookup(table, ids, max_norm=100.0)
+    with v1.Session() as session:
+        session.run(v1.global_variables_initializer())
+        for fetch in (rows, capped):
+            np.testing.assert_array_equal(session.run(fetch, {ids: [3, 0]}),
+                                          [[6.0, 7.0], [0.0, 1.0]])

@@ -1,7 +1,7 @@
 """Bad input to ``tf1norm.bounds`` and the command line, and the audit's coverage of the
 public API.
 
-Command-line cases run ``tf1norm.cli.main(argv)`` in-process and expect one
+Command-line cases run ``tf1norm.cli.app.main(argv)`` in-process and expect one
 line on stderr naming the problem, exit status 2 for a usage error and 1 for a
 failure (a missing, truncated or foreign file), never a traceback. ``CASES``
 is graded by ``tools/audit_bad_input.py``; every case must be "clear".
@@ -21,8 +21,8 @@ import pytest
 
 import tf1norm
 from tf1norm import bounds
-from tf1norm import cli as command_line
-from tf1norm._tf import tf, v1
+from tf1norm.cli import app as command_line
+from tf1norm._src.compat import tf, v1
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tools"))
 from audit_bad_input import Case, Exit, cli, grade, load_cases  # noqa: E402
@@ -45,6 +45,10 @@ def _files():
         path = os.path.join(root, name + damaged)
         data = open(path, "rb").read()
         open(path, "wb").write(data[:len(data) // 2])
+    _traced_checkpoint(root)
+    with open(os.path.join(root, "long_line.nnet"), "w") as handle:
+        handle.write("4,2,2,2\n" + "x" * 5_000_000 + "\n")
+    open(os.path.join(root, "binary.nnet"), "wb").write(b"\xff\xfe\x00 not text\n")
     for name in ("garbage.npz", "garbage.h5", "garbage.keras"):
         open(os.path.join(root, name), "wb").write(b"\x00\x01 not a model")
     np.savez(os.path.join(root, "empty.npz"))
@@ -56,12 +60,40 @@ def _files():
     return root
 
 
+def _traced_checkpoint(root):
+    """``traced.ckpt`` (x:0 -> y:0 through dense/kernel), and ``short_traced``, its data halved."""
+    with tf.Graph().as_default():
+        x = v1.placeholder(tf.float32, [None, 3], name="x")
+        kernel = v1.get_variable("dense/kernel", [3, 2], initializer=tf.ones_initializer())
+        tf.identity(tf.matmul(x, kernel), name="y")
+        with v1.Session() as session:
+            session.run(kernel.initializer)
+            prefix = v1.train.Saver().save(session, os.path.join(root, "traced.ckpt"))
+    for suffix in (".index", ".data-00000-of-00001", ".meta"):
+        shutil.copy(prefix + suffix, os.path.join(root, "short_traced" + suffix))
+    path = os.path.join(root, "short_traced.data-00000-of-00001")
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[:len(data) // 2])
+
+
+def _restore_into_kernel(name):
+    kernel = v1.get_variable("dense/kernel", [3, 2])
+    with v1.Session() as session:
+        session.run(kernel.initializer)
+        return tf1norm.restore_plain_checkpoint(session, os.path.join(_files(), name))
+
+
+def _read_kernel(name):
+    kernel = v1.get_variable("dense/kernel", [3, 2])
+    return bounds.graph_value_reader(checkpoint=os.path.join(_files(), name))(kernel)
+
+
 def _at(name):
     return lambda: os.path.join(_files(), name)
 
 
 def run_cli(*argv):
-    """A case call: ``tf1norm.cli.main`` with ``argv`` (callables are resolved first)."""
+    """A case call: ``tf1norm.cli.app.main`` with ``argv`` (callables are resolved first)."""
     return lambda: cli([a() if callable(a) else a for a in argv])()
 
 
@@ -109,6 +141,28 @@ CASES = [
     Case("bounds.Activation", lambda: bounds.Activation("swish"), V, ["Activation",
                                                                       "'swish'"]),
     Case("bounds.Network", lambda: bounds.Network([]), V, ["Network", "first layer"]),
+    Case("bounds.Network", lambda: bounds.Network.from_numpy([KERNEL], [np.zeros(2)], "relu"), E,
+         ["from_numpy", "`activations`", "'relu'", "activations=['relu', 'linear']"]),
+    Case("bounds.lipschitz_bound", lambda: bounds.lipschitz_bound([KERNEL]), E,
+         ["lipschitz_bound", "`network`", "list", "Network.from_numpy"]),
+    Case("bounds.output_bounds",
+         lambda: bounds.output_bounds(_net(), [-1e30, -1e30], [1e30, 1e30], "exact"), V,
+         ["exact", "`lower`", "±1e+15", "-1e+30", "feature 0", "HiGHS", "crown"]),
+    Case("bounds.output_bounds",
+         lambda: bounds.output_bounds(_net(), [0, 0], [1, 2e15], "milp"), V,
+         ["exact", "`upper`", "±1e+15", "2e+15", "feature 1", "Rescale the inputs"]),
+    Case("bounds.graph_value_reader",
+         lambda: bounds.graph_value_reader(checkpoint="/nonexistent/model.ckpt"), V,
+         ["graph_value_reader", "`checkpoint`", "'/nonexistent/model.ckpt'",
+          "no checkpoint files", "Saver.save"]),
+    Case("bounds.graph_value_reader", lambda: _read_kernel("short_data"), V,
+         ["graph_value_reader", "`checkpoint`", "'dense/kernel'", "short_data", "truncated",
+          "copy it again"]),
+    Case("bounds.graph_value_reader", lambda: bounds.graph_value_reader(), E,
+         ["graph_value_reader", "`session`", "None", "tf.compat.v1.Session"]),
+    Case("restore_plain_checkpoint", lambda: _restore_into_kernel("short_data"), V,
+         ["restore_plain_checkpoint", "`path`", "'dense/kernel'", "short_data", "truncated",
+          "copy it again"]),
     # the command line: usage errors (exit status 2)
     Case("cli", run_cli(), USAGE, ["tf1norm", "required", "command"]),
     Case("cli", run_cli("bogus"), USAGE, ["invalid choice", "'bogus'"]),
@@ -148,7 +202,23 @@ CASES = [
                                                                    "missing.meta"]),
     Case("cli", run_cli("tensors", _at("short_index")), FAILURE, ["short_index"]),
     Case("cli", run_cli("bounds", _at("garbage.npz"), "--lower", "0", "--upper", "1"), FAILURE,
-         ["cannot read model file", "garbage.npz"]),
+         ["cannot read model file", "garbage.npz", "not a .npz archive", "numpy.savez"]),
+    Case("cli", run_cli("bounds", _at("long_line.nnet"), "--lower", "0", "--upper", "1"),
+         FAILURE, ["long_line.nnet", "data line 2", "5 layer sizes", "'xxxxxxxx",
+                   "... (5000000 characters)"]),
+    Case("cli", run_cli("bounds", _at("binary.nnet"), "--lower", "0", "--upper", "1"), FAILURE,
+         ["binary.nnet", "not a text .nnet file", "byte 0", "write_nnet"]),
+    Case("cli", run_cli("bounds", _at("short_traced"), "--lower", "0", "--upper", "1",
+                        "--input", "x:0", "--output", "y:0"), FAILURE,
+         ["cannot read 'dense/kernel'", "short_traced", "truncated", "copy it again"]),
+    Case("cli", run_cli("convert-checkpoint", _at("short_data"), _at("converted/model")),
+         FAILURE, ["cannot read 'dense/kernel'", "short_data", "truncated", "copy it again"]),
+    Case("cli", run_cli("convert-checkpoint", _at("short_index"), _at("converted/model")),
+         FAILURE, ["cannot read checkpoint", "short_index", ".index and .data files"]),
+    Case("cli", run_cli("bounds", NET, "--lower=-1e30", "--upper", "1", "--method", "exact"),
+         USAGE, ["--lower", "±1e+15", "-1e+30", "--method crown"]),
+    Case("cli", run_cli("bounds", NET, "--lower", "0", "--upper", "1e16", "--method", "milp"),
+         USAGE, ["--upper", "±1e+15", "1e+16", "Rescale the inputs"]),
     Case("cli", run_cli("bounds", _at("garbage.h5"), "--lower", "0", "--upper", "1"), FAILURE,
          ["cannot read model file", "garbage.h5"]),
     Case("cli", run_cli("bounds", _at("garbage.keras"), "--lower", "0", "--upper", "1"),
@@ -255,3 +325,28 @@ def test_a_usage_error_exits_2_in_a_real_process():
     assert result.stderr.strip().splitlines() == [
         "tf1norm: error: argument --threshold: must be a finite number > 0; got '-1', e.g. 1.0 "
         "(see `tf1norm norms --help`)"]
+
+
+def _tf1norm_process(*argv):
+    """``python -m tf1norm argv`` with TensorFlow's C++ log level at its loudest."""
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="0")
+    return subprocess.run([sys.executable, "-m", "tf1norm", *argv], capture_output=True,
+                          text=True, timeout=300, env=environment)
+
+
+def test_tensorflow_logs_nothing_during_a_command_unless_verbose(tmp_path):
+    """The first device lookup (here: converting creates variables) logs from C++ at any
+    TF_CPP_MIN_LOG_LEVEL ("failed call to cuInit" on a machine without a GPU)."""
+    quiet = _tf1norm_process("convert-checkpoint", CKPT(), str(tmp_path / "quiet" / "model"))
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == ""
+    failed = _tf1norm_process("convert-checkpoint", _at("short_data")(), str(tmp_path / "x"))
+    assert failed.returncode == 1
+    assert len(failed.stderr.strip().splitlines()) == 1, failed.stderr
+    assert "truncated" in failed.stderr
+
+
+def test_a_long_nnet_line_is_shortened_in_the_message(capsys):
+    assert command_line.main(["bounds", _at("long_line.nnet")(), "--lower", "0", "--upper",
+                              "1"]) == 1
+    assert len(capsys.readouterr().err) < 400

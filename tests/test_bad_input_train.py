@@ -1,6 +1,6 @@
 """Bad input to the training API (create_train_op, transforms, weight decay,
-cuda-convnet layer params, batch norm, slim_scope, checks, hooks, summaries,
-checkpoint tools) is answered at graph construction, or, for values that only
+cuda-convnet layer params, batch norm, slim_scope, checks, hooks, summaries)
+is answered at graph construction, or, for values that only
 exist at run time, by an assertion that fails the step with the same message.
 
 ``CASES`` is graded by ``tools/audit_bad_input.py``; every case must be "clear".
@@ -11,10 +11,11 @@ import os
 import pathlib
 import sys
 
+import numpy as np
 import pytest
 
 import tf1norm
-from tf1norm._tf import tf, v1
+from tf1norm._src.compat import tf, v1
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tools"))
 from audit_bad_input import Case, grade  # noqa: E402
@@ -70,38 +71,46 @@ def _nested_slim_scopes():
             return v1.layers.dense(tf.ones([1, 3]), 2)
 
 
-def _session():
-    _model()
-    session = v1.Session()
-    session.run(v1.global_variables_initializer())
-    return session
-
-
-def _restore(path_of):
-    session = _session()
-    return tf1norm.restore_plain_checkpoint(session, path_of(session))
-
-
-def _checkpoint_of_other_model(session):
-    with tf.Graph().as_default():
-        other = v1.get_variable("other/kernel", [2, 2])
-        with v1.Session() as other_session:
-            other_session.run(other.initializer)
-            return v1.train.Saver().save(other_session, os.path.join(_scratch(), "other.ckpt"))
-
-
-def _checkpoint_with_other_shape(session):
-    with tf.Graph().as_default():
-        other = v1.get_variable("w", [4, 2])
-        with v1.Session() as other_session:
-            other_session.run(other.initializer)
-            return v1.train.Saver().save(other_session, os.path.join(_scratch(), "w.ckpt"))
-
-
 def _summary_hook(**kwargs):
     arguments = dict(summary_op=tf.no_op(), train_op=tf.no_op(), output_dir="/tmp/x")
     arguments.update(kwargs)
     return tf1norm.ChainSummaryHook(**arguments)
+
+
+def _train_on(variables_of):
+    loss, w = _model()
+    return tf1norm.create_train_op(loss, _sgd(), variables=variables_of(w))
+
+
+def _int_variable():
+    return v1.get_variable("step", [], tf.int32, initializer=tf.zeros_initializer())
+
+
+class _ReturnsNone(tf1norm.Transform):
+    def pre_apply(self, grads_and_vars, context):
+        return None
+
+
+class _ReturnsAnOp(tf1norm.Transform):
+    def pre_apply(self, grads_and_vars, context):
+        return tf.no_op()
+
+
+class _PostApplyReturnsAnOp(tf1norm.Transform):
+    def post_apply(self, variables, context):
+        return tf.no_op()
+
+
+class _RateHidden(v1.train.Optimizer):
+    """A v1 optimizer that keeps its learning rate where tf1norm cannot find it."""
+
+    def __init__(self):
+        super().__init__(use_locking=False, name="RateHidden")
+
+
+def _tf2_step(loss_of):
+    w = tf.Variable([1.0, 2.0])
+    return tf1norm.make_train_step(_sgd())(lambda: loss_of(w), [w])
 
 
 class _KerasLike:
@@ -144,6 +153,24 @@ CASES = [
         v1.get_variable("x", [], trainable=False) * 2.0, _sgd())), V,
          ["create_train_op", "no gradient", "'w'"]),
     Case("create_train_op", lambda: _train(variables="w"), E, ["`variables`", "'w'"]),
+    Case("create_train_op", lambda: _train(variables=[]), V,
+         ["create_train_op", "`variables`", "is empty", "got []", "variables=None"]),
+    Case("create_train_op", lambda: _train(variables_to_train=[]), V,
+         ["create_train_op", "`variables_to_train`", "is empty", "variables_to_train=None"]),
+    Case("create_train_op", lambda: _train_on(lambda w: [w, _int_variable()]), E,
+         ["create_train_op", "`variables`", "floating-point", "step (int32)", "Leave"]),
+    Case("create_train_op", lambda: tf1norm.create_train_op(
+        _model()[0], v1.train.GradientDescentOptimizer), E,
+         ["create_train_op", "`optimizer`", "not its class", "GradientDescentOptimizer(",
+          "Create one"]),
+    Case("create_train_op", lambda: _train([_ReturnsNone()]), E,
+         ["create_train_op", "`transforms`", "_ReturnsNone()", "pre_apply", "got None",
+          "Return grads_and_vars"]),
+    Case("create_train_op", lambda: _train([_ReturnsAnOp()]), E,
+         ["create_train_op", "`transforms`", "_ReturnsAnOp()", "pre_apply", "NoOp",
+          "Return grads_and_vars"]),
+    Case("create_train_op", lambda: _train([_PostApplyReturnsAnOp()]), E,
+         ["create_train_op", "`transforms`", "post_apply", "NoOp", "Return [op]"]),
     Case("create_train_op", lambda: _train(update_ops=3), E, ["`update_ops`", "3"]),
     # the TF2 step
     Case("make_train_step", lambda: tf1norm.make_train_step("sgd"), E,
@@ -157,6 +184,12 @@ CASES = [
          ["make_train_step", "`transforms`", "more than once"]),
     Case("TrainStep", lambda: tf1norm.make_train_step(_sgd())("loss"), E,
          ["TrainStep", "`loss_fn`", "'loss'"]),
+    Case("make_train_step", lambda: tf1norm.make_train_step(v1.train.GradientDescentOptimizer),
+         E, ["make_train_step", "`optimizer`", "not its class", "GradientDescentOptimizer("]),
+    Case("TrainStep", lambda: _tf2_step(lambda w: w * [1.0, 2.0]), V,
+         ["TrainStep", "`loss_fn()`", "scalar", "(2,)", "tf.reduce_mean"]),
+    Case("TrainStep", lambda: _tf2_step(lambda w: tf.constant(3)), E,
+         ["TrainStep", "`loss_fn()`", "int32", "tf.cast(loss_fn(), tf.float32)"]),
     Case("attach_transforms", lambda: tf1norm.attach_transforms("model", []), E,
          ["attach_transforms", "`model`", "str"]),
     Case("attach_transforms", lambda: tf1norm.attach_transforms(_KerasLike(), None), E,
@@ -246,6 +279,11 @@ CASES = [
          ["add_l2_to_gradients", "`rates`", "-1.0"]),
     Case("add_l2_to_gradients", lambda: tf1norm.add_l2_to_gradients(0.1), E,
          ["add_l2_to_gradients", "`rates`", "0.1"]),
+    Case(("add_decoupled_weight_decay", "create_train_op"),
+         lambda: tf1norm.create_train_op(_model()[0], _RateHidden(),
+                                         transforms=[tf1norm.add_decoupled_weight_decay(0.1)]),
+         V, ["add_decoupled_weight_decay", "learning rate", "_RateHidden",
+             "learning_rate=0.001"]),
     Case("adamw", lambda: tf1norm.adamw(weight_decay=-1.0), V, ["adamw", "`weight_decay`",
                                                                "-1.0"]),
     Case("adamw", lambda: tf1norm.adamw(learning_rate=-1e-3), V, ["adamw", "`learning_rate`",
@@ -322,7 +360,7 @@ CASES = [
     Case("slim_scope", lambda: tf1norm.slim_scope(max_norm=-1.0).__enter__(), V,
          ["slim_scope", "`max_norm`", "-1.0"]),
     Case("slim_scope", lambda: tf1norm.slim_scope(l2=-1.0).__enter__(), V,
-         ["`scale`", "-1.0"]),
+         ["slim_scope", "`l2`", ">= 0", "-1.0"]),
     Case("slim_scope", lambda: tf1norm.slim_scope(l2=0.1, name_filter="([").__enter__(), V,
          ["slim_scope", "`name_filter`", "'(['"]),
     Case("slim_scope", lambda: tf1norm.slim_scope(spectral_norm={"bogus": 1}).__enter__(), E,
@@ -350,31 +388,6 @@ CASES = [
          ["ChainSummaryHook", "`output_dir`", "3"]),
     Case("ChainSummaryHook", lambda: _summary_hook(train_op="step"), E,
          ["ChainSummaryHook", "`train_op`", "'step'"]),
-    # checkpoint tools
-    Case("weight_norm_data_init", lambda: tf1norm.weight_norm_data_init(None), E,
-         ["weight_norm_data_init", "`session`", "None"]),
-    Case("weight_norm_data_init", lambda: tf1norm.weight_norm_data_init(_session(),
-                                                                        init_scale=-1.0), V,
-         ["weight_norm_data_init", "`init_scale`", "-1.0"]),
-    Case("weight_norm_data_init", lambda: tf1norm.weight_norm_data_init(_session(),
-                                                                        min_samples=0), V,
-         ["weight_norm_data_init", "`min_samples`", "0"]),
-    Case("weight_norm_data_init", lambda: tf1norm.weight_norm_data_init(_session()), V,
-         ["weight_norm_data_init", "no weight-normalized weights"]),
-    Case("restore_plain_checkpoint", lambda: _restore(lambda s: "/nonexistent/model.ckpt"), V,
-         ["restore_plain_checkpoint", "`path`", "/nonexistent/model.ckpt"]),
-    Case("restore_plain_checkpoint", lambda: _restore(lambda s: 3), E,
-         ["restore_plain_checkpoint", "`path`", "3"]),
-    Case("restore_plain_checkpoint", lambda: _restore(_checkpoint_of_other_model), V,
-         ["restore_plain_checkpoint", "`path`", "holds none", "other/kernel", "'w'"]),
-    Case("restore_plain_checkpoint", lambda: _restore(_checkpoint_with_other_shape), V,
-         ["restore_plain_checkpoint", "w.ckpt", "[4, 2]", "[3, 2]"]),
-    Case("restore_plain_checkpoint", lambda: tf1norm.restore_plain_checkpoint("s", "/tmp/x"), E,
-         ["restore_plain_checkpoint", "`session`", "'s'"]),
-    Case("export_plain_checkpoint", lambda: tf1norm.export_plain_checkpoint(_session(), None), E,
-         ["export_plain_checkpoint", "`path`", "None"]),
-    Case("export_plain_checkpoint", lambda: tf1norm.export_plain_checkpoint(None, "/tmp/x"), E,
-         ["export_plain_checkpoint", "`session`", "None"]),
 ]
 
 
@@ -382,3 +395,29 @@ CASES = [
 def test_bad_input_is_answered_clearly(case):
     verdict, detail = grade(case)
     assert verdict == "clear", detail
+
+
+def test_a_per_example_loss_is_refused_before_the_tf2_step_trains_on_its_sum():
+    w = tf.Variable([1.0, 2.0, 3.0, 4.0])
+    step = tf1norm.make_train_step(v1.train.GradientDescentOptimizer(0.1))
+    with pytest.raises(ValueError, match=r"TrainStep: `loss_fn\(\)` must be a scalar"):
+        step(lambda: w * 1.0, [w])
+    np.testing.assert_array_equal(w.numpy(), [1.0, 2.0, 3.0, 4.0])
+    step(lambda: tf.reduce_sum(w), [w])
+    np.testing.assert_allclose(w.numpy(), [0.9, 1.9, 2.9, 3.9], rtol=1e-6)
+
+
+def test_a_tf2_loss_of_unknown_rank_is_checked_when_the_step_runs():
+    w = tf.Variable([1.0, 2.0])
+    step = tf1norm.make_train_step(v1.train.GradientDescentOptimizer(0.1))
+
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.float32)])
+    def train(scale):
+        return step(lambda: tf.reduce_sum(w) * scale, [w])
+
+    train(tf.constant(1.0))
+    np.testing.assert_allclose(w.numpy(), [0.9, 1.9], rtol=1e-6)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="TrainStep: `loss_fn\\(\\)` must"):
+        train(tf.constant([1.0, 1.0]))
+    np.testing.assert_allclose(w.numpy(), [0.9, 1.9], rtol=1e-6)
+

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 import tf1norm
-from tf1norm import _checkpoint_files, cli
-from tf1norm._checkpoint_files import StaleCheckpointFilesWarning
-from tf1norm._tf import tf, v1
+from tf1norm._src import checkpoint_files as _checkpoint_files
+from tf1norm.cli import app as cli
+from tf1norm._src.checkpoint_files import StaleCheckpointFilesWarning
+from tf1norm._src.compat import tf, v1
 
 
 def _plant(prefix, suffix, age_seconds):

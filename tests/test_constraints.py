@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tf1norm
-from tf1norm._tf import tf, v1
+from tf1norm._src.compat import tf, v1
 
 import numpy_twins as twins
 from conftest import run_initialized
@@ -71,3 +71,21 @@ def test_get_config_round_trip(constraint):
 
 def test_max_norm_config_values():
     assert tf1norm.MaxNorm(3.0, axes=[0, 1]).get_config() == {"threshold": 3.0, "axes": [0, 1]}
+
+
+@pytest.mark.parametrize("constraint", [tf1norm.MaxNorm(0.5), tf1norm.UnitNorm(),
+                                        tf1norm.MinMaxNorm(0.1, 0.5), tf1norm.NonNeg(),
+                                        tf1norm.SpectralNorm()])
+def test_constraints_are_keras_3_constraints(constraint):
+    """Keras 3.10-3.13 accept only ``keras.constraints.Constraint`` instances on a
+    variable (Python 3.10 gets at most Keras 3.12), and tf-keras's ``serialize``
+    warns about anything else; tf1norm's own methods still win."""
+    keras = pytest.importorskip("keras")
+    tf_keras = pytest.importorskip("tf_keras")
+    for flavour in (keras, tf_keras):
+        assert isinstance(constraint, flavour.constraints.Constraint)
+        assert type(constraint).get_config is not flavour.constraints.Constraint.get_config
+    assert tf_keras.constraints.serialize(constraint)["config"] == constraint.get_config()
+    layer = keras.layers.Dense(3, kernel_constraint=constraint)
+    layer.build((None, 4))
+    assert layer.kernel.constraint is constraint

@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from tf1norm import cli
-from tf1norm._tf import tf
+from tf1norm.cli import app as cli
+from tf1norm._src.compat import tf
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "legacy_examples"))
 
@@ -243,7 +243,7 @@ PROGRAMS = sorted(p for p in EXAMPLES_DIR.glob("*.py")
 def test_every_example_quiets_tensorflow_before_importing_it(path):
     """Each program calls the shared helper before its first TensorFlow import."""
     source = path.read_text()
-    first_import = source.index("tf1norm._tf import")
+    first_import = source.index("import tensorflow as tf")
     assert 0 <= source.find("data.quiet_tensorflow(") < first_import, path.name
     if "parse_args" in source and path.name != "local_cluster.py":
         assert "data.add_verbose_argument(parser)" in source, path.name

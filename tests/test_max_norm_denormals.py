@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 
 import tf1norm
-from tf1norm._tf import tf, v1
+from tf1norm._src.compat import tf, v1
 
 DTYPES = ["float16", "bfloat16", "float32", "float64"]
 PATTERN = [3.0, -1.0, 2.0, -2.0]
@@ -137,8 +137,8 @@ def _tf1_results(value, caps, name):
         fetches = {}
         for t in caps:
             fetches[("max_norm", t)] = tf1norm.max_norm(w, t)
-            fetches[("assignment", t)] = tf1norm.projections.max_norm_assignment(w, t)
-        fed_cap = tf1norm.projections.max_norm_assignment(w, fed)
+            fetches[("assignment", t)] = tf1norm._math.projections.max_norm_assignment(w, t)
+        fed_cap = tf1norm._math.projections.max_norm_assignment(w, fed)
         grads = tf.gradients([tf.reduce_sum(tf.cast(fetches[("max_norm", t)], tf.float32))
                               for t in caps], w)[0]
         with v1.Session() as sess:
@@ -152,11 +152,11 @@ def _tf1_results(value, caps, name):
 def _xla_results(value, caps):
     @tf.function(jit_compile=True)
     def constant_caps(w):
-        return [tf1norm.projections.max_norm_assignment(w, t) for t in caps]
+        return [tf1norm._math.projections.max_norm_assignment(w, t) for t in caps]
 
     @tf.function(jit_compile=True)
     def tensor_cap(w, t):
-        return tf1norm.projections.max_norm_assignment(w, t)
+        return tf1norm._math.projections.max_norm_assignment(w, t)
 
     results = {("xla", t): out.numpy() for t, out in zip(caps, constant_caps(tf.constant(value)))}
     limit_dtype = tf.float32 if value.dtype.itemsize == 2 else tf.as_dtype(value.dtype)

@@ -7,17 +7,47 @@ tf1norm getters/regularizers); the TF1 side builds it in a graph with
 ``tf.function``, and ``migration.compare_steps`` compares every variable,
 optimizer slot, ``u``/``g``, moving statistic and the global step after each
 of 10 steps (float32).
+
+How equal is "equal" depends on which kernels the two runtimes run, so the
+tolerance is derived, not measured. Both sides compute the same float32 ops;
+on Intel CPUs, and with ``TF_ENABLE_ONEDNN_OPTS=0`` on any CPU, they also run
+the same kernels and agree exactly (measured: 0). On AMD CPUs with oneDNN on,
+the graph runtime and ``tf.function`` pick different oneDNN convolution and
+matmul kernels, which add the same products in another order. A float32 sum
+of ``n`` terms added in another order differs by about ``sqrt(n) * u * sum|x|``
+(``u = 2**-24``, the rounding errors of a random-order sum behave like a random
+walk; the worst case is ``(n - 1) * u``), and ``STEPS`` steps can add such a
+difference each step. Hence ``reordered_sum_tolerance(n)`` for each model, with
+``n`` the longest reduction of its gradients (batch x output positions of a
+convolution). Measured on a 2-core AMD EPYC with oneDNN on: 1.15e-6 (weight-norm
+conv net) and 1.25e-6 (batch-norm conv net) after 10 steps, against a tolerance
+of 1.9e-5 for their n = 16 * 8 * 8 reductions.
 """
+
+import math
 
 import numpy as np
 import pytest
 
 import tf1norm
 from tf1norm import migration
-from tf1norm._tf import tf, v1
+from tf1norm._src.compat import tf, v1
 
 STEPS = 10
-TOLERANCE = 1e-6
+UNIT_ROUNDOFF = 2.0 ** -24  # float32
+
+
+def reordered_sum_tolerance(terms):
+    """Relative difference allowed after ``STEPS`` steps whose longest float32
+    reduction has ``terms`` terms summed in another order (see the module doc)."""
+    return STEPS * math.sqrt(terms) * UNIT_ROUNDOFF
+
+
+# Dense models: batch 16, so each weight's gradient sums 16 products; the
+# forward matmuls sum at most 32 (the widest layer). Conv nets: conv1's kernel
+# gradient sums over 16 images x 8 x 8 output positions.
+TOLERANCE = reordered_sum_tolerance(32)
+CONV_TOLERANCE = reordered_sum_tolerance(16 * 8 * 8)
 
 
 def _layers():
@@ -127,11 +157,11 @@ def compare(model_fn, make_optimizer, make_transforms, image=False, jit=False):
     return migration.compare_steps(build_tf1, build_tf2, _batches(image), steps=STEPS)
 
 
-def _assert_equal_steps(report, expected_names):
+def _assert_equal_steps(report, expected_names, tolerance=TOLERANCE):
     assert len(report.per_step) == STEPS
     missing = set(expected_names) - set(report.per_variable)
     assert not missing, f"not compared: {missing}\n{report}"
-    assert report.max_difference <= TOLERANCE, str(report)
+    assert report.max_difference <= tolerance, str(report)
 
 
 def test_seed_002_max_norm_mlp_momentum_clip():
@@ -161,14 +191,15 @@ def test_weight_norm_convnet_g():
     report = compare(weight_norm_convnet, lambda: v1.train.AdamOptimizer(0.01), lambda: [],
                      image=True)
     _assert_equal_steps(report, ["convnet/conv1/kernel/wn_g", "convnet/conv1/kernel/wn_g/Adam",
-                                 "convnet/logits/kernel"])
+                                 "convnet/logits/kernel"], CONV_TOLERANCE)
     assert not report.only_tf1
 
 
 def test_batch_norm_convnet_moving_statistics():
     report = compare(batch_norm_convnet, lambda: v1.train.MomentumOptimizer(0.1, 0.9),
                      lambda: [], image=True)
-    _assert_equal_steps(report, ["bn1/moving_mean", "bn1/moving_variance", "bn1/gamma"])
+    _assert_equal_steps(report, ["bn1/moving_mean", "bn1/moving_variance", "bn1/gamma"],
+                        CONV_TOLERANCE)
     assert not report.only_tf1
 
 
@@ -318,12 +349,12 @@ def test_checkpoint_errors_name_the_problem(tf1_checkpoint, tmp_path):
     path, _ = tf1_checkpoint
     with pytest.raises(ValueError, match="restore_tf1_checkpoint: 'nope' is not in"):
         migration.restore_tf1_checkpoint(path, {"nope": tf.Variable(1.0)})
-    with pytest.raises(ValueError, match="cannot read a checkpoint at"):
+    with pytest.raises(ValueError, match="convert_checkpoint: `path`: cannot read checkpoint"):
         migration.convert_checkpoint(str(tmp_path / "missing"), str(tmp_path / "out"))
 
 
 def test_convert_checkpoint_cli(tf1_checkpoint, tmp_path, capsys):
-    from tf1norm import cli
+    from tf1norm.cli import app as cli
 
     path, _ = tf1_checkpoint
     assert cli.main(["convert-checkpoint", path, str(tmp_path / "out" / "model"),
@@ -336,7 +367,7 @@ def test_convert_checkpoint_cli(tf1_checkpoint, tmp_path, capsys):
 
 
 def test_convert_checkpoint_cli_errors(tmp_path, capsys):
-    from tf1norm import cli
+    from tf1norm.cli import app as cli
 
     missing = str(tmp_path / "nothing.ckpt")
     assert cli.main(["convert-checkpoint", missing, str(tmp_path / "out")]) == 1

@@ -8,13 +8,16 @@ list of ``Case``); the tests assert every case is graded "clear", and this
 script prints the count per grade and every case that is not clear.
 
 A case calls a piece of the public API (``tf1norm.__all__``, ``tf1norm.bounds``,
-the command line through ``tf1norm.cli.main``) with one bad input, inside a
+the command line through ``tf1norm.cli.app.main``) with one bad input, inside a
 fresh graph. Grades:
 
 * **clear**: the expected exception type, with a message that contains every
   expected word (at least the argument's name, usually the value and the
   function); for the command line, the expected exit status with one line on
-  stderr containing the words;
+  stderr (Python's ``sys.stderr`` and file descriptor 2, where TensorFlow's C++
+  log goes, together) containing the words. A value that only exists at run
+  time (ids fed to an embedding lookup) expects the
+  ``tf.errors.InvalidArgumentError`` of the assertion that checks it;
 * **vague**: the expected type or status, but a word is missing (or the command
   line printed more than one line);
 * **wrong type**: another ``ValueError``/``TypeError`` (or a ``tf.errors``
@@ -31,6 +34,7 @@ import collections
 import contextlib
 import importlib.util
 import io
+import os
 import pathlib
 import sys
 import time
@@ -73,18 +77,43 @@ class CliResult(Exception):
 
 
 def cli(argv):
-    """A case call running ``tf1norm.cli.main(argv)``; it raises ``CliResult`` unless status 0."""
+    """A case call running ``tf1norm.cli.app.main(argv)``; it raises ``CliResult`` unless status 0.
+
+    Both Python's ``sys.stderr`` and file descriptor 2 (where TensorFlow's C++
+    code logs, e.g. "failed call to cuInit") are captured: a C++ log line
+    counts as a second line.
+    """
     def call():
-        from tf1norm import cli as command_line
+        from tf1norm.cli import app as command_line
 
         err, out = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        with _descriptor_2_captured() as native, contextlib.redirect_stderr(err), \
+                contextlib.redirect_stdout(out):
             status = command_line.main([str(a) for a in argv])
         if status != 0:
-            raise CliResult(status, [line for line in err.getvalue().splitlines() if line.strip()])
+            text = native[0] + err.getvalue()
+            raise CliResult(status, [line for line in text.splitlines() if line.strip()])
         return out.getvalue()
 
     return call
+
+
+@contextlib.contextmanager
+def _descriptor_2_captured():
+    """Send file descriptor 2 to a temporary file; yields a list holding its text after."""
+    import tempfile
+
+    sys.stderr.flush()
+    saved, text = os.dup(2), []
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield text
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text.append(capture.read())
 
 
 def _internal_types():
@@ -98,7 +127,7 @@ def _internal_types():
 
 def grade(case):
     """``(grade, detail)`` of one case, run in a fresh graph with warnings silenced."""
-    from tf1norm._tf import tf
+    from tf1norm._src.compat import tf
 
     with tf.Graph().as_default(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -158,13 +187,14 @@ def main(argv=None):
     parser.add_argument("--pattern", default="test_bad_input*.py",
                         help="case modules in tests/ (default: %(default)s)")
     args = parser.parse_args(argv)
-    from tf1norm.cli import quiet_tensorflow
+    from tf1norm.cli.app import quiet_tensorflow
     from tqdm import tqdm
 
     quiet_tensorflow(verbose=False)
 
     start = time.perf_counter()
-    results = audit(load_cases(pattern=args.pattern), progress=lambda c: tqdm(c, desc="cases", disable=None))
+    results = audit(load_cases(pattern=args.pattern),
+                    progress=lambda c: tqdm(c, desc="cases", disable=None))
     counts = collections.Counter(result[2] for result in results)
     for module, case, verdict, detail in results:
         if verdict != "clear" or args.verbose:

@@ -38,7 +38,7 @@ from tf1norm.bounds.exact_result import ExactRange
 from tf1norm.bounds.formats import from_nnet, from_onnx, write_nnet
 from tf1norm.bounds.interval import apply_spec, interval, sample
 from tf1norm.bounds.network import (Activation, Add, Dense, Diagonal, Linear, Network,
-                                    Permute, check_box)
+                                    Permute, check_box, check_network)
 from tf1norm.bounds.sources import from_graph, from_keras, graph_value_reader
 from tf1norm.bounds.verify import Verdict, verify
 
@@ -143,9 +143,7 @@ def output_bounds(network, lower, upper, method="crown", spec=None, **options):
     if method not in METHODS:
         raise ValueError(f"output_bounds: unknown method {method!r}; choose one of "
                          f"{', '.join(METHODS)}.")
-    if not isinstance(network, Network):
-        raise TypeError(f"output_bounds: `network` must be a tf1norm.bounds.Network; got "
-                        f"{type(network).__name__}. Build one with Network.from_numpy.")
+    check_network(network, "output_bounds")
     lower, upper = check_box(network, lower, upper)
     spec, function = check_spec(network, spec), METHODS[method]
     _check_options(method, function, options)
@@ -162,8 +160,10 @@ def lipschitz_bound(network):
     ReLU and tanh are 1-Lipschitz, sigmoid is 1/4-Lipschitz.
 
     Raises:
+      TypeError: ``network`` is not a ``Network``.
       ValueError: the network has residual ``Add`` layers (the product does not apply).
     """
+    check_network(network, "lipschitz_bound")
     constant = 1.0
     for layer in network.layers:
         if isinstance(layer, Linear):

@@ -31,6 +31,27 @@ from tf1norm.bounds.network import Activation, Dense, Network
 
 ALGORITHMS = ("auto", "bab", "milp")
 BAB_MAX_INPUTS = 16
+# The largest |lower|, |upper| the exact methods accept. HiGHS treats any bound or
+# coefficient of magnitude >= 1e20 as infinite (its `infinite_bound` option) and its
+# feasibility tolerances (1e-7 primal, 1e-6 integrality) are absolute, so a big-M of
+# size B lets a relaxed ReLU leak ~1e-6·B. A box within ±1e15 keeps the big-M
+# constants of a network with weights up to ~1e5 below HiGHS's infinity; a ±1e30 box
+# gave "HiGHS Status 2: Model error".
+SOLVER_BOX_LIMIT = 1e15
+
+
+def solver_box_problem(lower, upper, names=("`lower`", "`upper`")):
+    """None, or why the exact methods refuse the box (a corner beyond ``SOLVER_BOX_LIMIT``)."""
+    for name, corner in zip(names, (lower, upper)):
+        huge = np.abs(np.asarray(corner, np.float64)) > SOLVER_BOX_LIMIT
+        if np.any(huge):
+            feature = int(np.argmax(huge))
+            return (f"{name} must lie within ±{SOLVER_BOX_LIMIT:g} for the exact methods; got "
+                    f"{corner[feature]:g} for feature {feature}. The MILP solver (HiGHS) "
+                    "treats magnitudes of 1e20 as infinite and its tolerances are absolute. "
+                    "Rescale the inputs (e.g. normalize the data), or use the crown or "
+                    "interval method, which have no such limit")
+    return None
 
 
 def _with_objectives(network, spec):
@@ -164,11 +185,15 @@ def exact(network, lower, upper, spec=None, time_limit=None, progress=None, algo
       ``.attained_high`` (the network's values there), ``.seconds``.
 
     Raises:
-      ValueError: an activation other than ReLU/linear, a bad ``spec``,
-        ``time_limit``, ``tolerance`` or ``algorithm``.
+      ValueError: an activation other than ReLU/linear, a box corner beyond
+        ``SOLVER_BOX_LIMIT`` (±1e15), a bad ``spec``, ``time_limit``,
+        ``tolerance`` or ``algorithm``.
     """
     start = time.monotonic()
     _check_options(time_limit, tolerance)
+    problem = solver_box_problem(lower, upper)
+    if problem:
+        raise ValueError(f"exact: {problem}.")
     spec = bound_spec(network, spec)
     check_supported(network)
     objective_net = _with_objectives(network, spec)

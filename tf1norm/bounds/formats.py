@@ -45,9 +45,19 @@ def _nnet_lines(path):
     try:
         with open(path, encoding="utf-8") as handle:
             lines = [line.strip() for line in handle]
+    except UnicodeDecodeError as error:
+        raise ValueError(f"from_nnet: {path!r} is not a text .nnet file (byte {error.start} is "
+                         "not UTF-8 text); pass a .nnet file as NNet's writeNNet or "
+                         "tf1norm.bounds.write_nnet writes it.") from None
     except OSError as error:
-        raise ValueError(f"from_nnet: cannot read {path!r}: {error}.") from error
+        raise ValueError(f"from_nnet: cannot read {path!r}: {error.strerror or error}.") \
+            from error
     return [line for line in lines if line and not line.startswith("//")]
+
+
+def _shortened(line, keep=80):
+    """``repr`` of ``line``'s first ``keep`` characters, ``...`` marking a longer line."""
+    return repr(line[:keep]) + (f"... ({len(line)} characters)" if len(line) > keep else "")
 
 
 class _Reader:
@@ -63,7 +73,8 @@ class _Reader:
             values = _numbers(self.lines[self.position])
         except ValueError as error:
             raise ValueError(f"from_nnet: {self.path!r}, data line {self.position + 1}: "
-                             f"expected {what}; got {self.lines[self.position]!r}.") from error
+                             f"expected {what}; got {_shortened(self.lines[self.position])}.") \
+                from error
         self.position += 1
         if count is not None and len(values) < count:
             raise ValueError(f"from_nnet: {self.path!r}, data line {self.position}: expected "
@@ -132,7 +143,7 @@ def write_nnet(path, weights, biases, mins, maxes, means, ranges):
     The inverse of ``from_nnet``; used by the tests and to export networks.
     """
     sizes = [weights[0].shape[0]] + [w.shape[1] for w in weights]
-    rows = [f"// written by tf1norm.bounds.formats.write_nnet",
+    rows = ["// written by tf1norm.bounds.formats.write_nnet",
             f"{len(weights)},{sizes[0]},{sizes[-1]},{max(sizes)},",
             ",".join(map(str, sizes)) + ",", "0,"]
     rows += [",".join(repr(float(v)) for v in values) + "," for values in

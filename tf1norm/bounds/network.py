@@ -256,6 +256,15 @@ class Network:
         ``activations[i]`` follows layer ``i`` (default: relu between layers,
         linear after the last).
         """
+        examples = {"weights": "[kernel_0, kernel_1]", "biases": "[bias_0, bias_1]",
+                    "activations": "['relu', 'linear']"}
+        for arg, values in (("weights", weights), ("biases", biases),
+                            ("activations", activations)):
+            if isinstance(values, (str, bytes)) or values is not None and \
+                    not hasattr(values, "__iter__"):
+                raise TypeError(f"Network.from_numpy: `{arg}` must be a list with one entry "
+                                f"per layer; got {values!r:.80}. Pass a list, e.g. "
+                                f"{arg}={examples[arg]}.")
         biases = [None] * len(weights) if biases is None else list(biases)
         if activations is None:
             activations = ["relu"] * (len(weights) - 1) + ["linear"]
@@ -275,6 +284,14 @@ class Network:
             x = x + outputs[layer.source] if isinstance(layer, Add) else layer(x)
             outputs[index] = x
         return x
+
+
+def check_network(network, caller):
+    """TypeError unless ``network`` is a ``Network``."""
+    if not isinstance(network, Network):
+        raise TypeError(f"{caller}: `network` must be a tf1norm.bounds.Network; got "
+                        f"{type(network).__name__}. Build one with Network.from_numpy.")
+    return network
 
 
 def check_box(network, lower, upper):

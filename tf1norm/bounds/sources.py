@@ -11,8 +11,10 @@ Conv2D (kernel scaled per output channel, bias shifted), otherwise a
 
 import numpy as np
 
-from tf1norm import registry
-from tf1norm._tf import tf
+from tf1norm._src import checks as _checks
+from tf1norm._src import graph_checks as _graph_checks
+from tf1norm.graph import registry
+from tf1norm._src.compat import tf
 from tf1norm.bounds.conv import Conv2D
 from tf1norm.bounds.graph_trace import GraphTracer, append_channel_affine
 from tf1norm.bounds.network import ACTIVATIONS, Activation, Dense, Network
@@ -114,15 +116,25 @@ def from_graph(output, input_placeholder, value_of):
 
 
 def graph_value_reader(session=None, checkpoint=None):
-    """``value_of(tensor)`` reading weights from a session or a checkpoint."""
-    reader = tf.train.load_checkpoint(checkpoint) if checkpoint else None
+    """``value_of(tensor)`` reading weights from a session or a checkpoint.
+
+    Raises:
+      TypeError: neither a session nor a checkpoint path, or ``session`` not a session.
+      ValueError: ``checkpoint`` cannot be read; when ``value_of`` runs, a
+        truncated ``.data`` file (both ``tf1norm._src.checks.CheckpointError``).
+    """
+    fn = "graph_value_reader"
+    if checkpoint is None:
+        _graph_checks.session(session, fn)
+    reader = _checks.checkpoint_reader(checkpoint, fn, "checkpoint") if checkpoint else None
 
     def value_of(tensor):
         static = tf.get_static_value(tensor)
         if static is not None:
             return static
         if reader is not None:
-            return reader.get_tensor(registry.storage_op(tensor).name)
+            return _checks.checkpoint_tensor(reader, registry.storage_op(tensor).name,
+                                             checkpoint, fn, "checkpoint")
         return session.run(tensor)
 
     return value_of
