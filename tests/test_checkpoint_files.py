@@ -1,4 +1,4 @@
-"""Stale ``*.tempstate*`` files of killed checkpoint writes are removed (and named) before writing."""
+"""Stale ``*.tempstate*`` files of killed checkpoint writes are removed and named before writing."""
 
 import os
 import time

@@ -206,7 +206,7 @@ TF_LOG_LINE = r"absl::InitializeLog|oneDNN custom operations|cuda drivers|cuInit
 
 
 def _run_main_job(*flags):
-    """seed_002 for one epoch in a fresh interpreter, without TF_CPP_MIN_LOG_LEVEL; stdout+stderr."""
+    """seed_002 for one epoch in a fresh interpreter without TF_CPP_MIN_LOG_LEVEL: its output."""
     import os
     import subprocess
 

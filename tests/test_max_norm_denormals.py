@@ -118,7 +118,7 @@ def check_unit(name, before, after, t, where):
 
 
 def _twin(column, t):
-    """``x·t/n`` in float64 on the scaled form (x = m·(x/m)), so it neither overflows nor underflows."""
+    """``x·t/n`` in float64 on the scaled form ``x = m·(x/m)``: no overflow, no underflow."""
     x = column.astype(np.float64)
     m = np.abs(x).max()
     scaled = [math.ldexp(v, -math.frexp(m)[1]) for v in x]  # exact: a power of two

@@ -201,7 +201,7 @@ def _above_exact_floor(x, axes, limit):
 
 
 def _cap_exact(x, wide, axes, limit):
-    """``_norms.cap_exact`` in ``x``'s dtype (the half types rounded toward zero where subnormal)."""
+    """``norms.cap_exact`` in ``x``'s dtype (half types rounded toward zero where subnormal)."""
     over, capped = _norms.cap_exact(wide, axes, limit)
     return tf.where(over, _bits.to_half_toward_zero(capped, x.dtype), x)
 

@@ -55,9 +55,9 @@ def split_exponent(x):
     as_float = tf.bitcast(tf.cast(fraction, x.dtype), int_dtype)  # exact, normal (or 0)
     subnormal = tf.equal(field, 0)
     fraction = tf.where(subnormal, as_float & fraction_mask, fraction)
-    exponent = tf.where(subnormal,
-                        tf.bitwise.right_shift(as_float, fraction_bits) - 2 * bias - fraction_bits + 1,
-                        field - bias)
+    # a subnormal is f·2^(1−bias−M), and f = 1.xxx·2^(field(f) − bias)
+    from_fraction = tf.bitwise.right_shift(as_float, fraction_bits) - 2 * bias - fraction_bits + 1
+    exponent = tf.where(subnormal, from_fraction, field - bias)
     zero = tf.equal(magnitude, 0)
     s_bits = sign | tf.bitwise.left_shift(bias, fraction_bits) | fraction
     return (tf.bitcast(tf.where(zero, bits, s_bits), x.dtype),
@@ -75,7 +75,8 @@ def times_power_of_two(s, e):
     bits = tf.bitcast(s, int_dtype)
     sign, magnitude = bits & sign_bit, bits & ~sign_bit
     field = tf.bitwise.right_shift(magnitude, fraction_bits) + e
-    significand = (magnitude & fraction_mask) | tf.bitwise.left_shift(tf.ones_like(bias), fraction_bits)
+    implicit_one = tf.bitwise.left_shift(tf.ones_like(bias), fraction_bits)
+    significand = (magnitude & fraction_mask) | implicit_one
     normal = sign | tf.bitwise.left_shift(tf.clip_by_value(field, 1, exponent_mask - 1),
                                           fraction_bits) | (magnitude & fraction_mask)
     shift = tf.clip_by_value(1 - field, 0, fraction_bits + 1)

@@ -151,8 +151,8 @@ def spectral_norm_getter(power_iterations=1, name_filter=DEFAULT_FILTER, update=
 
     A zero weight has σ = 0; the layer then receives the zero weight itself
     (not NaN) with the identity gradient, and ``u`` is kept: a zero-initialized
-    layer trains (its first step is a plain gradient step, see ``spectral_norm``). σ of each weight is added to the graph
-    collection ``keys.SPECTRAL_NORM_SIGMA``.
+    layer trains (its first step is a plain gradient step, see ``spectral_norm``).
+    σ of each weight is added to the graph collection ``keys.SPECTRAL_NORM_SIGMA``.
 
     Raises:
       ValueError: bad ``power_iterations``, ``update``, ``name_filter`` or
