@@ -17,7 +17,9 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import data  # noqa: E402  (the examples' shared module, TensorFlow-free)
+
+data.quiet_tensorflow()  # before TensorFlow: its C++ log lines only with --verbose
 warnings.filterwarnings("ignore", message=r".*is deprecated", category=UserWarning)
 
 import tf1norm  # noqa: E402  (before TensorFlow)
@@ -62,6 +64,7 @@ def parse_args(argv):
     parser.add_argument("--batch-size", type=int, default=32, help="clips per batch")
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed (data and initialization)")
+    data.add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 

@@ -8,8 +8,37 @@
 """
 
 import collections
+import sys
 
 import numpy as np
+
+VERBOSE_FLAG = "--verbose"
+
+
+def quiet_tensorflow(argv=None):
+    """Import TensorFlow with its C++ log lines hidden unless ``--verbose`` is in ``argv``.
+
+    Call it before the example's first TensorFlow import. TensorFlow's C++
+    runtime logs while it loads ("All log messages before absl::InitializeLog()",
+    "oneDNN custom operations are on", "Could not find cuda drivers"), some of
+    it straight to file descriptor 2, so ``TF_CPP_MIN_LOG_LEVEL`` alone does not
+    hide it; this is the command line's mechanism (``tf1norm.cli.app.quiet_tensorflow``),
+    with the example's own Python warnings filters kept. ``argv`` defaults to
+    ``sys.argv[1:]``. Nothing happens when TensorFlow is already imported (an
+    example imported by a test).
+    """
+    if "tensorflow" in sys.modules:
+        return
+    from tf1norm.cli.app import quiet_tensorflow as quiet
+
+    quiet(VERBOSE_FLAG in (sys.argv[1:] if argv is None else argv), hide_warnings=False)
+
+
+def add_verbose_argument(parser):
+    """``--verbose`` on an example's parser (read early by ``quiet_tensorflow``)."""
+    parser.add_argument(VERBOSE_FLAG, action="store_true",
+                        help="show TensorFlow's log lines (hidden by default)")
+
 
 Dataset = collections.namedtuple("Dataset", "name x_train y_train x_test y_test")
 

@@ -76,6 +76,8 @@ def parse_args(argv=None):
     for private in ("--job", "--task", "--cluster", "--events"):
         parser.add_argument(private, help=argparse.SUPPRESS)
     parser.add_argument("--standby", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's log lines of every task (hidden by default)")
     return parser.parse_args(argv)
 
 
@@ -148,6 +150,7 @@ def run_parent(args):
     options = ["--steps", str(args.steps), "--logdir", logdir, "--threshold",
                str(args.threshold), "--timeout", str(args.timeout)]
     options += ["--sync"] if args.sync else []
+    options += ["--verbose"] if args.verbose else []
     cluster = local_cluster(args.ps, args.workers)
     print(f"cluster {cluster}, checkpoints in {logdir}", flush=True)
     tasks = []
@@ -220,6 +223,9 @@ def die_with_parent():
 def run_task(args):
     """A ps (serves until killed) or a worker (trains, then returns)."""
     sys.path.insert(0, HERE)
+    import data
+
+    data.quiet_tensorflow(["--verbose"] if args.verbose else [])
     import tf1norm  # noqa: F401  (before TensorFlow)
     import tensorflow as tf
 

@@ -27,11 +27,12 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import data  # noqa: E402  (the examples' shared module, TensorFlow-free)
+
+data.quiet_tensorflow()  # before TensorFlow: its C++ log lines only with --verbose
 warnings.filterwarnings("ignore", category=UserWarning)
 
 import tf1norm  # noqa: E402  (before TensorFlow: tf.compat.v1.layers needs it)
-import data  # noqa: E402
 from tf1norm import migration  # noqa: E402
 import tensorflow as tf  # noqa: E402  (after tf1norm)
 
@@ -54,6 +55,7 @@ def parse_args(argv):
     parser.add_argument("--threshold", type=float, default=1.0, help="max-norm per hidden unit")
     parser.add_argument("--clip", type=float, default=1.0, help="gradient clip value")
     parser.add_argument("--seed", type=int, default=0, help="data split and batch order")
+    data.add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 

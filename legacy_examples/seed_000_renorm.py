@@ -5,13 +5,21 @@ The seed's answers hand-roll ``clip_by_norm`` row/column clipping and a
 ``tf1norm.max_norm`` (tf.clip_by_norm axes meaning, bit-exact when under the
 threshold) and ``tf1norm.renorm`` (exactly torch.renorm).
 
-    python legacy_examples/seed_000_renorm.py
+    python legacy_examples/seed_000_renorm.py [--verbose]
 """
+
+import os
+import sys
 
 import numpy as np
 
-import tf1norm
-import tensorflow as tf  # after tf1norm
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import data  # noqa: E402  (the examples' shared module, TensorFlow-free)
+
+data.quiet_tensorflow()  # before TensorFlow: its C++ log lines only with --verbose
+
+import tf1norm  # noqa: E402
+import tensorflow as tf  # noqa: E402  (after tf1norm)
 
 v1 = tf.compat.v1
 

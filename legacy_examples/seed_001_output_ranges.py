@@ -17,11 +17,12 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import data  # noqa: E402  (the examples' shared module, TensorFlow-free)
+
+data.quiet_tensorflow()  # before TensorFlow: its C++ log lines only with --verbose
 warnings.filterwarnings("ignore", message=r".*is deprecated", category=UserWarning)
 
 import tf1norm  # noqa: E402
-import data  # noqa: E402
 from tf1norm import bounds  # noqa: E402
 import tensorflow as tf  # noqa: E402  (after tf1norm)
 
@@ -72,6 +73,7 @@ def parse_args(argv):
                         help="half-width of the L∞ input box around a test image")
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed (data split and training)")
+    data.add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 

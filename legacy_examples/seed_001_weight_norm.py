@@ -18,11 +18,12 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import data  # noqa: E402  (the examples' shared module, TensorFlow-free)
+
+data.quiet_tensorflow()  # before TensorFlow: its C++ log lines only with --verbose
 warnings.filterwarnings("ignore", message=r".*is deprecated", category=UserWarning)
 
 import tf1norm  # noqa: E402  (before TensorFlow)
-import data  # noqa: E402
 import tensorflow as tf  # noqa: E402  (after tf1norm)
 
 v1 = tf.compat.v1
@@ -86,6 +87,7 @@ def parse_args(argv):
     parser.add_argument("--epochs", type=int, default=8, help="training epochs per model")
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed (data split and initialization)")
+    data.add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 

@@ -26,12 +26,13 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import data  # noqa: E402  (the examples' shared module, TensorFlow-free)
+
+data.quiet_tensorflow()  # before TensorFlow: its C++ log lines only with --verbose
 warnings.filterwarnings("ignore", message=r".*tf\.layers\.\w+` is deprecated", category=UserWarning)
 warnings.filterwarnings("ignore", message=r"`layer\.apply` is deprecated", category=UserWarning)
 
 import tf1norm  # noqa: E402  (before TensorFlow: tf.compat.v1.layers needs it)
-import data  # noqa: E402
 import tensorflow as tf  # noqa: E402  (after tf1norm)
 
 v1 = tf.compat.v1
@@ -54,6 +55,7 @@ def parse_args(argv):
                         help="random seed (data split, shuffling, initialization)")
     parser.add_argument("--two-runs", action="store_true",
                         help="the seed's recipe: a second sess.run for the max-norm ops")
+    data.add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 

@@ -21,8 +21,10 @@ import sys
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import data  # noqa: E402  (the examples' shared module, TensorFlow-free)
+
+data.quiet_tensorflow()  # before TensorFlow: its C++ log lines only with --verbose
 
 import tf1norm  # noqa: E402
 import tensorflow as tf  # noqa: E402  (after tf1norm)
@@ -64,6 +66,7 @@ def parse_args(argv):
     parser.add_argument("--max-norm", type=float, default=1.0,
                         help="max L2 norm of each looked-up embedding row")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
+    data.add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 

@@ -197,3 +197,53 @@ def test_missing_scikit_learn_names_the_fix(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
     with pytest.raises(SystemExit, match=r"pip install '\.\[examples\]'.*--data"):
         data.load()
+
+
+# ---------------------------------------------------------------- quiet examples
+
+EXAMPLES_DIR = pathlib.Path(__file__).resolve().parent.parent / "legacy_examples"
+TF_LOG_LINE = r"absl::InitializeLog|oneDNN custom operations|cuda drivers|cuInit|^[IWE]\d{4} "
+
+
+def _run_main_job(*flags):
+    """seed_002 for one epoch in a fresh interpreter without TF_CPP_MIN_LOG_LEVEL: its output."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP_")}
+    run = subprocess.run([sys.executable, str(EXAMPLES_DIR / "seed_002_max_norm_mlp.py"),
+                          "--epochs", "1", *flags], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:]
+    return run.stdout
+
+
+def test_main_job_starts_with_its_own_output():
+    import re
+
+    output = _run_main_job()
+    assert output.splitlines()[0].startswith("data: "), output[:2000]
+    assert not re.search(TF_LOG_LINE, output, re.MULTILINE), output[:2000]
+
+
+def test_main_job_verbose_shows_tensorflows_log():
+    import re
+
+    output = _run_main_job("--verbose")
+    assert re.search(TF_LOG_LINE, output, re.MULTILINE), output[:2000]
+    assert "data: " in output
+
+
+# data.py imports no TensorFlow; cluster_worker is imported by local_cluster's task, after it
+PROGRAMS = sorted(p for p in EXAMPLES_DIR.glob("*.py")
+                  if p.name not in ("data.py", "cluster_worker.py"))
+
+
+@pytest.mark.parametrize("path", PROGRAMS, ids=lambda p: p.name)
+def test_every_example_quiets_tensorflow_before_importing_it(path):
+    """Each program calls the shared helper before its first TensorFlow import."""
+    source = path.read_text()
+    first_import = source.index("import tensorflow as tf")
+    assert 0 <= source.find("data.quiet_tensorflow(") < first_import, path.name
+    if "parse_args" in source and path.name != "local_cluster.py":
+        assert "data.add_verbose_argument(parser)" in source, path.name

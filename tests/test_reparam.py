@@ -239,6 +239,29 @@ def test_zero_kernel_gives_zero_not_nan(sess, update):
     np.testing.assert_allclose(np.linalg.svd(normalized, compute_uv=False)[0], 1.0, rtol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
+def test_zero_initialized_layer_trains_under_spectral_norm(sess, rng, dtype):
+    """Issue 20: with random inputs every step of a zero kernel failed "gradient ... is inf
+    or nan" (the gradient went through the power iteration on the zero matrix)."""
+    x = tf.constant(rng.standard_normal((8, 5)), dtype)
+    target = tf.constant(rng.standard_normal((8, 3)), dtype)
+    with v1.variable_scope("m", custom_getter=tf1norm.spectral_norm_getter()):
+        y = v1.layers.Dense(3, kernel_initializer=tf.zeros_initializer(), dtype=dtype,
+                            name="d")(x)
+    loss = tf.reduce_mean(tf.square(y - target))
+    train_op = tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(0.1))
+    kernel = v1.global_variables("m/d/kernel")[0]
+    sess.run(v1.global_variables_initializer())
+    seen, losses = [sess.run(kernel)], [sess.run(loss)]
+    for _ in range(4):
+        sess.run(train_op)  # create_train_op's default finiteness checks are on
+        seen.append(sess.run(kernel))
+        losses.append(sess.run(loss))
+        assert np.all(np.isfinite(seen[-1])) and not np.array_equal(seen[-1], seen[-2])
+    assert np.abs(seen[1]).max() > 0 and np.all(np.isfinite(losses))
+    assert sess.run(tf.reduce_max(tf.abs(y))) > 0  # the layer computes again
+
+
 def test_bad_training_flag_is_named(graph):
     with pytest.raises(ValueError, match="`training` must be a Python bool.*got 'yes'"):
         tf1norm.spectral_norm_getter(training="yes")

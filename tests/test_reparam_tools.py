@@ -245,3 +245,46 @@ def test_data_init_validates_its_arguments(sess, kwargs, match):
     sess.run(v1.global_variables_initializer())
     with pytest.raises(ValueError, match=match):
         tf1norm.weight_norm_data_init(sess, **kwargs)
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
+@pytest.mark.parametrize("tiny_unit", [False, True], ids=["plain", "guarded"])
+def test_weight_norm_export_is_the_layers_own_w(tmp_path, rng, dtype, tiny_unit):
+    """Issue 20: the export computed g·v/‖v‖ in NumPy float64 and was 4e-5 off the float32 w
+    the layer computes (TF's float32 sum order and rsqrt). It now writes the graph's own w:
+    tolerance 0. ``tiny_unit`` puts a unit of 1e-30 entries in (its float32 squares
+    underflow, so the range guard recomputes w: the export then fetches the guarded w)."""
+    path = str(tmp_path / "plain")
+    x = rng.standard_normal((6, 12))
+    with tf.Graph().as_default():
+        inputs = tf.constant(x, dtype)
+        with v1.variable_scope("m", custom_getter=tf1norm.weight_norm_getter()):
+            net = v1.layers.Dense(9, activation=tf.nn.relu, name="fc1", dtype=dtype)(inputs)
+            logits = v1.layers.Dense(4, name="fc2", dtype=dtype)(net)
+        records = tf1norm.registry.get_records(keys.WEIGHT_NORM)
+        with v1.Session() as sess:
+            sess.run(v1.global_variables_initializer())
+            for record in records:
+                gains = sess.run(record.g) * rng.uniform(0.5, 2.0, record.g.shape)
+                sess.run(record.g.assign(gains))
+            if tiny_unit:
+                v = records[0].v
+                sess.run(v[:, 0].assign(tf.constant(1e-30 * rng.standard_normal(12), dtype)))
+            tf1norm.export_plain_checkpoint(sess, path)
+            layer_w = sess.run({record.name: record.w for record in records})
+            want = sess.run(logits)
+    reader = tf.train.load_checkpoint(path)
+    for name, w in layer_w.items():
+        saved = reader.get_tensor(name)
+        assert saved.dtype == w.dtype and saved.tobytes() == w.tobytes(), name
+    with tf.Graph().as_default():
+        inputs = tf.constant(x, dtype)
+        with v1.variable_scope("m"):
+            net = v1.layers.Dense(9, activation=tf.nn.relu, name="fc1", dtype=dtype)(inputs)
+            logits = v1.layers.Dense(4, name="fc2", dtype=dtype)(net)
+        with v1.Session() as sess:
+            v1.train.Saver().restore(sess, path)
+            got = sess.run(logits)
+    # the same weights and inputs: equal up to the matmul kernels' order of summation
+    tolerance = 24 * np.finfo(want.dtype).eps * np.abs(want).max()  # 12 terms, 2 layers
+    np.testing.assert_allclose(got, want, rtol=0, atol=tolerance)

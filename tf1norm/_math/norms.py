@@ -31,6 +31,7 @@ import math
 import ml_dtypes
 import numpy as np
 
+from tf1norm._src import bits as _bits
 from tf1norm._src import eager
 from tf1norm._src.compat import tf
 
@@ -159,22 +160,25 @@ def guarded_factors(x, wide, scale, trusted, slow_factors):
     Inside ``jit_compile=True`` a ``tf.cond`` over the full tensor (``guarded``)
     makes XLA materialize the fast result and copy it through the
     conditional (+12% on a max-norm MLP step). Here the conditional chooses
-    three per-unit vectors only (``[units]``, kept dims), and the full-size
-    work is one fused ``((x·f₁)·f₂)·f₃`` outside it. On the fast path the
-    factors are ``(1, scale, 1)``, so the product is ``x·scale`` bit for bit;
-    the slow path keeps its factors apart, so none needs to be subnormal
-    (CPU kernels flush subnormals to zero).
+    three per-unit vectors and a per-unit ``over`` mask only (``[units]``,
+    kept dims), and the full-size work is one fused
+    ``where(over, ((x·f₁)·f₂)·f₃, x)`` outside it. On the fast path the factors
+    are ``(1, scale, 1)``, so the product is ``x·scale`` bit for bit; units not
+    over are ``x`` itself (subnormal entries too, which a multiplication by 1
+    would flush to zero); the slow path keeps its factors apart, so none
+    needs to be subnormal (CPU kernels flush subnormals to zero).
     """
     one = tf.ones_like(scale)
-    factors = tf.cond(trusted, lambda: (one, tf.identity(scale), one), slow_factors)
+    factors = tf.cond(trusted, lambda: (one, tf.identity(scale), one, scale < 1), slow_factors)
+    *factors, over = factors
     if x.dtype in HALF:
-        return tf.cast(wide * factors[0] * factors[1] * factors[2], x.dtype)
+        return tf.where(over, tf.cast(wide * factors[0] * factors[1] * factors[2], x.dtype), x)
     first, second, third = (tf.cast(f, x.dtype) for f in factors)
-    return x * first * second * third
+    return tf.where(over, x * first * second * third, x)
 
 
 def cap_factors(wide, axes, limit):
-    """Per-unit factors ``(pre, 1/r, limit)``: ``((x·pre)/r)·limit`` caps the L2 norm, range-safe.
+    """Per-unit ``(pre, 1/r, limit, over)``: ``((x·pre)/r)·limit`` caps the L2 norm, range-safe.
 
     ``pre`` is ``1/m`` (``m = max |x|``) clipped to ``[2^-k, 2^k]`` with
     ``k = maxexp − 28`` (100 for float32): never a subnormal, and the unit's
@@ -182,7 +186,9 @@ def cap_factors(wide, axes, limit):
     overflows nor loses them to underflow; ``x·pre/r`` is the unit direction
     (entries at most 1) and ``·limit`` scales it to the limit, so the largest
     entries of every partial product are normal numbers whenever the
-    result's are. Units not over the limit get ``(1, 1, 1)``: bit-exact.
+    result's are. Units not over the limit get ``(1, 1, 1, False)``.
+    Subnormal entries read as 0 here: thresholds below ``exact_floor`` take
+    ``cap_exact`` instead.
     """
     k = float(finfo(wide.dtype).maxexp - 28)
     low, high = (tf.constant(2.0 ** e, wide.dtype) for e in (-k, k))
@@ -192,7 +198,50 @@ def cap_factors(wide, axes, limit):
     over = (r / pre > limit) & (r > 0)  # r/pre may be inf: still over
     one = tf.ones_like(r)
     return (tf.where(over, pre, one), tf.where(over, 1 / tf.where(over, r, one), one),
-            tf.where(over, limit * one, one))
+            tf.where(over, limit * one, one), over)
+
+
+def exact_floor(dtype, unit_size):
+    """Smallest cap whose plain-arithmetic result is within ``eps·cap`` of exact.
+
+    CPU kernels flush subnormal results to 0 (bfloat16, float32, float64,
+    whose arithmetic runs in float32/float64), an error below ``tiny`` per
+    entry; float16 results (float32 arithmetic, one rounding) round their
+    subnormals to nearest, an error below ``tiny·eps/2``. Over a unit of
+    ``unit_size`` entries that stays under ``eps·cap`` for caps from
+    ``√unit_size · error / eps`` up: ``√N·1e-31`` for float32, ``√N·1.5e-36``
+    for bfloat16, ``√N·3e-5`` for float16, ``√N·1e-292`` for float64.
+    """
+    info = finfo(dtype)
+    tiny, eps = float(info.tiny), float(info.eps)
+    error = tiny * eps / 2 if tf.as_dtype(dtype).base_dtype == tf.float16 else tiny
+    return math.sqrt(unit_size) * error / eps
+
+
+def cap_exact(wide, axes, limit):
+    """``(over, capped)``: units with L2 norm over ``limit`` scaled to it, exactly in binary.
+
+    For float32/float64 ``wide`` (the half types' float32) and any finite
+    entries and positive ``limit``, subnormal ones included (``tf1norm._src.bits``:
+    no floating-point operation sees a subnormal). Each entry is split as
+    ``x = s·2^e`` (``|s|`` in ``[1, 2)``), each unit's norm as ``n = r·2^top``
+    with ``top`` its largest ``e`` and ``r = ‖s·2^(e−top)‖`` in ``[1, 2√N)``,
+    and the cap as ``t = tₛ·2^tₑ``. A unit is over when ``r > tₛ·2^(tₑ−top)``
+    (compared exactly), and its entries become ``(s·tₛ/r)·2^(e+tₑ−top)``:
+    every product is a normal number, and the final power of two is applied
+    to the bits, exactly where the result is normal and rounded toward zero
+    where it is subnormal (so the capped norm stays under ``t`` to rounding).
+    """
+    s, e = _bits.split_exponent(wide)
+    nowhere = tf.constant(_bits.NO_EXPONENT, e.dtype)
+    top = tf.reduce_max(tf.where(tf.equal(s, 0), nowhere, e), axis=axes, keepdims=True)
+    r = eager.euclidean_norm(_bits.times_power_of_two(s, e - top), axes)
+    t_s, t_e = _bits.split_exponent(limit)
+    margin = tf.constant(40, e.dtype)  # r < 2^32 for any unit of < 2^62 entries
+    bound = _bits.times_power_of_two(t_s, tf.clip_by_value(t_e - top, -margin, margin))
+    over = (r > bound) & (r > 0)
+    factor = t_s / tf.where(over, r, tf.ones_like(r))
+    return over, _bits.times_power_of_two(s * factor, e + (t_e - top))
 
 
 def all_of(*predicates):

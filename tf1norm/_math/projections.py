@@ -37,6 +37,7 @@ A threshold tensor is cast to the weight's dtype (float32 for the half types).
 
 import math
 
+from tf1norm._src import bits as _bits
 from tf1norm._src import checks as _checks
 from tf1norm._math import norms as _norms
 from tf1norm._src import eager
@@ -157,30 +158,52 @@ def _cap_forward(x, axes, limit):
     """``x·t/max(n, t)``: one EuclideanNorm pass, one multiply, range-guarded.
 
     ``t / max(n, t)`` is ``min(t/n, 1)`` with one op fewer, and exactly 1.0
-    for ``n <= t`` (zero sub-tensors included). Where the plain norm or scale
-    cannot be trusted (overflow, underflow) the unit is recomputed scaled
-    (``tf1norm._math.norms``); float16 needs no guard (its float32 sums stay in range).
+    for ``n <= t`` (zero sub-tensors included); units not over are returned
+    as they are (a ``where``: CPU kernels flush subnormal entries to zero even
+    in ``x·1``). Where the plain norm or scale cannot be trusted (overflow,
+    underflow, a cap below ``norms.exact_floor``) the units are recomputed
+    exactly in binary (``tf1norm._math.norms.cap_exact``); float16 needs no other guard
+    (its float32 sums stay in range, its entries are normal in float32).
     """
     wide = tf.cast(x, limit.dtype)
     norm = eager.euclidean_norm(wide, axes)
     scale = limit / tf.maximum(norm, limit)
+    above_floor = _above_exact_floor(x, axes, limit)
+    if above_floor is False:
+        return _cap_exact(x, wide, axes, limit)
     if x.dtype == tf.float16:
-        return _apply(x, wide, scale)  # x * 1.0 == x: bit-exact under t
+        return guarded(_apply(x, wide, scale), above_floor,  # x * 1.0 == x: bit-exact under t
+                       lambda: _cap_exact(x, wide, axes, limit))
     low = low_norm(limit.dtype)
     # scale = t/max(n, t) is in (0, 1]: 0 or subnormal exactly where n overflowed or is huge
     tiny = tf.constant(float(finfo(scale.dtype).tiny), scale.dtype)
-    trusted = all_of(tf.reduce_min(scale) >= tiny, accurate(norm, low, limit))
     if eager.in_xla():
-        return guarded_factors(x, wide, scale, trusted, lambda: cap_factors(wide, axes, limit))
-    return guarded(_apply(x, wide, scale), trusted,
-                   lambda: _cap_scaled(wide, axes, limit, x.dtype))
+        trusted = all_of(tf.reduce_min(scale) >= tiny, accurate(norm, low, limit))
+        factored = lambda: guarded_factors(  # noqa: E731
+            x, wide, scale, trusted, lambda: cap_factors(wide, axes, limit))
+        if above_floor is True:
+            return factored()
+        return tf.cond(above_floor, factored, lambda: _cap_exact(x, wide, axes, limit))
+    trusted = all_of(tf.reduce_min(scale) >= tiny, accurate(norm, low, limit), above_floor)
+    fast = tf.where(scale < 1, _apply(x, wide, scale), x)
+    return guarded(fast, trusted, lambda: _cap_exact(x, wide, axes, limit))
 
 
-def _cap_scaled(wide, axes, limit, dtype):
-    """``max_norm`` on the scaled form ``(x/m)·(t/r)`` (see ``tf1norm._math.norms``)."""
-    m, r = scaled_parts(wide, axes)
-    over = m * r > limit  # m·r may be inf: still over
-    return tf.cast(tf.where(over, (wide / m) * (limit / _divide_safe(r)), wide), dtype)
+def _above_exact_floor(x, axes, limit):
+    """``limit >= _norms.exact_floor`` for ``x``'s units: a Python bool when ``limit`` is known."""
+    sizes = [x.shape[a] for a in axes]
+    unit_size = math.prod(sizes) if None not in sizes else 2 ** 31
+    floor = _norms.exact_floor(x.dtype, unit_size)
+    static = tf.get_static_value(limit)
+    if static is not None:
+        return bool(float(static) >= floor)
+    return limit >= tf.constant(floor, limit.dtype)
+
+
+def _cap_exact(x, wide, axes, limit):
+    """``norms.cap_exact`` in ``x``'s dtype (half types rounded toward zero where subnormal)."""
+    over, capped = _norms.cap_exact(wide, axes, limit)
+    return tf.where(over, _bits.to_half_toward_zero(capped, x.dtype), x)
 
 
 def _cap_l2_norm(w, axes, limit):

@@ -11,6 +11,7 @@ import re
 
 import numpy as np
 
+from tf1norm._src import bits as _bits
 from tf1norm._src.compat import tf
 
 _FLOAT_NAMES = "float16, bfloat16, float32 or float64"
@@ -183,7 +184,7 @@ def asserted_positive(tensor, fn, arg):
     message = (f"{fn}: `{arg}` must be finite and > 0 (checked at run time, the value is fed "
                "or computed); got")
     with tf.name_scope(f"check_{arg}"):
-        ok = tf.logical_and(tf.math.is_finite(tensor), tensor > 0)
+        ok = _bits.is_positive(tensor)  # a subnormal threshold is > 0 (``tensor > 0`` says no)
         check = tf.debugging.Assert(tf.reduce_all(ok), [message, tensor])
         with tf.control_dependencies([check]):
             return tf.identity(tensor)

@@ -144,17 +144,19 @@ def build_parser():
     return parser
 
 
-def quiet_tensorflow(verbose):
+def quiet_tensorflow(verbose, hide_warnings=True):
     """Import TensorFlow without its C++ log lines, and hide its Python warnings.
 
     TF 2.21 prints "Could not find cuda drivers" and similar lines while it loads,
     even when ``TF_CPP_MIN_LOG_LEVEL`` is set from Python rather than the shell,
     so the import runs with the process's stderr (file descriptor 2) pointed at
-    ``os.devnull``. ``verbose`` keeps everything.
+    ``os.devnull``. ``verbose`` keeps everything. ``hide_warnings=False`` keeps
+    Python's warnings filters as they are (the legacy examples choose their own).
     """
     if not verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        warnings.simplefilter("ignore")  # deprecation notes of TF and tf-keras
+        if hide_warnings:
+            warnings.simplefilter("ignore")  # deprecation notes of TF and tf-keras
     tf = _import_tensorflow() if verbose else _with_stderr_silenced(_import_tensorflow)
     tf.get_logger().setLevel("INFO" if verbose else "ERROR")
     try:

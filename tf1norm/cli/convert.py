@@ -11,6 +11,8 @@ nothing to write), 2 a usage error.
 """
 
 import os
+import sys
+import warnings
 
 from tf1norm.cli.errors import CommandError, UsageError
 
@@ -30,6 +32,7 @@ def add_parser(commands, common, regex):
 
 def convert(args, out):
     """Convert; print one line per variable written and the prefix. Returns 0."""
+    from tf1norm._src import checkpoint_files as _checkpoint_files
     from tf1norm.tf2 import migration_checkpoints
 
     directory = os.path.dirname(os.path.abspath(args.output))
@@ -37,11 +40,20 @@ def convert(args, out):
         raise UsageError(f"OUTPUT_PREFIX {args.output!r}: {directory!r} is a file, not a "
                          "folder; pass e.g. tf2/model.")
     try:
-        prefix, names = migration_checkpoints.convert_checkpoint(
-            args.checkpoint, args.output, [p.pattern for p in args.exclude])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", _checkpoint_files.StaleCheckpointFilesWarning)
+            prefix, names = migration_checkpoints.convert_checkpoint(
+                args.checkpoint, args.output, [p.pattern for p in args.exclude])
     except ValueError as error:  # a CheckpointError's problem reads without the function
         raise CommandError(getattr(error, "problem", None)
                            or str(error).replace("convert_checkpoint: ", "")) from None
+    for warning in caught:  # the CLI hides Python warnings (unless --verbose); these it reports
+        if issubclass(warning.category, _checkpoint_files.StaleCheckpointFilesWarning):
+            text = str(warning.message).replace("convert_checkpoint: ", "")
+            print(f"tf1norm convert-checkpoint: {text}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
     for name in names:
         print(f"  {name}", file=out)
     print(f"wrote {len(names)} variables to {prefix}", file=out)

@@ -17,7 +17,7 @@ from tf1norm._src import eager
 from tf1norm.graph import keys
 from tf1norm.graph import registry
 from tf1norm._src.compat import tf, v1
-from tf1norm._math.reparam import spectral_norm, weight_norm
+from tf1norm._math.reparam import spectral_norm, weight_norm_parts
 
 DEFAULT_FILTER = r"(^|/)(kernel|weights|depthwise_weights|pointwise_weights)$"
 
@@ -150,8 +150,9 @@ def spectral_norm_getter(power_iterations=1, name_filter=DEFAULT_FILTER, update=
         fed per run) choosing between storing and not storing ``u``.
 
     A zero weight has σ = 0; the layer then receives the zero weight itself
-    (not NaN) and ``u`` is kept. σ of each weight is added to the graph
-    collection ``keys.SPECTRAL_NORM_SIGMA``.
+    (not NaN) with the identity gradient, and ``u`` is kept: a zero-initialized
+    layer trains (its first step is a plain gradient step, see ``spectral_norm``).
+    σ of each weight is added to the graph collection ``keys.SPECTRAL_NORM_SIGMA``.
 
     Raises:
       ValueError: bad ``power_iterations``, ``update``, ``name_filter`` or
@@ -219,6 +220,8 @@ class WeightNormRecord:
 
     ``v`` may be a ``PartitionedVariable``; ``direction`` is then the
     concatenation of its parts and ``name`` its full (checkpoint) name.
+    ``plain`` is ``(w before the range guard, scalar bool: w equals it)``
+    (``reparam.weight_norm_parts``), or None.
     """
 
     def __init__(self, v, g, w, direction=None, name=None, epsilon=1e-12):
@@ -226,6 +229,7 @@ class WeightNormRecord:
         self.direction = v if direction is None else direction
         self.name = name or v.op.name
         self.epsilon = epsilon
+        self.plain = None
 
 
 def _unit_norms(value):
@@ -260,8 +264,9 @@ def weight_norm_getter(name_filter=DEFAULT_FILTER, epsilon=1e-12):
         g = _extra_variable(getter, name + "/wn_g", kwargs, initializer=initial,
                             trainable=kwargs.get("trainable", True), **extra)
         direction, _, full_name = _whole(variable)
-        normalized = weight_norm(direction, g, epsilon=epsilon)
+        normalized, plain, plain_ok = weight_norm_parts(direction, g, epsilon=epsilon)
         record = WeightNormRecord(variable, g, normalized, direction, full_name, epsilon)
+        record.plain = (plain, plain_ok)
         registry.add_record(eager.record_key(g, transient=True), keys.WEIGHT_NORM, g.ref(),
                             record)
         return normalized

@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 
+from tf1norm._src import checkpoint_files as _checkpoint_files
 from tf1norm._src import checks as _checks
 from tf1norm._src import graph_checks as _graph_checks
 from tf1norm.graph import keys
@@ -310,9 +311,18 @@ def export_plain_checkpoint(session, path):
 
     Each weight-normalized kernel is saved as ``w = g·v/‖v‖`` and each
     spectrally normalized one as ``W / σ`` computed from its stored ``u`` (what
-    the model computes with ``training=False``), under the kernel's own name;
+    the model computes with ``training=False``), under the kernel's own name.
+    Both are the layer's own values, evaluated in ``session``: the plain model
+    restored from the export computes with the same bits. (A weight-normalized
+    layer built inside a ``tf.while_loop``/``tf.cond`` body, whose ``w`` cannot
+    be fetched, is computed in NumPy float64 instead: within about 1 ulp of
+    the graph's value, whose float32 sum order and ``rsqrt`` differ);
     gains ``wn_g`` and vectors ``sn_u`` are dropped; every other variable is
     saved as it is. All values are read in one ``session.run``.
+
+    Temporary files that an interrupted save left at ``path``
+    (``path*.tempstate*``, written before this process started) are deleted
+    first, with a ``StaleCheckpointFilesWarning`` naming them.
 
     Returns:
       The checkpoint path prefix.
@@ -324,10 +334,15 @@ def export_plain_checkpoint(session, path):
     session = _graph_checks.session(session, "export_plain_checkpoint")
     path = _writable_prefix(path, "export_plain_checkpoint")
     graph = session.graph
-    effective, dropped, weight_norms = {}, set(), {}
+    effective, dropped, weight_norms, plain_ok = {}, set(), {}, {}
     for record in registry.get_records(keys.WEIGHT_NORM, graph):
-        effective[record.name] = record.direction  # w = g·v/‖v‖ is computed below, in NumPy
-        weight_norms[record.name] = record
+        if record.plain is not None and _fetchable(record.w, graph):
+            # the layer's own w: its plain value (the guard's cond is not run) and whether
+            # the guard passed it through; otherwise w itself is fetched below
+            effective[record.name], plain_ok[record.name] = record.plain
+        else:  # built inside a control-flow body: w = g·v/‖v‖ is computed below, in NumPy
+            effective[record.name] = record.direction
+            weight_norms[record.name] = record
         dropped.add(record.g.op.name)
     for record in registry.get_records(keys.SPECTRAL_NORM_WEIGHTS, graph):
         effective[record.name] = record.normalized
@@ -345,12 +360,24 @@ def export_plain_checkpoint(session, path):
             parts.setdefault(info.full_name, []).append(variable)
             fetches[variable.op.name] = variable
     gains = {name: record.g for name, record in weight_norms.items()}
-    values, gains = session.run((fetches, gains))
+    values, gains, plain_ok = session.run((fetches, gains, plain_ok))
     for name, record in weight_norms.items():
         values[name] = _weight_normalized(values[name], gains[name], record.epsilon)
+    guarded = [name for name, ok in plain_ok.items() if not ok]  # a unit out of range: rare
+    if guarded:
+        records = {r.name: r for r in registry.get_records(keys.WEIGHT_NORM, graph)}
+        values.update(session.run({name: records[name].w for name in guarded}))
     for full_name, pieces in parts.items():
         values[full_name] = _assemble(pieces, [values.pop(p.op.name) for p in pieces])
     return _save_values(values, path)
+
+
+def _fetchable(tensor, graph):
+    """True when ``session.run`` can fetch ``tensor`` (in ``graph``, not inside a v1 loop/cond)."""
+    if getattr(tensor, "graph", None) is not graph:
+        return False
+    context = getattr(tensor.op, "_control_flow_context", None)  # no public equivalent
+    return context is None
 
 
 def _writable_prefix(path, fn):
@@ -438,6 +465,7 @@ def _save_values(values, path):
     directory's ``checkpoint`` state file is updated as ``Saver.save`` does.
     """
     names = sorted(values)
+    _checkpoint_files.remove_stale_temporary_files(path, "export_plain_checkpoint")
     with tf.Graph().as_default():
         placeholders = [v1.placeholder(tf.as_dtype(values[n].dtype), values[n].shape)
                         for n in names]

@@ -16,6 +16,7 @@ counter), so the values go across by name:
 
 import re
 
+from tf1norm._src import checkpoint_files as _checkpoint_files
 from tf1norm._src import checks as _checks
 from tf1norm._src.compat import tf
 
@@ -76,6 +77,10 @@ def convert_checkpoint(path, output_prefix, exclude=()):
         ``.index``/``.data-*`` suffixes).
       exclude: regular expressions; matching names are left out.
 
+    Temporary files an interrupted write left at ``output_prefix``
+    (``*.tempstate*``, written before this process started) are deleted first,
+    with a ``StaleCheckpointFilesWarning`` naming them.
+
     Returns:
       ``(written prefix, names written)``.
 
@@ -94,6 +99,7 @@ def convert_checkpoint(path, output_prefix, exclude=()):
               for name in names}  # all read before any variable is made
     values = {name: tf.Variable(array, name=name.replace("/", "_"))
               for name, array in arrays.items()}
+    _checkpoint_files.remove_stale_temporary_files(output_prefix, "convert_checkpoint")
     written = tf.train.Checkpoint(variables=values).write(output_prefix)
     return written, names
 
