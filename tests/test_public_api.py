@@ -74,7 +74,7 @@ WHERE = {
     "unit_norm": "tf1norm._math.projections",
     "UnitNorm": "tf1norm.graph.constraints",
     "weight_norm": "tf1norm._math.reparam",
-    "weight_norm_data_init": "tf1norm.graph.reparam_tools",
+    "weight_norm_data_init": "tf1norm.graph.data_init",
     "weight_norm_getter": "tf1norm.graph.getters",
 }
 SUBMODULES_OUTSIDE_ALL = {"bounds", "slim_layers"}  # public as attributes, as before

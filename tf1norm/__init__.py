@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from tf1norm.graph.regularizers import total_loss
     from tf1norm.graph.reparam_tools import export_plain_checkpoint
     from tf1norm.graph.reparam_tools import restore_plain_checkpoint
-    from tf1norm.graph.reparam_tools import weight_norm_data_init
+    from tf1norm.graph.data_init import weight_norm_data_init
     from tf1norm.graph.scopes import slim_scope
     from tf1norm.tf2.keras_fit import attach_transforms
     from tf1norm.tf2.step import TrainStep
@@ -151,7 +151,7 @@ _PUBLIC_NAMES = {
     "total_loss": "tf1norm.graph.regularizers",
     "unit_norm": "tf1norm._math.projections",
     "weight_norm": "tf1norm._math.reparam",
-    "weight_norm_data_init": "tf1norm.graph.reparam_tools",
+    "weight_norm_data_init": "tf1norm.graph.data_init",
     "weight_norm_getter": "tf1norm.graph.getters",
 }
 

@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 
 import tf1norm  # noqa: E402
 from tf1norm import keys, registry  # noqa: E402
-from tf1norm.graph import reparam_tools  # noqa: E402
+from tf1norm.graph import data_init  # noqa: E402
 from tf1norm._src.compat import tf, v1  # noqa: E402
 
 LEARNING_RATE, MOMENTUM = 0.01, 0.9
@@ -68,11 +68,11 @@ def reference_init_tensors(graph, init_scale=1.0):
     ``m, v = moments(x_init)`` per unit; ``g = init_scale / sqrt(v + ε)``;
     ``b = -m·g``. Build before the session; run layer by layer (``reference_data_init``).
     """
-    variables = reparam_tools._variables_by_handle(graph)
+    variables = data_init._variables_by_handle(graph)
     layers = []
     with graph.as_default():
         for record in registry.get_records(keys.WEIGHT_NORM, graph):
-            pre, bias = reparam_tools._preactivation(record, variables)
+            pre, bias = data_init._preactivation(record, variables)
             product = next(op for op in record.w.consumers() if op.type in PRODUCTS)
             x_init, axes, epsilon = _normalized_product(product, record.direction)
             mean, variance = tf.nn.moments(x_init, axes)
@@ -108,7 +108,7 @@ def reference_data_init(session, layers, loader, feed_dict=None):
 def layer_tensors(graph):
     """``[(name, pre-activation, effective kernel, g or None, v or None, bias or None)]``."""
     records = registry.get_records(keys.WEIGHT_NORM, graph)
-    variables = reparam_tools._variables_by_handle(graph)
+    variables = data_init._variables_by_handle(graph)
     if records:
         return [(r.name,) + _pre(r, variables) + (r.w, r.g, r.direction) for r in records]
     layers = []
@@ -117,13 +117,13 @@ def layer_tensors(graph):
             and len(op.inputs) > 1 else None
         if kernel is not None and kernel.trainable:
             record = type("Plain", (), {"w": op.inputs[1], "name": kernel.op.name})
-            pre, bias = reparam_tools._preactivation(record, variables)
+            pre, bias = data_init._preactivation(record, variables)
             layers.append((kernel.op.name, pre, bias, op.inputs[1], None, None))
     return layers
 
 
 def _pre(record, variables):
-    return reparam_tools._preactivation(record, variables)
+    return data_init._preactivation(record, variables)
 
 
 def unit_statistics(values):
