@@ -158,7 +158,42 @@ def _residual_model(path, rng):
     return _save(path, nodes, inits, ["N", 2, 4, 4], 3), 32
 
 
-MODELS = {"dense": _dense_model, "conv": _conv_model, "residual": _residual_model}
+def _acas_like_model(path, rng):
+    """The layout of the VNN-COMP ACAS Xu files: constant Sub/Div on a [N, 1, 1, 5] input."""
+    inits = [_init("mean", rng.normal(size=(1, 1, 1, 5))), _init("range", [[[[2, 4, 0.5, 1, 3]]]]),
+             _init("W1", rng.normal(size=(5, 7))), _init("b1", rng.normal(size=7)),
+             _init("W2", rng.normal(size=(7, 5))), _init("b2", rng.normal(size=5)),
+             _init("scale", rng.normal(size=5)), _init("one", [1.0])]
+    nodes = [helper.make_node("Sub", ["x", "mean"], ["c"]),
+             helper.make_node("Div", ["c", "range"], ["n"]),
+             helper.make_node("Flatten", ["n"], ["f"]),
+             helper.make_node("MatMul", ["f", "W1"], ["h1"]),
+             helper.make_node("Add", ["h1", "b1"], ["h2"]),
+             helper.make_node("Relu", ["h2"], ["a1"]),
+             helper.make_node("MatMul", ["a1", "W2"], ["h3"]),
+             helper.make_node("Add", ["b2", "h3"], ["h4"]),
+             helper.make_node("Mul", ["scale", "h4"], ["h5"]),
+             helper.make_node("Sub", ["one", "h5"], ["y"])]
+    return _save(path, nodes, inits, ["N", 1, 1, 5], 5), 5
+
+
+MODELS = {"dense": _dense_model, "conv": _conv_model, "residual": _residual_model,
+          "acas_like": _acas_like_model}
+
+
+def test_onnx_constant_affine_ops_fold_into_the_dense_layers(tmp_path, rng):
+    _acas_like_model(tmp_path / "acas.onnx", rng)
+    net = bounds.from_onnx(tmp_path / "acas.onnx")
+    assert [type(layer).__name__ for layer in net.layers] == ["Dense", "Activation", "Dense"]
+
+
+def test_onnx_sub_of_two_computed_values_names_the_node(tmp_path, rng):
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"]),
+             helper.make_node("Sub", ["h", "h"], ["y"])]
+    path = tmp_path / "sub.onnx"
+    _save(path, nodes, [_init("W", rng.normal(size=(3, 2)))], ["N", 3], 2)
+    with pytest.raises(ValueError, match=r"Sub \(unnamed, output 'y'\) needs one constant"):
+        bounds.from_onnx(path)
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -171,7 +206,7 @@ def test_onnx_networks_match_the_onnx_reference_evaluator(tmp_path, rng, name):
     expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
     np.testing.assert_allclose(net(x.reshape(40, -1).astype(np.float64)), expected,
                                rtol=1e-4, atol=1e-4)
-    if name != "dense":
+    if name in ("conv", "residual"):
         assert any(isinstance(layer, Conv2D) for layer in net.layers)
     methods = ["interval", "crown", "alpha-crown"] + (["exact"] if name == "conv" else [])
     lower = rng.uniform(-1, 0, size)

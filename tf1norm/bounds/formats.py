@@ -24,6 +24,8 @@ bounds box, inside which clipping does nothing).
 ``from_onnx(path)`` reads an ONNX model (needs ``pip install "tf1norm[onnx]"``)
 with the ops Gemm (transA=0, transB, alpha, beta), MatMul (data × constant),
 Add (a constant: a bias; two computed values: a residual ``Add`` layer),
+Sub / Mul / Div by a constant (an input normalization, as in the VNN-COMP
+ACAS Xu files; folded with the neighbouring dense layers),
 Relu, LeakyRelu, Sigmoid, Tanh, Flatten (axis 1), Reshape to ``[batch, -1]``,
 Conv (2-D, group 1, explicit pads / VALID / SAME_UPPER, strides, dilations),
 Identity and Constant. The returned network's input and output are the ONNX
