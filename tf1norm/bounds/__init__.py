@@ -41,6 +41,7 @@ from tf1norm.bounds.network import (Activation, Add, Dense, Diagonal, Linear, Ne
                                     Permute, check_box)
 from tf1norm.bounds.sources import from_graph, from_keras, graph_value_reader
 from tf1norm.bounds.verify import Verdict, verify
+from tf1norm.bounds.vnnlib import Case, Polytope, VnnLibProperty, from_vnnlib
 
 METHODS = {"interval": interval, "crown": crown, "alpha-crown": alpha_crown, "exact": exact,
            "milp": milp, "sample": sample}
@@ -177,8 +178,9 @@ def lipschitz_bound(network):
     return float(constant)
 
 
-__all__ = ["Activation", "Add", "Conv2D", "Dense", "Diagonal", "ExactRange", "Network",
-           "Permute", "Verdict",
-           "from_graph", "from_keras", "from_nnet", "from_onnx", "graph_value_reader",
+__all__ = ["Activation", "Add", "Case", "Conv2D", "Dense", "Diagonal", "ExactRange", "Network",
+           "Permute", "Polytope", "Verdict", "VnnLibProperty",
+           "from_graph", "from_keras", "from_nnet", "from_onnx", "from_vnnlib",
+           "graph_value_reader",
            "lipschitz_bound", "optimized_pre_activation_bounds", "output_bounds",
            "top_class_spec", "verify", "write_nnet"]
