@@ -16,7 +16,8 @@ from tf1norm.bounds.conv import Conv2D
 from tf1norm.bounds.graph_trace import last_output_size
 from tf1norm.bounds.network import Activation, Add, Dense, Diagonal, Permute, zero_layer
 
-SUPPORTED = ("Gemm, MatMul, Add, Sub, Mul, Div (by constants), Relu, LeakyRelu, Sigmoid, Tanh, Flatten, Reshape (to flat), "
+SUPPORTED = ("Gemm, MatMul, Add, Sub, Mul, Div (by constants), Relu, LeakyRelu, Sigmoid, "
+             "Tanh, Flatten, Reshape (to flat), "
              "Conv, Identity, Constant")
 _ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "LeakyRelu": "leaky_relu"}
 
@@ -151,7 +152,8 @@ class OnnxConverter:
 
     def _op_Flatten(self, node):
         if self._attrs(node).get("axis", 1) != 1:
-            raise ValueError(f"from_onnx: {self.path!r}: Flatten {self._name(node)} must use axis=1 "
+            raise ValueError(f"from_onnx: {self.path!r}: Flatten {self._name(node)} must use "
+                             "axis=1 "
                              f"(keep the batch axis); got {self._attrs(node)['axis']}.")
         size = self._flat_input(node)
         return len(self.layers) - 1, (size,), False
@@ -161,7 +163,8 @@ class OnnxConverter:
         _, shape, _ = self._value(node.input[0], node)
         size = int(np.prod(shape))
         if target is None or len(target) != 2 or target[1] not in (-1, size):
-            raise ValueError(f"from_onnx: {self.path!r}: Reshape {self._name(node)} must flatten to "
+            raise ValueError(f"from_onnx: {self.path!r}: Reshape {self._name(node)} must "
+                             "flatten to "
                              f"[batch, {size}] with a constant shape; got {target}.")
         self._flat_input(node)
         return len(self.layers) - 1, (size,), False
@@ -181,7 +184,8 @@ class OnnxConverter:
 
     def _op_MatMul(self, node):
         if node.input[1] not in self.constants or self.constants[node.input[1]].ndim != 2:
-            raise ValueError(f"from_onnx: {self.path!r}: MatMul {self._name(node)} must multiply the "
+            raise ValueError(f"from_onnx: {self.path!r}: MatMul {self._name(node)} must "
+                             "multiply the "
                              "data (first operand) by a constant matrix.")
         kernel = self.constants[node.input[1]].astype(np.float64)
         self._flat_input(node)
