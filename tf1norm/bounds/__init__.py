@@ -40,6 +40,7 @@ from tf1norm.bounds.interval import apply_spec, interval, sample
 from tf1norm.bounds.network import (Activation, Add, Dense, Diagonal, Linear, Network,
                                     Permute, check_box)
 from tf1norm.bounds.sources import from_graph, from_keras, graph_value_reader
+from tf1norm.bounds.property_verify import verify_property
 from tf1norm.bounds.verify import Verdict, verify
 from tf1norm.bounds.vnnlib import Case, Polytope, VnnLibProperty, from_vnnlib
 
@@ -183,4 +184,4 @@ __all__ = ["Activation", "Add", "Case", "Conv2D", "Dense", "Diagonal", "ExactRan
            "from_graph", "from_keras", "from_nnet", "from_onnx", "from_vnnlib",
            "graph_value_reader",
            "lipschitz_bound", "optimized_pre_activation_bounds", "output_bounds",
-           "top_class_spec", "verify", "write_nnet"]
+           "top_class_spec", "verify", "verify_property", "write_nnet"]

@@ -144,9 +144,14 @@ def _falsified(network, spec, threshold, x, method, start, margins):
     return Verdict("falsified", margins, method, time.monotonic() - start, np.array(x), values)
 
 
-def verify(network, lower, upper, spec=None, threshold=0.0, method="alpha-crown",
+def verify(network, lower, upper=None, spec=None, threshold=0.0, method="alpha-crown",
            time_limit=None, attack=True, attack_steps=40, attack_starts=32, seed=0, **options):
     """Decide whether ``spec · y > threshold`` for every input ``x`` in ``[lower, upper]``.
+
+    ``verify(network, prop, time_limit=S)`` with a ``VnnLibProperty`` (from
+    ``from_vnnlib``) in place of ``lower`` decides that property instead: see
+    ``property_verify.verify_property`` (one deadline for the whole call, a
+    stop as soon as the verdict is known; ``progress=`` a callable).
 
     Args:
       network: a ``Network``.
@@ -171,7 +176,16 @@ def verify(network, lower, upper, spec=None, threshold=0.0, method="alpha-crown"
       ValueError: bad box, spec, threshold, method or option.
     """
     from tf1norm.bounds import check_spec, output_bounds
+    from tf1norm.bounds.vnnlib import VnnLibProperty
 
+    if isinstance(lower, VnnLibProperty):
+        from tf1norm.bounds.property_verify import verify_property
+
+        return verify_property(network, lower, time_limit, method, seed,
+                               options.pop("progress", None))
+    if upper is None:
+        raise TypeError("verify: give `lower` and `upper` (an input box) or a VnnLibProperty "
+                        "as the second argument; got no `upper`.")
     start = time.monotonic()
     spec = check_spec(network, np.eye(network.output_size) if spec is None else spec, "verify")
     threshold = _check_threshold(threshold, len(spec))
