@@ -2,6 +2,7 @@
 
     python tools/run_vnncomp.py BENCHMARK_DIR [--results CSV] [--limit N]
                                 [--timeout-scale X] [--group vnnlib|onnx] [--csv OUT]
+                                [--reverse]
 
 BENCHMARK_DIR holds ``*instances.csv`` (rows ``onnx,vnnlib,timeout``) and the
 files it names (``.gz`` copies are decompressed into a temporary folder).
@@ -108,7 +109,8 @@ def _summary_row(name, items):
             float(np.median(seconds)), float(np.sum(seconds)))
 
 
-def print_table(rows, total, out=sys.stdout):
+def print_table(rows, total, out=None):
+    out = out or sys.stdout
     print(f"| {'group':<22} | solved | unknown | wrong | median s | total s |", file=out)
     print("|" + "|".join("-" * w for w in (24, 8, 9, 7, 10, 9)) + "|", file=out)
     for name, solved, unknown, wrong, median, seconds in rows + [total]:
@@ -126,6 +128,8 @@ def parse_args(argv=None):
     parser.add_argument("--group", choices=["vnnlib", "onnx"], default="vnnlib",
                         help="summary rows per property file (default) or per network")
     parser.add_argument("--csv", help="also write the per-instance records to this CSV")
+    parser.add_argument("--reverse", action="store_true",
+                        help="run the instances last to first (after --limit is applied)")
     return parser.parse_args(argv)
 
 
@@ -134,7 +138,8 @@ def main(argv=None):
     published = read_published(args.results) if args.results else {}
     records = []
     with tempfile.TemporaryDirectory(prefix="vnncomp-") as scratch:
-        for index, (onnx, prop, timeout) in enumerate(read_instances(args.folder, args.limit)):
+        instances = list(enumerate(read_instances(args.folder, args.limit)))
+        for index, (onnx, prop, timeout) in instances[::-1] if args.reverse else instances:
             result, seconds = run_instance(local_file(args.folder, onnx, scratch),
                                            local_file(args.folder, prop, scratch),
                                            timeout * args.timeout_scale)

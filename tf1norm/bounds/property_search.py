@@ -125,7 +125,7 @@ class PolytopeSearch:
     closed so far: positive once the whole box is closed).
     """
 
-    def __init__(self, network, lower, upper, A, b, batch=256):
+    def __init__(self, network, lower, upper, A, b, batch=1024):
         self.network, self.A, self.b = network, np.asarray(A, np.float64), np.asarray(b)
         self.lower, self.upper, self.batch = lower, upper, batch
         # w = b − A·y: BoxBounds bounds w from above, i.e. z = A·y − b from below
