@@ -60,6 +60,20 @@ def test_nnet_network_works_in_raw_units(nnet_file, rng):
     assert_sound(net, mins, maxes, ["interval", "crown", "alpha-crown", "exact"], rng)
 
 
+def test_nnet_exposes_its_units_and_refuses_boxes_outside_its_domain(nnet_file):
+    path, _, _, mins, maxes, means, ranges = nnet_file
+    net = bounds.from_nnet(path)
+    np.testing.assert_array_equal(net.input_means, means[:5])
+    np.testing.assert_array_equal(net.input_ranges, ranges[:5])
+    assert (net.output_mean, net.output_range) == (means[5], ranges[5])
+    upper = maxes.copy()
+    upper[3] = maxes[3] + 1.0  # e.g. a box given in normalized units
+    for call in (lambda: bounds.output_bounds(net, mins, upper),
+                 lambda: bounds.verify(net, mins, upper, np.eye(3))):
+        with pytest.raises(ValueError, match=r"input 3 leaves the network's input domain"):
+            call()
+
+
 def test_write_nnet_round_trips(nnet_file, tmp_path, rng):
     net = bounds.from_nnet(nnet_file[0])
     kernels = [layer.kernel for layer in net.layers if hasattr(layer, "kernel")]

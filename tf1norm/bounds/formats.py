@@ -98,10 +98,20 @@ def from_nnet(path):
     Args:
       path: the ``.nnet`` file.
 
+    Units: the returned network takes and gives **raw** units (the file's
+    normalization is folded in). A VNN-COMP property for the same network
+    (ACAS Xu's ``prop_*.vnnlib``) is written in *normalized* units for the
+    ONNX files: convert a normalized box with ``x = x_n·input_ranges +
+    input_means`` and outputs with ``y = y_n·output_range + output_mean``
+    (or use ``from_onnx`` on the ONNX file, which works in normalized units).
+
     Returns:
       a ``Network`` (ReLU hidden layers, linear output) with the file's input
-      normalization and output de-normalization folded in, and two extra
-      attributes ``input_lower`` / ``input_upper``: the file's input mins/maxes.
+      normalization and output de-normalization folded in, and the extra
+      attributes ``input_lower`` / ``input_upper`` (the file's input domain,
+      raw units: every bounds method and ``verify`` raise ``ValueError`` for a
+      box reaching outside it), ``input_means`` / ``input_ranges`` and
+      ``output_mean`` / ``output_range`` (the file's normalization).
 
     Raises:
       ValueError: the file cannot be read or is malformed (the message names
@@ -118,6 +128,8 @@ def from_nnet(path):
     kernels[-1], biases[-1] = kernels[-1] * ranges[-1], biases[-1] * ranges[-1] + means[-1]
     network = Network.from_numpy(kernels, biases)
     network.input_lower, network.input_upper = mins, maxes
+    network.input_means, network.input_ranges = means[:-1], ranges[:-1]
+    network.output_mean, network.output_range = means[-1], ranges[-1]
     return network
 
 

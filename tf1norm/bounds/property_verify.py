@@ -135,11 +135,16 @@ def _one_blas_thread():
 
 
 def _check_sizes(network, prop):
+    """The property fits the network; every box is finite and inside its input domain."""
+    from tf1norm.bounds.network import check_box
+
     if (prop.num_inputs, prop.num_outputs) != (network.input_size, network.output_size):
         raise ValueError(f"verify: the property {prop.path!r} declares {prop.num_inputs} inputs "
                          f"and {prop.num_outputs} outputs but the network has "
                          f"{network.input_size} and {network.output_size}; use the network "
                          "the property was written for.")
+    for case in prop.cases:
+        check_box(network, case.lower, case.upper)
 
 
 def _attack_stage(run, method, seed):
