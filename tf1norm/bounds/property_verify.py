@@ -40,14 +40,23 @@ def parts_of(prop):
             for polytope in case.polytopes]
 
 
-def row_bounds(network, lower, upper, polytope, method):
-    """Sound lower bound of ``max_i (A·y − b)_i`` over the box from ``method``'s row bounds."""
+def row_bounds(network, lower, upper, polytopes, method):
+    """Per polytope, a sound lower bound of ``max_i (A·y − b)_i`` over the box.
+
+    One bound computation covers the rows of every polytope (they share the box).
+    """
     from tf1norm.bounds import output_bounds
 
-    if len(polytope.b) == 0:
-        return -np.inf
-    low, _ = output_bounds(network, lower, upper, method, spec=polytope.A)
-    return float(np.max(low - polytope.b))
+    rows = [p.A for p in polytopes if len(p.b)]
+    if not rows:
+        return np.full(len(polytopes), -np.inf)
+    low, _ = output_bounds(network, lower, upper, method, spec=np.concatenate(rows))
+    margins, start = [], 0
+    for polytope in polytopes:
+        count = len(polytope.b)
+        margins.append(np.max(low[start:start + count] - polytope.b) if count else -np.inf)
+        start += count
+    return np.array(margins, np.float64)
 
 
 class _Run:
@@ -58,12 +67,18 @@ class _Run:
         self.deadline = None if time_limit is None else self.start + time_limit
         self.parts = parts_of(prop)
         self.margins = np.full(len(self.parts), -np.inf)
+        self.crown_seconds = 0.0
 
     def expired(self):
         return self.deadline is not None and time.monotonic() >= self.deadline
 
     def remaining(self):
         return None if self.deadline is None else max(self.deadline - time.monotonic(), 0.0)
+
+    def affords(self, crown_passes):
+        """Whether ``crown_passes`` times the last CROWN pass fits before the deadline."""
+        remaining = self.remaining()
+        return remaining is None or crown_passes * self.crown_seconds < remaining
 
     def report(self, text):
         if self.progress is not None:
@@ -159,13 +174,35 @@ def _attack_stage(run, method, seed):
 
 
 def _bound_stage(run, method, seed):
+    """Bounds of every open part's rows, one computation per input box."""
+    by_box = {}
     for k in run.open_parts():
-        run.report(f"{method} on part {k + 1}/{len(run.parts)}")
-        lower, upper, polytope = run.parts[k]
-        run.margins[k] = row_bounds(run.network, lower, upper, polytope, method)
+        by_box.setdefault(id(run.parts[k][0]), []).append(k)
+    for parts in by_box.values():
+        lower, upper, _ = run.parts[parts[0]]
+        polytopes = [run.parts[k][2] for k in parts]
+        for step in _bound_methods(method):
+            if step == method and method != "crown" and not run.affords(ALPHA_CROWN_COST):
+                break  # alpha-CROWN cannot be interrupted; it would overrun the deadline
+            run.report(f"{step} on {len(parts)} parts")
+            started = time.monotonic()
+            run.margins[parts] = np.maximum(run.margins[parts], row_bounds(
+                run.network, lower, upper, polytopes, step))
+            run.crown_seconds = time.monotonic() - started
+            if np.all(run.margins[parts] > 0) or run.expired():
+                break
         if run.expired():
             return run.verdict("unknown", "time limit")
     return None if run.open_parts() else run.verdict("proved", method)
+
+
+ALPHA_CROWN_COST = 40  # alpha-CROWN's time in units of one CROWN pass (20 steps, both sides)
+
+
+def _bound_methods(method):
+    """CROWN first (cheap, and it times the network), then ``method`` if different."""
+    return ["crown"] + ([method] if method not in ("crown", "interval") else []) \
+        if method != "interval" else ["interval"]
 
 
 def _search_stage(run, method, seed):
@@ -203,7 +240,7 @@ def _milp_rows(run, k, lower, upper, polytope):
     from tf1norm.bounds.network import Dense, Network
 
     objective = Network(list(run.network.layers) + [Dense(-polytope.A.T, polytope.b)])
-    problem = MilpProblem(objective, lower, upper, _big_m_bounds(objective, lower, upper, True))
+    problem = MilpProblem(objective, lower, upper, _big_m_bounds(objective, lower, upper, False))
     for row in range(len(polytope.b)):
         run.report(f"part {k + 1}/{len(run.parts)}: MILP row {row + 1}/{len(polytope.b)}")
         bound, x, finished = problem.maximize(np.eye(len(polytope.b))[row], run.remaining())
