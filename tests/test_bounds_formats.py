@@ -60,6 +60,20 @@ def test_nnet_network_works_in_raw_units(nnet_file, rng):
     assert_sound(net, mins, maxes, ["interval", "crown", "alpha-crown", "exact"], rng)
 
 
+def test_nnet_exposes_its_units_and_refuses_boxes_outside_its_domain(nnet_file):
+    path, _, _, mins, maxes, means, ranges = nnet_file
+    net = bounds.from_nnet(path)
+    np.testing.assert_array_equal(net.input_means, means[:5])
+    np.testing.assert_array_equal(net.input_ranges, ranges[:5])
+    assert (net.output_mean, net.output_range) == (means[5], ranges[5])
+    upper = maxes.copy()
+    upper[3] = maxes[3] + 1.0  # e.g. a box given in normalized units
+    for call in (lambda: bounds.output_bounds(net, mins, upper),
+                 lambda: bounds.verify(net, mins, upper, np.eye(3))):
+        with pytest.raises(ValueError, match=r"input 3 leaves the network's input domain"):
+            call()
+
+
 def test_write_nnet_round_trips(nnet_file, tmp_path, rng):
     net = bounds.from_nnet(nnet_file[0])
     kernels = [layer.kernel for layer in net.layers if hasattr(layer, "kernel")]
@@ -158,7 +172,42 @@ def _residual_model(path, rng):
     return _save(path, nodes, inits, ["N", 2, 4, 4], 3), 32
 
 
-MODELS = {"dense": _dense_model, "conv": _conv_model, "residual": _residual_model}
+def _acas_like_model(path, rng):
+    """The layout of the VNN-COMP ACAS Xu files: constant Sub/Div on a [N, 1, 1, 5] input."""
+    inits = [_init("mean", rng.normal(size=(1, 1, 1, 5))), _init("range", [[[[2, 4, 0.5, 1, 3]]]]),
+             _init("W1", rng.normal(size=(5, 7))), _init("b1", rng.normal(size=7)),
+             _init("W2", rng.normal(size=(7, 5))), _init("b2", rng.normal(size=5)),
+             _init("scale", rng.normal(size=5)), _init("one", [1.0])]
+    nodes = [helper.make_node("Sub", ["x", "mean"], ["c"]),
+             helper.make_node("Div", ["c", "range"], ["n"]),
+             helper.make_node("Flatten", ["n"], ["f"]),
+             helper.make_node("MatMul", ["f", "W1"], ["h1"]),
+             helper.make_node("Add", ["h1", "b1"], ["h2"]),
+             helper.make_node("Relu", ["h2"], ["a1"]),
+             helper.make_node("MatMul", ["a1", "W2"], ["h3"]),
+             helper.make_node("Add", ["b2", "h3"], ["h4"]),
+             helper.make_node("Mul", ["scale", "h4"], ["h5"]),
+             helper.make_node("Sub", ["one", "h5"], ["y"])]
+    return _save(path, nodes, inits, ["N", 1, 1, 5], 5), 5
+
+
+MODELS = {"dense": _dense_model, "conv": _conv_model, "residual": _residual_model,
+          "acas_like": _acas_like_model}
+
+
+def test_onnx_constant_affine_ops_fold_into_the_dense_layers(tmp_path, rng):
+    _acas_like_model(tmp_path / "acas.onnx", rng)
+    net = bounds.from_onnx(tmp_path / "acas.onnx")
+    assert [type(layer).__name__ for layer in net.layers] == ["Dense", "Activation", "Dense"]
+
+
+def test_onnx_sub_of_two_computed_values_names_the_node(tmp_path, rng):
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"]),
+             helper.make_node("Sub", ["h", "h"], ["y"])]
+    path = tmp_path / "sub.onnx"
+    _save(path, nodes, [_init("W", rng.normal(size=(3, 2)))], ["N", 3], 2)
+    with pytest.raises(ValueError, match=r"Sub \(unnamed, output 'y'\) needs one constant"):
+        bounds.from_onnx(path)
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -171,7 +220,7 @@ def test_onnx_networks_match_the_onnx_reference_evaluator(tmp_path, rng, name):
     expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
     np.testing.assert_allclose(net(x.reshape(40, -1).astype(np.float64)), expected,
                                rtol=1e-4, atol=1e-4)
-    if name != "dense":
+    if name in ("conv", "residual"):
         assert any(isinstance(layer, Conv2D) for layer in net.layers)
     methods = ["interval", "crown", "alpha-crown"] + (["exact"] if name == "conv" else [])
     lower = rng.uniform(-1, 0, size)

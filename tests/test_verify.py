@@ -9,7 +9,7 @@ import reference_nets
 from tf1norm import bounds
 from tf1norm.bounds.network import Activation, Add, Dense, Network
 
-verify_module = importlib.import_module("tf1norm.bounds.verify")
+verify_module = importlib.import_module("tf1norm.bounds.verdict")
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,10 @@ from tf1norm.bounds.interval import apply_spec, interval, sample
 from tf1norm.bounds.network import (Activation, Add, Dense, Diagonal, Linear, Network,
                                     Permute, check_box, check_network)
 from tf1norm.bounds.sources import from_graph, from_keras, graph_value_reader
-from tf1norm.bounds.verify import Verdict, verify
+from tf1norm.bounds.property_verify import verify_property
+from tf1norm.bounds.verdict import Verdict
+from tf1norm.bounds.verification import verify
+from tf1norm.bounds.vnnlib import Case, Polytope, VnnLibProperty, from_vnnlib
 
 METHODS = {"interval": interval, "crown": crown, "alpha-crown": alpha_crown, "exact": exact,
            "milp": milp, "sample": sample}
@@ -177,8 +180,9 @@ def lipschitz_bound(network):
     return float(constant)
 
 
-__all__ = ["Activation", "Add", "Conv2D", "Dense", "Diagonal", "ExactRange", "Network",
-           "Permute", "Verdict",
-           "from_graph", "from_keras", "from_nnet", "from_onnx", "graph_value_reader",
+__all__ = ["Activation", "Add", "Case", "Conv2D", "Dense", "Diagonal", "ExactRange", "Network",
+           "Permute", "Polytope", "Verdict", "VnnLibProperty",
+           "from_graph", "from_keras", "from_nnet", "from_onnx", "from_vnnlib",
+           "graph_value_reader",
            "lipschitz_bound", "optimized_pre_activation_bounds", "output_bounds",
-           "top_class_spec", "verify", "write_nnet"]
+           "top_class_spec", "verify", "verify_property", "write_nnet"]

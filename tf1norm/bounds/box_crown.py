@@ -31,8 +31,8 @@ class BoxBounds:
       argmax: ``[B, outputs, n]``, the box corner where it is maximal.
     """
 
-    def __init__(self, network, lower, upper, parent_pre=None):
-        self.network, self.lower, self.upper = network, lower, upper
+    def __init__(self, network, lower, upper, parent_pre=None, refine=True):
+        self.network, self.lower, self.upper, self.refine = network, lower, upper, refine
         self.relaxed, self.pre = {}, {}
         self._intervals(parent_pre or {})
         last = len(network.layers) - 1
@@ -69,7 +69,7 @@ class BoxBounds:
             if parent is not None:
                 low, high = np.maximum(low, parent[0]), np.minimum(high, parent[1])
             rows, valid = self._open_rows(low, high, parent)
-            if rows.shape[1]:
+            if rows.shape[1] and (self.refine or parent is None):
                 crown_low = self._backward(k - 1, False, rows)
                 crown_high = self._backward(k - 1, True, rows)
                 low, high = low.copy(), high.copy()

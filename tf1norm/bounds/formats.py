@@ -24,6 +24,8 @@ bounds box, inside which clipping does nothing).
 ``from_onnx(path)`` reads an ONNX model (needs ``pip install "tf1norm[onnx]"``)
 with the ops Gemm (transA=0, transB, alpha, beta), MatMul (data × constant),
 Add (a constant: a bias; two computed values: a residual ``Add`` layer),
+Sub / Mul / Div by a constant (an input normalization, as in the VNN-COMP
+ACAS Xu files; folded with the neighbouring dense layers),
 Relu, LeakyRelu, Sigmoid, Tanh, Flatten (axis 1), Reshape to ``[batch, -1]``,
 Conv (2-D, group 1, explicit pads / VALID / SAME_UPPER, strides, dilations),
 Identity and Constant. The returned network's input and output are the ONNX
@@ -107,10 +109,20 @@ def from_nnet(path):
     Args:
       path: the ``.nnet`` file.
 
+    Units: the returned network takes and gives **raw** units (the file's
+    normalization is folded in). A VNN-COMP property for the same network
+    (ACAS Xu's ``prop_*.vnnlib``) is written in *normalized* units for the
+    ONNX files: convert a normalized box with ``x = x_n·input_ranges +
+    input_means`` and outputs with ``y = y_n·output_range + output_mean``
+    (or use ``from_onnx`` on the ONNX file, which works in normalized units).
+
     Returns:
       a ``Network`` (ReLU hidden layers, linear output) with the file's input
-      normalization and output de-normalization folded in, and two extra
-      attributes ``input_lower`` / ``input_upper``: the file's input mins/maxes.
+      normalization and output de-normalization folded in, and the extra
+      attributes ``input_lower`` / ``input_upper`` (the file's input domain,
+      raw units: every bounds method and ``verify`` raise ``ValueError`` for a
+      box reaching outside it), ``input_means`` / ``input_ranges`` and
+      ``output_mean`` / ``output_range`` (the file's normalization).
 
     Raises:
       ValueError: the file cannot be read or is malformed (the message names
@@ -127,6 +139,8 @@ def from_nnet(path):
     kernels[-1], biases[-1] = kernels[-1] * ranges[-1], biases[-1] * ranges[-1] + means[-1]
     network = Network.from_numpy(kernels, biases)
     network.input_lower, network.input_upper = mins, maxes
+    network.input_means, network.input_ranges = means[:-1], ranges[:-1]
+    network.output_mean, network.output_range = means[-1], ranges[-1]
     return network
 
 

@@ -309,7 +309,30 @@ def check_box(network, lower, upper):
         bad = int(np.argmax(lower > upper))
         raise ValueError(f"bounds: `lower` must be <= `upper`; feature {bad} has "
                          f"{lower[bad]} > {upper[bad]}.")
+    check_input_domain(network, lower, upper)
     return lower, upper
+
+
+def check_input_domain(network, lower, upper):
+    """ValueError if the box leaves the network's stated input domain (``.nnet`` files).
+
+    A network read by ``from_nnet`` carries ``input_lower``/``input_upper``
+    (raw units); Reluplex clips inputs to that box, so bounds outside it
+    describe a function the file does not define, and a box given in the
+    wrong units (normalized instead of raw) usually lands outside it.
+    """
+    domain_lower = getattr(network, "input_lower", None)
+    domain_upper = getattr(network, "input_upper", None)
+    if domain_lower is None or domain_upper is None:
+        return
+    slack = 1e-9 * np.maximum(np.abs(domain_upper - domain_lower), 1.0)
+    outside = (lower < domain_lower - slack) | (upper > domain_upper + slack)
+    if np.any(outside):
+        i = int(np.argmax(outside))
+        raise ValueError(f"bounds: the box [{lower[i]:g}, {upper[i]:g}] of input {i} leaves the "
+                         f"network's input domain [{domain_lower[i]:g}, {domain_upper[i]:g}] "
+                         "(the .nnet file's mins/maxes, raw units). Give the box in raw units "
+                         "(x = x_normalized·input_ranges + input_means) inside that domain.")
 
 
 def _box_corner(values, arg):

@@ -16,7 +16,8 @@ from tf1norm.bounds.conv import Conv2D
 from tf1norm.bounds.graph_trace import last_output_size
 from tf1norm.bounds.network import Activation, Add, Dense, Diagonal, Permute, zero_layer
 
-SUPPORTED = ("Gemm, MatMul, Add, Relu, LeakyRelu, Sigmoid, Tanh, Flatten, Reshape (to flat), "
+SUPPORTED = ("Gemm, MatMul, Add, Sub, Mul, Div (by constants), Relu, LeakyRelu, Sigmoid, "
+             "Tanh, Flatten, Reshape (to flat), "
              "Conv, Identity, Constant")
 _ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "LeakyRelu": "leaky_relu"}
 
@@ -32,6 +33,34 @@ def nhwc_to_nchw_order(shape):
     channels, height, width = shape
     return np.arange(channels * height * width).reshape(height, width, channels) \
         .transpose(2, 0, 1).ravel()
+
+
+def fold_affine(layers):
+    """Merge each ``Diagonal`` into a neighbouring ``Dense`` (same map, fewer layers).
+
+    ONNX exports write a bias as ``MatMul`` then ``Add`` and an input
+    normalization as ``Sub``/``Div`` before the first ``MatMul``; each becomes
+    a ``Diagonal`` here. Folding them keeps the function unchanged (up to
+    rounding) and makes every bound pass cheaper. Networks with residual
+    ``Add`` layers are returned unchanged (their indices must stay put).
+    """
+    if any(isinstance(layer, Add) for layer in layers):
+        return layers
+    folded = []
+    for layer in layers:
+        previous = folded[-1] if folded else None
+        if type(layer) is Diagonal and type(previous) is Diagonal:
+            folded[-1] = Diagonal(previous.scale * layer.scale,
+                                  previous.shift * layer.scale + layer.shift)
+        elif type(layer) is Diagonal and type(previous) is Dense:
+            folded[-1] = Dense(previous.kernel * layer.scale,
+                               previous.bias * layer.scale + layer.shift)
+        elif type(layer) is Dense and type(previous) is Diagonal:
+            folded[-1] = Dense(previous.scale[:, None] * layer.kernel,
+                               previous.shift @ layer.kernel + layer.bias)
+        else:
+            folded.append(layer)
+    return folded
 
 
 class OnnxConverter:
@@ -62,7 +91,7 @@ class OnnxConverter:
             if node.op_type in _ACTIVATIONS:
                 handler = self._op_activation
             if handler is None:
-                raise ValueError(f"from_onnx: {self.path!r}: node {node.name!r} of op type "
+                raise ValueError(f"from_onnx: {self.path!r}: node {self._name(node)} of op type "
                                  f"{node.op_type} is not supported; supported: {SUPPORTED}.")
             result = handler(node)
             if result is not None:
@@ -71,11 +100,11 @@ class OnnxConverter:
         self._continue_from(self.output)
         if nhwc:
             self.layers.append(Permute(nhwc_to_nchw_order(shape)))
-        return self.layers
+        return fold_affine(self.layers)
 
     def _value(self, name, node):
         if name not in self.values:
-            where = node if isinstance(node, str) else f"node {node.name!r} ({node.op_type})"
+            where = node if isinstance(node, str) else f"node {self._name(node)} ({node.op_type})"
             raise ValueError(f"from_onnx: {self.path!r}: {where} reads {name!r}, which is "
                              "neither computed from the input nor a supported constant.")
         return self.values[name]
@@ -123,7 +152,8 @@ class OnnxConverter:
 
     def _op_Flatten(self, node):
         if self._attrs(node).get("axis", 1) != 1:
-            raise ValueError(f"from_onnx: {self.path!r}: Flatten {node.name!r} must use axis=1 "
+            raise ValueError(f"from_onnx: {self.path!r}: Flatten {self._name(node)} must use "
+                             "axis=1 "
                              f"(keep the batch axis); got {self._attrs(node)['axis']}.")
         size = self._flat_input(node)
         return len(self.layers) - 1, (size,), False
@@ -133,7 +163,8 @@ class OnnxConverter:
         _, shape, _ = self._value(node.input[0], node)
         size = int(np.prod(shape))
         if target is None or len(target) != 2 or target[1] not in (-1, size):
-            raise ValueError(f"from_onnx: {self.path!r}: Reshape {node.name!r} must flatten to "
+            raise ValueError(f"from_onnx: {self.path!r}: Reshape {self._name(node)} must "
+                             "flatten to "
                              f"[batch, {size}] with a constant shape; got {target}.")
         self._flat_input(node)
         return len(self.layers) - 1, (size,), False
@@ -141,7 +172,7 @@ class OnnxConverter:
     def _op_Gemm(self, node):
         attrs = self._attrs(node)
         if attrs.get("transA", 0) or node.input[1] not in self.constants:
-            raise ValueError(f"from_onnx: {self.path!r}: Gemm {node.name!r} needs data as A "
+            raise ValueError(f"from_onnx: {self.path!r}: Gemm {self._name(node)} needs data as A "
                              "(transA=0) and a constant B.")
         kernel = self.constants[node.input[1]].astype(np.float64)
         kernel = attrs.get("alpha", 1.0) * (kernel.T if attrs.get("transB", 0) else kernel)
@@ -153,7 +184,8 @@ class OnnxConverter:
 
     def _op_MatMul(self, node):
         if node.input[1] not in self.constants or self.constants[node.input[1]].ndim != 2:
-            raise ValueError(f"from_onnx: {self.path!r}: MatMul {node.name!r} must multiply the "
+            raise ValueError(f"from_onnx: {self.path!r}: MatMul {self._name(node)} must "
+                             "multiply the "
                              "data (first operand) by a constant matrix.")
         kernel = self.constants[node.input[1]].astype(np.float64)
         self._flat_input(node)
@@ -165,16 +197,62 @@ class OnnxConverter:
             left, right = right, left
         if right not in self.constants:
             return self._residual(node, left, right)
-        index, shape, nhwc = self._value(left, node)
-        bias = self.constants[right].astype(np.float64)
-        if bias.ndim > len(shape):  # a leading batch axis of size 1
-            bias = bias.reshape(bias.shape[bias.ndim - len(shape):])
-        bias = np.broadcast_to(bias, shape)
-        if nhwc:
-            bias = bias.transpose(1, 2, 0)
-        self._continue_from(left, node)
-        self.layers.append(Diagonal(np.ones(bias.size), bias.ravel()))
+        return self._elementwise(node, left, 1.0, self.constants[right])
+
+    def _op_Sub(self, node):
+        """``data − c`` or ``c − data`` with a constant ``c`` (e.g. ACAS Xu's input mean)."""
+        left, right = node.input
+        if right in self.constants:
+            return self._elementwise(node, left, 1.0, -self.constants[right])
+        if left in self.constants:
+            return self._elementwise(node, right, -1.0, self.constants[left])
+        raise self._needs_constant(node)
+
+    def _op_Mul(self, node):
+        left, right = node.input
+        if left in self.constants:
+            left, right = right, left
+        if right not in self.constants:
+            raise self._needs_constant(node)
+        return self._elementwise(node, left, self.constants[right], 0.0)
+
+    def _op_Div(self, node):
+        """``data / c`` with a constant non-zero ``c`` (e.g. ACAS Xu's input range)."""
+        data, divisor = node.input
+        values = self.constants.get(divisor)
+        if values is None or data in self.constants or np.any(values == 0):
+            raise ValueError(f"from_onnx: {self.path!r}: Div {self._name(node)} must divide "
+                             "the data by a constant without zeros.")
+        return self._elementwise(node, data, 1.0 / values.astype(np.float64), 0.0)
+
+    def _needs_constant(self, node):
+        return ValueError(f"from_onnx: {self.path!r}: {node.op_type} {self._name(node)} needs "
+                          "one constant operand (an elementwise affine map of the data).")
+
+    @staticmethod
+    def _name(node):
+        return repr(node.name) if node.name else f"(unnamed, output {node.output[0]!r})"
+
+    def _elementwise(self, node, data, scale, shift):
+        """``data · scale + shift`` with constants broadcast to the data: a ``Diagonal`` layer."""
+        index, shape, nhwc = self._value(data, node)
+        scale, shift = (self._broadcast(node, value, shape, nhwc) for value in (scale, shift))
+        self._continue_from(data, node)
+        self.layers.append(Diagonal(scale, shift))
         return len(self.layers) - 1, shape, nhwc
+
+    def _broadcast(self, node, value, shape, nhwc):
+        """A constant broadcast to the data's per-example ``shape``, flattened in our order."""
+        value = np.asarray(value, np.float64)
+        while value.ndim > len(shape) and value.shape[0] == 1:  # a leading batch axis
+            value = value.reshape(value.shape[1:])
+        try:
+            value = np.broadcast_to(value, shape)
+        except ValueError:
+            raise ValueError(f"from_onnx: {self.path!r}: {node.op_type} {self._name(node)}: "
+                             f"constant of shape {value.shape} does not broadcast to the data "
+                             f"shape {shape}.") from None
+        return (value.transpose(1, 2, 0) if nhwc else value).ravel()
 
     def _residual(self, node, left, right):
         """``left + right``, both computed from the input: an ``Add`` layer.
@@ -185,7 +263,7 @@ class OnnxConverter:
         (_, shape, left_nhwc), (_, right_shape, right_nhwc) = (self._value(left, node),
                                                                self._value(right, node))
         if shape != right_shape:
-            raise ValueError(f"from_onnx: {self.path!r}: Add {node.name!r} sums values of "
+            raise ValueError(f"from_onnx: {self.path!r}: Add {self._name(node)} sums values of "
                              f"shapes {shape} and {right_shape}; they must match.")
         if right_nhwc and not left_nhwc or \
                 left_nhwc == right_nhwc and self._value(right, node)[0] == len(self.layers) - 1:
@@ -195,7 +273,7 @@ class OnnxConverter:
         if left_nhwc != right_nhwc:
             self.layers.append(Permute(nhwc_to_nchw_order(shape)))
         if source == len(self.layers) - 1:
-            raise ValueError(f"from_onnx: {self.path!r}: Add {node.name!r} adds a value to "
+            raise ValueError(f"from_onnx: {self.path!r}: Add {self._name(node)} adds a value to "
                              "itself; unsupported.")
         return self._append(Add(source), shape, left_nhwc and right_nhwc)
 
@@ -210,7 +288,7 @@ class OnnxConverter:
 
     def _conv_layer(self, node, shape):
         """A ``Conv2D`` for an ONNX Conv node on an input of ONNX shape ``(C, H, W)``."""
-        attrs, where = self._attrs(node), f"from_onnx: {self.path!r}: Conv {node.name!r}"
+        attrs, where = self._attrs(node), f"from_onnx: {self.path!r}: Conv {self._name(node)}"
         if len(shape) != 3 or node.input[1] not in self.constants or attrs.get("group", 1) != 1:
             raise ValueError(f"{where} needs a (C, H, W) input, a constant kernel and group=1; "
                              f"got input shape {shape}, group {attrs.get('group', 1)}.")

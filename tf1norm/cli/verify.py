@@ -4,6 +4,12 @@
                    (--top-class LABEL | --spec FILE.npy|FILE.csv) [--threshold T]
                    [--method alpha-crown|crown|interval] [--time-limit S]
                    [--input NAME --output NAME]
+    tf1norm verify NET.onnx PROP.vnnlib [--timeout S] [--results FILE]
+
+The second form decides a VNN-LIB property (``bounds.from_vnnlib``) within
+``--timeout`` seconds for the whole call and writes VNN-COMP's result file:
+``sat`` then the counterexample as ``((X_0 v) ... (Y_0 v) ...)``, or
+``unsat``, ``timeout`` or ``error``.
 
 Exit status: 0 proved, 3 falsified (a counterexample is printed), 4 unknown,
 1 a failure, 2 a usage error, 130 Ctrl-C.
@@ -24,9 +30,15 @@ def add_parser(commands, common, finite_number, positive_number):
     parser = commands.add_parser("verify", parents=[common], epilog=EPILOG,
                                  help="prove or falsify spec·y > threshold on an input box")
     parser.add_argument("model", help=".keras, .h5, .npz, .nnet, .onnx or a TF1 checkpoint prefix")
+    parser.add_argument("property", nargs="?", metavar="PROP.vnnlib",
+                        help="a VNN-LIB property (instead of --lower/--upper and a spec)")
     for flag in ("--lower", "--upper"):
-        parser.add_argument(flag, type=finite_number, nargs="+", required=True,
+        parser.add_argument(flag, type=finite_number, nargs="+",
                             help="box corner: one value for every input, or one per input")
+    parser.add_argument("--timeout", type=positive_number, metavar="SECONDS",
+                        help="with PROP.vnnlib: seconds for the whole call (default: none)")
+    parser.add_argument("--results", metavar="FILE",
+                        help="with PROP.vnnlib: write the VNN-COMP result file here")
     _add_property(parser, finite_number)
     parser.add_argument("--method", default="alpha-crown",
                         choices=["interval", "crown", "alpha-crown"],
@@ -39,8 +51,9 @@ def add_parser(commands, common, finite_number, positive_number):
 
 
 def _add_property(parser, finite_number):
-    """The property arguments: ``--top-class`` or ``--spec``, and ``--threshold``."""
-    which = parser.add_mutually_exclusive_group(required=True)
+    """The property arguments: ``--top-class`` or ``--spec`` (unless a PROP.vnnlib is given),
+    and ``--threshold``."""
+    which = parser.add_mutually_exclusive_group()
     which.add_argument("--top-class", type=int, metavar="LABEL",
                        help="property: output LABEL stays strictly above every other output")
     which.add_argument("--spec", metavar="FILE",
@@ -73,6 +86,11 @@ def verify(args, out):
     from tf1norm import bounds
     from tf1norm.cli import bounds as cli_bounds
 
+    if args.property is not None:
+        from tf1norm.cli.vnnlib import verify_vnnlib
+
+        return verify_vnnlib(args, out)
+    _check_box_form(args)
     network = cli_bounds.load_network(args.model, args.input, args.output)
     lower, upper = cli_bounds.input_box(network, args.lower, args.upper)
     spec = load_spec(args.spec, network, args.top_class)
@@ -83,6 +101,20 @@ def verify(args, out):
         raise CommandError(str(error)) from None
     print_verdict(verdict, out)
     return STATUS_CODES[verdict.status]
+
+
+def _check_box_form(args):
+    """The box form needs --lower, --upper and one of --top-class/--spec."""
+    missing = [flag for flag, value in (("--lower", args.lower), ("--upper", args.upper))
+               if value is None]
+    if args.top_class is None and args.spec is None:
+        missing.append("--top-class or --spec")
+    if missing:
+        raise UsageError(f"verify needs {', '.join(missing)} (or a PROP.vnnlib file after the "
+                         "model)")
+    if args.timeout is not None or args.results is not None:
+        raise UsageError("--timeout and --results go with a PROP.vnnlib file; the box form "
+                         "takes --time-limit")
 
 
 def print_verdict(verdict, out):
