@@ -61,7 +61,8 @@ def _progress_bar(timeout):
 
 def verify_vnnlib(args, out):
     """Load the network and the property, verify, print and write the result."""
-    from tf1norm import bounds, cli_bounds
+    from tf1norm import bounds
+    from tf1norm.cli import bounds as cli_bounds
 
     try:
         network = cli_bounds.load_network(args.model, args.input, args.output)
