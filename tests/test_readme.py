@@ -1,6 +1,7 @@
-"""Every Python block of README.md and every docstring example of the public API runs.
+"""Every Python block of README.md and docs/*.md, and every docstring example of the public API, runs.
 
-README blocks (the convention is also in README.md, "Development"):
+Markdown blocks (the convention is also in docs/development.md; README.md and
+every page of docs/ follow it alike):
 
 * A fenced block is either ```` ```python ```` (run by this test) or marked as
   not run by its language: ```` ```bash ````, ```` ```text ````,
@@ -15,6 +16,8 @@ README blocks (the convention is also in README.md, "Development"):
   block and whose ``check`` (if any) runs after it and asserts what the block
   promises. A fragment without a marker fails with a ``NameError`` and a message
   saying what to add, so a new block cannot rot silently.
+* No user-facing block imports a private module (``tf1norm._tf``...): examples
+  use ``import tf1norm`` and then ``import tensorflow as tf``.
 
 Docstring examples: the ``Example:``/``Example::`` section of every docstring
 of ``tf1norm.__all__`` (functions, classes and their methods, modules and their
@@ -40,7 +43,9 @@ import pytest
 import tf1norm
 from tf1norm._tf import tf, v1
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOC_PAGES = sorted((ROOT / "docs").glob("**/*.md"))
 RUN_LANGUAGES = {"python"}
 NOT_RUN_LANGUAGES = {"bash", "text", "console", "ini"}
 MARKER = re.compile(r"^<!--\s*readme-test:\s*preamble=([\w-]+)\s*-->$")
@@ -58,7 +63,8 @@ import tf_slim as slim
 # eager: run with eager execution on and no graph (TF2 blocks: make_train_step, Keras).
 Preamble = collections.namedtuple("Preamble", "setup check fresh_process eager",
                                   defaults=(False, False))
-Block = collections.namedtuple("Block", "key line code preamble")
+Block = collections.namedtuple("Block", "key line code preamble source",
+                               defaults=("README.md",))
 
 _MLP = """\
 x = tf.compat.v1.placeholder(tf.float32, [None, 64], name="x")
@@ -146,6 +152,13 @@ batches = [(rng.normal(size=(16, 4)).astype(np.float32),
 """
 
 PREAMBLES = {
+    # Nothing: the block is a whole program (README.md's example). The check
+    # asserts what it promises: after three steps `loss_value` is finite and
+    # every hidden unit's norm (`unit_norms`) is <= 1.0.
+    "getting_started": Preamble("", """\
+assert np.isfinite(loss_value) and unit_norms.shape == (32,)
+assert unit_norms.max() <= 1.0 * (1 + 1e-6)
+"""),
     "tf2": Preamble("import keras\n", "", eager=True),
     "tf2_model": Preamble(_TF2_MODEL, "train(x, y)\n", eager=True),
     "tf2_fit": Preamble(_TF2_MODEL, "", eager=True),
@@ -293,8 +306,12 @@ HOW_TO_FIX = (
 
 # ---------------------------------------------------------------- README parsing
 
-def parse_readme(text):
-    """``(python_blocks, problems)`` of a README's text; problems are strings."""
+def parse_readme(text, source="README.md"):
+    """``(python_blocks, problems)`` of a Markdown page's text; problems are strings.
+
+    ``source`` names the page in messages and keys (README.md's keys are the
+    bare ``heading-n``; another page's are ``page:heading-n``).
+    """
     blocks, problems, counts = [], [], collections.Counter()
     lines, heading, i = text.splitlines(), "top", 0
     while i < len(lines):
@@ -302,11 +319,11 @@ def parse_readme(text):
             heading = _slug(lines[i])
         fence = FENCE.match(lines[i])
         if not fence:
-            problems.extend(_orphan_marker(lines, i))
+            problems.extend(_orphan_marker(lines, i, source))
             i += 1
             continue
         end = _closing_fence(lines, i)
-        block, problem = _classify(fence.group(1), lines, i, end, heading, counts)
+        block, problem = _classify(fence.group(1), lines, (i, end), heading, counts, source)
         blocks.extend([block] if block else [])
         problems.extend([problem] if problem else [])
         i = end + 1
@@ -321,12 +338,12 @@ def _closing_fence(lines, start):
     for j in range(start + 1, len(lines)):
         if lines[j].strip() == "```":
             return j
-    raise AssertionError(f"README.md:{start + 1}: code fence never closed")
+    raise AssertionError(f"line {start + 1}: code fence never closed")
 
 
-def _classify(language, lines, start, end, heading, counts):
+def _classify(language, lines, span, heading, counts, source):
     """A Block for a python fence, or a problem string, or neither."""
-    where = f"README.md:{start + 1}"
+    (start, end), where = span, f"{source}:{span[0] + 1}"
     marker = MARKER.match(lines[start - 1].strip()) if start else None
     if language in NOT_RUN_LANGUAGES:
         return None, (f"{where}: a readme-test marker on a ```{language} block (not run)"
@@ -339,15 +356,18 @@ def _classify(language, lines, start, end, heading, counts):
     if name is not None and name not in PREAMBLES:
         return None, f"{where}: unknown preamble {name!r}; defined: {sorted(PREAMBLES)}"
     body = textwrap.dedent("\n".join(lines[start + 1:end]))
-    code = "\n" * (start + 1) + body + "\n"  # padded: tracebacks show README line numbers
-    return Block(f"{heading}-{counts[heading]}", start + 2, code, name), None
+    code = "\n" * (start + 1) + body + "\n"  # padded: tracebacks show the page's line numbers
+    key = f"{heading}-{counts[heading]}"
+    if source != "README.md":
+        key = f"{Path(source).stem}:{key}"
+    return Block(key, start + 2, code, name, source), None
 
 
-def _orphan_marker(lines, i):
+def _orphan_marker(lines, i, source):
     is_marker = lines[i].lstrip().startswith("<!--") and "readme-test" in lines[i]
     followed_by_fence = i + 1 < len(lines) and FENCE.match(lines[i + 1])
     if is_marker and not (MARKER.match(lines[i].strip()) and followed_by_fence):
-        return [f"README.md:{i + 1}: malformed or misplaced marker {lines[i].strip()!r}; write "
+        return [f"{source}:{i + 1}: malformed or misplaced marker {lines[i].strip()!r}; write "
                 "`<!-- readme-test: preamble=NAME -->` on the line right before a fence"]
     return []
 
@@ -454,18 +474,64 @@ def _params(blocks):
                          PREAMBLES[b.preamble].fresh_process else []) for b in blocks]
 
 
-README_BLOCKS, README_PROBLEMS = parse_readme(README.read_text(encoding="utf-8"))
+def parse_pages(paths):
+    """``(blocks, problems)`` of README.md and the docs pages together."""
+    blocks, problems = [], []
+    for path in paths:
+        found, trouble = parse_readme(path.read_text(encoding="utf-8"),
+                                      str(path.relative_to(ROOT)))
+        blocks.extend(found)
+        problems.extend(trouble)
+    return blocks, problems
+
+
+README_BLOCKS, README_PROBLEMS = parse_pages([README])
+DOC_BLOCKS, DOC_PROBLEMS = parse_pages(DOC_PAGES)
+PRIVATE_IMPORT = re.compile(r"\b(from\s+tf1norm(\.\w+)*\._\w*\s+import|import\s+tf1norm(\.\w+)*\._)"
+                            r"|\btf1norm(\.\w+)*\._[a-z]\w*")
 DOCSTRING_BLOCKS = docstring_examples()
 
 
 def test_readme_fences_are_python_or_marked_not_run():
     assert README_PROBLEMS == []
-    assert len(README_BLOCKS) >= 9
+    assert len(README_BLOCKS) >= 1
+
+
+def test_docs_fences_are_python_or_marked_not_run():
+    assert DOC_PROBLEMS == []
+    assert len(DOC_PAGES) >= 12 and len(DOC_BLOCKS) >= 20
 
 
 @pytest.mark.parametrize("block", _params(README_BLOCKS))
 def test_readme_block_runs(block, tmp_path, monkeypatch):
     run_block(block, f"README.md:{block.line}", tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("block", _params(DOC_BLOCKS))
+def test_docs_block_runs(block, tmp_path, monkeypatch):
+    run_block(block, f"{block.source}:{block.line}", tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("path", [README] + DOC_PAGES, ids=lambda p: p.name)
+def test_no_private_imports_in_user_facing_examples(path):
+    """Examples reach tf1norm through its public names only (``import tf1norm``)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    fenced, offenders = False, []
+    for number, line in enumerate(lines, 1):
+        if FENCE.match(line):
+            fenced = not fenced
+        elif fenced and PRIVATE_IMPORT.search(line):
+            offenders.append(f"{path.name}:{number}: {line.strip()}")
+    assert offenders == [], "use `import tf1norm` then `import tensorflow as tf`"
+
+
+def test_private_import_pattern():
+    assert PRIVATE_IMPORT.search("from tf1norm._tf import tf")
+    assert PRIVATE_IMPORT.search("import tf1norm._norms as n")
+    assert PRIVATE_IMPORT.search("x = tf1norm._norms.safe_norm(w)")
+    assert not PRIVATE_IMPORT.search("import tf1norm  # before tensorflow")
+    assert not PRIVATE_IMPORT.search("from tf1norm import bounds")
+    assert not PRIVATE_IMPORT.search("tf1norm.max_norm_regularizer(1.5)")
 
 
 @pytest.mark.parametrize("block", _params(DOCSTRING_BLOCKS))
@@ -480,7 +546,8 @@ def test_docstring_examples_are_found():
 
 
 def test_every_preamble_is_used():
-    used = {b.preamble for b in README_BLOCKS} | set(DOCSTRING_PREAMBLES.values())
+    used = ({b.preamble for b in README_BLOCKS + DOC_BLOCKS}
+            | set(DOCSTRING_PREAMBLES.values()))
     assert set(PREAMBLES) - used == set()
 
 
