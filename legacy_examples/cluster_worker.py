@@ -42,7 +42,9 @@ import numpy as np
 import tf1norm  # before TensorFlow
 import data
 from local_cluster import SNAPSHOT  # the launcher, TensorFlow-free
-from tf1norm._tf import tf, v1
+import tensorflow as tf  # after tf1norm
+
+v1 = tf.compat.v1
 
 warnings.filterwarnings("ignore", message=r".*is deprecated", category=UserWarning)
 tf.get_logger().setLevel("ERROR")  # deprecation notices of the v1 training API
@@ -169,7 +171,8 @@ class ExclusiveUpdate(tf1norm.Transform):
         with tf.control_dependencies(grads), v1.device(self.mutex.device):
             lock = tf.raw_ops.MutexLock(mutex=self.mutex)
         context.state[self] = lock
-        return tf1norm.transforms.gradients_after([lock.op], grads_and_vars)
+        with tf.control_dependencies([lock.op]):  # the update reads gradients made after it
+            return [(None if g is None else tf.identity(g), v) for g, v in grads_and_vars]
 
     def post_apply(self, variables, context):
         lock = context.state[self]

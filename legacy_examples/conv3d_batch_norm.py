@@ -23,7 +23,9 @@ warnings.filterwarnings("ignore", message=r".*is deprecated", category=UserWarni
 import tf1norm  # noqa: E402  (before TensorFlow)
 import tf_slim as slim  # noqa: E402
 from tf1norm import slim_layers  # noqa: E402
-from tf1norm._tf import tf, v1  # noqa: E402
+import tensorflow as tf  # noqa: E402  (after tf1norm)
+
+v1 = tf.compat.v1
 
 MOVES = ((0, -1), (0, 1), (-1, 0), (1, 0))  # left, right, up, down
 

@@ -221,7 +221,7 @@ def run_task(args):
     """A ps (serves until killed) or a worker (trains, then returns)."""
     sys.path.insert(0, HERE)
     import tf1norm  # noqa: F401  (before TensorFlow)
-    from tf1norm._tf import tf
+    import tensorflow as tf
 
     if args.standby:
         print(f"{args.job} {args.task}: standing by", flush=True)

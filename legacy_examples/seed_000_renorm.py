@@ -11,7 +11,9 @@ threshold) and ``tf1norm.renorm`` (exactly torch.renorm).
 import numpy as np
 
 import tf1norm
-from tf1norm._tf import tf, v1
+import tensorflow as tf  # after tf1norm
+
+v1 = tf.compat.v1
 
 
 def main(argv=None):

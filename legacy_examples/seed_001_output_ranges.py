@@ -23,7 +23,9 @@ warnings.filterwarnings("ignore", message=r".*is deprecated", category=UserWarni
 import tf1norm  # noqa: E402
 import data  # noqa: E402
 from tf1norm import bounds  # noqa: E402
-from tf1norm._tf import tf, v1  # noqa: E402
+import tensorflow as tf  # noqa: E402  (after tf1norm)
+
+v1 = tf.compat.v1
 
 SEED_EXAMPLES = [
     ("one linear layer, weights [1, 1]", [np.array([[1.0], [1.0]])]),

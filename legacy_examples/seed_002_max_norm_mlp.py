@@ -32,7 +32,9 @@ warnings.filterwarnings("ignore", message=r"`layer\.apply` is deprecated", categ
 
 import tf1norm  # noqa: E402  (before TensorFlow: tf.compat.v1.layers needs it)
 import data  # noqa: E402
-from tf1norm._tf import tf, v1  # noqa: E402
+import tensorflow as tf  # noqa: E402  (after tf1norm)
+
+v1 = tf.compat.v1
 
 
 def parse_args(argv):

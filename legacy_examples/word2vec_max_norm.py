@@ -25,7 +25,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import tf1norm  # noqa: E402
-from tf1norm._tf import tf, v1  # noqa: E402
+import tensorflow as tf  # noqa: E402  (after tf1norm)
+
+v1 = tf.compat.v1
 
 PROBES = ("list", "string", "function", "class", "file", "true")
 
@@ -100,7 +102,8 @@ def main(argv=None):
     norms = np.linalg.norm(final, axis=1)
     seen = np.array(sorted(seen))
     untouched = np.setdiff1d(np.arange(len(words)), seen)
-    print(f"rows looked up: {len(seen)} of {len(words)}; their largest norm {norms[seen].max():.4f} "
+    print(f"rows looked up: {len(seen)} of {len(words)}; "
+          f"their largest norm {norms[seen].max():.4f} "
           f"(max_norm {args.max_norm}); rows never looked up unchanged: "
           f"{bool(np.array_equal(final[untouched], start[untouched]))}")
     for probe in PROBES:

@@ -11,7 +11,7 @@ import tf1norm  # noqa: E402,F401  (must precede TensorFlow)
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from tf1norm._tf import tf, v1  # noqa: E402
+from tf1norm._src.compat import tf, v1  # noqa: E402
 
 
 @pytest.fixture
@@ -43,9 +43,9 @@ def run_initialized(session, fetches, feed_dict=None):
 def in_eager(fn, *args):
     """Run ``fn(*args)`` eagerly and return NumPy, even inside a test's graph.
 
-    Used to call Keras 3 live as a reference (see ``tf1norm._tf.run_eagerly``).
+    Used to call Keras 3 live as a reference (see ``tf1norm._src.compat.run_eagerly``).
     """
-    from tf1norm._tf import run_eagerly
+    from tf1norm._src.compat import run_eagerly
 
     return np.asarray(run_eagerly(lambda: fn(*args)))
 

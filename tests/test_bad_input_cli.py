@@ -1,7 +1,7 @@
 """Bad input to ``tf1norm.bounds`` and the command line, and the audit's coverage of the
 public API.
 
-Command-line cases run ``tf1norm.cli.main(argv)`` in-process and expect one
+Command-line cases run ``tf1norm.cli.app.main(argv)`` in-process and expect one
 line on stderr naming the problem, exit status 2 for a usage error and 1 for a
 failure (a missing, truncated or foreign file), never a traceback. ``CASES``
 is graded by ``tools/audit_bad_input.py``; every case must be "clear".
@@ -21,8 +21,8 @@ import pytest
 
 import tf1norm
 from tf1norm import bounds
-from tf1norm import cli as command_line
-from tf1norm._tf import tf, v1
+from tf1norm.cli import app as command_line
+from tf1norm._src.compat import tf, v1
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tools"))
 from audit_bad_input import Case, Exit, cli, grade, load_cases  # noqa: E402
@@ -61,7 +61,7 @@ def _at(name):
 
 
 def run_cli(*argv):
-    """A case call: ``tf1norm.cli.main`` with ``argv`` (callables are resolved first)."""
+    """A case call: ``tf1norm.cli.app.main`` with ``argv`` (callables are resolved first)."""
     return lambda: cli([a() if callable(a) else a for a in argv])()
 
 

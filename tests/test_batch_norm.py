@@ -12,7 +12,7 @@ import tf_slim as slim
 import tf1norm
 from tf1norm import keys
 from tf1norm import slim_layers
-from tf1norm._tf import tf, v1
+from tf1norm._src.compat import tf, v1
 
 SHAPES = [(6, 3), (4, 5, 3), (2, 4, 5, 3), (2, 3, 4, 5, 3)]
 PARTITIONERS = {

@@ -164,7 +164,7 @@ def test_alpha_crown_tightens_a_relu_net(rng):
 
 
 def test_alpha_crown_works_while_a_graph_is_the_default(rng):
-    from tf1norm._tf import tf
+    from tf1norm._src.compat import tf
 
     net = _random_net(rng, 2, "relu", width=8)
     eager = bounds.output_bounds(net, -np.ones(3), np.ones(3), "alpha-crown")

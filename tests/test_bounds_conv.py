@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tf1norm import bounds
-from tf1norm._tf import run_eagerly, tf, v1
+from tf1norm._src.compat import run_eagerly, tf, v1
 from tf1norm.bounds.conv import Conv2D
 from tf1norm.bounds import network as network_module
 from tf1norm.bounds.network import Activation, Add, Dense, Diagonal, Permute

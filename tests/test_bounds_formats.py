@@ -211,11 +211,12 @@ def _cli_rows(out):
 
 
 def test_cli_reads_nnet_and_onnx_files(nnet_file, tmp_path, rng, capsys):
-    from tf1norm import cli
+    from tf1norm.cli import app as cli
 
     path, *_ = nnet_file
     lower, upper = -np.ones(5), np.ones(5)
-    assert cli.main(["bounds", str(path), "--lower", "-1", "--upper", "1", "--method", "crown"]) == 0
+    argv = ["bounds", str(path), "--lower", "-1", "--upper", "1", "--method", "crown"]
+    assert cli.main(argv) == 0
     expected = bounds.output_bounds(bounds.from_nnet(path), lower, upper, "crown")
     rows = _cli_rows(capsys.readouterr().out)
     np.testing.assert_allclose([rows[j] for j in range(3)], np.stack(expected, 1), rtol=1e-5)
@@ -236,7 +237,7 @@ def test_cli_reads_nnet_and_onnx_files(nnet_file, tmp_path, rng, capsys):
 
 
 def test_cli_nnet_and_onnx_errors_are_one_line(tmp_path, capsys):
-    from tf1norm import cli
+    from tf1norm.cli import app as cli
 
     bad = tmp_path / "bad.nnet"
     bad.write_text("garbage\n")

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from tf1norm import bounds, cli
-from tf1norm._tf import tf, v1
+from tf1norm import bounds
+from tf1norm.cli import app as cli
+from tf1norm._src.compat import tf, v1
 
 from conftest import in_eager
 
@@ -59,7 +60,8 @@ def test_graph_tracing_matches_the_numpy_description(sess, rng):
     x, y = _graph_net()
     sess.run(v1.global_variables_initializer())
     traced = bounds.from_graph(y, x, bounds.graph_value_reader(session=sess))
-    kernels = sess.run([v1.global_variables("hidden/kernel")[0], v1.global_variables("out/kernel")[0]])
+    kernels = sess.run([v1.global_variables("hidden/kernel")[0],
+                        v1.global_variables("out/kernel")[0]])
     biases = sess.run([v1.global_variables("hidden/bias")[0], v1.global_variables("out/bias")[0]])
     described = bounds.Network.from_numpy(kernels, biases, ["relu", "linear"])
     for method in ("interval", "crown", "exact"):

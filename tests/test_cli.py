@@ -17,8 +17,9 @@ import time
 import numpy as np
 import pytest
 
-from tf1norm import cli, cli_commands
-from tf1norm._tf import tf, v1
+from tf1norm.cli import app as cli
+from tf1norm.cli import commands as cli_commands
+from tf1norm._src.compat import tf, v1
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 HIDDEN = np.array([[3.0, 0.0, 0.6, 0.0], [4.0, 0.0, 0.8, 0.0], [0.0, 0.5, 0.0, 0.0]])
@@ -322,7 +323,8 @@ def test_help_is_fast_and_does_not_import_tensorflow(argv):
 
 @pytest.mark.slow
 def test_parsing_imports_no_tensorflow():
-    code = ("import sys, tf1norm.cli; tf1norm.cli.build_parser().parse_args(['norms', 'x']); "
+    code = ("import sys, tf1norm.cli.app; "
+            "tf1norm.cli.app.build_parser().parse_args(['norms', 'x']); "
             "print(sorted(m for m in ('tensorflow', 'tf_keras', 'matplotlib') "
             "if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -5,7 +5,7 @@ import pytest
 import tf_slim as slim
 
 import tf1norm
-from tf1norm._tf import tf, v1
+from tf1norm._src.compat import tf, v1
 
 LAYERS = """
 [conv1]

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import tf1norm
-from tf1norm._tf import tf, v1
-from tf1norm.check import _Closure
-from tf1norm.embedding import max_norm_rows, torch_renorm_rows
+from tf1norm._src.compat import tf, v1
+from tf1norm.training.check import _Closure
+from tf1norm._math.rows import max_norm_rows, torch_renorm_rows
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 UNIT = 2.0 ** -53

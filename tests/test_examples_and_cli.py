@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from tf1norm import cli
-from tf1norm._tf import tf
+from tf1norm.cli import app as cli
+from tf1norm._src.compat import tf
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "legacy_examples"))
 

@@ -14,7 +14,7 @@ import pytest
 
 import tf1norm
 from tf1norm import migration
-from tf1norm._tf import tf, v1
+from tf1norm._src.compat import tf, v1
 
 STEPS = 10
 TOLERANCE = 1e-6
@@ -323,7 +323,7 @@ def test_checkpoint_errors_name_the_problem(tf1_checkpoint, tmp_path):
 
 
 def test_convert_checkpoint_cli(tf1_checkpoint, tmp_path, capsys):
-    from tf1norm import cli
+    from tf1norm.cli import app as cli
 
     path, _ = tf1_checkpoint
     assert cli.main(["convert-checkpoint", path, str(tmp_path / "out" / "model"),
@@ -336,7 +336,7 @@ def test_convert_checkpoint_cli(tf1_checkpoint, tmp_path, capsys):
 
 
 def test_convert_checkpoint_cli_errors(tmp_path, capsys):
-    from tf1norm import cli
+    from tf1norm.cli import app as cli
 
     missing = str(tmp_path / "nothing.ckpt")
     assert cli.main(["convert-checkpoint", missing, str(tmp_path / "out")]) == 1

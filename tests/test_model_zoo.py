@@ -17,7 +17,7 @@ import pytest
 
 import tf1norm
 from tf1norm import keys
-from tf1norm._tf import tf, v1
+from tf1norm._src.compat import tf, v1
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tools"))
 
@@ -124,7 +124,7 @@ def test_exported_plain_network_computes_the_evaluation_logits(trained):
 
 
 def _train_op_and_check_seconds(model):
-    """Seconds for create_train_op + check_train_op (tf1norm's part; the model itself is not timed)."""
+    """Seconds for create_train_op + check_train_op (tf1norm's part; the model is not timed)."""
     with tf.Graph().as_default():
         built = model_zoo.build(model, "max_norm", training=True)
         start = time.perf_counter()

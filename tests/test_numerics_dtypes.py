@@ -30,8 +30,8 @@ import numpy as np
 import pytest
 
 import tf1norm
-from tf1norm import embedding
-from tf1norm._tf import tf, v1
+from tf1norm.graph import embedding
+from tf1norm._src.compat import tf, v1
 
 DTYPES = ["float16", "bfloat16", "float32", "float64"]
 KINDS = ["zero", "tiny", "large", "max", "single", "inside", "mixed"]
@@ -396,8 +396,8 @@ def test_max_norm_under_xla_matches_float64_twin(name):
 
     @tf.function(jit_compile=True)
     def caps(w):
-        return (tf1norm.projections.max_norm_assignment(w, 1.0, axes=(0,)),
-                tf1norm.projections.max_norm_assignment(w, tiny_cap, axes=(0,)),
+        return (tf1norm._math.projections.max_norm_assignment(w, 1.0, axes=(0,)),
+                tf1norm._math.projections.max_norm_assignment(w, tiny_cap, axes=(0,)),
                 tf1norm.MaxNorm(1.0)(w))
 
     capped, tiny, constraint = (t.numpy() for t in caps(tf.constant(value)))

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import tf1norm
-from tf1norm import regularizers
-from tf1norm._tf import tf, v1
+from tf1norm.graph import regularizers
+from tf1norm._src.compat import tf, v1
 
 import numpy_twins as twins
 from conftest import run_initialized

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import tf1norm
-from tf1norm._tf import tf, v1
+from tf1norm._src.compat import tf, v1
 
 import numpy_twins as twins
 from conftest import in_eager
@@ -183,7 +183,7 @@ def test_assignment_form_equals_max_norm_bit_for_bit(sess, rng, dtype):
     x = tf.constant((rng.standard_normal((5, 3, 4)) * 3).astype(dtype))
     for axes in (None, 0, (0, 1)):
         expected, got = sess.run([tf1norm.max_norm(x, 2.5, axes),
-                                  tf1norm.projections.max_norm_assignment(x, 2.5, axes)])
+                                  tf1norm._math.projections.max_norm_assignment(x, 2.5, axes)])
         np.testing.assert_array_equal(got, expected)
         assert np.abs(got - sess.run(x)).max() > 0  # the cap is active somewhere
 
@@ -192,6 +192,6 @@ def test_assignment_form_adds_no_gradient_function(graph):
     """tf.custom_gradient scans all global variables per call: the assign form must not use it."""
     x = v1.get_variable("x", [3, 2])
     before = len(graph.get_operations())
-    tf1norm.projections.max_norm_assignment(x, 1.0)
+    tf1norm._math.projections.max_norm_assignment(x, 1.0)
     added = graph.get_operations()[before:]
     assert not [op for op in added if op.type == "IdentityN"], [op.type for op in added]

@@ -37,11 +37,10 @@ import textwrap
 import types
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import tf1norm
-from tf1norm._tf import tf, v1
+from tf1norm._src.compat import tf, v1
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -121,7 +120,7 @@ loss_fn = lambda prediction, target: tf.reduce_mean((prediction - target) ** 2)
 """
 
 _TF1_AND_TF2_PORT = """\
-import tf1norm.migration
+import tf1norm.tf2.migration
 def model_fn(x, y):
     with tf.compat.v1.variable_scope("fc"):
         h = tf.compat.v1.layers.dense(

@@ -6,7 +6,7 @@ import tf_slim as slim
 
 import tf1norm
 from tf1norm import keys
-from tf1norm._tf import tf, v1
+from tf1norm._src.compat import tf, v1
 
 
 def _sigma(w):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import tf1norm
-from tf1norm._tf import tf, v1
+from tf1norm._src.compat import tf, v1
 
 OPTIMIZERS = {
     "gd": lambda: v1.train.GradientDescentOptimizer(0.1),
@@ -238,7 +238,7 @@ def test_check_numerics_names_the_variable_with_a_nan_gradient(sess):
 
 def test_traced_checks_of_many_gradients_name_the_variable(sess):
     """Past ``TRACED_CHECKS_FROM`` gradients the check is a function call: same behaviour."""
-    from tf1norm import skipping
+    from tf1norm.training import skipping
 
     count = skipping.TRACED_CHECKS_FROM + 2
     weights = [v1.get_variable(f"w{i}", initializer=[float(i + 1)]) for i in range(count)]

@@ -21,7 +21,7 @@ import tf_slim as slim
 
 from tf1norm import keys
 from tf1norm import slim_layers
-from tf1norm._tf import tf, v1
+from tf1norm._src.compat import tf, v1
 
 UPDATE_OPS = v1.GraphKeys.UPDATE_OPS
 MODEL_VARIABLES = v1.GraphKeys.MODEL_VARIABLES

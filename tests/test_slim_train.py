@@ -7,7 +7,7 @@ import pytest
 
 import tf1norm
 from tf1norm import keys
-from tf1norm._tf import tf, v1
+from tf1norm._src.compat import tf, v1
 
 from conftest import run_initialized
 

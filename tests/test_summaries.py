@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import tf1norm
-from tf1norm._tf import tf, v1
+from tf1norm._src.compat import tf, v1
 
 W0 = np.array([[0.6, 0.1, 2.0, 0.0],
                [0.8, 0.2, 0.0, 3.0],

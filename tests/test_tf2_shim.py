@@ -16,8 +16,8 @@ import pytest
 import tf1norm
 from tf1norm import keys
 from tf1norm import registry
-from tf1norm._tf import tf, v1
-from tf1norm.getters import power_iteration_vector
+from tf1norm._src.compat import tf, v1
+from tf1norm.graph.getters import power_iteration_vector
 
 slim = pytest.importorskip("tf_slim")
 
@@ -346,7 +346,7 @@ def test_keras_constraints_hold_after_fit(keras_trained):
 def test_keras_model_round_trips_with_its_constraints(keras_trained):
     model, loaded = keras_trained
     assert [layer.kernel_constraint for layer in loaded.layers] == CONSTRAINTS
-    assert all(type(layer.kernel_constraint).__module__ == "tf1norm.constraints"
+    assert all(type(layer.kernel_constraint).__module__ == "tf1norm.graph.constraints"
                for layer in loaded.layers)
     for original, restored in zip(model.layers, loaded.layers):
         np.testing.assert_array_equal(original.kernel.numpy(), restored.kernel.numpy())
@@ -369,7 +369,7 @@ def test_load_in_a_fresh_process_needs_only_import_tf1norm(tmp_path):
                   "print(type(c).__module__, c.threshold)"]
     out = subprocess.run([sys.executable, "-c", "; ".join(lines)], capture_output=True,
                          text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert out.stdout.split() == ["tf1norm.constraints", "0.25"] * 2, out.stderr[-2000:]
+    assert out.stdout.split() == ["tf1norm.graph.constraints", "0.25"] * 2, out.stderr[-2000:]
 
 
 def test_max_norm_matches_keras_3_live_and_keeps_in_range_units_bit_exact():

@@ -5,7 +5,7 @@ import pytest
 
 import tf1norm
 from tf1norm import keys
-from tf1norm._tf import tf, v1
+from tf1norm._src.compat import tf, v1
 
 import numpy_twins as twins
 from conftest import run_initialized
@@ -82,7 +82,7 @@ def test_sgd_decay_step_reads_pre_update_weights_every_time():
 
 
 def test_projections_recorded_are_added_automatically_once(sess):
-    from tf1norm.check import _Closure
+    from tf1norm.training.check import _Closure
 
     w, loss = _linear_problem(regularizer=tf1norm.max_norm_regularizer(1.0))
     explicit = tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(0.1),
@@ -247,7 +247,7 @@ def test_bad_input(graph, call, error, fragment):
 
 
 def test_each_projection_waits_only_for_its_own_update(graph):
-    from tf1norm.check import _Closure
+    from tf1norm.training.check import _Closure
 
     reg = tf1norm.max_norm_regularizer(1.0)
     a = v1.get_variable("a", [4, 3], regularizer=reg)

@@ -131,7 +131,7 @@ def _box_flags(center, radius):
 
 @pytest.mark.parametrize("radius,label,status", [(0.01, 1, 0), (0.01, 0, 3), (0.01, 7, 2)])
 def test_cli_verify_exit_status_encodes_the_verdict(npz_model, capsys, radius, label, status):
-    from tf1norm import cli
+    from tf1norm.cli import app as cli
 
     path, center = npz_model
     code = cli.main(["verify", path, *_box_flags(center, radius), "--top-class", str(label)])
@@ -143,7 +143,7 @@ def test_cli_verify_exit_status_encodes_the_verdict(npz_model, capsys, radius, l
 
 
 def test_cli_verify_reads_a_csv_spec_and_threshold(npz_model, tmp_path, capsys):
-    from tf1norm import cli
+    from tf1norm.cli import app as cli
 
     path, center = npz_model
     np.savetxt(tmp_path / "spec.csv", [[1.0, -1.0, 0.0]], delimiter=",")

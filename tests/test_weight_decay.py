@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tf1norm
-from tf1norm._tf import tf, v1
+from tf1norm._src.compat import tf, v1
 
 from conftest import run_initialized
 
@@ -126,9 +126,9 @@ def test_sgd_decay_step_with_l1(sess):
 def test_learning_rate_is_found_through_wrappers(graph):
     inner = v1.train.MomentumOptimizer(0.25, 0.9)
     wrapped = v1.train.SyncReplicasOptimizer(inner, replicas_to_aggregate=1)
-    rate = tf1norm.transforms.optimizer_learning_rate(wrapped)
+    rate = tf1norm.training.transforms.optimizer_learning_rate(wrapped)
     assert tf.get_static_value(rate) == pytest.approx(0.25)
-    assert tf.get_static_value(tf1norm.transforms.optimizer_learning_rate(
+    assert tf.get_static_value(tf1norm.training.transforms.optimizer_learning_rate(
         v1.train.AdamOptimizer(0.125))) == pytest.approx(0.125)
 
 

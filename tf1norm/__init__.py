@@ -5,84 +5,165 @@ Import tf1norm before TensorFlow and ``tf.compat.v1.layers`` works with tf-keras
 here works inside ``with tf.Graph().as_default():`` without disabling eager
 execution globally.
 
-``import tf1norm`` itself is light: TensorFlow and the public names load on
-the first use of any of them (PEP 562 ``__getattr__``), so ``tf1norm --help``
-answers before TensorFlow is imported. ``import tf1norm`` still sets
-``TF_USE_LEGACY_KERAS`` first (``tf1norm._legacy_keras``).
+``import tf1norm`` itself is light: each public name is imported from its
+module on first use (PEP 562 ``__getattr__`` over ``_PUBLIC_NAMES`` and
+``_PUBLIC_MODULES``), so ``tf1norm --help`` answers before TensorFlow is
+imported. ``import tf1norm`` still sets ``TF_USE_LEGACY_KERAS`` first
+(``tf1norm._src.legacy_keras``). The ``TYPE_CHECKING`` block below names the
+same imports for static tools (type checkers, griffe/mkdocstrings);
+``tests/test_public_api.py`` checks that it, the two maps and ``__all__`` agree.
+
+The package, by role (each layer imports only the layers below it; see
+``[tool.importlinter]`` in ``pyproject.toml``):
+
+==================  ==========================================================
+``tf1norm.cli``       the ``tf1norm`` command line and its plots
+``tf1norm.tf2``       the TF2 runtime: eager train step, Keras ``fit``, migration
+``tf1norm.training``  the train step: ``create_train_op``, transforms, hooks
+``tf1norm.bounds``    output-range analysis (beside the train step)
+``tf1norm.graph``     graph plumbing: registry, keys, regularizers, getters,
+                      scopes, constraints, batch norm, embeddings, tf-slim adapter
+``tf1norm._math``     the pure math: norms, projections, reparameterizations,
+                      embedding row caps, batch-norm statistics
+``tf1norm._src``      the TensorFlow import, argument checks, eager helpers
+==================  ==========================================================
 """
 
 import importlib
-import importlib.util
-import sys
-import types
+from typing import TYPE_CHECKING
 
-from tf1norm import _legacy_keras  # noqa: F401  (TF_USE_LEGACY_KERAS, before any TensorFlow)
-from tf1norm import keras_registration  # noqa: E402  (no Keras, no TensorFlow)
+from tf1norm._src import legacy_keras  # noqa: F401  (TF_USE_LEGACY_KERAS, before any TensorFlow)
+from tf1norm.graph import keras_registration  # no Keras, no TensorFlow
 
 keras_registration.install()  # constraints register with Keras when it is imported
 
+if TYPE_CHECKING:
+    from tf1norm._math.projections import max_norm
+    from tf1norm._math.projections import min_max_norm
+    from tf1norm._math.projections import non_neg
+    from tf1norm._math.projections import renorm
+    from tf1norm._math.projections import unit_norm
+    from tf1norm._math.reparam import spectral_norm
+    from tf1norm._math.reparam import weight_norm
+    from tf1norm._src.compat import require_v1_layers
+    from tf1norm.graph.batch_norm import batch_norm
+    from tf1norm.graph.constraints import Constraint
+    from tf1norm.graph.constraints import MaxNorm
+    from tf1norm.graph.constraints import MinMaxNorm
+    from tf1norm.graph.constraints import NonNeg
+    from tf1norm.graph.constraints import SpectralNorm
+    from tf1norm.graph.constraints import UnitNorm
+    from tf1norm.graph.embedding import embedding_lookup
+    from tf1norm.graph.getters import spectral_norm_getter
+    from tf1norm.graph.getters import weight_norm_getter
+    from tf1norm.graph.regularizers import l1_l2_regularizer
+    from tf1norm.graph.regularizers import l1_regularizer
+    from tf1norm.graph.regularizers import l2_regularizer
+    from tf1norm.graph.regularizers import max_norm_regularizer
+    from tf1norm.graph.regularizers import spectral_norm_regularizer
+    from tf1norm.graph.regularizers import total_loss
+    from tf1norm.graph.reparam_tools import export_plain_checkpoint
+    from tf1norm.graph.reparam_tools import restore_plain_checkpoint
+    from tf1norm.graph.reparam_tools import weight_norm_data_init
+    from tf1norm.graph.scopes import slim_scope
+    from tf1norm.tf2.keras_fit import attach_transforms
+    from tf1norm.tf2.step import TrainStep
+    from tf1norm.tf2.step import make_train_step
+    from tf1norm.training.check import Finding
+    from tf1norm.training.check import check_train_op
+    from tf1norm.training.cuda_convnet import LayerParams
+    from tf1norm.training.cuda_convnet import PerVariableMomentumOptimizer
+    from tf1norm.training.cuda_convnet import layer_params
+    from tf1norm.training.hooks import ConstraintHook
+    from tf1norm.training.multipliers import multiply_gradients
+    from tf1norm.training.skipping import skip_nonfinite
+    from tf1norm.training.summaries import ChainSummaryHook
+    from tf1norm.training.summaries import summarize_chain
+    from tf1norm.training.train import create_train_op
+    from tf1norm.training.transforms import StepContext
+    from tf1norm.training.transforms import Transform
+    from tf1norm.training.transforms import add_gradient_noise
+    from tf1norm.training.transforms import clip_by_global_norm
+    from tf1norm.training.transforms import clip_by_norm
+    from tf1norm.training.transforms import clip_by_value
+    from tf1norm.training.transforms import project_constraints
+    from tf1norm.training.weight_decay import adamw
+    from tf1norm.training.weight_decay import add_decoupled_weight_decay
+    from tf1norm.training.weight_decay import add_l2_to_gradients
+    from tf1norm.training.weight_decay import sgd_decay_step
+    from tf1norm import bounds as bounds
+    from tf1norm.graph import keys
+    from tf1norm.tf2 import migration
+    from tf1norm.graph import registry
+    from tf1norm.graph import slim_layers as slim_layers
+    from tf1norm.training import summaries
 
-def _import_public_names():
-    """The public surface, imported on first use (it imports TensorFlow)."""
-    from tf1norm._tf import require_v1_layers
-    from tf1norm.batch_norm import batch_norm
-    from tf1norm.check import Finding
-    from tf1norm.check import check_train_op
-    from tf1norm.constraints import Constraint
-    from tf1norm.constraints import MaxNorm
-    from tf1norm.constraints import MinMaxNorm
-    from tf1norm.constraints import NonNeg
-    from tf1norm.constraints import SpectralNorm
-    from tf1norm.constraints import UnitNorm
-    from tf1norm.cuda_convnet import LayerParams
-    from tf1norm.cuda_convnet import PerVariableMomentumOptimizer
-    from tf1norm.cuda_convnet import layer_params
-    from tf1norm.embedding import embedding_lookup
-    from tf1norm.getters import spectral_norm_getter
-    from tf1norm.getters import weight_norm_getter
-    from tf1norm.hooks import ConstraintHook
-    from tf1norm import keys
-    from tf1norm.projections import max_norm
-    from tf1norm.projections import min_max_norm
-    from tf1norm.projections import non_neg
-    from tf1norm.projections import renorm
-    from tf1norm.projections import unit_norm
-    from tf1norm import registry
-    from tf1norm.reparam import spectral_norm
-    from tf1norm.reparam_tools import export_plain_checkpoint
-    from tf1norm.reparam_tools import restore_plain_checkpoint
-    from tf1norm.reparam_tools import weight_norm_data_init
-    from tf1norm.reparam import weight_norm
-    from tf1norm.regularizers import l1_l2_regularizer
-    from tf1norm.regularizers import l1_regularizer
-    from tf1norm.regularizers import l2_regularizer
-    from tf1norm.regularizers import max_norm_regularizer
-    from tf1norm.regularizers import spectral_norm_regularizer
-    from tf1norm.regularizers import total_loss
-    from tf1norm.scopes import slim_scope
-    from tf1norm import summaries
-    from tf1norm.summaries import ChainSummaryHook
-    from tf1norm.summaries import summarize_chain
-    from tf1norm.train import create_train_op
-    from tf1norm.keras_fit import attach_transforms
-    from tf1norm.tf2_step import TrainStep
-    from tf1norm.tf2_step import make_train_step
-    from tf1norm import migration
-    from tf1norm.transforms import StepContext
-    from tf1norm.transforms import Transform
-    from tf1norm.transforms import add_gradient_noise
-    from tf1norm.transforms import clip_by_global_norm
-    from tf1norm.transforms import clip_by_norm
-    from tf1norm.transforms import clip_by_value
-    from tf1norm.multipliers import multiply_gradients
-    from tf1norm.transforms import project_constraints
-    from tf1norm.skipping import skip_nonfinite
-    from tf1norm.weight_decay import adamw
-    from tf1norm.weight_decay import add_decoupled_weight_decay
-    from tf1norm.weight_decay import add_l2_to_gradients
-    from tf1norm.weight_decay import sgd_decay_step
-    return {name: value for name, value in locals().items() if name in __all__}
+# Public name -> the module that defines it (imported on first use).
+_PUBLIC_NAMES = {
+    "ChainSummaryHook": "tf1norm.training.summaries",
+    "Constraint": "tf1norm.graph.constraints",
+    "ConstraintHook": "tf1norm.training.hooks",
+    "Finding": "tf1norm.training.check",
+    "LayerParams": "tf1norm.training.cuda_convnet",
+    "MaxNorm": "tf1norm.graph.constraints",
+    "MinMaxNorm": "tf1norm.graph.constraints",
+    "NonNeg": "tf1norm.graph.constraints",
+    "PerVariableMomentumOptimizer": "tf1norm.training.cuda_convnet",
+    "SpectralNorm": "tf1norm.graph.constraints",
+    "StepContext": "tf1norm.training.transforms",
+    "TrainStep": "tf1norm.tf2.step",
+    "Transform": "tf1norm.training.transforms",
+    "UnitNorm": "tf1norm.graph.constraints",
+    "adamw": "tf1norm.training.weight_decay",
+    "add_decoupled_weight_decay": "tf1norm.training.weight_decay",
+    "add_gradient_noise": "tf1norm.training.transforms",
+    "add_l2_to_gradients": "tf1norm.training.weight_decay",
+    "attach_transforms": "tf1norm.tf2.keras_fit",
+    "batch_norm": "tf1norm.graph.batch_norm",
+    "check_train_op": "tf1norm.training.check",
+    "clip_by_global_norm": "tf1norm.training.transforms",
+    "clip_by_norm": "tf1norm.training.transforms",
+    "clip_by_value": "tf1norm.training.transforms",
+    "create_train_op": "tf1norm.training.train",
+    "embedding_lookup": "tf1norm.graph.embedding",
+    "export_plain_checkpoint": "tf1norm.graph.reparam_tools",
+    "l1_l2_regularizer": "tf1norm.graph.regularizers",
+    "l1_regularizer": "tf1norm.graph.regularizers",
+    "l2_regularizer": "tf1norm.graph.regularizers",
+    "layer_params": "tf1norm.training.cuda_convnet",
+    "make_train_step": "tf1norm.tf2.step",
+    "max_norm": "tf1norm._math.projections",
+    "max_norm_regularizer": "tf1norm.graph.regularizers",
+    "min_max_norm": "tf1norm._math.projections",
+    "multiply_gradients": "tf1norm.training.multipliers",
+    "non_neg": "tf1norm._math.projections",
+    "project_constraints": "tf1norm.training.transforms",
+    "renorm": "tf1norm._math.projections",
+    "require_v1_layers": "tf1norm._src.compat",
+    "restore_plain_checkpoint": "tf1norm.graph.reparam_tools",
+    "sgd_decay_step": "tf1norm.training.weight_decay",
+    "skip_nonfinite": "tf1norm.training.skipping",
+    "slim_scope": "tf1norm.graph.scopes",
+    "spectral_norm": "tf1norm._math.reparam",
+    "spectral_norm_getter": "tf1norm.graph.getters",
+    "spectral_norm_regularizer": "tf1norm.graph.regularizers",
+    "summarize_chain": "tf1norm.training.summaries",
+    "total_loss": "tf1norm.graph.regularizers",
+    "unit_norm": "tf1norm._math.projections",
+    "weight_norm": "tf1norm._math.reparam",
+    "weight_norm_data_init": "tf1norm.graph.reparam_tools",
+    "weight_norm_getter": "tf1norm.graph.getters",
+}
 
+# Public submodules, reached as attributes (``tf1norm.keys``, ``from tf1norm import migration``).
+_PUBLIC_MODULES = {
+    "bounds": "tf1norm.bounds",
+    "keys": "tf1norm.graph.keys",
+    "migration": "tf1norm.tf2.migration",
+    "registry": "tf1norm.graph.registry",
+    "slim_layers": "tf1norm.graph.slim_layers",
+    "summaries": "tf1norm.training.summaries",
+}
 
 __version__ = "0.1.0"
 
@@ -147,48 +228,17 @@ __all__ = [
 ]
 
 
-class _Package(types.ModuleType):
-    """tf1norm's module type: public names (and TensorFlow) load on first access.
-
-    It also keeps a submodule import from binding a module over a public name:
-    ``tf1norm.slim_layers`` imports ``tf1norm.batch_norm`` (the module), which
-    must not hide the public function ``tf1norm.batch_norm``. Public names are
-    bound only by the first-access load.
-    """
-
-    _loading = False
-
-    def __setattr__(self, name, value):
-        if name in __all__ and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-    def __getattr__(self, name):
-        if name == "slim_layers":  # needs tf_slim: imported on first access only
-            return importlib.import_module("tf1norm.slim_layers")
-        if name not in __all__ or _Package._loading:
-            raise AttributeError(f"module 'tf1norm' has no attribute {name!r}")
-        if importlib.util.find_spec(f"{__name__}.{name}") is not None:
-            return self._from_submodule(name)
-        _Package._loading = True
-        try:
-            vars(self).update(_import_public_names())
-        finally:
-            _Package._loading = False
-        return vars(self)[name]
-
-    def _from_submodule(self, name):
-        """``tf1norm.keys`` (a module) or ``tf1norm.batch_norm`` (the function of that module).
-
-        Loading only the submodule lets tf1norm's own modules run ``from tf1norm
-        import keys`` while the public surface is not loaded yet.
-        """
-        module = importlib.import_module(f"{__name__}.{name}")
-        vars(self)[name] = getattr(module, name, module)
-        return vars(self)[name]
-
-    def __dir__(self):
-        return sorted(set(vars(self)) | set(__all__))
+def __getattr__(name):
+    """Import a public name (and with it TensorFlow) on first use; PEP 562."""
+    if name in _PUBLIC_MODULES:
+        value = importlib.import_module(_PUBLIC_MODULES[name])
+    elif name in _PUBLIC_NAMES:
+        value = getattr(importlib.import_module(_PUBLIC_NAMES[name]), name)
+    else:
+        raise AttributeError(f"module 'tf1norm' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
-sys.modules[__name__].__class__ = _Package
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | set(_PUBLIC_MODULES))

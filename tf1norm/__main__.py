@@ -2,7 +2,7 @@
 
 import sys
 
-from tf1norm.cli import main
+from tf1norm.cli.app import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,7 +8,7 @@ list of ``Case``); the tests assert every case is graded "clear", and this
 script prints the count per grade and every case that is not clear.
 
 A case calls a piece of the public API (``tf1norm.__all__``, ``tf1norm.bounds``,
-the command line through ``tf1norm.cli.main``) with one bad input, inside a
+the command line through ``tf1norm.cli.app.main``) with one bad input, inside a
 fresh graph. Grades:
 
 * **clear**: the expected exception type, with a message that contains every
@@ -73,9 +73,9 @@ class CliResult(Exception):
 
 
 def cli(argv):
-    """A case call running ``tf1norm.cli.main(argv)``; it raises ``CliResult`` unless status 0."""
+    """A case call running ``tf1norm.cli.app.main(argv)``; raises ``CliResult`` unless status 0."""
     def call():
-        from tf1norm import cli as command_line
+        from tf1norm.cli import app as command_line
 
         err, out = io.StringIO(), io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
@@ -98,7 +98,7 @@ def _internal_types():
 
 def grade(case):
     """``(grade, detail)`` of one case, run in a fresh graph with warnings silenced."""
-    from tf1norm._tf import tf
+    from tf1norm._src.compat import tf
 
     with tf.Graph().as_default(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -158,13 +158,14 @@ def main(argv=None):
     parser.add_argument("--pattern", default="test_bad_input*.py",
                         help="case modules in tests/ (default: %(default)s)")
     args = parser.parse_args(argv)
-    from tf1norm.cli import quiet_tensorflow
+    from tf1norm.cli.app import quiet_tensorflow
     from tqdm import tqdm
 
     quiet_tensorflow(verbose=False)
 
     start = time.perf_counter()
-    results = audit(load_cases(pattern=args.pattern), progress=lambda c: tqdm(c, desc="cases", disable=None))
+    results = audit(load_cases(pattern=args.pattern),
+                    progress=lambda c: tqdm(c, desc="cases", disable=None))
     counts = collections.Counter(result[2] for result in results)
     for module, case, verdict, detail in results:
         if verdict != "clear" or args.verbose:

@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 import data  # noqa: E402
 from seed_001_output_ranges import trained_mlp  # noqa: E402
 from tf1norm import bounds  # noqa: E402
-from tf1norm._tf import tf  # noqa: E402
+from tf1norm._src.compat import tf  # noqa: E402
 
 
 def digits_28x28(seed=0):

@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import model_zoo  # noqa: E402
 
 import tf1norm  # noqa: E402
-from tf1norm._tf import tf, v1  # noqa: E402
+from tf1norm._src.compat import tf, v1  # noqa: E402
 
 
 def _timed(fn):

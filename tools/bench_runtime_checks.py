@@ -35,9 +35,9 @@ def _unchecked():
     """The library with its run-time assertions replaced by pass-throughs."""
     import importlib
 
-    from tf1norm import _checks
+    from tf1norm._src import checks as _checks
 
-    batch_norm = importlib.import_module("tf1norm.batch_norm")  # the module, not the function
+    batch_norm = importlib.import_module("tf1norm.graph.batch_norm")
     saved = batch_norm._checked_statistics, _checks.asserted_positive
     batch_norm._checked_statistics = lambda mean, variance, *_: (mean, variance)
     _checks.asserted_positive = lambda tensor, fn, arg: tensor
@@ -54,7 +54,7 @@ class Variant:
         import numpy as np
 
         import tf1norm
-        from tf1norm._tf import tf, v1
+        from tf1norm._src.compat import tf, v1
 
         self.name = name
         self.graph = tf.Graph()
@@ -94,7 +94,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args(argv)
-    from tf1norm.cli import quiet_tensorflow
+    from tf1norm.cli.app import quiet_tensorflow
 
     quiet_tensorflow(verbose=False)
     for fed in (False, True):

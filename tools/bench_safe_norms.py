@@ -3,7 +3,7 @@
     python tools/bench_safe_norms.py [--rounds 15] [--baseline REV] [--quick]
 
 Each kernel runs in two variants interleaved in one process (tools/benchlib.py):
-``before`` uses ``tf1norm/projections.py``, ``reparam.py`` and ``embedding.py``
+``before`` uses ``tf1norm/_math/projections.py``, ``reparam.py`` and ``embedding.py``
 as of git revision ``--baseline`` (default ``HEAD``, read with ``git show``, no
 checkout), ``after`` the working tree. Units are ordinary (norms ~1), so the
 guard's fast path is what is measured:
@@ -34,8 +34,10 @@ import numpy as np  # noqa: E402
 from benchlib import measure, report  # noqa: E402
 
 import tf1norm  # noqa: E402
-from tf1norm import embedding, projections, reparam  # noqa: E402
-from tf1norm._tf import tf, v1  # noqa: E402
+from tf1norm.graph import embedding  # noqa: E402
+from tf1norm._math import projections  # noqa: E402
+from tf1norm._math import reparam  # noqa: E402
+from tf1norm._src.compat import tf, v1  # noqa: E402
 
 
 def load_baseline(revision, directory):
@@ -46,7 +48,7 @@ def load_baseline(revision, directory):
                                 check=True, capture_output=True, text=True).stdout
         # the live module already registered the lookup's gradient under this name
         source = source.replace("@tf.RegisterGradient(_UPDATE_AFTER)", "")
-        source = source.replace("from tf1norm.projections import",
+        source = source.replace("from tf1norm._math.projections import",
                                 "from baseline_projections import")
         path = os.path.join(directory, f"baseline_{name}.py")
         with open(path, "w") as handle:

@@ -34,7 +34,7 @@ from bench_train_op import Variant  # noqa: E402
 from benchlib import measure, report  # noqa: E402
 
 import tf1norm  # noqa: E402
-from tf1norm._tf import tf, v1  # noqa: E402
+from tf1norm._src.compat import tf, v1  # noqa: E402
 
 SIZES = (784, 300, 100, 10)
 

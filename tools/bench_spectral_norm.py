@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 
 import tf1norm  # noqa: E402
 from benchlib import measure, report  # noqa: E402
-from tf1norm._tf import tf, v1  # noqa: E402
+from tf1norm._src.compat import tf, v1  # noqa: E402
 
 SIZES, BATCH = (512, 512, 512, 512, 10), 128
 

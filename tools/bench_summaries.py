@@ -38,7 +38,7 @@ from bench_train_op import SMALL, Variant, mlp_loss, momentum  # noqa: E402
 from benchlib import measure, report  # noqa: E402
 
 import tf1norm  # noqa: E402
-from tf1norm._tf import tf, v1  # noqa: E402
+from tf1norm._src.compat import tf, v1  # noqa: E402
 
 
 def chain_step(x, y, sizes, summarize=None):

@@ -39,8 +39,9 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import tf1norm  # noqa: E402
-from tf1norm import projections, registry  # noqa: E402
-from tf1norm._tf import tf, v1  # noqa: E402
+from tf1norm._math import projections  # noqa: E402
+from tf1norm import registry  # noqa: E402
+from tf1norm._src.compat import tf, v1  # noqa: E402
 
 SIZES, BATCH, THRESHOLD = (784, 300, 100, 10), 50, 1.0
 

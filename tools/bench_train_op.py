@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 from benchlib import measure, report  # noqa: E402
 
 import tf1norm  # noqa: E402
-from tf1norm._tf import tf, v1  # noqa: E402
+from tf1norm._src.compat import tf, v1  # noqa: E402
 
 
 class Variant:

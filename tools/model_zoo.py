@@ -14,7 +14,7 @@ import tf_slim as slim
 from tf_slim.nets import inception, resnet_v1, vgg
 
 import tf1norm
-from tf1norm._tf import tf, v1
+from tf1norm._src.compat import tf, v1
 
 NUM_CLASSES = 10
 IMAGE = 224

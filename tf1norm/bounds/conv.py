@@ -33,7 +33,7 @@ unless ``as_matrix()`` is called.
 
 import numpy as np
 
-from tf1norm._tf import run_eagerly, tf
+from tf1norm._src.compat import run_eagerly, tf
 from tf1norm.bounds.network import Linear
 
 
@@ -214,7 +214,7 @@ class Conv2D(Linear):
         return float(np.sqrt(rows * columns))
 
     def as_matrix(self):
-        """The dense ``[in_size, out_size]`` matrix: ``in_size·out_size`` values, small nets only."""
+        """The dense ``[in_size, out_size]`` matrix (``in_size·out_size`` values: small nets)."""
         return self.backward(np.eye(self.out_size)).T
 
     def __repr__(self):

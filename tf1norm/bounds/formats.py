@@ -132,7 +132,7 @@ def write_nnet(path, weights, biases, mins, maxes, means, ranges):
     The inverse of ``from_nnet``; used by the tests and to export networks.
     """
     sizes = [weights[0].shape[0]] + [w.shape[1] for w in weights]
-    rows = [f"// written by tf1norm.bounds.formats.write_nnet",
+    rows = ["// written by tf1norm.bounds.formats.write_nnet",
             f"{len(weights)},{sizes[0]},{sizes[-1]},{max(sizes)},",
             ",".join(map(str, sizes)) + ",", "0,"]
     rows += [",".join(repr(float(v)) for v in values) + "," for values in

@@ -57,7 +57,10 @@ def check_supported(network, method="exact"):
 
 
 def _affine_layer(layer, expression):
-    """A ``Linear`` layer applied to an affine expression ``[terms + 1, size]`` (last row: constant)."""
+    """A ``Linear`` layer applied to an affine expression ``[terms + 1, size]``.
+
+    The expression's last row is its constant.
+    """
     out = layer(expression) - layer.bias_vector
     out[-1] += layer.bias_vector
     return out

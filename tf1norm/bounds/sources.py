@@ -11,8 +11,8 @@ Conv2D (kernel scaled per output channel, bias shifted), otherwise a
 
 import numpy as np
 
-from tf1norm import registry
-from tf1norm._tf import tf
+from tf1norm.graph import registry
+from tf1norm._src.compat import tf
 from tf1norm.bounds.conv import Conv2D
 from tf1norm.bounds.graph_trace import GraphTracer, append_channel_affine
 from tf1norm.bounds.network import ACTIVATIONS, Activation, Dense, Network

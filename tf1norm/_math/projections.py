@@ -1,0 +1,396 @@
+"""Pure norm projections: Tensor -> Tensor, no variables, no side effects.
+
+Conventions shared by every function here
+-----------------------------------------
+``axes`` are the axes a norm is reduced over, as in ``tf.clip_by_norm``. The
+default ``axes=None`` means every axis but the last, i.e. one norm per output
+unit over its incoming weights:
+
+=====  ====================  ======================  ================
+rank   TF layout              what one norm covers     default axes
+=====  ====================  ======================  ================
+1      ``[n]``               the whole vector          ``(0,)``
+2      dense ``[in, out]``   one unit's inputs         ``(0,)``
+3      conv1d ``[W, I, O]``  one filter                ``(0, 1)``
+4      conv2d HWIO           one filter                ``(0, 1, 2)``
+5      conv3d DHWIO          one filter                ``(0, 1, 2, 3)``
+=====  ====================  ======================  ================
+
+Note that this differs from ``tf.clip_by_norm(axes=None)``, which takes one norm
+of the whole tensor. float16 and bfloat16 inputs are reduced in float32 and
+scaled in float32 before one rounding back. Gradients are finite everywhere,
+including all-zero sub-tensors (their gradient through the norm is taken as 0).
+
+Edge inputs (``tf1norm._math.norms``): norms never overflow or underflow. A unit
+whose plain ``sqrt(Σx²)`` would be inf (float32 norms above ~1.8e19) or lose
+precision to underflow (float32 entries near 1e-20 and below) is recomputed as
+``(x/max|x|)·(t/r)``, so huge units are projected to the threshold and tiny
+units are compared (and projected) with their true norm; zero units stay zero.
+That recomputation runs in a ``tf.cond`` only when some unit needs it, so
+ordinary float32 weights pay one extra tiny reduction.
+
+Thresholds: a Python number is rounded once, directly to the weight's dtype
+(a cap of 1.1 on float64 is 1.1, not float32's 1.1000000238); one that rounds
+to inf or 0 there (1e5 for float16, 1e-60 for float32) raises ``ValueError``.
+A threshold tensor is cast to the weight's dtype (float32 for the half types).
+"""
+
+import math
+
+from tf1norm._src import checks as _checks
+from tf1norm._math import norms as _norms
+from tf1norm._src import eager
+from tf1norm._math.norms import (HALF, accurate, all_of, below, cap_factors, finfo, guarded,
+                            guarded_factors, low_norm,
+                            normal_scale, scaled_parts)
+from tf1norm._math.norms import p_norm, renorm_guarded, safe_positive
+from tf1norm._src.compat import tf
+
+
+
+def _compute_dtype(x):
+    return _norms.compute_dtype(x.dtype)
+
+
+def _divide_safe(r):
+    """``r`` with zeros replaced by 1 (zero units: the branch that uses it is not taken)."""
+    return tf.where(r > 0, r, tf.ones_like(r))
+
+
+def _apply(x, wide, scale):
+    """``x · scale``; the half types multiply in float32 and round once.
+
+    A unit whose scale is exactly 1.0 comes back bit-exact either way.
+    """
+    if x.dtype in HALF:
+        return tf.cast(wide * scale, x.dtype)
+    return x * tf.cast(scale, x.dtype)
+
+
+def max_norm(w, threshold, axes=None, name=None):
+    """Max-norm projection: cap the L2 norm of every sub-tensor at ``threshold``.
+
+    For each sub-tensor ``s`` reduced over ``axes``::
+
+        s <- s * threshold / ||s||_2    if ||s||_2 > threshold
+        s <- s                          otherwise (bit-exact)
+
+    No epsilon is added, so a clipped sub-tensor has norm ``threshold`` up to
+    rounding; unlike Keras ``MaxNorm`` (which divides by ``norm + 1e-7`` and so
+    shrinks every sub-tensor slightly), weights under the threshold are
+    returned unchanged. All-zero sub-tensors stay zero with finite gradients.
+
+    Args:
+      w: floating tensor or variable (float16, bfloat16, float32, float64).
+      threshold: maximum L2 norm, a Python float > 0 or a scalar float tensor.
+      axes: axes to reduce over (``tf.clip_by_norm`` meaning). ``None`` means
+        every axis but the last (see the module table); ``axes=1`` on a matrix
+        clips rows, as in the seed ``clip_by_norm(x, 10, axes=1)``.
+      name: optional name scope.
+
+    Returns:
+      A tensor of ``w``'s shape and dtype.
+
+    Raises:
+      TypeError: ``w`` is not floating; ``axes`` is not int(s).
+      ValueError: rank 0 or unknown rank; ``threshold`` <= 0 or not finite, or
+        (a Python number) rounding to inf or 0 in ``w``'s dtype;
+        ``axes`` out of range or repeated.
+
+    Example::
+
+        x = tf.constant([[0., 0.], [3., 4.], [30., 40.], [300., 400.]])
+        tf1norm.max_norm(x, 10.0, axes=1)  # rows 3 and 4 become [6., 8.]
+
+    References:
+      Srivastava et al., "Dropout: a simple way to prevent neural networks from
+      overfitting", JMLR 2014, section 5.1 (max-norm regularization).
+    """
+    with tf.name_scope(name or "max_norm"):
+        w = _checks.float_tensor(w, "max_norm")
+        rank = _checks.static_rank(w, "max_norm")
+        axes = _checks.axes_tuple(axes, rank, "max_norm")
+        threshold = _checks.positive_scalar(threshold, "max_norm", "threshold")
+        return _cap_l2_norm(w, axes, _norms.threshold(threshold, w.dtype, "max_norm",
+                                                      "threshold"))
+
+
+def max_norm_assignment(w, threshold, axes=None, name=None):
+    """``max_norm`` for values that are assigned to a variable, never differentiated.
+
+    Bit for bit the same forward as ``max_norm``, without its hand-written
+    gradient: ``tf.custom_gradient`` scans every global variable of the graph
+    on each call in graph mode, so building one projection per kernel of a
+    large model would cost time quadratic in the model. The train op's
+    projections, ``MaxNorm`` constraints and embedding row projections use this.
+    """
+    with tf.name_scope(name or "max_norm"):
+        w = _checks.float_tensor(w, "max_norm")
+        axes = _checks.axes_tuple(axes, _checks.static_rank(w, "max_norm"), "max_norm")
+        threshold = _checks.positive_scalar(threshold, "max_norm", "threshold")
+        limit = _norms.threshold(threshold, w.dtype, "max_norm", "threshold")
+        if not _in_tf1_graph():
+            return _cap_forward(w, axes, limit)
+        return _traced_cap(w.dtype, limit.dtype, w.shape.rank, axes)(w, limit)
+
+
+def _in_tf1_graph():
+    """True when building a plain graph (not eager, not inside a function body)."""
+    return not tf.executing_eagerly() and not tf.compat.v1.get_default_graph().building_function
+
+
+def _traced_cap(dtype, limit_dtype, rank, axes):
+    """``_cap_forward`` traced once per (dtype, rank, axes) and called as one graph op.
+
+    A projection per kernel of a large model would otherwise add the guard's
+    ``tf.cond`` and its scaled branch (~40 ops) per kernel to the graph:
+    building the train op of resnet_v1_50 took twice as long as ``minimize``.
+    As a function call the graph gains one op per kernel; Grappler inlines
+    the body when the session runs it, so the step costs the same.
+    """
+    signature = [tf.TensorSpec([None] * rank, dtype), tf.TensorSpec([], limit_dtype)]
+    return eager.traced_once(("max_norm", dtype, limit_dtype, rank, axes),
+                             lambda x, limit: _cap_forward(x, axes, limit), signature)
+
+
+def _cap_forward(x, axes, limit):
+    """``x·t/max(n, t)``: one EuclideanNorm pass, one multiply, range-guarded.
+
+    ``t / max(n, t)`` is ``min(t/n, 1)`` with one op fewer, and exactly 1.0
+    for ``n <= t`` (zero sub-tensors included). Where the plain norm or scale
+    cannot be trusted (overflow, underflow) the unit is recomputed scaled
+    (``tf1norm._math.norms``); float16 needs no guard (its float32 sums stay in range).
+    """
+    wide = tf.cast(x, limit.dtype)
+    norm = eager.euclidean_norm(wide, axes)
+    scale = limit / tf.maximum(norm, limit)
+    if x.dtype == tf.float16:
+        return _apply(x, wide, scale)  # x * 1.0 == x: bit-exact under t
+    low = low_norm(limit.dtype)
+    # scale = t/max(n, t) is in (0, 1]: 0 or subnormal exactly where n overflowed or is huge
+    tiny = tf.constant(float(finfo(scale.dtype).tiny), scale.dtype)
+    trusted = all_of(tf.reduce_min(scale) >= tiny, accurate(norm, low, limit))
+    if eager.in_xla():
+        return guarded_factors(x, wide, scale, trusted, lambda: cap_factors(wide, axes, limit))
+    return guarded(_apply(x, wide, scale), trusted,
+                   lambda: _cap_scaled(wide, axes, limit, x.dtype))
+
+
+def _cap_scaled(wide, axes, limit, dtype):
+    """``max_norm`` on the scaled form ``(x/m)·(t/r)`` (see ``tf1norm._math.norms``)."""
+    m, r = scaled_parts(wide, axes)
+    over = m * r > limit  # m·r may be inf: still over
+    return tf.cast(tf.where(over, (wide / m) * (limit / _divide_safe(r)), wide), dtype)
+
+
+def _cap_l2_norm(w, axes, limit):
+    """``max_norm`` with few, large ops: it runs after every training step.
+
+    Forward: ``_cap_forward``. The gradient is written out, because the
+    built-in ``EuclideanNorm`` gradient is NaN at zero: with ``u = s/n`` (taken
+    as ``(s/m)/r``, so huge units do not overflow), for sub-tensors over the
+    threshold ``d(t·s/n) = (t/n)·(dy − u·<u, dy>)``, elsewhere ``dy``.
+    """
+    @tf.custom_gradient
+    def cap(x):
+        def grad(dy):
+            wide = tf.cast(x, limit.dtype)
+            upstream = tf.cast(dy, limit.dtype)
+            m, r = scaled_parts(wide, axes)
+            over = m * r > limit
+            safe_r = _divide_safe(r)
+            unit = (wide / m) / safe_r
+            scale = tf.where(over, (limit / m) / safe_r, tf.ones_like(r))
+            dot = tf.reduce_sum(unit * upstream, axis=axes, keepdims=True)
+            correction = tf.where(over, unit * dot, tf.zeros_like(unit))
+            return tf.cast(scale * (upstream - correction), x.dtype)
+
+        return _cap_forward(x, axes, limit), grad
+
+    return cap(w)
+
+
+def renorm(x, p, axis, maxnorm, name=None):
+    """Exactly ``torch.renorm(x, p, axis, maxnorm)`` for TensorFlow.
+
+    Each slice ``x[..., i, ...]`` along ``axis`` whose p-norm (taken over all
+    the other axes) exceeds ``maxnorm`` is multiplied by
+    ``maxnorm / (norm + 1e-7)``; other slices are returned bit-exact.
+
+    Edge behaviour versus torch: torch sums ``|x|^p`` in the dtype, so a
+    float32 slice with norm above ~1.8e19 gets norm inf and is zeroed, and a
+    slice of 1e-30 entries gets norm 0 and is never renormalized. Here the
+    same formula is applied to the true norm (computed scaled where the plain
+    sum overflows or underflows), so such slices end with norm ``maxnorm``
+    (or, for tiny slices, ``maxnorm·n/(n + 1e-7)``, torch's formula). Where
+    torch's arithmetic is in range the results are identical.
+
+    Args:
+      x: floating tensor of rank >= 2 (torch.renorm requires that too).
+      p: norm order, a float > 0 or ``math.inf``.
+      axis: the axis that indexes the slices (torch's ``dim``).
+      maxnorm: a Python float > 0 or a scalar float tensor.
+      name: optional name scope.
+
+    Returns:
+      A tensor of ``x``'s shape and dtype.
+
+    Raises:
+      TypeError, ValueError: as for ``max_norm``; also ``p <= 0`` and rank < 2.
+
+    Example::
+
+        x = tf.constant([[3., 4.], [30., 40.]])
+        tf1norm.renorm(x, p=2, axis=0, maxnorm=10.0)  # [[3., 4.], [6., 8.]]
+    """
+    with tf.name_scope(name or "renorm"):
+        x = _checks.float_tensor(x, "renorm", "x")
+        rank = _checks.static_rank(x, "renorm", "x", minimum=2)
+        axis = _checks.single_axis(axis, rank, "renorm")
+        p = _check_p(p)
+        maxnorm = _checks.positive_scalar(maxnorm, "renorm", "maxnorm")
+        limit = _norms.threshold(maxnorm, x.dtype, "renorm", "maxnorm")
+        axes = tuple(a for a in range(rank) if a != axis)
+        return renorm_guarded(x, p, axes, limit)
+
+
+def _check_p(p):
+    if isinstance(p, bool) or not isinstance(p, (int, float)):
+        raise TypeError(f"renorm: `p` must be a Python number; got {p!r}. "
+                        "Pass e.g. p=2.")
+    if not p > 0 or math.isnan(p):
+        raise ValueError(f"renorm: `p` must be > 0; got {p!r}. "
+                         "Use p=2 for the Euclidean norm, math.inf for the max norm.")
+    return float(p)
+
+
+def unit_norm(w, axes=None, epsilon=1e-12, name=None):
+    """Scale every sub-tensor to unit L2 norm: ``s / sqrt(max(||s||², epsilon))``.
+
+    This is ``tf.nn.l2_normalize(w, axes, epsilon)`` with the per-unit default
+    axes of this module: the projection seed 001 wrote as a "weight
+    normalization" constraint. It is *not* weight normalization (that trains a
+    separate gain ``g``; see the README). All-zero sub-tensors stay zero.
+    Keras ``UnitNorm`` divides by ``epsilon + ||s||`` with epsilon 1e-7 instead.
+    Sub-tensors with norm below ``sqrt(epsilon)`` are scaled by
+    ``1/sqrt(epsilon)`` (not to unit norm); huge ones (float32 norms above
+    ~1.8e19) are normalized exactly, see the module docstring.
+
+    Args:
+      w: floating tensor. axes: as in ``max_norm``.
+      epsilon: floor on the squared norm, a float > 0.
+      name: optional name scope.
+
+    Returns:
+      A tensor of ``w``'s shape and dtype.
+    """
+    with tf.name_scope(name or "unit_norm"):
+        w = _checks.float_tensor(w, "unit_norm")
+        axes = _checks.axes_tuple(axes, _checks.static_rank(w, "unit_norm"), "unit_norm")
+        epsilon = _checks.positive_number(epsilon, "unit_norm", "epsilon")
+        return _unit_norm(w, axes, _norms.threshold(epsilon, _compute_dtype(w), "unit_norm",
+                                                    "epsilon"))
+
+
+def _unit_norm(w, axes, epsilon):
+    """``w · rsqrt(max(Σw², ε))``, range-guarded; the half types scale in float32."""
+    wide = tf.cast(w, epsilon.dtype)
+    # x·x, not tf.square: Square's gradient 2x overflows near max-finite
+    squared = tf.reduce_sum(wide * wide, axis=axes, keepdims=True)
+    fast = _apply(w, wide, tf.math.rsqrt(tf.maximum(squared, epsilon)))
+    if w.dtype == tf.float16:
+        return fast
+    low = 2 * low_norm(epsilon.dtype) ** 2  # on squares: eps >= 4·low_norm² is safe
+    trusted = all_of(below(squared, math.inf), accurate(squared, low, epsilon))
+
+    def slow():
+        m, r = scaled_parts(wide, axes, norm_fn=lambda y, a, q: p_norm(y, q, a))
+        unit = (wide / m) / _divide_safe(r)
+        return tf.cast(tf.where(m * r >= tf.sqrt(epsilon), unit,
+                                wide * tf.math.rsqrt(epsilon)), w.dtype)
+
+    return guarded(fast, trusted, slow)
+
+
+def min_max_norm(w, min_value=0.0, max_value=1.0, rate=1.0, axes=None, name=None):
+    """Keep every sub-tensor's L2 norm inside ``[min_value, max_value]``.
+
+    With ``n = ||s||_2`` and ``target = rate * clip(n, min, max) + (1 - rate) * n``
+    (Keras ``MinMaxNorm`` semantics), ``s <- s * target / n``. Sub-tensors
+    already inside the interval are returned bit-exact when ``rate == 1``;
+    all-zero sub-tensors stay zero (they have no direction to scale).
+
+    Args:
+      w: floating tensor. axes: as in ``max_norm``.
+      min_value: lower norm bound, >= 0. max_value: upper bound, >= min_value, > 0.
+      rate: in (0, 1]; 1 projects fully, smaller values move part way.
+      name: optional name scope.
+
+    Returns:
+      A tensor of ``w``'s shape and dtype.
+    """
+    with tf.name_scope(name or "min_max_norm"):
+        w = _checks.float_tensor(w, "min_max_norm")
+        axes = _checks.axes_tuple(axes, _checks.static_rank(w, "min_max_norm"),
+                                  "min_max_norm")
+        min_value, max_value, rate = check_min_max(min_value, max_value, rate)
+        bounds = [_norms.threshold(v, w.dtype, "min_max_norm", arg, allow_zero=True)
+                  for v, arg in ((min_value, "min_value"), (max_value, "max_value"))]
+        rate = _norms.threshold(rate, _compute_dtype(w), "min_max_norm", "rate")
+        return _min_max_guarded(w, axes, bounds, rate, min_value == 0)
+
+
+def _min_max_guarded(w, axes, bounds, rate, from_zero):
+    """Keras MinMaxNorm on the plain norm; units out of its safe range recomputed scaled."""
+    norm = p_norm(w, 2, axes)
+    finite = tf.where(norm < math.inf, norm, tf.zeros_like(norm))  # (1 - 1)·inf: NaN gradients
+    target = rate * tf.clip_by_value(finite, *bounds) + (1.0 - rate) * finite
+    nonzero, safe_norm = safe_positive(finite)
+    changed = tf.not_equal(target, finite) & nonzero
+    scale = tf.where(changed, target / safe_norm, tf.ones_like(norm))
+    wide = tf.cast(w, norm.dtype)
+    fast = _apply(w, wide, scale)  # x * 1.0 == x: unchanged units are bit-exact
+    if w.dtype == tf.float16:
+        return fast
+    low = low_norm(norm.dtype)
+    exact = accurate(norm, low, bounds[1]) if from_zero else tf.reduce_min(norm) >= low
+    trusted = all_of(below(norm, math.inf), exact, normal_scale(scale))
+    return guarded(fast, trusted, lambda: _min_max_scaled(wide, axes, bounds, rate, w.dtype))
+
+
+def _min_max_scaled(wide, axes, bounds, rate, dtype):
+    """``(x/m)·(rate·clip(n)/r) + (1 − rate)·x`` with ``n = m·r``; unchanged units exact."""
+    m, r = scaled_parts(wide, axes, norm_fn=lambda y, a, q: p_norm(y, q, a))
+    norm = m * r
+    clipped = tf.clip_by_value(norm, *bounds)
+    changed = tf.not_equal(clipped, norm) & (r > 0)
+    moved = (wide / m) * (rate * clipped / _divide_safe(r)) + wide * (1.0 - rate)
+    return tf.cast(tf.where(changed, moved, wide), dtype)
+
+
+def check_min_max(min_value, max_value, rate, fn="min_max_norm"):
+    """Validate MinMaxNorm arguments; return them as floats."""
+    min_value = _checks.positive_number(min_value, fn, "min_value", allow_zero=True)
+    max_value = _checks.positive_number(max_value, fn, "max_value")
+    rate = _checks.positive_number(rate, fn, "rate")
+    if max_value < min_value:
+        raise ValueError(f"{fn}: `max_value` must be >= `min_value`; got max_value="
+                         f"{max_value!r}, min_value={min_value!r}. Swap them.")
+    if rate > 1:
+        raise ValueError(f"{fn}: `rate` must be in (0, 1]; got {rate!r}. "
+                         "Use rate=1.0 for a full projection.")
+    return min_value, max_value, rate
+
+
+def non_neg(w, name=None):
+    """Zero the negative entries: ``w * (w >= 0)`` (Keras ``NonNeg`` semantics).
+
+    Args:
+      w: floating tensor of any rank. name: optional name scope.
+
+    Returns:
+      A tensor of ``w``'s shape and dtype.
+    """
+    with tf.name_scope(name or "non_neg"):
+        w = _checks.float_tensor(w, "non_neg")
+        return w * tf.cast(w >= 0, w.dtype)

@@ -1,0 +1,240 @@
+"""Pure math of the reparameterizations: weight normalization and spectral norm.
+
+Tensor -> Tensor functions, no variables; the custom getters in
+``tf1norm.graph.getters`` create the variables and call these.
+"""
+
+import math
+
+from tf1norm._src import checks as _checks
+from tf1norm._math import norms as _norms
+from tf1norm._src.compat import tf
+
+
+def weight_norm(v, g, axes=None, epsilon=1e-12, name=None):
+    """Weight normalization: ``w = g · v / ‖v‖`` per output unit.
+
+    ``‖v‖ = sqrt(max(Σ_axes v², epsilon))``, so ``v = 0`` gives ``w = 0`` and
+    finite gradients instead of NaN. The sum runs in float32 for float16 and
+    bfloat16 (a float16 unit with Σv² > 65504 is not zeroed), and units whose
+    Σv² overflows or underflows are recomputed as ``g·(v/m)/‖v/m‖`` with
+    ``m = max|v|`` (see ``tf1norm._math.norms``). The default axes are every axis but the
+    last (see ``tf1norm._math.projections``), so ``g`` has shape ``[out]``.
+
+    Args:
+      v: floating tensor, the direction (rank >= 1).
+      g: gains, shaped like ``v`` with ``axes`` removed (``[out]`` by default).
+      axes: reduction axes, default every axis but the last.
+      epsilon: floor of the squared norm.
+      name: optional name scope.
+
+    Returns:
+      ``w``, shaped and typed like ``v``.
+
+    References:
+      Salimans & Kingma, "Weight Normalization: A Simple Reparameterization to
+      Accelerate Training of Deep Neural Networks", NeurIPS 2016.
+    """
+    with tf.name_scope(name or "weight_norm"):
+        v = _checks.float_tensor(v, "weight_norm", "v")
+        axes = _checks.axes_tuple(axes, _checks.static_rank(v, "weight_norm", "v"),
+                                  "weight_norm")
+        epsilon = _checks.positive_number(epsilon, "weight_norm", "epsilon")
+        g = tf.cast(g, v.dtype)
+        kept = [d for a, d in enumerate(v.shape) if a not in axes]
+        if g.shape.rank is not None and g.shape.as_list() != kept:
+            raise ValueError(f"weight_norm: `g` must have shape {kept} (v's shape without "
+                             f"axes {axes}); got {g.shape}.")
+        gain = tf.reshape(g, [1 if a in axes else d for a, d in enumerate(v.shape)])
+        epsilon = _norms.threshold(epsilon, _norms.compute_dtype(v.dtype), "weight_norm",
+                                   "epsilon")
+        return _gain_times_direction(v, gain, axes, epsilon)
+
+
+def _masked_norm(x, axes, p):
+    return _norms.p_norm(x, p, axes)  # finite gradient at zero
+
+
+def _gain_times_direction(v, gain, axes, epsilon):
+    """``g·v·rsqrt(max(Σv², ε))`` summed in float32 for the half types, range-guarded.
+
+    Where Σv² overflows or loses precision to underflow (see ``tf1norm._math.norms``)
+    the unit is recomputed as ``(v/m)·(g/r)`` with ``‖v‖ = m·r``.
+    """
+    wide = tf.cast(v, epsilon.dtype)
+    gain = tf.cast(gain, epsilon.dtype)
+    # x·x, not tf.square: Square's gradient 2x overflows near max-finite
+    squared = tf.reduce_sum(wide * wide, axis=axes, keepdims=True)
+    factor = gain * tf.math.rsqrt(tf.maximum(squared, epsilon))
+    fast = wide * factor
+    if v.dtype != tf.float16:
+        low = 2 * _norms.low_norm(epsilon.dtype) ** 2  # on squares: eps >= 4·low_norm² is safe
+        trusted = _norms.all_of(_norms.below(squared, math.inf),
+                                _norms.accurate(squared, low, epsilon))
+        def slow():
+            m, r = _norms.scaled_parts(wide, axes, norm_fn=_masked_norm)
+            safe_r = tf.where(r > 0, r, tf.ones_like(r))
+            return tf.where(m * r >= tf.sqrt(epsilon), (wide / m) * (gain / safe_r),
+                            wide * tf.math.rsqrt(epsilon) * gain)
+
+        fast = _norms.guarded(fast, trusted, slow)
+    return tf.cast(fast, v.dtype)
+
+
+def _normalize_plain(x, epsilon):
+    """``(x / sqrt(max(‖x‖², ε)), ‖x‖²)`` for a ``[1, n]`` vector."""
+    squared = tf.reduce_sum(tf.square(x))
+    return x * tf.math.rsqrt(tf.maximum(squared, epsilon)), squared
+
+
+def _normalize_scaled(x, epsilon):
+    """``(y / sqrt(max(‖y‖², ε)), ‖y‖²)`` with ``y = x / max|x|``: never under/overflows."""
+    m = tf.reduce_max(tf.abs(x))
+    return _normalize_plain(x / tf.where(m > 0, m, tf.ones_like(m)), epsilon)
+
+
+def _iterate(matrix, u_in, power_iterations, epsilon, normalize):
+    """``(û, v̂, σ = ‖v̂W‖, smallest ‖·‖² normalized)`` after ``power_iterations`` steps."""
+    u_hat, smallest = u_in, None
+    for _ in range(power_iterations):
+        v_hat, v_squared = normalize(tf.matmul(u_hat, matrix, transpose_b=True), epsilon)
+        u_hat, u_squared = normalize(tf.matmul(v_hat, matrix), epsilon)
+        smallest = tf.minimum(v_squared, u_squared) if smallest is None else \
+            tf.minimum(smallest, tf.minimum(v_squared, u_squared))
+    # σ = v̂ W ûᵀ with û = v̂W/‖v̂W‖ is ‖v̂W‖: no third matrix-vector product.
+    sigma = tf.sqrt(u_squared)
+    return tf.stop_gradient(u_hat), tf.stop_gradient(v_hat), tf.stop_gradient(sigma), smallest
+
+
+def _power_iteration(w, rank, u, power_iterations, epsilon):
+    """``(W/k, k, σ(W/k), û, v̂)`` in the compute dtype (float32 for the half types).
+
+    The plain iteration runs first. If any normalized vector had ``‖x‖² < ε``
+    (the floor would bend it) or overflowed, the iteration is redone (in a
+    ``tf.cond``) on ``W/k`` with ``k = max|W|`` and max-abs-scaled vectors;
+    ``σ(W) = k·σ(W/k)`` with the same ``û``, ``v̂``. Otherwise ``k = 1``.
+    """
+    compute = _norms.compute_dtype(w.dtype)
+    floor = _norms.threshold(epsilon, compute, "spectral_norm", "epsilon")
+    matrix = tf.cast(tf.reshape(w, [-1, w.shape[rank - 1]]), compute)
+    u_in = tf.reshape(tf.cast(_checks.row_vector(u, w.shape[-1], "spectral_norm", "u"),
+                              compute), [1, -1])
+    u_hat, v_hat, sigma, smallest = _iterate(matrix, u_in, power_iterations, floor,
+                                             _normalize_plain)
+    low = max(_norms.low_norm(compute) ** 2, float(epsilon))
+    trusted = (smallest >= low) & (smallest < math.inf) & (sigma < math.inf)
+
+    def fast():
+        return (tf.identity(matrix), tf.ones([], compute), tf.identity(sigma),
+                tf.identity(u_hat), tf.identity(v_hat))
+
+    def slow():
+        m = tf.stop_gradient(tf.reduce_max(tf.abs(matrix)))
+        k = tf.where(m > 0, m, tf.ones_like(m))
+        scaled = matrix / k
+        u_s, v_s, _, _ = _iterate(scaled, u_in, power_iterations, floor, _normalize_scaled)
+        # the last ‖v̂W‖ of the scaled iteration, without overflow or underflow
+        sigma_s = tf.stop_gradient(_norms.safe_norm(tf.matmul(v_s, scaled), [0, 1],
+                                                    keepdims=False))
+        return scaled, k, sigma_s, u_s, v_s
+
+    matrix, k, sigma, u_hat, v_hat = tf.cond(trusted, fast, slow)
+    # stop_gradient after the cond too: custom_gradient's variable search walks back
+    # from σ into the cond (which reads w) unless it meets a StopGradient
+    k, sigma, u_hat, v_hat = (tf.stop_gradient(t) for t in (k, sigma, u_hat, v_hat))
+    # A zero matrix (or a u orthogonal to its row space) gives û = 0; keeping
+    # the incoming u lets the iteration resume once W is non-zero.
+    u_hat = tf.where(sigma > 0, u_hat, u_in)
+    return matrix, k, sigma, u_hat, v_hat
+
+
+def spectral_norm(w, u, power_iterations=1, epsilon=1e-12, name=None):
+    """Spectral normalization by power iteration: ``(w / σ, σ, u_new)``.
+
+    ``W = reshape(w, [-1, out])`` (a conv kernel HWIO becomes ``[H·W·I, O]``);
+    starting from ``u`` (shape ``[1, out]``), each iteration computes
+    ``v = normalize(u Wᵀ)``, ``u = normalize(v W)``; then ``σ = v W uᵀ``.
+    ``u`` and ``v`` are under ``stop_gradient``, so the gradient of ``w / σ``
+    flows through ``w`` in both the numerator and σ (a true reparameterization,
+    Miyato et al. 2018). Normalization uses ``y / sqrt(max(‖y‖², epsilon))`` on
+    ``y = x / max|x|`` (so tiny and huge weights normalize exactly; epsilon only
+    guards zero vectors). The iteration runs in float32 for float16/bfloat16
+    and on ``W / max|W|`` when W's entries are so large (or small) that its
+    products would leave the dtype's range; σ is then taken back to scale, and
+    is inf only when σ itself exceeds the weight dtype (e.g. σ > 65504 in float16).
+    A zero ``w`` has σ = 0: the result is then ``w`` itself (zeros, not NaN)
+    and ``u_new`` is ``u`` unchanged.
+
+    Args:
+      w: floating tensor of rank >= 2.
+      u: current estimate of the first right singular vector, ``[1, out]``.
+      power_iterations: int >= 1.
+      epsilon: floor of squared norms.
+      name: optional name scope.
+
+    Returns:
+      ``(w / σ, σ, u_new)``: normalized weight shaped like ``w``, scalar σ,
+      and the refreshed ``u`` (assign it to your variable to carry it over).
+
+    References:
+      Miyato et al., "Spectral Normalization for Generative Adversarial
+      Networks", ICLR 2018.
+    """
+    with tf.name_scope(name or "spectral_norm"):
+        w = _checks.float_tensor(w, "spectral_norm")
+        rank = _checks.static_rank(w, "spectral_norm", minimum=2)
+        power_iterations = _checks.positive_int(power_iterations, "spectral_norm",
+                                                "power_iterations")
+        epsilon = _checks.positive_number(epsilon, "spectral_norm", "epsilon")
+        matrix, k, sigma_value, u_hat, v_hat = _power_iteration(w, rank, u, power_iterations,
+                                                                epsilon)
+        normalized = _divide_by_sigma(matrix, sigma_value, u_hat, v_hat)
+        # The σ returned keeps its differentiable form (∂σ/∂W = v̂ᵀû); it is
+        # only computed when used, e.g. by spectral_norm_regularizer.
+        sigma = k * tf.reshape(tf.matmul(tf.matmul(v_hat, matrix), u_hat, transpose_b=True), [])
+        return (tf.reshape(tf.cast(normalized, w.dtype), tf.shape(w)), tf.cast(sigma, w.dtype),
+                tf.cast(u_hat, w.dtype))
+
+
+def spectral_projection(w, u, power_iterations=1, epsilon=1e-12):
+    """``(w / max(σ, 1), σ, u_new)`` forward only (no gradient through σ); never 0 or NaN.
+
+    The ``SpectralNorm`` constraint's math: σ and the division are taken on
+    the range-scaled matrix in the compute dtype, so a σ beyond the weight
+    dtype's range (a float16 kernel with σ > 65504) still divides correctly.
+    """
+    w = _checks.float_tensor(w, "SpectralNorm")
+    rank = _checks.static_rank(w, "SpectralNorm", minimum=2)
+    matrix, k, sigma_value, u_hat, _ = _power_iteration(w, rank, u, power_iterations, epsilon)
+    sigma = k * sigma_value  # may be inf in float32/float64 when σ is beyond the range
+    flat = tf.reshape(w, tf.shape(matrix))
+    projected = tf.where(sigma > 1, tf.cast(matrix / sigma_value, w.dtype), flat)
+    return tf.reshape(projected, tf.shape(w)), tf.cast(sigma, w.dtype), tf.cast(u_hat, w.dtype)
+
+
+def _divide_by_sigma(matrix, sigma, u_hat, v_hat):
+    """``W / σ`` with σ = v̂ W ûᵀ, and a hand-written gradient.
+
+    With û, v̂ constant, ∂σ/∂W = v̂ᵀû, so for upstream G:
+    ``∂L/∂W = G/σ − (⟨G, W/σ⟩/σ)·v̂ᵀû``: one elementwise dot product and
+    one pass that subtracts the rank-1 term by broadcasting. (A k=1 MatMul for
+    the outer product, or a [1, N]×[N, 1] MatMul for the dot, is several times
+    slower on CPU than these elementwise forms.)
+
+    σ = 0 only for a zero matrix: then ``W / σ`` is taken as ``W`` itself
+    (zero, with the identity gradient), never ``0/0 = NaN``.
+    """
+    inverse = tf.where(sigma > 0, 1.0 / sigma, tf.ones_like(sigma))
+
+    @tf.custom_gradient
+    def divide(m):
+        out = m * inverse
+
+        def grad(upstream):
+            dot = tf.reduce_sum(upstream * out)
+            column = tf.transpose(v_hat * (dot * inverse))  # [in, 1]
+            return upstream * inverse - column * u_hat      # rank-1 term by broadcasting
+
+        return out, grad
+
+    return divide(matrix)

@@ -1,0 +1,111 @@
+"""TF1 name-based checkpoints into TF2 models, and to object-based checkpoints.
+
+A TF1 ``Saver`` checkpoint names every variable as the graph did
+(``hidden1/kernel``, ``hidden1/kernel/Adam``, ``mlp/dense/kernel/sn_u``,
+``beta1_power``, ``global_step``). A TF2 port of the same model code names
+its variables the same way (``track_tf1_style_variables`` keeps the names;
+``tf1norm.migration.tf1_variable_map`` adds the optimizer slots and the step
+counter), so the values go across by name:
+
+* ``restore_tf1_checkpoint(path, variable_map)`` assigns the values to the
+  TF2 variables, and training continues exactly where the TF1 program stopped;
+* ``convert_checkpoint(path, output_prefix)`` (also ``tf1norm
+  convert-checkpoint``) writes an object-based checkpoint whose objects are the
+  TF1 names, readable by ``tf.train.Checkpoint(variables=variable_map)``.
+"""
+
+import re
+
+from tf1norm._src.compat import tf
+
+
+def _reader(path, fn):
+    """A checkpoint reader for ``path`` (a prefix or a directory), or ValueError."""
+    try:
+        found = tf.train.latest_checkpoint(path) if tf.io.gfile.isdir(path) else path
+        return tf.train.load_checkpoint(found or path)
+    except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{fn}: cannot read a checkpoint at {path!r} ({first}). Pass the "
+                         "prefix Saver.save returned (model.ckpt-100) or its folder.") from None
+
+
+def restore_tf1_checkpoint(path, variable_map, allow_missing=False):
+    """Assign the values of a TF1 name-based checkpoint to TF2 variables, by TF1 name.
+
+    Args:
+      path: checkpoint prefix (``Saver.save``'s return value) or its folder.
+      variable_map: ``{TF1 name: variable}``, e.g.
+        ``tf1norm.migration.tf1_variable_map(layer.variables, optimizer, step)``
+        (call ``step.build(layer.trainable_variables)`` first so the slots exist).
+      allow_missing: when False (default), a name of ``variable_map`` that the
+        checkpoint lacks raises.
+
+    Returns:
+      ``(restored, unused)``: the names assigned, and the checkpoint's names
+      that ``variable_map`` does not name.
+
+    Raises:
+      ValueError: the checkpoint cannot be read, a name is missing (unless
+        ``allow_missing``), or a shape differs.
+    """
+    reader = _reader(path, "restore_tf1_checkpoint")
+    shapes = reader.get_variable_to_shape_map()
+    restored = []
+    for name, variable in variable_map.items():
+        if name not in shapes:
+            if allow_missing:
+                continue
+            raise ValueError(f"restore_tf1_checkpoint: {name!r} is not in the checkpoint "
+                             f"{path!r}; it has {sorted(shapes)[:8]}... Rename, or pass "
+                             "allow_missing=True.")
+        value = reader.get_tensor(name)
+        if tuple(value.shape) != tuple(variable.shape):
+            raise ValueError(f"restore_tf1_checkpoint: {name!r} has shape {value.shape} in "
+                             f"the checkpoint but {tuple(variable.shape)} in the TF2 model.")
+        variable.assign(value)
+        restored.append(name)
+    return restored, sorted(set(shapes) - set(variable_map))
+
+
+def convert_checkpoint(path, output_prefix, exclude=()):
+    """Write a TF1 name-based checkpoint as an object-based one, keyed by TF1 name.
+
+    Read it back with ``tf.train.Checkpoint(variables=variable_map).read(prefix)``
+    (``variable_map`` from ``tf1norm.migration.tf1_variable_map``); each
+    variable finds its value under its TF1 name.
+
+    Args:
+      path: the TF1 checkpoint prefix or folder.
+      output_prefix: where to write (``dir/model``; the files get
+        ``.index``/``.data-*`` suffixes).
+      exclude: regular expressions; matching names are left out.
+
+    Returns:
+      ``(written prefix, names written)``.
+
+    Raises:
+      ValueError: the checkpoint cannot be read, or ``exclude`` is not a
+        list of regular expressions, or nothing is left to write.
+    """
+    patterns = _patterns(exclude)
+    reader = _reader(path, "convert_checkpoint")
+    names = sorted(n for n in reader.get_variable_to_shape_map()
+                   if not any(p.search(n) for p in patterns))
+    if not names:
+        raise ValueError(f"convert_checkpoint: no variable left to write from {path!r} "
+                         f"(exclude={list(exclude)!r}).")
+    values = {name: tf.Variable(reader.get_tensor(name), name=name.replace("/", "_"))
+              for name in names}
+    written = tf.train.Checkpoint(variables=values).write(output_prefix)
+    return written, names
+
+
+def _patterns(exclude):
+    if isinstance(exclude, str):
+        exclude = [exclude]
+    try:
+        return [re.compile(p) for p in exclude]
+    except (TypeError, re.error) as error:
+        raise ValueError(f"convert_checkpoint: `exclude` must be regular expressions; got "
+                         f"{exclude!r} ({error}).") from None

@@ -1,0 +1,244 @@
+"""The transform chain as a TF2 step: eager, ``tf.function`` (also ``jit_compile=True``).
+
+``make_train_step(optimizer, transforms)`` returns a :class:`TrainStep` that
+runs one training step in the same fixed order as ``create_train_op``:
+
+1. gradients of the loss (``tf.GradientTape``);
+2. every transform's ``pre_apply``, in chain order;
+3. ``optimizer.apply_gradients``;
+4. every transform's ``post_apply``, in chain order (per variable, after that
+   variable's update; eager ops run in program order, and ``tf.function``'s
+   automatic control dependencies keep that order);
+5. the step counter ``global_step`` (int64) is incremented once.
+
+With ``skip_nonfinite()`` in the chain, stages 3-5 sit in a ``tf.cond``. Unlike
+``create_train_op``, the step does not wrap the loss in ``check_numerics`` (a
+NaN loss trains on; add ``skip_nonfinite()``), and a skipped step does not
+undo the writes of the forward pass (batch-norm moving statistics of a Keras
+or shim layer are already updated when the decision is taken).
+
+The optimizer is a Keras 3 optimizer (``keras.optimizers.Adam``), a tf-keras
+optimizer (``tf.keras.optimizers.Adam`` with tf1norm's ``TF_USE_LEGACY_KERAS``)
+or a ``tf.compat.v1.train`` optimizer. The transforms read a
+:class:`TF2StepContext`: its ``state`` is fresh each call, while the variables
+transforms keep (the ``skipped_steps`` counter) are created on the first call
+only and live on the step object, so the step can be wrapped in
+``tf.function`` and traced again. Projections recorded in ``tf1norm.registry``
+are added at the end of the chain, as ``create_train_op`` adds them.
+"""
+
+from tf1norm.graph import registry
+from tf1norm._src import checks as _checks
+from tf1norm._src.compat import tf, v1
+from tf1norm.training.transforms import StepContext, Transform, _ProjectConstraints
+from tf1norm.training.transforms import project_constraints
+
+
+class TF2StepContext(StepContext):
+    """``StepContext`` of one TF2 step; persistent variables live on the step.
+
+    ``graph`` is the graph projections are recorded for (the outer default
+    graph, also inside a ``tf.function``).
+    """
+
+    def __init__(self, optimizer, global_step, variables, persistent, graph, loss=None):
+        super().__init__(optimizer, global_step, variables, loss)
+        self.graph = graph
+        self.persistent = persistent
+
+    def make_variable(self, key, create):
+        """``create()`` on the first call of the step (outside any function); reuse after."""
+        if key not in self.persistent:
+            with tf.init_scope():
+                self.persistent[key] = create()
+        return self.persistent[key]
+
+
+class TrainStep:
+    """One ordered training step built from tf1norm transforms (see the module doc).
+
+    Attributes:
+      optimizer: the optimizer given to ``make_train_step``.
+      transforms: the chain (projections recorded later are added per call).
+      global_step: int64 step counter, created on the first call.
+      persistent: the variables transforms created, by transform.
+      apply_update: the function stage 3 calls with the gradients; default
+        None, the optimizer's ``apply_gradients`` (the Keras route sets it).
+    """
+
+    def __init__(self, optimizer, transforms):
+        self.optimizer = optimizer
+        self.transforms = transforms
+        self.global_step = None
+        self.persistent = {}
+        self.apply_update = None
+
+    def __call__(self, loss_fn, variables=None):
+        """Compute ``loss_fn()`` under a tape and take one step; return the loss.
+
+        Args:
+          loss_fn: callable with no arguments returning a scalar float loss.
+          variables: the variables to train, or a callable returning them,
+            called after ``loss_fn`` (a Keras layer builds its variables on
+            its first call); default every trainable variable the loss read.
+
+        Returns:
+          The loss tensor (value before the update).
+
+        Raises:
+          TypeError: ``loss_fn`` is not callable.
+          ValueError: no variable gets a gradient.
+        """
+        if not callable(loss_fn):
+            raise TypeError(f"TrainStep: `loss_fn` must be a callable returning the loss; got "
+                            f"{loss_fn!r}. E.g. step(lambda: loss(model(x), y)).")
+        with tf.GradientTape() as tape:
+            loss = loss_fn()
+        if variables is None:
+            variables = [v for v in tape.watched_variables() if v.trainable]
+        variables = list(variables() if callable(variables) else variables)
+        self.apply_gradients(zip(tape.gradient(loss, variables), variables), loss)
+        return loss
+
+    def apply_gradients(self, grads_and_vars, loss=None):
+        """Stages 2-5 for gradients computed elsewhere (a Keras ``train_step``).
+
+        ``loss`` (optional) is what ``skip_nonfinite`` also checks.
+        Returns a bool tensor: True when the update was applied.
+        """
+        pairs = [(g, v) for g, v in grads_and_vars]
+        if not any(g is not None for g, _ in pairs):
+            names = [v.name for _, v in pairs]
+            raise ValueError(f"TrainStep: no gradient flows from the loss to any of the "
+                             f"variables {names}. Check `variables` and the loss.")
+        originals = {_tf_variable(v).ref(): v for _, v in pairs}
+        pairs = [(g, _tf_variable(v)) for g, v in pairs]
+        self.build([originals[v.ref()] for g, v in pairs if g is not None])
+        context = TF2StepContext(self.optimizer, self.global_step, [v for _, v in pairs],
+                                 self.persistent, _record_graph(), loss)
+        chain = self.transforms + _automatic_projections(self.transforms, context.graph)
+        for transform in chain:
+            pairs = transform.pre_apply(pairs, context)
+        applied = _conditional(context, pairs,
+                               lambda: self._update(pairs, originals, chain, context))
+        if tf.executing_eagerly():
+            registry.clear_step_records()  # the next forward pass records afresh
+        return applied
+
+    def build(self, variables):
+        """Create the step counter and the optimizer's slots for ``variables`` now.
+
+        The first step does it by itself (outside any function, so the update
+        may sit in a ``tf.cond`` or an XLA cluster); call it yourself to
+        restore a checkpoint before the first step.
+        """
+        with tf.init_scope():
+            if self.global_step is None:
+                self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                               name="global_step")
+            if isinstance(self.optimizer, v1.train.Optimizer):
+                self.optimizer._create_slots([_tf_variable(v) for v in variables])
+            elif not getattr(self.optimizer, "built", getattr(self.optimizer, "_built", False)):
+                self.optimizer.build(list(variables))
+
+    def _update(self, pairs, originals, chain, context):
+        apply_update = self.apply_update or self.optimizer.apply_gradients
+        apply_update([(g, originals[v.ref()]) for g, v in pairs if g is not None])
+        for transform in chain:
+            if transform.post_apply_per_variable:
+                for variable in context.variables:
+                    transform.post_apply([variable], context)
+            else:
+                transform.post_apply(context.variables, context)
+        self.global_step.assign_add(1)
+
+    def __repr__(self):
+        return f"TrainStep({type(self.optimizer).__name__}, {self.transforms!r})"
+
+
+def make_train_step(optimizer, transforms=()):
+    """A TF2 training step running ``transforms`` in ``create_train_op``'s order.
+
+    Args:
+      optimizer: a Keras 3, tf-keras or ``tf.compat.v1.train`` optimizer.
+      transforms: iterable of tf1norm transforms (the same objects
+        ``create_train_op`` takes).
+
+    Returns:
+      A :class:`TrainStep`: ``step(loss_fn, variables=None)`` takes one step
+      and returns the loss; ``step.apply_gradients(grads_and_vars)`` takes it
+      from precomputed gradients. Both may be called eagerly or inside a
+      ``tf.function`` (with ``jit_compile=True`` when the optimizer allows).
+
+    Raises:
+      TypeError: ``optimizer`` has no ``apply_gradients``, a transform is
+        not a ``Transform``, or it is ``sgd_decay_step`` (TF1 only).
+
+    Example::
+
+        step = tf1norm.make_train_step(keras.optimizers.Adam(1e-3),
+                                       [tf1norm.clip_by_global_norm(5.0),
+                                        tf1norm.add_decoupled_weight_decay(1e-2)])
+
+        @tf.function(jit_compile=True)
+        def train(x, y):
+            return step(lambda: loss_fn(model(x), y), lambda: model.trainable_variables)
+    """
+    if not callable(getattr(optimizer, "apply_gradients", None)):
+        raise TypeError(f"make_train_step: `optimizer` must have apply_gradients (a Keras or "
+                        f"tf.compat.v1.train optimizer); got {optimizer!r}.")
+    transforms = _checks.instance_list(transforms, Transform, "make_train_step", "transforms",
+                                       "tf1norm.clip_by_norm(5.0)")
+    for transform in transforms:
+        if type(transform).__name__ == "_SgdDecayStep":
+            raise TypeError("make_train_step: sgd_decay_step reads a graph collection of "
+                            "penalty tensors, which TF2 does not keep; use "
+                            "add_decoupled_weight_decay(rate, scale_by_learning_rate=False) "
+                            "(θ ← θ − rate·θ_old, the same step for an L2 penalty) or "
+                            "add_l2_to_gradients.")
+    return TrainStep(optimizer, transforms)
+
+
+def _tf_variable(variable):
+    """The ``tf.Variable`` behind a Keras 3 variable (the transforms need ``ref()``)."""
+    if isinstance(variable, tf.Variable):
+        return variable
+    inner = getattr(variable, "value", None)
+    if isinstance(inner, tf.Variable):
+        return inner
+    raise TypeError(f"TrainStep: cannot train {variable!r}; expected a tf.Variable or a Keras "
+                    "variable of the TensorFlow backend.")
+
+
+def _record_graph():
+    """The graph projections are recorded for: the outermost default graph."""
+    with tf.init_scope():
+        return v1.get_default_graph()
+
+
+def _automatic_projections(transforms, graph):
+    handled = {t.collection for t in transforms if isinstance(t, _ProjectConstraints)}
+    recorded = registry.recorded_collections(graph)
+    return [project_constraints(c) for c in recorded if c not in handled]
+
+
+def _conditional(context, pairs, update):
+    """``update()`` unless a transform's apply condition fails; then its ``on_skip``."""
+    conditions = [c for c, _ in context.apply_conditions]
+    conditions += [check(pairs) for check in getattr(context, "gradient_checks", ())]
+    if not conditions:
+        update()
+        return tf.constant(True)
+    condition = tf.reduce_all(tf.stack(conditions))
+
+    def apply():
+        update()
+        return tf.constant(True)
+
+    def skip():
+        for _, on_skip in context.apply_conditions:
+            on_skip()
+        return tf.constant(False)
+
+    return tf.cond(condition, apply, skip)
+
