@@ -29,6 +29,7 @@ name, printed in the test id) to a preamble.
 import collections
 import contextlib
 import importlib
+import importlib.util
 import inspect
 import os
 import re
@@ -680,3 +681,35 @@ def test_api_pages_name_public_objects(page):
             f"{page.name}: {target} is not reached through tf1norm's public surface"
         )
         assert _resolve(target) is not None
+
+
+def test_api_pages_read_example_blocks_and_rest_tables_as_markdown():
+    """docs/griffe_rst.py fences ``Example::`` code and keeps reST tables aligned."""
+    spec = importlib.util.spec_from_file_location("griffe_rst", ROOT / "docs" / "griffe_rst.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    doc = (
+        "Summary.\n\n=====  ====\nname   what\n=====  ====\n``a``  one\n=====  ====\n\n"
+        "Example::\n\n    a = 1\n\n    b = a\n\nReturns:\n  b.\n"
+    )
+    assert module.markdown_ready(doc).splitlines() == [
+        "Summary.",
+        "",
+        "```text",
+        "=====  ====",
+        "name   what",
+        "=====  ====",
+        "``a``  one",
+        "=====  ====",
+        "```",
+        "",
+        "Examples:",
+        "    ```python",
+        "    a = 1",
+        "",
+        "    b = a",
+        "    ```",
+        "",
+        "Returns:",
+        "  b.",
+    ]
