@@ -16,17 +16,17 @@ same imports for static tools (type checkers, griffe/mkdocstrings);
 The package, by role (each layer imports only the layers below it; see
 ``[tool.importlinter]`` in ``pyproject.toml``):
 
-==================  ==========================================================
-``tf1norm.cli``       the ``tf1norm`` command line and its plots
-``tf1norm.tf2``       the TF2 runtime: eager train step, Keras ``fit``, migration
-``tf1norm.training``  the train step: ``create_train_op``, transforms, hooks
-``tf1norm.bounds``    output-range analysis (beside the train step)
-``tf1norm.graph``     graph plumbing: registry, keys, regularizers, getters,
-                      scopes, constraints, batch norm, embeddings, tf-slim adapter
-``tf1norm._math``     the pure math: norms, projections, reparameterizations,
-                      embedding row caps, batch-norm statistics
-``tf1norm._src``      the TensorFlow import, argument checks, eager helpers
-==================  ==========================================================
+======================  ==========================================================
+``tf1norm.cli``         the ``tf1norm`` command line and its plots
+``tf1norm.tf2``         the TF2 runtime: eager train step, Keras ``fit``, migration
+``tf1norm.training``    the train step: ``create_train_op``, transforms, hooks
+``tf1norm.bounds``      output-range analysis (beside the train step)
+``tf1norm.graph``       graph plumbing: registry, keys, regularizers, getters,
+                        scopes, constraints, batch norm, embeddings, tf-slim adapter
+``tf1norm._math``       the pure math: norms, projections, reparameterizations,
+                        embedding row caps, batch-norm statistics
+``tf1norm._src``        the TensorFlow import, argument checks, eager helpers
+======================  ==========================================================
 """
 
 import importlib

@@ -47,11 +47,13 @@ def build(model, scope, batch=2, training=None):
     ``tf.cond``s a tensor flag needs. ``logits`` are ``[batch, NUM_CLASSES]``.
     """
     if model not in MODELS:
-        raise ValueError(f"model_zoo.build: `model` must be one of {sorted(MODELS)}; "
-                         f"got {model!r}.")
+        raise ValueError(
+            f"model_zoo.build: `model` must be one of {sorted(MODELS)}; got {model!r}."
+        )
     if scope not in SCOPES:
-        raise ValueError(f"model_zoo.build: `scope` must be one of {sorted(SCOPES)}; "
-                         f"got {scope!r}.")
+        raise ValueError(
+            f"model_zoo.build: `scope` must be one of {sorted(SCOPES)}; got {scope!r}."
+        )
     arg_scope, network = MODELS[model]
     images = v1.placeholder(tf.float32, [batch, IMAGE, IMAGE, 3], name="images")
     labels = v1.placeholder(tf.int32, [batch], name="labels")

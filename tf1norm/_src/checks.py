@@ -26,12 +26,24 @@ def _fail(error, fn, arg, problem, got, fix):
 def float_tensor(x, fn, arg="w"):
     """``x`` as a floating-point tensor (variables are read) or TypeError."""
     if x is None or isinstance(x, (str, bytes)):
-        raise _fail(TypeError, fn, arg, "must be a floating-point tensor", x,
-                    f"Pass a {_FLOAT_NAMES} tensor or variable.")
+        raise _fail(
+            TypeError,
+            fn,
+            arg,
+            "must be a floating-point tensor",
+            x,
+            f"Pass a {_FLOAT_NAMES} tensor or variable.",
+        )
     x = tf.convert_to_tensor(x)
     if not x.dtype.is_floating:
-        raise _fail(TypeError, fn, arg, f"must have a floating dtype ({_FLOAT_NAMES})",
-                    x.dtype.name, f"Cast it first, e.g. tf.cast({arg}, tf.float32).")
+        raise _fail(
+            TypeError,
+            fn,
+            arg,
+            f"must have a floating dtype ({_FLOAT_NAMES})",
+            x.dtype.name,
+            f"Cast it first, e.g. tf.cast({arg}, tf.float32).",
+        )
     return x
 
 
@@ -39,11 +51,23 @@ def static_rank(x, fn, arg="w", minimum=1):
     """The static rank of ``x``; ValueError when unknown or below ``minimum``."""
     rank = x.shape.rank
     if rank is None:
-        raise _fail(ValueError, fn, arg, "needs a statically known rank", str(x.shape),
-                    "Give the tensor a static shape, e.g. with tf.ensure_shape.")
+        raise _fail(
+            ValueError,
+            fn,
+            arg,
+            "needs a statically known rank",
+            str(x.shape),
+            "Give the tensor a static shape, e.g. with tf.ensure_shape.",
+        )
     if rank < minimum:
-        raise _fail(ValueError, fn, arg, f"must have rank >= {minimum}", rank,
-                    "Pass the weight tensor itself, not a scalar.")
+        raise _fail(
+            ValueError,
+            fn,
+            arg,
+            f"must have rank >= {minimum}",
+            rank,
+            "Pass the weight tensor itself, not a scalar.",
+        )
     return rank
 
 
@@ -58,34 +82,65 @@ def axes_tuple(axes, rank, fn, arg="axes"):
         return default_axes(rank)
     items = [axes] if isinstance(axes, numbers.Integral) else axes
     if isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):
-        raise _fail(TypeError, fn, arg, "must be None, an int or a list of ints", axes,
-                    "Name the axes to reduce over, e.g. axes=[0] for a dense kernel.")
+        raise _fail(
+            TypeError,
+            fn,
+            arg,
+            "must be None, an int or a list of ints",
+            axes,
+            "Name the axes to reduce over, e.g. axes=[0] for a dense kernel.",
+        )
     items = list(items)
     if not items:
-        raise _fail(ValueError, fn, arg, "must name at least one axis", axes,
-                    "Use axes=None for every axis but the last.")
+        raise _fail(
+            ValueError,
+            fn,
+            arg,
+            "must name at least one axis",
+            axes,
+            "Use axes=None for every axis but the last.",
+        )
     normalized = [_one_axis(a, rank, fn, arg, axes) for a in items]
     if len(set(normalized)) != len(normalized):
-        raise _fail(ValueError, fn, arg, "names an axis more than once", axes,
-                    "List each axis once (negative axes count from the end).")
+        raise _fail(
+            ValueError,
+            fn,
+            arg,
+            "names an axis more than once",
+            axes,
+            "List each axis once (negative axes count from the end).",
+        )
     return tuple(sorted(normalized))
 
 
 def _one_axis(axis, rank, fn, arg, axes):
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-        raise _fail(TypeError, fn, arg, "must contain only ints", axes,
-                    "Use Python ints such as 0 or -1.")
+        raise _fail(
+            TypeError, fn, arg, "must contain only ints", axes, "Use Python ints such as 0 or -1."
+        )
     if not -rank <= axis < rank:
-        raise _fail(ValueError, fn, arg, f"is out of range for a rank-{rank} tensor", axes,
-                    f"Use axes in [-{rank}, {rank - 1}].")
+        raise _fail(
+            ValueError,
+            fn,
+            arg,
+            f"is out of range for a rank-{rank} tensor",
+            axes,
+            f"Use axes in [-{rank}, {rank - 1}].",
+        )
     return int(axis) % rank
 
 
 def single_axis(axis, rank, fn, arg="axis"):
     """One axis as a non-negative int, or TypeError/ValueError."""
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-        raise _fail(TypeError, fn, arg, "must be a single int", axis,
-                    "Pass the axis that indexes the slices, e.g. axis=0.")
+        raise _fail(
+            TypeError,
+            fn,
+            arg,
+            "must be a single int",
+            axis,
+            "Pass the axis that indexes the slices, e.g. axis=0.",
+        )
     return _one_axis(axis, rank, fn, arg, axis)
 
 
@@ -94,8 +149,14 @@ def axes_argument(axes, fn, arg="axes"):
     if axes is None or isinstance(axes, numbers.Integral) and not isinstance(axes, bool):
         return axes
     if isinstance(axes, (str, bytes)) or not hasattr(axes, "__iter__"):
-        raise _fail(TypeError, fn, arg, "must be None, an int or a list of ints", axes,
-                    "Name the axes to reduce over, e.g. axes=[0] for a dense kernel.")
+        raise _fail(
+            TypeError,
+            fn,
+            arg,
+            "must be None, an int or a list of ints",
+            axes,
+            "Name the axes to reduce over, e.g. axes=[0] for a dense kernel.",
+        )
     axes = tuple(axes)
     axes_tuple(axes, 64, fn, arg)  # types, emptiness and repeats (negatives may clash later)
     return axes
@@ -104,14 +165,14 @@ def axes_argument(axes, fn, arg="axes"):
 def positive_number(value, fn, arg, allow_zero=False):
     """A finite Python number > 0 (>= 0 with ``allow_zero``), or raise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise _fail(TypeError, fn, arg, "must be a Python number", value,
-                    "Pass a float such as 1.0.")
+        raise _fail(
+            TypeError, fn, arg, "must be a Python number", value, "Pass a float such as 1.0."
+        )
     if not _fits_a_float(value):
         raise _fail(ValueError, fn, arg, "must be finite", value, "Pass a finite float.")
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise _fail(ValueError, fn, arg, f"must be {bound}", value,
-                    f"Pass a value {bound}.")
+        raise _fail(ValueError, fn, arg, f"must be {bound}", value, f"Pass a value {bound}.")
     return float(value)
 
 
@@ -143,8 +204,14 @@ def positive_scalar(value, fn, arg):
         return positive_number(value, fn, arg)
     tensor = float_tensor(value, fn, arg)
     if tensor.shape.rank not in (None, 0):
-        raise _fail(ValueError, fn, arg, "must be a scalar", str(tensor.shape),
-                    "Pass one threshold for the whole tensor.")
+        raise _fail(
+            ValueError,
+            fn,
+            arg,
+            "must be a scalar",
+            str(tensor.shape),
+            "Pass one threshold for the whole tensor.",
+        )
     static = tf.get_static_value(tensor)
     if static is not None:
         positive_number(float(static), fn, arg)
@@ -154,8 +221,10 @@ def positive_scalar(value, fn, arg):
 
 def asserted_positive(tensor, fn, arg):
     """``tensor`` made to depend on a run-time check that it is finite and > 0."""
-    message = (f"{fn}: `{arg}` must be finite and > 0 (checked at run time, the value is fed "
-               "or computed); got")
+    message = (
+        f"{fn}: `{arg}` must be finite and > 0 (checked at run time, the value is fed "
+        "or computed); got"
+    )
     with tf.name_scope(f"check_{arg}"):
         ok = tf.logical_and(tf.math.is_finite(tensor), tensor > 0)
         check = tf.debugging.Assert(tf.reduce_all(ok), [message, tensor])
@@ -166,52 +235,28 @@ def asserted_positive(tensor, fn, arg):
 def string(value, fn, arg):
     """A non-empty str, or TypeError/ValueError."""
     if not isinstance(value, str):
-        raise _fail(TypeError, fn, arg, "must be a string", value,
-                    'Pass a collection name such as "max_norm".')
+        raise _fail(
+            TypeError,
+            fn,
+            arg,
+            "must be a string",
+            value,
+            'Pass a collection name such as "max_norm".',
+        )
     if not value:
         raise _fail(ValueError, fn, arg, "must not be empty", value, "Pass a non-empty name.")
     return value
-
-
-def variable(weights, fn):
-    """``weights`` as a ``tf.Variable`` (projections must assign), or TypeError."""
-    if isinstance(weights, tf.Variable):
-        return weights
-    raise _fail(TypeError, fn, "weights", "must be a tf.Variable (a projection assigns "
-                "to it)", type(weights).__name__,
-                "Pass it as a variable regularizer (weights_regularizer=, kernel_regularizer=, "
-                "get_variable(regularizer=)); for a computed tensor use tf1norm.max_norm.")
-
-
-def instance_list(items, kind, fn, arg, example):
-    """``items`` (an iterable of ``kind``) as a list, each object once.
-
-    One object listed twice would act twice (decay twice, clip twice) through one
-    shared state, so it is refused rather than silently applied twice.
-    """
-    if items is None or isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):
-        what = f"one {kind.__name__}, not a list" if isinstance(items, kind) else items
-        raise _fail(TypeError, fn, arg, f"must be a list of tf1norm {kind.__name__} objects",
-                    what, f"Pass a list, e.g. {arg}=[{example}], or {arg}=() for none.")
-    items = list(items)
-    for item in items:
-        if not isinstance(item, kind):
-            raise _fail(TypeError, fn, arg, f"must contain tf1norm {kind.__name__} objects "
-                        "only", item, f"Use e.g. {example}.")
-    repeated = [item for i, item in enumerate(items) if any(item is j for j in items[:i])]
-    if repeated:
-        raise _fail(ValueError, fn, arg, "lists the same object more than once", repeated[0],
-                    "List each object once (to apply an effect twice, build two objects).")
-    return items
 
 
 def scalar_at_run_time(x, fn, arg):
     """``x`` (of unknown rank) made to depend on a run-time check that it is a scalar."""
     if x.shape.rank is not None:
         return x
-    message = (f"{fn}: `{arg}` must be a scalar (its rank is unknown when the graph is built, "
-               "so it is checked at run time). Reduce it first, e.g. tf.reduce_mean(loss); got "
-               "shape")
+    message = (
+        f"{fn}: `{arg}` must be a scalar (its rank is unknown when the graph is built, "
+        "so it is checked at run time). Reduce it first, e.g. tf.reduce_mean(loss); got "
+        "shape"
+    )
     with tf.name_scope(f"check_{arg}_is_scalar"):
         check = tf.debugging.Assert(tf.equal(tf.rank(x), 0), [message, tf.shape(x)])
         with tf.control_dependencies([check]):
@@ -223,69 +268,32 @@ def regular_expression(pattern, fn, arg):
     try:
         return re.compile(pattern)
     except (TypeError, re.error) as error:
-        raise _fail(ValueError, fn, arg, f"holds an invalid regular expression ({error})",
-                    pattern, "Escape special characters, e.g. re.escape(name).") from None
+        raise _fail(
+            ValueError,
+            fn,
+            arg,
+            f"holds an invalid regular expression ({error})",
+            pattern,
+            "Escape special characters, e.g. re.escape(name).",
+        ) from None
 
 
 def row_vector(u, size, fn, arg):
     """``u`` as a floating tensor of ``size`` elements (shape ``[1, size]`` or ``[size]``)."""
     u = float_tensor(u, fn, arg)
     count = u.shape.num_elements()
-    if u.shape.rank not in (None, 1, 2) or (count is not None and size is not None
-                                             and count != size):
-        raise _fail(ValueError, fn, arg, f"must have shape [1, {size}] (one entry per output "
-                    "unit)", str(u.shape), f"Create it with shape [1, {size}].")
+    if u.shape.rank not in (None, 1, 2) or (
+        count is not None and size is not None and count != size
+    ):
+        raise _fail(
+            ValueError,
+            fn,
+            arg,
+            f"must have shape [1, {size}] (one entry per output unit)",
+            str(u.shape),
+            f"Create it with shape [1, {size}].",
+        )
     return u
-
-
-def _is_variable(item):
-    return isinstance(item, tf.Variable) or hasattr(item, "_get_partitions")
-
-
-def variable_list(variables, fn, arg):
-    """None, or a list of variables (a tensor such as ``tf.identity(w)`` is refused)."""
-    if variables is None:
-        return None
-    if isinstance(variables, (str, bytes)) or _is_variable(variables) \
-            or not hasattr(variables, "__iter__"):
-        raise _fail(TypeError, fn, arg, "must be a list of tf.Variable", variables,
-                    "E.g. [w] or tf.compat.v1.trainable_variables('dense').")
-    variables = list(variables)
-    for variable in variables:
-        if not _is_variable(variable):
-            raise _fail(TypeError, fn, arg, "must contain tf.Variable objects only", variable,
-                        "A tensor (e.g. tf.identity(w) or w.read_value()) or a name is not the "
-                        "variable: pass the variable.")
-    return variables
-
-
-def op_list(ops, fn, arg):
-    """A list of ``tf.Operation``/``tf.Tensor`` (from any iterable), or TypeError."""
-    if isinstance(ops, (str, bytes, tf.Operation, tf.Tensor)) or not hasattr(ops, "__iter__"):
-        raise _fail(TypeError, fn, arg, "must be a list of ops or tensors", ops,
-                    f"E.g. {arg}=tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS).")
-    ops = list(ops)
-    for op in ops:
-        operation(op, fn, arg)
-    return ops
-
-
-def operation(value, fn, arg):
-    """``value`` as a ``tf.Operation`` (a tensor's op), or TypeError."""
-    if isinstance(value, tf.Operation):
-        return value
-    if isinstance(value, tf.Tensor) or isinstance(value, tf.Variable):
-        return value.op
-    raise _fail(TypeError, fn, arg, "must be a tf.Operation or tf.Tensor", value,
-                "Pass the op or tensor you run, e.g. the result of create_train_op.")
-
-
-def session(value, fn, arg="session"):
-    """A ``tf.compat.v1.Session`` (or anything with ``run`` and ``graph``), or TypeError."""
-    if not (hasattr(value, "run") and isinstance(getattr(value, "graph", None), tf.Graph)):
-        raise _fail(TypeError, fn, arg, "must be a tf.compat.v1.Session", value,
-                    "Pass the session you trained with, e.g. tf.compat.v1.Session().")
-    return value
 
 
 def fraction_below_one(value, fn, arg, hint):

@@ -191,13 +191,22 @@ def euclidean_norm(x, axis, keepdims=True):
 # ------------------------------------------------------ the shim's lazy regularizers
 
 _MARK = "_tf1norm_records_on_creation"
-_SHIM_HOOKS = (("tf_keras.src.legacy_tf_layers.variable_scope_shim", "_EagerVariableStore",
-                "add_regularizer", 1),
-               ("tf_keras.src.engine.base_layer", "Layer", "_handle_weight_regularization", 2),
-               ("tensorflow.python.keras.legacy_tf_layers.variable_scope_shim",
-                "_EagerVariableStore", "add_regularizer", 1),
-               ("tensorflow.python.keras.engine.base_layer", "Layer",
-                "_handle_weight_regularization", 2))
+_SHIM_HOOKS = (
+    (
+        "tf_keras.src.legacy_tf_layers.variable_scope_shim",
+        "_EagerVariableStore",
+        "add_regularizer",
+        1,
+    ),
+    ("tf_keras.src.engine.base_layer", "Layer", "_handle_weight_regularization", 2),
+    (
+        "tensorflow.python.keras.legacy_tf_layers.variable_scope_shim",
+        "_EagerVariableStore",
+        "add_regularizer",
+        1,
+    ),
+    ("tensorflow.python.keras.engine.base_layer", "Layer", "_handle_weight_regularization", 2),
+)
 _hooked = []
 
 

@@ -62,12 +62,16 @@ class _Reader:
         try:
             values = _numbers(self.lines[self.position])
         except ValueError as error:
-            raise ValueError(f"from_nnet: {self.path!r}, data line {self.position + 1}: "
-                             f"expected {what}; got {self.lines[self.position]!r}.") from error
+            raise ValueError(
+                f"from_nnet: {self.path!r}, data line {self.position + 1}: "
+                f"expected {what}; got {self.lines[self.position]!r}."
+            ) from error
         self.position += 1
         if count is not None and len(values) < count:
-            raise ValueError(f"from_nnet: {self.path!r}, data line {self.position}: expected "
-                             f"{count} numbers ({what}); got {len(values)}.")
+            raise ValueError(
+                f"from_nnet: {self.path!r}, data line {self.position}: expected "
+                f"{count} numbers ({what}); got {len(values)}."
+            )
         return np.array(values[:count] if count is not None else values)
 
     def matrix(self, rows, columns, what):
@@ -79,14 +83,18 @@ def _read_header(reader):
     layers, inputs, outputs = counts[:3]
     sizes = reader.line(layers + 1, f"{layers + 1} layer sizes").astype(int)
     if sizes[0] != inputs or sizes[-1] != outputs:
-        raise ValueError(f"from_nnet: {reader.path!r}: layer sizes {sizes.tolist()} do not "
-                         f"start with inputSize {inputs} and end with outputSize {outputs}.")
+        raise ValueError(
+            f"from_nnet: {reader.path!r}: layer sizes {sizes.tolist()} do not "
+            f"start with inputSize {inputs} and end with outputSize {outputs}."
+        )
     reader.line(None, "the legacy flag line")
     box = reader.line(inputs, "input mins"), reader.line(inputs, "input maxes")
     means, ranges = reader.line(inputs + 1, "means"), reader.line(inputs + 1, "ranges")
     if np.any(ranges == 0):
-        raise ValueError(f"from_nnet: {reader.path!r}: the normalization ranges must be "
-                         f"non-zero; got {ranges.tolist()}.")
+        raise ValueError(
+            f"from_nnet: {reader.path!r}: the normalization ranges must be "
+            f"non-zero; got {ranges.tolist()}."
+        )
     return sizes, box, means, ranges
 
 
@@ -132,11 +140,15 @@ def write_nnet(path, weights, biases, mins, maxes, means, ranges):
     The inverse of ``from_nnet``; used by the tests and to export networks.
     """
     sizes = [weights[0].shape[0]] + [w.shape[1] for w in weights]
-    rows = ["// written by tf1norm.bounds.formats.write_nnet",
-            f"{len(weights)},{sizes[0]},{sizes[-1]},{max(sizes)},",
-            ",".join(map(str, sizes)) + ",", "0,"]
-    rows += [",".join(repr(float(v)) for v in values) + "," for values in
-             (mins, maxes, means, ranges)]
+    rows = [
+        "// written by tf1norm.bounds.formats.write_nnet",
+        f"{len(weights)},{sizes[0]},{sizes[-1]},{max(sizes)},",
+        ",".join(map(str, sizes)) + ",",
+        "0,",
+    ]
+    rows += [
+        ",".join(repr(float(v)) for v in values) + "," for values in (mins, maxes, means, ranges)
+    ]
     for kernel, bias in zip(weights, biases):
         rows += [",".join(repr(float(v)) for v in row) + "," for row in np.asarray(kernel).T]
         rows += [repr(float(v)) + "," for v in np.asarray(bias).ravel()]
@@ -164,8 +176,9 @@ def from_onnx(path):
         import onnx
         from onnx import numpy_helper
     except ImportError as error:
-        raise ImportError('from_onnx needs the onnx package: pip install "tf1norm[onnx]" '
-                          "(or pip install onnx).") from error
+        raise ImportError(
+            'from_onnx needs the onnx package: pip install "tf1norm[onnx]" (or pip install onnx).'
+        ) from error
     from tf1norm.bounds.onnx_import import OnnxConverter
 
     try:

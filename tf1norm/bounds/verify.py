@@ -37,16 +37,19 @@ class Verdict:
       seconds: wall time of the call.
     """
 
-    def __init__(self, status, margins, method, seconds, counterexample=None,
-                 counterexample_margins=None):
+    def __init__(
+        self, status, margins, method, seconds, counterexample=None, counterexample_margins=None
+    ):
         self.status, self.margins, self.method, self.seconds = status, margins, method, seconds
         self.counterexample, self.counterexample_margins = counterexample, counterexample_margins
 
     proved = property(lambda self: self.status == "proved")
 
     def __repr__(self):
-        return (f"Verdict(status={self.status!r}, method={self.method!r}, "
-                f"min margin={np.min(self.margins):.6g})")
+        return (
+            f"Verdict(status={self.status!r}, method={self.method!r}, "
+            f"min margin={np.min(self.margins):.6g})"
+        )
 
 
 def _derivative(layer, z):
@@ -66,8 +69,11 @@ def margins_and_gradients(network, x, coefficients, threshold):
     for k, layer in enumerate(network.layers):
         if isinstance(layer, Activation):
             slopes[k] = _derivative(layer, outputs[k - 1])
-        outputs[k] = outputs[k - 1] + outputs[layer.source] if isinstance(layer, Add) \
+        outputs[k] = (
+            outputs[k - 1] + outputs[layer.source]
+            if isinstance(layer, Add)
             else layer(outputs[k - 1])
+        )
     g, pending = coefficients, {}
     for k in range(len(network.layers) - 1, -1, -1):
         layer = network.layers[k]
@@ -86,7 +92,7 @@ def _starts(lower, upper, count, rng):
     """Random points, the centre and (up to 64) box vertices."""
     points = [lower + (upper - lower) * rng.random((count, lower.size)), (lower + upper)[None] / 2]
     if lower.size <= 6:
-        bits = (np.arange(2 ** lower.size)[:, None] >> np.arange(lower.size)) & 1
+        bits = (np.arange(2**lower.size)[:, None] >> np.arange(lower.size)) & 1
         points.append(np.where(bits == 1, upper, lower))
     return np.concatenate(points)
 
@@ -111,17 +117,20 @@ def run_attack(network, lower, upper, spec, threshold, rows, steps=40, starts=32
         found = table[winner, np.arange(len(rows))]
         better = found < best[rows]
         best[rows] = np.where(better, found, best[rows])
-        best_x[rows] = np.where(better[:, None], x[winner * len(rows) + np.arange(len(rows))],
-                                best_x[rows])
-        x = np.clip(x - step * (0.9 ** i) * np.sign(grads), lower, upper)
+        best_x[rows] = np.where(
+            better[:, None], x[winner * len(rows) + np.arange(len(rows))], best_x[rows]
+        )
+        x = np.clip(x - step * (0.9**i) * np.sign(grads), lower, upper)
     return best, best_x
 
 
 def _check_threshold(threshold, rows):
     values = np.asarray(threshold, np.float64)
     if values.ndim > 1 or values.size not in (1, rows) or not np.all(np.isfinite(values)):
-        raise ValueError(f"verify: `threshold` must be a finite number or {rows} finite values "
-                         f"(one per spec row); got {threshold!r}.")
+        raise ValueError(
+            f"verify: `threshold` must be a finite number or {rows} finite values "
+            f"(one per spec row); got {threshold!r}."
+        )
     return np.broadcast_to(values, (rows,)).copy()
 
 
@@ -144,8 +153,20 @@ def _falsified(network, spec, threshold, x, method, start, margins):
     return Verdict("falsified", margins, method, time.monotonic() - start, np.array(x), values)
 
 
-def verify(network, lower, upper, spec=None, threshold=0.0, method="alpha-crown",
-           time_limit=None, attack=True, attack_steps=40, attack_starts=32, seed=0, **options):
+def verify(
+    network,
+    lower,
+    upper,
+    spec=None,
+    threshold=0.0,
+    method="alpha-crown",
+    time_limit=None,
+    attack=True,
+    attack_steps=40,
+    attack_starts=32,
+    seed=0,
+    **options,
+):
     """Decide whether ``spec · y > threshold`` for every input ``x`` in ``[lower, upper]``.
 
     Args:
@@ -176,8 +197,10 @@ def verify(network, lower, upper, spec=None, threshold=0.0, method="alpha-crown"
     spec = check_spec(network, np.eye(network.output_size) if spec is None else spec, "verify")
     threshold = _check_threshold(threshold, len(spec))
     if method in ("exact", "sample"):
-        raise ValueError(f"verify: `method` must be a sound bound method (interval, crown, "
-                         f"alpha-crown); got {method!r}. Use time_limit= for the exact step.")
+        raise ValueError(
+            f"verify: `method` must be a sound bound method (interval, crown, "
+            f"alpha-crown); got {method!r}. Use time_limit= for the exact step."
+        )
     low, _ = output_bounds(network, lower, upper, method, spec=spec, **options)
     margins = low - threshold
     open_rows = np.flatnonzero(margins <= 0)
@@ -185,12 +208,22 @@ def verify(network, lower, upper, spec=None, threshold=0.0, method="alpha-crown"
         return Verdict("proved", margins, method, time.monotonic() - start)
     lower, upper = (np.asarray(v, np.float64).reshape(-1) for v in (lower, upper))
     if attack:
-        verdict = _attack_step(network, lower, upper, spec, threshold, open_rows, margins, start,
-                               (attack_steps, attack_starts, seed))
+        verdict = _attack_step(
+            network,
+            lower,
+            upper,
+            spec,
+            threshold,
+            open_rows,
+            margins,
+            start,
+            (attack_steps, attack_starts, seed),
+        )
         if verdict is not None:
             return verdict
-    return _finish(network, lower, upper, spec, threshold, margins, open_rows, time_limit,
-                   method, start)
+    return _finish(
+        network, lower, upper, spec, threshold, margins, open_rows, time_limit, method, start
+    )
 
 
 def _attack_step(network, lower, upper, spec, threshold, open_rows, margins, start, settings):
@@ -201,8 +234,7 @@ def _attack_step(network, lower, upper, spec, threshold, open_rows, margins, sta
     return _falsified(network, spec, threshold, inputs[np.argmin(found)], "attack", start, margins)
 
 
-def _finish(network, lower, upper, spec, threshold, margins, open_rows, time_limit, method,
-            start):
+def _finish(network, lower, upper, spec, threshold, margins, open_rows, time_limit, method, start):
     """Step 3 (exact search within ``time_limit``) or an unknown verdict."""
     from tf1norm.bounds.milp import check_supported
 
@@ -212,8 +244,9 @@ def _finish(network, lower, upper, spec, threshold, margins, open_rows, time_lim
         time_limit = None
     if time_limit is None:
         return Verdict("unknown", margins, method, time.monotonic() - start)
-    exact_margins, witness = _exact_step(network, lower, upper, spec, threshold, open_rows,
-                                         time_limit)
+    exact_margins, witness = _exact_step(
+        network, lower, upper, spec, threshold, open_rows, time_limit
+    )
     margins = margins.copy()
     margins[open_rows] = np.maximum(margins[open_rows], exact_margins)
     if witness is not None:

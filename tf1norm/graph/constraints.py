@@ -15,6 +15,7 @@ axes again when it is applied (the rank is known only then).
 """
 
 from tf1norm._src import checks as _checks
+from tf1norm._src import graph_checks as _graph_checks
 from tf1norm._src import eager
 from tf1norm._math import projections
 
@@ -85,16 +86,20 @@ class MinMaxNorm(Constraint):
 
     def __init__(self, min_value=0.0, max_value=1.0, rate=1.0, axes=None):
         self.min_value, self.max_value, self.rate = projections.check_min_max(
-            min_value, max_value, rate, fn="MinMaxNorm")
+            min_value, max_value, rate, fn="MinMaxNorm"
+        )
         self.axes = _checks.axes_argument(axes, "MinMaxNorm")
 
     def __call__(self, w):
-        return projections.min_max_norm(w, self.min_value, self.max_value, self.rate,
-                                        self.axes)
+        return projections.min_max_norm(w, self.min_value, self.max_value, self.rate, self.axes)
 
     def get_config(self):
-        return {"min_value": self.min_value, "max_value": self.max_value,
-                "rate": self.rate, "axes": _config_axes(self.axes)}
+        return {
+            "min_value": self.min_value,
+            "max_value": self.max_value,
+            "rate": self.rate,
+            "axes": _config_axes(self.axes),
+        }
 
 
 class NonNeg(Constraint):
@@ -121,18 +126,18 @@ class SpectralNorm(Constraint):
     """
 
     def __init__(self, power_iterations=1):
-        self.power_iterations = _checks.positive_int(power_iterations, "SpectralNorm",
-                                                     "power_iterations")
+        self.power_iterations = _checks.positive_int(
+            power_iterations, "SpectralNorm", "power_iterations"
+        )
 
     def __call__(self, w):
         from tf1norm._src.compat import tf
         from tf1norm.graph.getters import power_iteration_vector
         from tf1norm._math.reparam import spectral_projection
 
-        variable = _checks.variable(eager.tf_variable(w), "SpectralNorm")  # Keras 3 too
+        variable = _graph_checks.variable(eager.tf_variable(w), "SpectralNorm")  # Keras 3 too
         u = power_iteration_vector(variable)
-        projected, _, u_new = spectral_projection(variable, u.read_value(),
-                                                  self.power_iterations)
+        projected, _, u_new = spectral_projection(variable, u.read_value(), self.power_iterations)
         with tf.control_dependencies([u.assign(u_new, read_value=False)]):
             return tf.identity(projected)
 

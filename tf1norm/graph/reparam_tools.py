@@ -11,12 +11,20 @@ import os
 import numpy as np
 
 from tf1norm._src import checks as _checks
+from tf1norm._src import graph_checks as _graph_checks
 from tf1norm.graph import keys
 from tf1norm.graph import registry
 from tf1norm._src.compat import tf, v1
 
-_PRODUCTS = ("MatMul", "BatchMatMulV2", "Conv2D", "Conv3D", "Conv2DBackpropInput",
-             "DepthwiseConv2dNative", "Conv1D")
+_PRODUCTS = (
+    "MatMul",
+    "BatchMatMulV2",
+    "Conv2D",
+    "Conv3D",
+    "Conv2DBackpropInput",
+    "DepthwiseConv2dNative",
+    "Conv1D",
+)
 
 
 def _variables_by_handle(graph):
@@ -29,8 +37,10 @@ def _preactivation(record, variables):
     """(pre-activation tensor, bias variable or None) of the layer using ``record.w``."""
     product = next((op for op in record.w.consumers() if op.type in _PRODUCTS), None)
     if product is None:
-        raise ValueError(f"weight_norm_data_init: cannot find the layer that uses "
-                         f"{record.name} (no MatMul/Conv consumer).")
+        raise ValueError(
+            f"weight_norm_data_init: cannot find the layer that uses "
+            f"{record.name} (no MatMul/Conv consumer)."
+        )
     out = product.outputs[0]
     for consumer in out.consumers():
         if consumer.type in ("BiasAdd", "Add", "AddV2"):
@@ -46,8 +56,7 @@ def _load(variable, value, session):
     session.run(variable.initializer, {variable.initializer.inputs[1]: value})
 
 
-def weight_norm_data_init(session, feed_dict=None, init_scale=1.0, epsilon=1e-8,
-                          min_samples=16):
+def weight_norm_data_init(session, feed_dict=None, init_scale=1.0, epsilon=1e-8, min_samples=16):
     """Data-dependent initialization of weight-normalized layers (Salimans & Kingma §3).
 
     Layer by layer, in the order the layers were built: run the layer's
@@ -78,20 +87,24 @@ def weight_norm_data_init(session, feed_dict=None, init_scale=1.0, epsilon=1e-8,
         ``epsilon`` or ``min_samples``.
     """
     fn = "weight_norm_data_init"
-    session = _checks.session(session, fn)
+    session = _graph_checks.session(session, fn)
     init_scale = _checks.positive_number(init_scale, fn, "init_scale")
     epsilon = _checks.positive_number(epsilon, fn, "epsilon")
     min_samples = _checks.positive_int(min_samples, fn, "min_samples")
     records = registry.get_records(keys.WEIGHT_NORM, session.graph)
     if not records:
-        raise ValueError("weight_norm_data_init: no weight-normalized weights in this graph. "
-                         "Build the model under weight_norm_getter or "
-                         "slim_scope(weight_norm=True).")
+        raise ValueError(
+            "weight_norm_data_init: no weight-normalized weights in this graph. "
+            "Build the model under weight_norm_getter or "
+            "slim_scope(weight_norm=True)."
+        )
     variables = _variables_by_handle(session.graph)
     layers = [(record,) + _preactivation(record, variables) for record in records]
     pre_activations = [pre for _, pre, _ in layers]
-    parameters = _Parameters(session, [record.g for record in records] +
-                             [bias for _, _, bias in layers if bias is not None])
+    parameters = _Parameters(
+        session,
+        [record.g for record in records] + [bias for _, _, bias in layers if bias is not None],
+    )
     report = []
     for index, (record, _, bias) in enumerate(layers):
         # The same fetches and feeds every time: one executor for all layers
@@ -162,10 +175,12 @@ def restore_plain_checkpoint(session, path):
             _load(variable, _checked_shape(variable, value, path), session)
             restored.append(variable.op.name)
     if not restored:
-        raise ValueError(f"restore_plain_checkpoint: `path` {path!r} holds none of the graph's "
-                         f"{len(variables)} variables (checkpoint: {sorted(stored)[:5]}...; "
-                         f"graph: {[v.op.name for v in variables[:5]]}...). Build the model "
-                         "under the same scope names as the plain model, or pass its checkpoint.")
+        raise ValueError(
+            f"restore_plain_checkpoint: `path` {path!r} holds none of the graph's "
+            f"{len(variables)} variables (checkpoint: {sorted(stored)[:5]}...; "
+            f"graph: {[v.op.name for v in variables[:5]]}...). Build the model "
+            "under the same scope names as the plain model, or pass its checkpoint."
+        )
     derived = []
     for record in registry.get_records(keys.WEIGHT_NORM, session.graph):
         if record.g.op.name not in stored:
@@ -178,25 +193,29 @@ def restore_plain_checkpoint(session, path):
 
 def _open_checkpoint(session, path, fn):
     """``(reader, {name: shape})`` of the checkpoint at ``path``; errors name the path."""
-    _checks.session(session, fn)
+    _graph_checks.session(session, fn)
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{fn}: `path` must be a checkpoint prefix or directory; got {path!r}.")
     try:
         reader = tf.train.load_checkpoint(os.fspath(path))
     except (ValueError, OSError, tf.errors.OpError) as error:
         problem = str(error).split("\n", 1)[0]
-        raise ValueError(f"{fn}: `path` {os.fspath(path)!r} is not a readable checkpoint "
-                         f"({problem}). Pass the prefix Saver.save returned, e.g. "
-                         "'model.ckpt-1000', or its directory.") from None
+        raise ValueError(
+            f"{fn}: `path` {os.fspath(path)!r} is not a readable checkpoint "
+            f"({problem}). Pass the prefix Saver.save returned, e.g. "
+            "'model.ckpt-1000', or its directory."
+        ) from None
     return reader, reader.get_variable_to_shape_map()
 
 
 def _checked_shape(variable, value, path):
     if tuple(value.shape) != tuple(variable.shape.as_list()):
-        raise ValueError(f"restore_plain_checkpoint: `path` {path!r} stores "
-                         f"{variable.op.name} with shape {list(value.shape)}, but the graph's "
-                         f"variable has shape {variable.shape.as_list()}. Build the same model "
-                         "as the one that wrote the checkpoint.")
+        raise ValueError(
+            f"restore_plain_checkpoint: `path` {path!r} stores "
+            f"{variable.op.name} with shape {list(value.shape)}, but the graph's "
+            f"variable has shape {variable.shape.as_list()}. Build the same model "
+            "as the one that wrote the checkpoint."
+        )
     return value
 
 
@@ -215,10 +234,12 @@ def export_plain_checkpoint(session, path):
     Raises:
       TypeError: ``session`` is not a session, or ``path`` not a string or path.
     """
-    session = _checks.session(session, "export_plain_checkpoint")
+    session = _graph_checks.session(session, "export_plain_checkpoint")
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-        raise TypeError(f"export_plain_checkpoint: `path` must be a checkpoint prefix (a "
-                        f"non-empty string); got {path!r}. E.g. '/tmp/plain/model.ckpt'.")
+        raise TypeError(
+            f"export_plain_checkpoint: `path` must be a checkpoint prefix (a "
+            f"non-empty string); got {path!r}. E.g. '/tmp/plain/model.ckpt'."
+        )
     graph = session.graph
     effective, dropped, weight_norms = {}, set(), {}
     for record in registry.get_records(keys.WEIGHT_NORM, graph):
@@ -281,7 +302,7 @@ def _aligned_empty(shape, dtype, alignment=64):
     size = int(np.prod(shape)) * np.dtype(dtype).itemsize
     raw = np.empty(size + alignment, np.uint8)
     start = -raw.ctypes.data % alignment
-    return raw[start:start + size].view(dtype).reshape(shape)
+    return raw[start : start + size].view(dtype).reshape(shape)
 
 
 def _assemble(parts, arrays):
@@ -318,11 +339,16 @@ def _save_values(values, path):
     """
     names = sorted(values)
     with tf.Graph().as_default():
-        placeholders = [v1.placeholder(tf.as_dtype(values[n].dtype), values[n].shape)
-                        for n in names]
+        placeholders = [
+            v1.placeholder(tf.as_dtype(values[n].dtype), values[n].shape) for n in names
+        ]
         prefix = v1.placeholder(tf.string, [])
-        save = tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names,
-                                 shape_and_slices=[""] * len(names), tensors=placeholders)
+        save = tf.raw_ops.SaveV2(
+            prefix=prefix,
+            tensor_names=names,
+            shape_and_slices=[""] * len(names),
+            tensors=placeholders,
+        )
         with v1.Session() as export_session:
             feed = dict(zip(placeholders, (values[n] for n in names)))
             feed[prefix] = path

@@ -10,7 +10,7 @@ tracking, metrics, loss scaling and distribution stay Keras's.
 
 import functools
 
-from tf1norm._src import checks as _checks
+from tf1norm._src import graph_checks as _graph_checks
 from tf1norm.tf2.step import make_train_step
 from tf1norm.training.transforms import Transform
 
@@ -44,10 +44,13 @@ def attach_transforms(model, transforms):
     """
     keras_step = getattr(model, "train_step", None)
     if not callable(keras_step):
-        raise TypeError(f"attach_transforms: `model` must be a Keras Model (it has no "
-                        f"train_step); got {type(model).__name__}.")
-    transforms = _checks.instance_list(transforms, Transform, "attach_transforms", "transforms",
-                                       "tf1norm.clip_by_norm(5.0)")
+        raise TypeError(
+            f"attach_transforms: `model` must be a Keras Model (it has no "
+            f"train_step); got {type(model).__name__}."
+        )
+    transforms = _graph_checks.instance_list(
+        transforms, Transform, "attach_transforms", "transforms", "tf1norm.clip_by_norm(5.0)"
+    )
     steps = {}
 
     def current_step():
@@ -85,4 +88,3 @@ class _optimizer_routed_to:  # noqa: N801  (a context manager, used like a funct
 def _apply_chain(step, grads_and_vars, *args, **kwargs):
     del args, kwargs  # Keras passes only (grads_and_vars); tf-keras may add a name
     return step.apply_gradients(list(grads_and_vars))
-

@@ -26,8 +26,10 @@ def _reader(path, fn):
         return tf.train.load_checkpoint(found or path)
     except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"{fn}: cannot read a checkpoint at {path!r} ({first}). Pass the "
-                         "prefix Saver.save returned (model.ckpt-100) or its folder.") from None
+        raise ValueError(
+            f"{fn}: cannot read a checkpoint at {path!r} ({first}). Pass the "
+            "prefix Saver.save returned (model.ckpt-100) or its folder."
+        ) from None
 
 
 def restore_tf1_checkpoint(path, variable_map, allow_missing=False):
@@ -56,13 +58,17 @@ def restore_tf1_checkpoint(path, variable_map, allow_missing=False):
         if name not in shapes:
             if allow_missing:
                 continue
-            raise ValueError(f"restore_tf1_checkpoint: {name!r} is not in the checkpoint "
-                             f"{path!r}; it has {sorted(shapes)[:8]}... Rename, or pass "
-                             "allow_missing=True.")
+            raise ValueError(
+                f"restore_tf1_checkpoint: {name!r} is not in the checkpoint "
+                f"{path!r}; it has {sorted(shapes)[:8]}... Rename, or pass "
+                "allow_missing=True."
+            )
         value = reader.get_tensor(name)
         if tuple(value.shape) != tuple(variable.shape):
-            raise ValueError(f"restore_tf1_checkpoint: {name!r} has shape {value.shape} in "
-                             f"the checkpoint but {tuple(variable.shape)} in the TF2 model.")
+            raise ValueError(
+                f"restore_tf1_checkpoint: {name!r} has shape {value.shape} in "
+                f"the checkpoint but {tuple(variable.shape)} in the TF2 model."
+            )
         variable.assign(value)
         restored.append(name)
     return restored, sorted(set(shapes) - set(variable_map))
@@ -90,13 +96,17 @@ def convert_checkpoint(path, output_prefix, exclude=()):
     """
     patterns = _patterns(exclude)
     reader = _reader(path, "convert_checkpoint")
-    names = sorted(n for n in reader.get_variable_to_shape_map()
-                   if not any(p.search(n) for p in patterns))
+    names = sorted(
+        n for n in reader.get_variable_to_shape_map() if not any(p.search(n) for p in patterns)
+    )
     if not names:
-        raise ValueError(f"convert_checkpoint: no variable left to write from {path!r} "
-                         f"(exclude={list(exclude)!r}).")
-    values = {name: tf.Variable(reader.get_tensor(name), name=name.replace("/", "_"))
-              for name in names}
+        raise ValueError(
+            f"convert_checkpoint: no variable left to write from {path!r} "
+            f"(exclude={list(exclude)!r})."
+        )
+    values = {
+        name: tf.Variable(reader.get_tensor(name), name=name.replace("/", "_")) for name in names
+    }
     written = tf.train.Checkpoint(variables=values).write(output_prefix)
     return written, names
 
@@ -107,5 +117,6 @@ def _patterns(exclude):
     try:
         return [re.compile(p) for p in exclude]
     except (TypeError, re.error) as error:
-        raise ValueError(f"convert_checkpoint: `exclude` must be regular expressions; got "
-                         f"{exclude!r} ({error}).") from None
+        raise ValueError(
+            f"convert_checkpoint: `exclude` must be regular expressions; got {exclude!r} ({error})."
+        ) from None

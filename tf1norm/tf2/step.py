@@ -28,7 +28,7 @@ are added at the end of the chain, as ``create_train_op`` adds them.
 """
 
 from tf1norm.graph import registry
-from tf1norm._src import checks as _checks
+from tf1norm._src import graph_checks as _graph_checks
 from tf1norm._src.compat import tf, v1
 from tf1norm.training.transforms import StepContext, Transform, _ProjectConstraints
 from tf1norm.training.transforms import project_constraints
@@ -90,8 +90,10 @@ class TrainStep:
           ValueError: no variable gets a gradient.
         """
         if not callable(loss_fn):
-            raise TypeError(f"TrainStep: `loss_fn` must be a callable returning the loss; got "
-                            f"{loss_fn!r}. E.g. step(lambda: loss(model(x), y)).")
+            raise TypeError(
+                f"TrainStep: `loss_fn` must be a callable returning the loss; got "
+                f"{loss_fn!r}. E.g. step(lambda: loss(model(x), y))."
+            )
         with tf.GradientTape() as tape:
             loss = loss_fn()
         if variables is None:
@@ -109,18 +111,27 @@ class TrainStep:
         pairs = [(g, v) for g, v in grads_and_vars]
         if not any(g is not None for g, _ in pairs):
             names = [v.name for _, v in pairs]
-            raise ValueError(f"TrainStep: no gradient flows from the loss to any of the "
-                             f"variables {names}. Check `variables` and the loss.")
+            raise ValueError(
+                f"TrainStep: no gradient flows from the loss to any of the "
+                f"variables {names}. Check `variables` and the loss."
+            )
         originals = {_tf_variable(v).ref(): v for _, v in pairs}
         pairs = [(g, _tf_variable(v)) for g, v in pairs]
         self.build([originals[v.ref()] for g, v in pairs if g is not None])
-        context = TF2StepContext(self.optimizer, self.global_step, [v for _, v in pairs],
-                                 self.persistent, _record_graph(), loss)
+        context = TF2StepContext(
+            self.optimizer,
+            self.global_step,
+            [v for _, v in pairs],
+            self.persistent,
+            _record_graph(),
+            loss,
+        )
         chain = self.transforms + _automatic_projections(self.transforms, context.graph)
         for transform in chain:
             pairs = transform.pre_apply(pairs, context)
-        applied = _conditional(context, pairs,
-                               lambda: self._update(pairs, originals, chain, context))
+        applied = _conditional(
+            context, pairs, lambda: self._update(pairs, originals, chain, context)
+        )
         if tf.executing_eagerly():
             registry.clear_step_records()  # the next forward pass records afresh
         return applied
@@ -134,8 +145,9 @@ class TrainStep:
         """
         with tf.init_scope():
             if self.global_step is None:
-                self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                               name="global_step")
+                self.global_step = tf.Variable(
+                    0, dtype=tf.int64, trainable=False, name="global_step"
+                )
             if isinstance(self.optimizer, v1.train.Optimizer):
                 self.optimizer._create_slots([_tf_variable(v) for v in variables])
             elif not getattr(self.optimizer, "built", getattr(self.optimizer, "_built", False)):
@@ -185,17 +197,22 @@ def make_train_step(optimizer, transforms=()):
             return step(lambda: loss_fn(model(x), y), lambda: model.trainable_variables)
     """
     if not callable(getattr(optimizer, "apply_gradients", None)):
-        raise TypeError(f"make_train_step: `optimizer` must have apply_gradients (a Keras or "
-                        f"tf.compat.v1.train optimizer); got {optimizer!r}.")
-    transforms = _checks.instance_list(transforms, Transform, "make_train_step", "transforms",
-                                       "tf1norm.clip_by_norm(5.0)")
+        raise TypeError(
+            f"make_train_step: `optimizer` must have apply_gradients (a Keras or "
+            f"tf.compat.v1.train optimizer); got {optimizer!r}."
+        )
+    transforms = _graph_checks.instance_list(
+        transforms, Transform, "make_train_step", "transforms", "tf1norm.clip_by_norm(5.0)"
+    )
     for transform in transforms:
         if type(transform).__name__ == "_SgdDecayStep":
-            raise TypeError("make_train_step: sgd_decay_step reads a graph collection of "
-                            "penalty tensors, which TF2 does not keep; use "
-                            "add_decoupled_weight_decay(rate, scale_by_learning_rate=False) "
-                            "(θ ← θ − rate·θ_old, the same step for an L2 penalty) or "
-                            "add_l2_to_gradients.")
+            raise TypeError(
+                "make_train_step: sgd_decay_step reads a graph collection of "
+                "penalty tensors, which TF2 does not keep; use "
+                "add_decoupled_weight_decay(rate, scale_by_learning_rate=False) "
+                "(θ ← θ − rate·θ_old, the same step for an L2 penalty) or "
+                "add_l2_to_gradients."
+            )
     return TrainStep(optimizer, transforms)
 
 
@@ -206,8 +223,10 @@ def _tf_variable(variable):
     inner = getattr(variable, "value", None)
     if isinstance(inner, tf.Variable):
         return inner
-    raise TypeError(f"TrainStep: cannot train {variable!r}; expected a tf.Variable or a Keras "
-                    "variable of the TensorFlow backend.")
+    raise TypeError(
+        f"TrainStep: cannot train {variable!r}; expected a tf.Variable or a Keras "
+        "variable of the TensorFlow backend."
+    )
 
 
 def _record_graph():
@@ -241,4 +260,3 @@ def _conditional(context, pairs, update):
         return tf.constant(False)
 
     return tf.cond(condition, apply, skip)
-

@@ -24,15 +24,25 @@ class _SkipNonfinite(Transform):
             values = [_values(g) for g, _ in grads_and_vars if g is not None]
             checked = {id(t): t for t in values}  # holds them: ids stay unique
             finite = _all_finite(values + ([] if context.loss is None else [context.loss]))
-            counter = context.make_variable(self, lambda: v1.Variable(  # once per TF2 step
-                0, dtype=tf.int64, trainable=False, name="skipped_steps", use_resource=True))
+            counter = context.make_variable(
+                self,
+                lambda: v1.Variable(  # once per TF2 step
+                    0, dtype=tf.int64, trainable=False, name="skipped_steps", use_resource=True
+                ),
+            )
         self.skipped_steps = context.state[self] = counter
         if not tf.executing_eagerly():
             v1.add_to_collection(keys.SKIPPED_STEPS, counter)
         context.add_apply_condition(finite, lambda: counter.assign_add(1, read_value=False))
-        context.add_gradient_check(lambda final: _all_finite(
-            [_values(g) for g, _ in final
-             if g is not None and checked.get(id(_values(g))) is not _values(g)]))
+        context.add_gradient_check(
+            lambda final: _all_finite(
+                [
+                    _values(g)
+                    for g, _ in final
+                    if g is not None and checked.get(id(_values(g))) is not _values(g)
+                ]
+            )
+        )
         return grads_and_vars
 
 
@@ -97,10 +107,13 @@ def checked_gradients(grads_and_vars):
     still overlaps with the updates. A NaN/Inf gradient raises
     ``InvalidArgumentError`` before its variable is written.
     """
-    traced = (len(grads_and_vars) > TRACED_CHECKS_FROM
-              or sum(_size(v) for _, v in grads_and_vars) > TRACED_CHECKS_FROM_SIZE)
-    return [(_checked_gradient(grad, variable, traced), variable)
-            for grad, variable in grads_and_vars]
+    traced = (
+        len(grads_and_vars) > TRACED_CHECKS_FROM
+        or sum(_size(v) for _, v in grads_and_vars) > TRACED_CHECKS_FROM_SIZE
+    )
+    return [
+        (_checked_gradient(grad, variable, traced), variable) for grad, variable in grads_and_vars
+    ]
 
 
 # With more gradients than this, or more weights in all, each check is one
@@ -119,10 +132,11 @@ def _size(variable):
 
 
 def _checked_gradient(grad, variable, traced):
-    message = (f"create_train_op: the gradient of {variable.op.name} is inf or nan (after "
-               "the gradient transforms); add tf1norm.skip_nonfinite() to skip such steps")
-    [(grad, _)] = map_gradients([(grad, variable)],
-                                lambda g: _asserted_finite(g, message, traced))
+    message = (
+        f"create_train_op: the gradient of {variable.op.name} is inf or nan (after "
+        "the gradient transforms); add tf1norm.skip_nonfinite() to skip such steps"
+    )
+    [(grad, _)] = map_gradients([(grad, variable)], lambda g: _asserted_finite(g, message, traced))
     return grad
 
 
