@@ -16,7 +16,7 @@ every page of docs/ follow it alike):
   block and whose ``check`` (if any) runs after it and asserts what the block
   promises. A fragment without a marker fails with a ``NameError`` and a message
   saying what to add, so a new block cannot rot silently.
-* No user-facing block imports a private module (``tf1norm._tf``...): examples
+* No user-facing block imports a private module (``tf1norm._src``...): examples
   use ``import tf1norm`` and then ``import tensorflow as tf``.
 
 Docstring examples: the ``Example:``/``Example::`` section of every docstring
@@ -591,7 +591,7 @@ def test_no_private_imports_in_user_facing_examples(path):
 
 
 def test_private_import_pattern():
-    assert PRIVATE_IMPORT.search("from tf1norm._tf import tf")
+    assert PRIVATE_IMPORT.search("from tf1norm._src.compat import tf")
     assert PRIVATE_IMPORT.search("import tf1norm._norms as n")
     assert PRIVATE_IMPORT.search("x = tf1norm._norms.safe_norm(w)")
     assert not PRIVATE_IMPORT.search("import tf1norm  # before tensorflow")
