@@ -59,9 +59,13 @@ def tf_variable(value):
 def is_eager(value):
     """True when ``value`` (variable or tensor) was made eagerly and so has no graph.
 
-    Ref variables and ``PartitionedVariable`` parts are graph objects.
+    Ref variables and ``PartitionedVariable`` parts are graph objects. A
+    ``tf.distribute`` variable is judged by its first replica's component (its
+    own ``handle`` raises outside a replica context).
     """
     value = tf_variable(value)
+    if isinstance(value, tf.distribute.DistributedValues):
+        value = value._primary  # no public accessor that works in every context
     if isinstance(value, tf.Variable):
         handle = getattr(value, "handle", None)
         return handle is not None and not tf.is_symbolic_tensor(handle)
