@@ -17,6 +17,12 @@ NaN loss trains on; add ``skip_nonfinite()``), and a skipped step does not
 undo the writes of the forward pass (batch-norm moving statistics of a Keras
 or shim layer are already updated when the decision is taken).
 
+Under a ``tf.distribute`` strategy (the step called in ``strategy.run``),
+stage 2 sees the gradients summed over the replicas, as one device sees the
+gradient of the global batch (so ``clip_by_global_norm`` clips the global
+gradient, and every replica takes the same decisions); the optimizer gets
+each replica's share ``g / n`` and sums them back, as it always does.
+
 The optimizer is a Keras 3 optimizer (``keras.optimizers.Adam``), a tf-keras
 optimizer (``tf.keras.optimizers.Adam`` with tf1norm's ``TF_USE_LEGACY_KERAS``)
 or a ``tf.compat.v1.train`` optimizer. The transforms read a
@@ -31,7 +37,7 @@ from tf1norm import registry
 from tf1norm import _checks
 from tf1norm._tf import tf, v1
 from tf1norm.transforms import StepContext, Transform, _ProjectConstraints
-from tf1norm.transforms import pre_applied, project_constraints
+from tf1norm.transforms import map_gradients, pre_applied, project_constraints
 
 
 class TF2StepContext(StepContext):
@@ -113,7 +119,7 @@ class TrainStep:
             raise ValueError(f"TrainStep: no gradient flows from the loss to any of the "
                              f"variables {names}. Check `variables` and the loss.")
         originals = {_tf_variable(v).ref(): v for _, v in pairs}
-        pairs = [(g, _tf_variable(v)) for g, v in pairs]
+        pairs = _all_reduced([(g, _tf_variable(v)) for g, v in pairs])
         self.build([originals[v.ref()] for g, v in pairs if g is not None])
         context = TF2StepContext(self.optimizer, self.global_step, [v for _, v in pairs],
                                  self.persistent, _record_graph(), loss)
@@ -144,7 +150,7 @@ class TrainStep:
 
     def _update(self, pairs, originals, chain, context):
         apply_update = self.apply_update or self.optimizer.apply_gradients
-        apply_update([(g, originals[v.ref()]) for g, v in pairs if g is not None])
+        apply_update([(g, originals[v.ref()]) for g, v in _shares(pairs) if g is not None])
         for transform in chain:
             if transform.post_apply_per_variable:
                 for variable in context.variables:
@@ -210,6 +216,45 @@ def _tf_variable(variable):
         return inner
     raise TypeError(f"TrainStep: cannot train {variable!r}; expected a tf.Variable or a Keras "
                     "variable of the TensorFlow backend.")
+
+
+def _replicas():
+    """The replica context when the step runs in one of several replicas, else None."""
+    replica = tf.distribute.get_replica_context()
+    if replica is None or replica.num_replicas_in_sync == 1:
+        return None
+    return replica
+
+
+def _all_reduced(pairs):
+    """Under a tf.distribute strategy, each replica's gradients summed over the replicas.
+
+    Every optimizer (Keras 3, tf-keras, ``tf.compat.v1.train``) sums the
+    replicas' gradients itself; summing here first lets every transform see
+    the gradient a single device would (so ``clip_by_global_norm`` clips the
+    global gradient) and take the same decision on every replica.
+    """
+    replica = _replicas()
+    present = [i for i, (g, _) in enumerate(pairs) if g is not None]
+    if replica is None or not present:
+        return pairs
+    summed = replica.all_reduce(tf.distribute.ReduceOp.SUM, [pairs[i][0] for i in present])
+    pairs = list(pairs)
+    for i, grad in zip(present, summed):
+        pairs[i] = (grad, pairs[i][1])
+    return pairs
+
+
+def _shares(pairs):
+    """Each replica's share ``g / n`` of the summed gradients: the optimizer sums them back.
+
+    Exact for a power-of-two replica count; otherwise within float round-off.
+    """
+    replica = _replicas()
+    if replica is None:
+        return pairs
+    n = replica.num_replicas_in_sync
+    return map_gradients(pairs, lambda g: g / tf.cast(n, g.dtype))
 
 
 def _record_graph():

@@ -1,0 +1,159 @@
+"""Training runs under ``tf.distribute.MirroredStrategy`` and on one device, for ``test_distribute.py``.
+
+Run as a program (``python tests/distributed_runs.py``): it splits the CPU
+into two logical devices, which TensorFlow allows only before its first op,
+so it runs in its own process. Every case runs the same model on the same
+global batches on one device and on two replicas and prints one JSON object
+``{case: {"error": ..., figures...}}``; a case that raises reports its error
+and the others still run.
+
+The model is the issue-22 MLP 64-32-16-10 on sklearn digits, written as TF1
+model code in a ``track_tf1_style_variables`` layer: ``slim_scope(max_norm=1.0)``
+on the hidden layers, ``spectral_norm_getter`` on the output kernel, trained
+with ``clip_by_global_norm`` and decoupled decay.
+"""
+
+import json
+import os
+import sys
+import traceback
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+
+import tf1norm  # noqa: E402  (before TensorFlow)
+from tf1norm._tf import tf, v1  # noqa: E402
+
+GLOBAL_BATCH, STEPS, MAX_NORM, LR = 64, 10, 1.0, 0.1
+
+
+def _split_cpu():
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+def _digits():
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = (data.data[:GLOBAL_BATCH * STEPS] / 16.0).astype(np.float32)
+    return x, data.target[:GLOBAL_BATCH * STEPS].astype(np.int32)
+
+
+class Net(tf.keras.layers.Layer):
+    """The MLP as TF1 model code run by the TF2 shim."""
+
+    @v1.keras.utils.track_tf1_style_variables
+    def call(self, x):
+        import tf_slim as slim
+
+        with tf1norm.slim_scope(max_norm=MAX_NORM):
+            h = slim.fully_connected(x, 32, scope="h1")
+            h = slim.fully_connected(h, 16, scope="h2")
+        with v1.variable_scope("out", custom_getter=tf1norm.spectral_norm_getter()):
+            return v1.layers.dense(h, 10, name="dense")
+
+
+def _initialise(variables):
+    """The same starting values in every run, from each variable's name."""
+    for variable in variables:
+        seed = sum(map(ord, variable.name.replace("/replica_1", "")))
+        value = np.random.default_rng(seed).normal(0.0, 0.5, variable.shape)
+        variable.assign(value.astype(variable.dtype.as_numpy_dtype))
+
+
+def _optimizer(flavour):
+    import keras
+
+    return {"keras3": lambda: keras.optimizers.SGD(LR, momentum=0.9),
+            "tf_keras": lambda: tf.keras.optimizers.SGD(LR, momentum=0.9),
+            "v1": lambda: v1.train.MomentumOptimizer(LR, 0.9)}[flavour]()
+
+
+def _chain(extra=()):
+    return [tf1norm.clip_by_global_norm(1.0),
+            tf1norm.add_decoupled_weight_decay(1e-2, scale_by_learning_rate=False)] + list(extra)
+
+
+def _loss(net, x, y):
+    logits = net(x)
+    per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+    return tf.reduce_sum(per_example) / GLOBAL_BATCH
+
+
+def custom_loop(strategy, flavour, batches, extra=()):
+    """``make_train_step`` in ``strategy.run``; returns the step and every variable's values."""
+    with strategy.scope():
+        net = Net()
+        net(tf.zeros([1, 64]))
+        _initialise(net.variables)
+        step = tf1norm.make_train_step(_optimizer(flavour), _chain(extra))
+
+    @tf.function
+    def train(x, y):
+        return strategy.run(lambda x, y: step(lambda: _loss(net, x, y),
+                                              lambda: net.trainable_variables), args=(x, y))
+
+    dataset = tf.data.Dataset.from_tensor_slices(batches).batch(GLOBAL_BATCH)
+    for x, y in strategy.experimental_distribute_dataset(dataset):
+        train(x, y)
+    return net, step
+
+
+def _replica_values(strategy, variable):
+    return [np.asarray(v.numpy()) for v in strategy.experimental_local_results(variable)]
+
+
+def _figures(strategy, net, reference, step, reference_step):
+    """Largest differences to the one-device run, replica spread, largest unit norm."""
+    diff, spread, norms = 0.0, 0.0, 0.0
+    for mine, theirs in zip(net.variables, reference.variables):
+        values = _replica_values(strategy, mine)
+        spread = max(spread, max(float(np.max(np.abs(v - values[0]))) for v in values))
+        diff = max(diff, float(np.max(np.abs(values[0] - theirs.numpy()))))
+        if mine.name.startswith(("h1/weights", "h2/weights")):
+            norms = max(norms, max(float(np.max(np.linalg.norm(v, axis=0))) for v in values))
+    return {"max_abs_diff": diff, "replica_spread": spread, "max_unit_norm": norms,
+            "global_step": int(step.global_step.numpy()),
+            "reference_global_step": int(reference_step.global_step.numpy()),
+            "names": [v.name for v in net.variables]}
+
+
+def case_custom_loop(flavour):
+    batches = _digits()
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    reference, reference_step = custom_loop(tf.distribute.get_strategy(), flavour, batches)
+    net, step = custom_loop(mirrored, flavour, batches)
+    return _figures(mirrored, net, reference, step, reference_step)
+
+
+def case_shim_built_in_scope():
+    """Building a max-norm shim layer in cross-replica context (issue 22's ValueError)."""
+    with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
+        net = Net()
+        net(tf.zeros([2, 64]))
+    return {"variables": len(net.variables)}
+
+
+CASES = {"custom_loop_keras3": lambda: case_custom_loop("keras3"),
+         "custom_loop_tf_keras": lambda: case_custom_loop("tf_keras"),
+         "custom_loop_v1": lambda: case_custom_loop("v1"),
+         "shim_built_in_scope": case_shim_built_in_scope}
+
+
+def main(names):
+    _split_cpu()
+    results = {}
+    for name in names or CASES:
+        try:
+            results[name] = CASES[name]()
+        except Exception as error:  # noqa: BLE001  (reported to the test, which fails)
+            results[name] = {"error": f"{type(error).__name__}: {error}",
+                             "traceback": traceback.format_exc()[-3000:]}
+    print("RESULTS " + json.dumps(results))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

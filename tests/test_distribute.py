@@ -1,0 +1,50 @@
+"""The TF2 routes under ``tf.distribute.MirroredStrategy`` (2 logical CPUs) equal one device.
+
+TensorFlow splits a CPU into logical devices only before its first op, so
+every case runs in one child process (``distributed_runs.py``), started once
+for this module; each test reads its case's figures.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+RUNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "distributed_runs.py")
+TIMEOUT_S = 900
+# float32 round-off after 10 steps of an MLP: single-device vs 2 replicas
+# differ only in the order of the gradient sums (measured ≤ 1.2e-7).
+EQUAL_ATOL = 2e-6
+
+
+@pytest.fixture(scope="module")
+def results():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run([sys.executable, RUNS], capture_output=True, text=True,
+                          timeout=TIMEOUT_S, env=env)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULTS ")]
+    assert lines, f"distributed_runs.py printed no results:\n{done.stderr[-4000:]}"
+    return json.loads(lines[-1][len("RESULTS "):])
+
+
+def _case(results, name):
+    case = results[name]
+    assert "error" not in case, f"{case.get('error')}\n{case.get('traceback', '')}"
+    return case
+
+
+@pytest.mark.parametrize("flavour", ["keras3", "tf_keras", "v1"])
+def test_custom_loop_equals_one_device(results, flavour):
+    """make_train_step in strategy.run: clipping sees the summed gradient, as on one device."""
+    case = _case(results, f"custom_loop_{flavour}")
+    assert case["max_abs_diff"] <= EQUAL_ATOL
+    assert case["replica_spread"] == 0.0  # every replica holds the same weights and u
+    assert case["max_unit_norm"] <= 1.0 + 1e-6
+    assert case["global_step"] == case["reference_global_step"] == 10
+    assert any(name.endswith("sn_u:0") for name in case["names"])  # u is compared too
+
+
+def test_shim_layer_with_max_norm_builds_in_strategy_scope(results):
+    assert _case(results, "shim_built_in_scope")["variables"] == 7
