@@ -106,6 +106,32 @@ def test_model_fit_runs_the_chain(flavour):
     assert int(current().global_step.numpy()) == 4
 
 
+def _constrained_dense(flavour):
+    """A Dense kernel with a Keras MaxNorm(1.0) and unit norms of 2."""
+    k = keras if flavour in ("keras3", "v1") else tf.keras
+    layer = k.layers.Dense(2, use_bias=False, kernel_constraint=k.constraints.MaxNorm(1.0))
+    layer.build((None, 3))
+    layer.kernel.assign(W0 * 2 / np.linalg.norm(W0, axis=0))
+    return layer
+
+
+@pytest.mark.parametrize("flavour", sorted(_optimizers()))
+def test_keras_constraint_is_the_last_write_of_the_step(flavour):
+    """Decoupled decay after Keras's constraint would leave unit norms at 0.98-0.99, not 1.0.
+
+    With the v1 optimizer the kernel is a Keras 3 variable, whose constraint
+    the optimizer never sees: the step applies it.
+    """
+    layer = _constrained_dense(flavour)
+    decay = tf1norm.add_decoupled_weight_decay(0.01, scale_by_learning_rate=False)
+    step = tf1norm.make_train_step(_optimizers()[flavour](), [decay])
+    run = tf.function(lambda: step(lambda: -10 * tf.reduce_sum(layer.kernel), [layer.kernel]))
+    for _ in range(3):  # each step pushes every unit out of the ball
+        run()
+        norms = np.linalg.norm(np.asarray(layer.kernel.numpy()), axis=0)
+        np.testing.assert_allclose(norms, [1.0, 1.0], rtol=1e-6)
+
+
 def test_eager_shim_layer_max_norm():
     """The shim's max-norm record is projected by an eager step, after the update."""
     class Shim(tf.keras.layers.Layer):

@@ -11,6 +11,11 @@ runs one training step in the same fixed order as ``create_train_op``:
    automatic control dependencies keep that order);
 5. the step counter ``global_step`` (int64) is incremented once.
 
+A variable's Keras ``constraint`` stays its last write of the step: decoupled
+decay of a constrained variable is subtracted before the update (the same
+value, as the decay reads θ_old), and the constraint is applied again after
+any other transform that writes variables after the update.
+
 With ``skip_nonfinite()`` in the chain, stages 3-5 sit in a ``tf.cond``. Unlike
 ``create_train_op``, the step does not wrap the loss in ``check_numerics`` (a
 NaN loss trains on; add ``skip_nonfinite()``), and a skipped step does not
@@ -150,13 +155,25 @@ class TrainStep:
 
     def _update(self, pairs, originals, chain, context):
         apply_update = self.apply_update or self.optimizer.apply_gradients
-        apply_update([(g, originals[v.ref()]) for g, v in _shares(pairs) if g is not None])
+        v1_optimizer = isinstance(self.optimizer, v1.train.Optimizer)
+        constrained = {v.ref() for v in context.variables
+                       if getattr(originals[v.ref()], "constraint", None) is not None}
+        for transform in _before_update(chain):
+            transform.post_apply([v for v in context.variables if v.ref() in constrained],
+                                 context)
+        apply_update([(g, v if v1_optimizer else originals[v.ref()])
+                      for g, v in _shares(pairs) if g is not None])
         for transform in chain:
+            variables = context.variables
+            if transform in _before_update(chain):
+                variables = [v for v in variables if v.ref() not in constrained]
             if transform.post_apply_per_variable:
-                for variable in context.variables:
+                for variable in variables:
                     transform.post_apply([variable], context)
             else:
-                transform.post_apply(context.variables, context)
+                transform.post_apply(variables, context)
+        _constrain_last([originals[v.ref()] for g, v in pairs if g is not None], chain,
+                        v1_optimizer)
         self.global_step.assign_add(1)
 
     def __repr__(self):
@@ -255,6 +272,37 @@ def _shares(pairs):
         return pairs
     n = replica.num_replicas_in_sync
     return map_gradients(pairs, lambda g: g / tf.cast(n, g.dtype))
+
+
+def _before_update(chain):
+    """The transforms whose write may precede the update (decoupled decay: ``θ − c·θ_old``)."""
+    return [t for t in chain if getattr(t, "subtracts_before_update", False)]
+
+
+def _constrain_last(variables, chain, v1_optimizer):
+    """Each variable's Keras ``constraint`` again, as the step's last write of it.
+
+    Keras optimizers apply ``variable.constraint`` right after their update;
+    decoupled decay of a constrained variable runs before the update (see
+    ``_before_update``), but another transform's write after it would leave
+    the variable off its constraint set. A ``tf.compat.v1.train`` optimizer
+    applies the constraint of a ``tf.Variable`` but never sees a Keras 3
+    variable's.
+    """
+    early = _before_update(chain)
+    writes_after = any(_writes_variables(t) and t not in early for t in chain)
+    for variable in variables:
+        constraint = getattr(variable, "constraint", None)
+        if constraint is None:
+            continue
+        if writes_after or (v1_optimizer and not isinstance(variable, tf.Variable)):
+            variable.assign(constraint(variable))
+
+
+def _writes_variables(transform):
+    """True for a transform whose post_apply writes variables (recorded projections aside)."""
+    return (type(transform).post_apply is not Transform.post_apply
+            and not isinstance(transform, _ProjectConstraints))
 
 
 def _record_graph():
