@@ -48,3 +48,16 @@ def test_custom_loop_equals_one_device(results, flavour):
 
 def test_shim_layer_with_max_norm_builds_in_strategy_scope(results):
     assert _case(results, "shim_built_in_scope")["variables"] == 7
+
+
+@pytest.mark.parametrize("flavour", ["keras3", "tf_keras"])
+def test_fit_equals_one_device(results, flavour):
+    """attach_transforms + model.fit with Keras MaxNorm kernels, clipping and decoupled decay."""
+    case = _case(results, f"fit_{flavour}")
+    assert case["max_abs_diff"] <= EQUAL_ATOL
+    assert case["replica_spread"] == 0.0
+    assert case["global_step"] == case["reference_global_step"] == 10
+    assert len(case["norms_per_step"]) == 10
+    assert max(case["norms_per_step"]) <= 1.0 + 1e-6  # on every replica, after every step
+    # the projection is the step's last write: the first step (norms ~4 before) ends at 1
+    assert case["norms_per_step"][0] == pytest.approx(1.0, abs=1e-6)
