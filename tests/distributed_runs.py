@@ -34,6 +34,17 @@ def _split_cpu():
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 
+_STRATEGY = []
+
+
+def _mirrored():
+    """One MirroredStrategy for the process: two strategies over the same devices reuse
+    collective instance keys, and the runtime keeps the first one's shapes."""
+    if not _STRATEGY:
+        _STRATEGY.append(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    return _STRATEGY[0]
+
+
 def _digits():
     from sklearn.datasets import load_digits
 
@@ -130,7 +141,7 @@ def _figures(strategy, net, reference, step, reference_step):
 
 def case_custom_loop(flavour):
     batches = _digits()
-    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    mirrored = _mirrored()
     reference, reference_step = custom_loop(tf.distribute.get_strategy(), flavour, batches)
     net, step = custom_loop(mirrored, flavour, batches)
     return _figures(mirrored, net, reference, step, reference_step)
@@ -171,7 +182,7 @@ def fit(strategy, flavour, batches, extra=()):
 
 def case_fit(flavour):
     batches = _digits()
-    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    mirrored = _mirrored()
     reference, reference_step, reference_norms = fit(tf.distribute.get_strategy(), flavour,
                                                      batches)
     model, step, norms = fit(mirrored, flavour, batches)
@@ -180,9 +191,82 @@ def case_fit(flavour):
     return figures
 
 
+def _all_values(strategy, variables):
+    """Every replica's value of every variable, as NumPy."""
+    return [np.asarray(v) for variable in variables
+            for v in strategy.experimental_local_results(variable)]
+
+
+def _largest_change(before, after):
+    return max(float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+               for a, b in zip(before, after))
+
+
+def case_skip_custom_loop(flavour):
+    """A NaN global batch under MirroredStrategy: nothing of the step stays."""
+    strategy = _mirrored()
+    x, y = _digits()
+    skip = tf1norm.skip_nonfinite()
+    with strategy.scope():
+        net = Net()
+        net(tf.zeros([1, 64]))
+        _initialise(net.variables)
+        step = tf1norm.make_train_step(_optimizer(flavour), _chain([skip]))
+
+    @tf.function
+    def train(x, y):
+        return strategy.run(lambda x, y: step(lambda: _loss(net, x, y),
+                                              lambda: net.trainable_variables,
+                                              lambda: net.non_trainable_variables),
+                            args=(x, y))
+
+    def run(x, y):
+        dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(GLOBAL_BATCH)
+        for batch in strategy.experimental_distribute_dataset(dataset):
+            train(*batch)
+
+    def state():
+        return _all_values(strategy, list(net.variables) + list(step._written([])))
+
+    run(x[:GLOBAL_BATCH], y[:GLOBAL_BATCH])
+    before = state()
+    poisoned = x[:GLOBAL_BATCH].copy()
+    poisoned[3, 5] = np.nan  # one example of one replica's half
+    run(poisoned, y[:GLOBAL_BATCH])
+    after = state()
+    run(x[GLOBAL_BATCH:2 * GLOBAL_BATCH], y[GLOBAL_BATCH:2 * GLOBAL_BATCH])
+    return {"changed_by_nan_step": _largest_change(before, after),
+            "skipped_steps": int(skip.skipped_steps.numpy()),
+            "global_step": int(step.global_step.numpy()),
+            "changed_by_next_step": _largest_change(after, state()),
+            "values_compared": len(before)}
+
+
+def case_skip_fit(flavour):
+    """A NaN batch through ``model.fit`` under MirroredStrategy, with batch norm."""
+    strategy = _mirrored()
+    k = _keras(flavour)
+    with strategy.scope():
+        model = k.Sequential([k.Input((64,)), k.layers.Dense(16), k.layers.BatchNormalization(),
+                              k.layers.Dense(10)])
+        model.compile(optimizer=_optimizer(flavour),
+                      loss=k.losses.SparseCategoricalCrossentropy(from_logits=True))
+    current = tf1norm.attach_transforms(model, _chain([tf1norm.skip_nonfinite()]))
+    x, y = _digits()
+    model.fit(x[:GLOBAL_BATCH], y[:GLOBAL_BATCH], batch_size=GLOBAL_BATCH, verbose=0)
+    step = current()
+    before = _all_values(strategy, list(model.weights) + step._written([]))
+    poisoned = x[:GLOBAL_BATCH].copy()
+    poisoned[40, 7] = np.inf
+    model.fit(poisoned, y[:GLOBAL_BATCH], batch_size=GLOBAL_BATCH, verbose=0)
+    after = _all_values(strategy, list(model.weights) + step._written([]))
+    return {"changed_by_nan_step": _largest_change(before, after),
+            "global_step": int(step.global_step.numpy()), "values_compared": len(before)}
+
+
 def case_shim_built_in_scope():
     """Building a max-norm shim layer in cross-replica context (issue 22's ValueError)."""
-    with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
+    with _mirrored().scope():
         net = Net()
         net(tf.zeros([2, 64]))
     return {"variables": len(net.variables)}
@@ -193,6 +277,11 @@ CASES = {"custom_loop_keras3": lambda: case_custom_loop("keras3"),
          "custom_loop_v1": lambda: case_custom_loop("v1"),
          "fit_keras3": lambda: case_fit("keras3"),
          "fit_tf_keras": lambda: case_fit("tf_keras"),
+         "skip_custom_loop_keras3": lambda: case_skip_custom_loop("keras3"),
+         "skip_custom_loop_tf_keras": lambda: case_skip_custom_loop("tf_keras"),
+         "skip_custom_loop_v1": lambda: case_skip_custom_loop("v1"),
+         "skip_fit_keras3": lambda: case_skip_fit("keras3"),
+         "skip_fit_tf_keras": lambda: case_skip_fit("tf_keras"),
          "shim_built_in_scope": case_shim_built_in_scope}
 
 

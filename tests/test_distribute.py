@@ -61,3 +61,21 @@ def test_fit_equals_one_device(results, flavour):
     assert max(case["norms_per_step"]) <= 1.0 + 1e-6  # on every replica, after every step
     # the projection is the step's last write: the first step (norms ~4 before) ends at 1
     assert case["norms_per_step"][0] == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("flavour", ["keras3", "tf_keras", "v1"])
+def test_skipped_custom_step_changes_nothing(results, flavour):
+    """A NaN in one replica's half: every replica skips; weights, u, slots, counter unchanged."""
+    case = _case(results, f"skip_custom_loop_{flavour}")
+    assert case["changed_by_nan_step"] == 0.0
+    assert case["skipped_steps"] == 1
+    assert case["global_step"] == 2  # the finite steps before and after
+    assert case["changed_by_next_step"] > 0.0
+
+
+@pytest.mark.parametrize("flavour", ["keras3", "tf_keras"])
+def test_skipped_fit_step_changes_nothing(results, flavour):
+    """model.fit with batch norm: moving statistics are restored on every replica too."""
+    case = _case(results, f"skip_fit_{flavour}")
+    assert case["changed_by_nan_step"] == 0.0
+    assert case["global_step"] == 1

@@ -90,6 +90,61 @@ def test_skipped_step_changes_nothing():
         np.testing.assert_array_equal(variable.numpy(), value)
 
 
+def _batch_norm_model(k):
+    model = k.Sequential([k.Input((3,)), k.layers.Dense(4), k.layers.BatchNormalization(),
+                          k.layers.Dense(2)])
+    model.compile(optimizer=k.optimizers.Adam(0.1), loss="mse")
+    return model
+
+
+def _state(model, step):
+    """Every value a step may write: weights, moving statistics, slots, step counter."""
+    optimizer_variables = step.optimizer.variables
+    values = list(model.weights) + list(optimizer_variables) + [step.global_step]
+    return [np.array(v.numpy()) for v in values]
+
+
+def _assert_unchanged(before, after):
+    assert len(before) == len(after)
+    for old, new in zip(before, after):
+        np.testing.assert_array_equal(new, old)
+
+
+@pytest.mark.parametrize("flavour", ["keras3", "tf_keras"])
+def test_skipped_custom_step_restores_moving_statistics(flavour):
+    k = keras if flavour == "keras3" else tf.keras
+    model = _batch_norm_model(k)
+    skip = tf1norm.skip_nonfinite()
+    step = tf1norm.make_train_step(model.optimizer, [skip])
+
+    @tf.function
+    def run(x):
+        return step(lambda: tf.reduce_sum(model(x, training=True) ** 2),
+                    lambda: model.trainable_variables,
+                    restore_on_skip=lambda: model.non_trainable_variables)
+
+    run(tf.constant(X))
+    before = _state(model, step)
+    run(tf.constant(X * np.nan))
+    _assert_unchanged(before, _state(model, step))
+    assert int(skip.skipped_steps.numpy()) == 1
+    run(tf.constant(X))
+    assert not np.array_equal(_state(model, step)[0], before[0])  # a finite step applies
+
+
+@pytest.mark.parametrize("flavour", ["keras3", "tf_keras"])
+def test_skipped_fit_step_restores_moving_statistics(flavour):
+    k = keras if flavour == "keras3" else tf.keras
+    model = _batch_norm_model(k)
+    current = tf1norm.attach_transforms(model, [tf1norm.skip_nonfinite()])
+    y = np.ones((2, 2), np.float32)
+    model.fit(X, y, batch_size=2, epochs=1, verbose=0)
+    before = _state(model, current())
+    model.fit(X * np.nan, y, batch_size=2, epochs=1, verbose=0)
+    _assert_unchanged(before, _state(model, current()))
+    assert int(current().global_step.numpy()) == 1
+
+
 @pytest.mark.parametrize("flavour", ["keras3", "tf_keras"])
 def test_model_fit_runs_the_chain(flavour):
     k = keras if flavour == "keras3" else tf.keras

@@ -70,7 +70,8 @@ def attach_transforms(model, transforms):
         return keras_make_train_function(*args, **kwargs)
 
     def train_step(data):
-        with _chain_active(current_step()):
+        step = current_step()
+        with _chain_active(step, step.snapshot(model.non_trainable_variables)):
             return keras_step(data)
 
     keras_make_train_function = model.make_train_function
@@ -86,14 +87,17 @@ _ACTIVE = threading.local()
 
 
 @contextlib.contextmanager
-def _chain_active(step):
-    """While this thread traces Keras's train_step, the routed optimizer runs ``step``'s chain."""
-    outer = getattr(_ACTIVE, "step", None)
-    _ACTIVE.step = step
+def _chain_active(step, restore):
+    """While this thread traces Keras's train_step, the routed optimizer runs ``step``'s chain.
+
+    ``restore``: the snapshots a skipped step writes back (``TrainStep.snapshot``).
+    """
+    outer = getattr(_ACTIVE, "state", None)
+    _ACTIVE.state = (step, restore)
     try:
         yield
     finally:
-        _ACTIVE.step = outer
+        _ACTIVE.state = outer
 
 
 def _routed(optimizer):
@@ -107,10 +111,10 @@ def _routed(optimizer):
         return own
 
     def apply_gradients(grads_and_vars, *args, **kwargs):
-        step = getattr(_ACTIVE, "step", None)
+        step, restore = getattr(_ACTIVE, "state", None) or (None, ())
         if step is None or step.optimizer is not optimizer:
             return own(grads_and_vars, *args, **kwargs)
-        return step.apply_gradients(list(grads_and_vars))  # tf-keras may add a name: unused
+        return step.apply_gradients(list(grads_and_vars), restore=restore)  # a name: unused
 
     apply_gradients._tf1norm_router = True
     optimizer.apply_gradients = apply_gradients

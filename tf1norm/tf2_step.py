@@ -16,11 +16,15 @@ decay of a constrained variable is subtracted before the update (the same
 value, as the decay reads θ_old), and the constraint is applied again after
 any other transform that writes variables after the update.
 
-With ``skip_nonfinite()`` in the chain, stages 3-5 sit in a ``tf.cond``. Unlike
-``create_train_op``, the step does not wrap the loss in ``check_numerics`` (a
-NaN loss trains on; add ``skip_nonfinite()``), and a skipped step does not
-undo the writes of the forward pass (batch-norm moving statistics of a Keras
-or shim layer are already updated when the decision is taken).
+With ``skip_nonfinite()`` in the chain, stages 3-5 sit in a ``tf.cond`` (under
+a strategy, whose optimizer update all-reduces, they run with zeroed
+gradients and a skipped step writes the old values back; see
+``skipping.conditional_update``). Unlike ``create_train_op``, the step does
+not wrap the loss in ``check_numerics`` (a NaN loss trains on; add
+``skip_nonfinite()``), and the writes of the forward pass (batch-norm moving
+statistics, the ``u`` of ``spectral_norm_getter``) are undone on a skipped
+step only for the variables named in ``restore_on_skip`` (``attach_transforms``
+names the model's non-trainable variables).
 
 Under a ``tf.distribute`` strategy (the step called in ``strategy.run``),
 stage 2 sees the gradients summed over the replicas, as one device sees the
@@ -39,6 +43,7 @@ are added at the end of the chain, as ``create_train_op`` adds them.
 """
 
 from tf1norm import registry
+from tf1norm import skipping
 from tf1norm import _checks
 from tf1norm._tf import tf, v1
 from tf1norm.transforms import StepContext, Transform, _ProjectConstraints
@@ -84,7 +89,7 @@ class TrainStep:
         self.persistent = {}
         self.apply_update = None
 
-    def __call__(self, loss_fn, variables=None):
+    def __call__(self, loss_fn, variables=None, restore_on_skip=()):
         """Compute ``loss_fn()`` under a tape and take one step; return the loss.
 
         Args:
@@ -92,6 +97,11 @@ class TrainStep:
           variables: the variables to train, or a callable returning them,
             called after ``loss_fn`` (a Keras layer builds its variables on
             its first call); default every trainable variable the loss read.
+          restore_on_skip: variables the forward pass writes (batch-norm
+            moving statistics, spectral-norm ``u``: e.g.
+            ``model.non_trainable_variables``), or a callable returning them;
+            read before ``loss_fn`` and written back when ``skip_nonfinite``
+            skips the step.
 
         Returns:
           The loss tensor (value before the update).
@@ -104,18 +114,27 @@ class TrainStep:
         if not callable(loss_fn):
             raise TypeError(f"TrainStep: `loss_fn` must be a callable returning the loss; got "
                             f"{loss_fn!r}. E.g. step(lambda: loss(model(x), y)).")
+        restore = self.snapshot(restore_on_skip() if callable(restore_on_skip)
+                                else restore_on_skip)
         with tf.GradientTape() as tape:
             loss = _checks.scalar_loss(loss_fn(), "TrainStep", "loss_fn()")
         if variables is None:
             variables = [v for v in tape.watched_variables() if v.trainable]
         variables = list(variables() if callable(variables) else variables)
-        self.apply_gradients(zip(tape.gradient(loss, variables), variables), loss)
+        self.apply_gradients(zip(tape.gradient(loss, variables), variables), loss, restore)
         return loss
 
-    def apply_gradients(self, grads_and_vars, loss=None):
+    def snapshot(self, variables):
+        """The values of ``variables`` now, for ``apply_gradients(restore=)`` ([] without a skip)."""
+        if not any(t.handles_nonfinite for t in self.transforms):
+            return []
+        return skipping.snapshot(variables)
+
+    def apply_gradients(self, grads_and_vars, loss=None, restore=()):
         """Stages 2-5 for gradients computed elsewhere (a Keras ``train_step``).
 
-        ``loss`` (optional) is what ``skip_nonfinite`` also checks.
+        ``loss`` (optional) is what ``skip_nonfinite`` also checks; ``restore``
+        (from ``snapshot``) is written back when it skips the step.
         Returns a bool tensor: True when the update was applied.
         """
         pairs = [(g, v) for g, v in grads_and_vars]
@@ -131,8 +150,9 @@ class TrainStep:
         chain = self.transforms + _automatic_projections(self.transforms, context.graph)
         for transform in chain:
             pairs = pre_applied(transform, pairs, context, "make_train_step")
-        applied = _conditional(context, pairs,
-                               lambda: self._update(pairs, originals, chain, context))
+        applied = skipping.conditional_update(
+            context, pairs, lambda final: self._update(final, originals, chain, context),
+            restore, _replicas(), lambda: self._written(context.variables))
         if tf.executing_eagerly():
             registry.clear_step_records()  # the next forward pass records afresh
         return applied
@@ -152,6 +172,13 @@ class TrainStep:
                 self.optimizer._create_slots([_tf_variable(v) for v in variables])
             elif not getattr(self.optimizer, "built", getattr(self.optimizer, "_built", False)):
                 self.optimizer.build(list(variables))
+
+    def _written(self, variables):
+        """Every variable the update writes: trained, the optimizer's, the step counter."""
+        optimizer_variables = self.optimizer.variables
+        if callable(optimizer_variables):  # tf.compat.v1.train: a method
+            optimizer_variables = optimizer_variables()
+        return list(variables) + list(optimizer_variables) + [self.global_step]
 
     def _update(self, pairs, originals, chain, context):
         apply_update = self.apply_update or self.optimizer.apply_gradients
@@ -315,25 +342,3 @@ def _automatic_projections(transforms, graph):
     handled = {t.collection for t in transforms if isinstance(t, _ProjectConstraints)}
     recorded = registry.recorded_collections(graph)
     return [project_constraints(c) for c in recorded if c not in handled]
-
-
-def _conditional(context, pairs, update):
-    """``update()`` unless a transform's apply condition fails; then its ``on_skip``."""
-    conditions = [c for c, _ in context.apply_conditions]
-    conditions += [check(pairs) for check in getattr(context, "gradient_checks", ())]
-    if not conditions:
-        update()
-        return tf.constant(True)
-    condition = tf.reduce_all(tf.stack(conditions))
-
-    def apply():
-        update()
-        return tf.constant(True)
-
-    def skip():
-        for _, on_skip in context.apply_conditions:
-            on_skip()
-        return tf.constant(False)
-
-    return tf.cond(condition, apply, skip)
-
