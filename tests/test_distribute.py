@@ -79,3 +79,12 @@ def test_skipped_fit_step_changes_nothing(results, flavour):
     case = _case(results, f"skip_fit_{flavour}")
     assert case["changed_by_nan_step"] == 0.0
     assert case["global_step"] == 1
+
+
+@pytest.mark.parametrize("flavour", ["keras3", "v1"])
+def test_shim_max_norm_holds_in_a_plain_optimizer_loop(results, flavour):
+    """optimizer.apply_gradients in strategy.run, no tf1norm step: every replica projects."""
+    norms = _case(results, f"plain_loop_{flavour}")["norms_per_step"]
+    assert len(norms) == 10
+    assert max(norms) <= 1.0 + 1e-6
+    assert norms[0] == pytest.approx(1.0, abs=1e-6)  # ~4 before the first step

@@ -74,6 +74,32 @@ def is_eager(value):
     return False
 
 
+def adopt_as_constraint(variable, projection):
+    """Make ``projection`` the eager ``variable``'s ``constraint`` when it has none.
+
+    Keras (3 and tf-keras) and ``tf.compat.v1.train`` optimizers apply a
+    variable's ``constraint`` after their update, so a plain TF2 loop
+    (``optimizer.apply_gradients``, no tf1norm step) projects too. The
+    projection is marked ``adopted``: tf1norm's own steps leave it to the
+    optimizer instead of projecting twice. A variable with its own
+    constraint keeps it (tf1norm's steps then project after it).
+    """
+    # A distributed variable reads its primary's constraint; an optimizer's
+    # cross-replica update applies each component's own.
+    components = getattr(variable, "_values", None) or [variable]
+    if any(getattr(c, "constraint", None) is not None or not hasattr(c, "_constraint")
+           for c in components):
+        return False
+
+    def constraint(value):
+        return projection.fn(value)
+
+    for component in components:
+        component._constraint = constraint  # no public setter; tf.Variable reads it
+    projection.adopted = True
+    return True
+
+
 def in_tf2():
     """True when the outermost context executes eagerly (eager code or a ``tf.function``)."""
     if tf.executing_eagerly():
