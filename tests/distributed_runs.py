@@ -316,7 +316,59 @@ CASES = {"custom_loop_keras3": lambda: case_custom_loop("keras3"),
          "shim_built_in_scope": case_shim_built_in_scope}
 
 
+def multi_worker(index, ports):
+    """One worker of a MultiWorkerMirroredStrategy cluster on 127.0.0.1 (one CPU each).
+
+    Trains the custom loop (Keras 3 optimizer, the chain and ``skip_nonfinite``)
+    for ``STEPS`` global batches, the worker taking its half of each, then one
+    global batch with a NaN in worker 1's half. Returns every variable's values
+    after the finite steps, and what the NaN step changed.
+    """
+    os.environ["TF_CONFIG"] = json.dumps({
+        "cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
+        "task": {"type": "worker", "index": index}})
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    x, y = _digits()
+    skip = tf1norm.skip_nonfinite()
+    with strategy.scope():
+        net = Net()
+        net(tf.zeros([1, 64]))
+        _initialise(net.variables)
+        step = tf1norm.make_train_step(_optimizer("keras3"), _chain([skip]))
+
+    @tf.function
+    def train(x, y):
+        return strategy.run(lambda x, y: step(lambda: _loss(net, x, y),
+                                              lambda: net.trainable_variables,
+                                              lambda: net.non_trainable_variables),
+                            args=(x, y))
+
+    half = GLOBAL_BATCH // 2
+    for s in range(STEPS):
+        rows = slice(s * GLOBAL_BATCH + index * half, s * GLOBAL_BATCH + (index + 1) * half)
+        train(tf.constant(x[rows]), tf.constant(y[rows]))
+    trained = [np.asarray(v.numpy()) for v in net.variables]
+    poisoned = x[:half].copy()
+    if index == 1:
+        poisoned[0, 0] = np.nan
+    train(tf.constant(poisoned), tf.constant(y[:half]))
+    return {"values": [v.tolist() for v in trained],
+            "changed_by_nan_step": _largest_change(trained, [v.numpy() for v in net.variables]),
+            "skipped_steps": int(skip.skipped_steps.numpy()),
+            "global_step": int(step.global_step.numpy())}
+
+
+def reference_values():
+    """The one-device run ``multi_worker`` is compared with (run it in any process)."""
+    net, _ = custom_loop(tf.distribute.get_strategy(), "keras3", _digits(), [])
+    return [np.asarray(v.numpy()) for v in net.variables]
+
+
 def main(names):
+    if names[:1] == ["--worker"]:
+        result = multi_worker(int(names[1]), [int(p) for p in names[2:]])
+        print("RESULTS " + json.dumps(result))
+        return
     _split_cpu()
     results = {}
     for name in names or CASES:
