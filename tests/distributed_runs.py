@@ -93,8 +93,8 @@ def _loss(net, x, y):
     return tf.reduce_sum(per_example) / GLOBAL_BATCH
 
 
-def custom_loop(strategy, flavour, batches, extra=()):
-    """``make_train_step`` in ``strategy.run``; returns the step and every variable's values."""
+def _trainer(strategy, flavour, extra=()):
+    """The shim net, its ``make_train_step`` and a ``tf.function`` running it in ``strategy.run``."""
     with strategy.scope():
         net = Net()
         net(tf.zeros([1, 64]))
@@ -104,8 +104,16 @@ def custom_loop(strategy, flavour, batches, extra=()):
     @tf.function
     def train(x, y):
         return strategy.run(lambda x, y: step(lambda: _loss(net, x, y),
-                                              lambda: net.trainable_variables), args=(x, y))
+                                              lambda: net.trainable_variables,
+                                              lambda: net.non_trainable_variables),
+                            args=(x, y))
 
+    return net, step, train
+
+
+def custom_loop(strategy, flavour, batches, extra=()):
+    """``make_train_step`` in ``strategy.run``; returns the net and the step."""
+    net, step, train = _trainer(strategy, flavour, extra)
     dataset = tf.data.Dataset.from_tensor_slices(batches).batch(GLOBAL_BATCH)
     for x, y in strategy.experimental_distribute_dataset(dataset):
         train(x, y)
@@ -207,18 +215,7 @@ def case_skip_custom_loop(flavour):
     strategy = _mirrored()
     x, y = _digits()
     skip = tf1norm.skip_nonfinite()
-    with strategy.scope():
-        net = Net()
-        net(tf.zeros([1, 64]))
-        _initialise(net.variables)
-        step = tf1norm.make_train_step(_optimizer(flavour), _chain([skip]))
-
-    @tf.function
-    def train(x, y):
-        return strategy.run(lambda x, y: step(lambda: _loss(net, x, y),
-                                              lambda: net.trainable_variables,
-                                              lambda: net.non_trainable_variables),
-                            args=(x, y))
+    net, step, train = _trainer(strategy, flavour, [skip])
 
     def run(x, y):
         dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(GLOBAL_BATCH)
@@ -330,18 +327,7 @@ def multi_worker(index, ports):
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     x, y = _digits()
     skip = tf1norm.skip_nonfinite()
-    with strategy.scope():
-        net = Net()
-        net(tf.zeros([1, 64]))
-        _initialise(net.variables)
-        step = tf1norm.make_train_step(_optimizer("keras3"), _chain([skip]))
-
-    @tf.function
-    def train(x, y):
-        return strategy.run(lambda x, y: step(lambda: _loss(net, x, y),
-                                              lambda: net.trainable_variables,
-                                              lambda: net.non_trainable_variables),
-                            args=(x, y))
+    net, step, train = _trainer(strategy, "keras3", [skip])
 
     half = GLOBAL_BATCH // 2
     for s in range(STEPS):
