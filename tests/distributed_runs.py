@@ -344,6 +344,46 @@ def multi_worker(index, ports):
             "global_step": int(step.global_step.numpy())}
 
 
+def _cluster(ports):
+    """ClusterSpec of a parameter-server cluster: chief, one ps, two workers on 127.0.0.1."""
+    names = ("chief", "ps", "worker", "worker")
+    spec = {}
+    for name, port in zip(names, ports):
+        spec.setdefault(name, []).append(f"127.0.0.1:{port}")
+    return tf.train.ClusterSpec(spec)
+
+
+def ps_server(job, index, ports):
+    """A ps or worker server of ``_cluster(ports)``; serves until killed."""
+    server = tf.distribute.Server(_cluster(ports), job_name=job, task_index=index,
+                                  protocol="grpc", start=True)
+    server.join()
+
+
+def ps_chief(ports):
+    """ParameterServerStrategy + ClusterCoordinator: the custom loop, one step at a time."""
+    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+        _cluster(ports), task_type="chief", task_id=0, rpc_layer="grpc")
+    strategy = tf.distribute.ParameterServerStrategy(resolver)
+    coordinator = tf.distribute.experimental.coordinator.ClusterCoordinator(strategy)
+    x, y = _digits()
+    skip = tf1norm.skip_nonfinite()
+    net, step, train = _trainer(strategy, "keras3", [skip])
+    for s in range(STEPS):
+        rows = slice(s * GLOBAL_BATCH, (s + 1) * GLOBAL_BATCH)
+        coordinator.schedule(train, args=(tf.constant(x[rows]), tf.constant(y[rows])))
+        coordinator.join()  # sequential steps: comparable with one device
+    trained = [np.asarray(v.numpy()) for v in net.variables]
+    poisoned = x[:GLOBAL_BATCH].copy()
+    poisoned[0, 0] = np.nan
+    coordinator.schedule(train, args=(tf.constant(poisoned), tf.constant(y[:GLOBAL_BATCH])))
+    coordinator.join()
+    return {"values": [v.tolist() for v in trained],
+            "changed_by_nan_step": _largest_change(trained, [v.numpy() for v in net.variables]),
+            "skipped_steps": int(skip.skipped_steps.numpy()),
+            "global_step": int(step.global_step.numpy())}
+
+
 def reference_values():
     """The one-device run ``multi_worker`` is compared with (run it in any process)."""
     net, _ = custom_loop(tf.distribute.get_strategy(), "keras3", _digits(), [])
@@ -351,6 +391,11 @@ def reference_values():
 
 
 def main(names):
+    if names[:1] == ["--ps-server"]:
+        return ps_server(names[1], int(names[2]), [int(p) for p in names[3:]])
+    if names[:1] == ["--ps-chief"]:
+        print("RESULTS " + json.dumps(ps_chief([int(p) for p in names[1:]])))
+        return
     if names[:1] == ["--worker"]:
         result = multi_worker(int(names[1]), [int(p) for p in names[2:]])
         print("RESULTS " + json.dumps(result))

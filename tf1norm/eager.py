@@ -96,6 +96,10 @@ def adopt_as_constraint(variable, projection):
 
     for component in components:
         component._constraint = constraint  # no public setter; tf.Variable reads it
+    if getattr(variable, "constraint", None) is not constraint:  # a wrapper that reads
+        for component in components:                           # elsewhere (ps variables)
+            component._constraint = None
+        return False
     projection.adopted = True
     return True
 

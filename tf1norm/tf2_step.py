@@ -152,7 +152,7 @@ class TrainStep:
             pairs = pre_applied(transform, pairs, context, "make_train_step")
         applied = skipping.conditional_update(
             context, pairs, lambda final: self._update(final, originals, chain, context),
-            restore, _replicas(), lambda: self._written(context.variables))
+            restore, _replicas(several=False), lambda: self._written(context.variables))
         if tf.executing_eagerly():
             registry.clear_step_records()  # the next forward pass records afresh
         return applied
@@ -262,10 +262,17 @@ def _tf_variable(variable):
                     "variable of the TensorFlow backend.")
 
 
-def _replicas():
-    """The replica context when the step runs in one of several replicas, else None."""
+def _replicas(several=True):
+    """The replica context when the step runs in ``strategy.run``, else None.
+
+    ``several``: only when there are several replicas in sync (a
+    ParameterServerStrategy worker's step is its own single replica, but
+    its optimizer still synchronizes, so it cannot sit in a ``tf.cond``).
+    """
     replica = tf.distribute.get_replica_context()
-    if replica is None or replica.num_replicas_in_sync == 1:
+    if replica is None or not tf.distribute.has_strategy():
+        return None
+    if several and replica.num_replicas_in_sync == 1:
         return None
     return replica
 
