@@ -69,6 +69,13 @@ def skip_nonfinite():
     * the non-trainable int64 counter ``skipped_steps`` (also exposed as
       ``transform.skipped_steps`` and in ``keys.SKIPPED_STEPS``) increments.
 
+    In TF2 (``make_train_step``, ``attach_transforms``) the same holds for
+    the variables the update writes; forward-pass writes are restored for the
+    variables given as ``restore_on_skip`` (``attach_transforms``: the
+    model's non-trainable variables). Under a ``tf.distribute`` strategy the
+    decision is taken on the gradients summed over the replicas and is the
+    same on every replica (see ``conditional_update``).
+
     So training after any number of skipped steps continues bit-identically
     to a run that never saw them. Not undone: the draws of stateful random
     ops (``dropout``, ``add_gradient_noise``, ``tf.random.uniform``), whose
