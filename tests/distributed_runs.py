@@ -183,8 +183,11 @@ def fit(strategy, flavour, batches, extra=()):
     norms = []
     record = k.callbacks.LambdaCallback(
         on_train_batch_end=lambda batch, logs: norms.append(_unit_norms(strategy, model)))
-    model.fit(*batches, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0,
-              callbacks=[record])
+    if isinstance(batches, tf.data.Dataset):  # batched already (multi-worker)
+        model.fit(batches, epochs=1, verbose=0, callbacks=[record])
+    else:
+        model.fit(*batches, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[record])
     return model, current(), norms
 
 
@@ -338,10 +341,22 @@ def multi_worker(index, ports):
     if index == 1:
         poisoned[0, 0] = np.nan
     train(tf.constant(poisoned), tf.constant(y[:half]))
-    return {"values": [v.tolist() for v in trained],
-            "changed_by_nan_step": _largest_change(trained, [v.numpy() for v in net.variables]),
-            "skipped_steps": int(skip.skipped_steps.numpy()),
-            "global_step": int(step.global_step.numpy())}
+    result = {"values": [v.tolist() for v in trained],
+              "changed_by_nan_step": _largest_change(trained, [v.numpy() for v in net.variables]),
+              "skipped_steps": int(skip.skipped_steps.numpy()),
+              "global_step": int(step.global_step.numpy())}
+    dataset = tf.data.Dataset.from_tensor_slices(_digits()).batch(GLOBAL_BATCH)
+    model, fit_step, norms = fit(strategy, "tf_keras", dataset)
+    result.update(fit_values=[np.asarray(v.numpy()).tolist() for v in model.weights],
+                  fit_norms_per_step=norms, fit_global_step=int(fit_step.global_step.numpy()))
+    return result
+
+
+def fit_reference_values():
+    """The one-device tf-keras ``fit`` run ``multi_worker`` is compared with
+    (Keras 3's own ``fit`` fails under MultiWorkerMirroredStrategy here, before tf1norm runs)."""
+    model, _, _ = fit(tf.distribute.get_strategy(), "tf_keras", _digits())
+    return [np.asarray(v.numpy()) for v in model.weights]
 
 
 def _cluster(ports):

@@ -69,3 +69,14 @@ def test_nan_in_one_worker_skips_the_step_on_both(workers):
         assert worker["changed_by_nan_step"] == 0.0
         assert worker["skipped_steps"] == 1
         assert worker["global_step"] == distributed_runs.STEPS
+
+
+def test_tf_keras_fit_equals_one_device(workers):
+    """attach_transforms + tf-keras model.fit on the same cluster (each worker its half)."""
+    reference = distributed_runs.fit_reference_values()
+    for worker in workers:
+        assert worker["fit_global_step"] == distributed_runs.STEPS
+        assert max(worker["fit_norms_per_step"]) <= distributed_runs.MAX_NORM + 1e-6
+        assert len(worker["fit_values"]) == len(reference)
+        for value, expected in zip(worker["fit_values"], reference):
+            np.testing.assert_allclose(np.asarray(value), expected, rtol=0, atol=2e-6)
