@@ -90,6 +90,61 @@ def test_skipped_step_changes_nothing():
         np.testing.assert_array_equal(variable.numpy(), value)
 
 
+def _batch_norm_model(k):
+    model = k.Sequential([k.Input((3,)), k.layers.Dense(4), k.layers.BatchNormalization(),
+                          k.layers.Dense(2)])
+    model.compile(optimizer=k.optimizers.Adam(0.1), loss="mse")
+    return model
+
+
+def _state(model, step):
+    """Every value a step may write: weights, moving statistics, slots, step counter."""
+    optimizer_variables = step.optimizer.variables
+    values = list(model.weights) + list(optimizer_variables) + [step.global_step]
+    return [np.array(v.numpy()) for v in values]
+
+
+def _assert_unchanged(before, after):
+    assert len(before) == len(after)
+    for old, new in zip(before, after):
+        np.testing.assert_array_equal(new, old)
+
+
+@pytest.mark.parametrize("flavour", ["keras3", "tf_keras"])
+def test_skipped_custom_step_restores_moving_statistics(flavour):
+    k = keras if flavour == "keras3" else tf.keras
+    model = _batch_norm_model(k)
+    skip = tf1norm.skip_nonfinite()
+    step = tf1norm.make_train_step(model.optimizer, [skip])
+
+    @tf.function
+    def run(x):
+        return step(lambda: tf.reduce_sum(model(x, training=True) ** 2),
+                    lambda: model.trainable_variables,
+                    restore_on_skip=lambda: model.non_trainable_variables)
+
+    run(tf.constant(X))
+    before = _state(model, step)
+    run(tf.constant(X * np.nan))
+    _assert_unchanged(before, _state(model, step))
+    assert int(skip.skipped_steps.numpy()) == 1
+    run(tf.constant(X))
+    assert not np.array_equal(_state(model, step)[0], before[0])  # a finite step applies
+
+
+@pytest.mark.parametrize("flavour", ["keras3", "tf_keras"])
+def test_skipped_fit_step_restores_moving_statistics(flavour):
+    k = keras if flavour == "keras3" else tf.keras
+    model = _batch_norm_model(k)
+    current = tf1norm.attach_transforms(model, [tf1norm.skip_nonfinite()])
+    y = np.ones((2, 2), np.float32)
+    model.fit(X, y, batch_size=2, epochs=1, verbose=0)
+    before = _state(model, current())
+    model.fit(X * np.nan, y, batch_size=2, epochs=1, verbose=0)
+    _assert_unchanged(before, _state(model, current()))
+    assert int(current().global_step.numpy()) == 1
+
+
 @pytest.mark.parametrize("flavour", ["keras3", "tf_keras"])
 def test_model_fit_runs_the_chain(flavour):
     k = keras if flavour == "keras3" else tf.keras
@@ -104,6 +159,32 @@ def test_model_fit_runs_the_chain(flavour):
     expected = np.sign(X.sum(axis=0))[:, None] * np.full_like(change, 4 * LR * 1e-3)
     np.testing.assert_allclose(change, expected, rtol=0, atol=1e-7)  # float32 steps of 1e-4
     assert int(current().global_step.numpy()) == 4
+
+
+def _constrained_dense(flavour):
+    """A Dense kernel with a Keras MaxNorm(1.0) and unit norms of 2."""
+    k = keras if flavour in ("keras3", "v1") else tf.keras
+    layer = k.layers.Dense(2, use_bias=False, kernel_constraint=k.constraints.MaxNorm(1.0))
+    layer.build((None, 3))
+    layer.kernel.assign(W0 * 2 / np.linalg.norm(W0, axis=0))
+    return layer
+
+
+@pytest.mark.parametrize("flavour", sorted(_optimizers()))
+def test_keras_constraint_is_the_last_write_of_the_step(flavour):
+    """Decoupled decay after Keras's constraint would leave unit norms at 0.98-0.99, not 1.0.
+
+    With the v1 optimizer the kernel is a Keras 3 variable, whose constraint
+    the optimizer never sees: the step applies it.
+    """
+    layer = _constrained_dense(flavour)
+    decay = tf1norm.add_decoupled_weight_decay(0.01, scale_by_learning_rate=False)
+    step = tf1norm.make_train_step(_optimizers()[flavour](), [decay])
+    run = tf.function(lambda: step(lambda: -10 * tf.reduce_sum(layer.kernel), [layer.kernel]))
+    for _ in range(3):  # each step pushes every unit out of the ball
+        run()
+        norms = np.linalg.norm(np.asarray(layer.kernel.numpy()), axis=0)
+        np.testing.assert_allclose(norms, [1.0, 1.0], rtol=1e-6)
 
 
 def test_eager_shim_layer_max_norm():
@@ -126,6 +207,33 @@ def test_eager_shim_layer_max_norm():
         step(loss, lambda: layer.trainable_variables)
     kernel = [v for v in layer.variables if "kernel" in v.name][0]
     assert np.max(np.linalg.norm(kernel.numpy(), axis=0)) == pytest.approx(0.5, rel=1e-6)
+
+
+@pytest.mark.parametrize("flavour", sorted(_optimizers()))
+def test_shim_max_norm_holds_in_a_plain_optimizer_loop(flavour):
+    """No tf1norm step: the recorded projection is the variable's constraint, which
+    every optimizer applies after its update (unit norms stayed at 1.84 before)."""
+    class Shim(tf.keras.layers.Layer):
+        @v1.keras.utils.track_tf1_style_variables
+        def call(self, x):
+            return tf1norm.require_v1_layers().dense(
+                x, 4, kernel_regularizer=tf1norm.max_norm_regularizer(0.5), name="h")
+
+    layer = Shim()
+    optimizer = _optimizers()[flavour]()
+
+    @tf.function
+    def train(x):
+        with tf.GradientTape() as tape:
+            loss = -tf.reduce_sum(layer(x))
+        grads = tape.gradient(loss, layer.trainable_variables)
+        optimizer.apply_gradients(zip(grads, layer.trainable_variables))
+
+    layer(tf.constant(X))
+    for _ in range(3):
+        train(tf.constant(X * 10))
+        kernel = [v for v in layer.variables if "kernel" in v.name][0]
+        np.testing.assert_allclose(np.linalg.norm(kernel.numpy(), axis=0), [0.5] * 4, rtol=1e-6)
 
 
 def test_bad_input():

@@ -59,15 +59,49 @@ def tf_variable(value):
 def is_eager(value):
     """True when ``value`` (variable or tensor) was made eagerly and so has no graph.
 
-    Ref variables and ``PartitionedVariable`` parts are graph objects.
+    Ref variables and ``PartitionedVariable`` parts are graph objects. A
+    ``tf.distribute`` variable is judged by its first replica's component (its
+    own ``handle`` raises outside a replica context).
     """
     value = tf_variable(value)
+    if isinstance(value, tf.distribute.DistributedValues):
+        value = value._primary  # no public accessor that works in every context
     if isinstance(value, tf.Variable):
         handle = getattr(value, "handle", None)
         return handle is not None and not tf.is_symbolic_tensor(handle)
     if isinstance(value, tf.Tensor):
         return not tf.is_symbolic_tensor(value)
     return False
+
+
+def adopt_as_constraint(variable, projection):
+    """Make ``projection`` the eager ``variable``'s ``constraint`` when it has none.
+
+    Keras (3 and tf-keras) and ``tf.compat.v1.train`` optimizers apply a
+    variable's ``constraint`` after their update, so a plain TF2 loop
+    (``optimizer.apply_gradients``, no tf1norm step) projects too. The
+    projection is marked ``adopted``: tf1norm's own steps leave it to the
+    optimizer instead of projecting twice. A variable with its own
+    constraint keeps it (tf1norm's steps then project after it).
+    """
+    # A distributed variable reads its primary's constraint; an optimizer's
+    # cross-replica update applies each component's own.
+    components = getattr(variable, "_values", None) or [variable]
+    if any(getattr(c, "constraint", None) is not None or not hasattr(c, "_constraint")
+           for c in components):
+        return False
+
+    def constraint(value):
+        return projection.fn(value)
+
+    for component in components:
+        component._constraint = constraint  # no public setter; tf.Variable reads it
+    if getattr(variable, "constraint", None) is not constraint:  # a wrapper that reads
+        for component in components:                           # elsewhere (ps variables)
+            component._constraint = None
+        return False
+    projection.adopted = True
+    return True
 
 
 def in_tf2():

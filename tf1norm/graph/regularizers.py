@@ -90,8 +90,11 @@ def max_norm_regularizer(threshold=1.0, axes=None, name="max_norm", collection=k
         reduced = _checks.axes_tuple(axes, _checks.static_rank(variable, fn_name, "weights"),
                                      fn_name)
         projection = _projection_of(variable, reduced, project, name)
-        if projection is not None and registry.register_projection(projection, collection) \
-                and not eager.is_eager(variable):  # TF2: recorded only, nothing assigned
+        if projection is None or not registry.register_projection(projection, collection):
+            return None
+        if eager.is_eager(variable):  # TF2: recorded, and the constraint a plain loop applies
+            eager.adopt_as_constraint(variable, projection)
+        else:
             for op in _as_list(projection.build()):
                 v1.add_to_collection(collection, op)
         return None

@@ -6,9 +6,16 @@ update becomes the whole chain of :func:`tf1norm.make_train_step`: every
 ``pre_apply``, the compiled optimizer's ``apply_gradients``, every
 ``post_apply`` (recorded projections included) and the step counter. Loss
 tracking, metrics, loss scaling and distribution stay Keras's.
+
+Under a ``tf.distribute`` strategy each replica traces ``train_step`` in its
+own thread, so nothing is patched while tracing: ``make_train_function``
+(called by ``fit`` outside any replica context) installs, once per optimizer,
+an ``apply_gradients`` that runs the chain only in a thread that is tracing
+the attached ``train_step`` and is the optimizer's own everywhere else.
 """
 
-import functools
+import contextlib
+import threading
 
 from tf1norm._src import graph_checks as _graph_checks
 from tf1norm.tf2.step import make_train_step
@@ -55,34 +62,60 @@ def attach_transforms(model, transforms):
         if steps.get("optimizer") is not optimizer:
             steps["optimizer"] = optimizer
             steps["step"] = make_train_step(optimizer, transforms)
-            steps["step"].apply_update = optimizer.apply_gradients  # the unpatched method
+            steps["step"].apply_update = _routed(optimizer)
         return steps["step"]
+
+    def make_train_function(*args, **kwargs):
+        current_step()  # outside any replica context: the optimizer is routed here, once
+        return keras_make_train_function(*args, **kwargs)
 
     def train_step(data):
         step = current_step()
-        with _optimizer_routed_to(step):
+        with _chain_active(step, step.snapshot(model.non_trainable_variables)):
             return keras_step(data)
 
+    keras_make_train_function = model.make_train_function
+    model.make_train_function = make_train_function
     model.train_step = train_step
     model.train_function = None  # rebuilt from the new train_step by the next fit
     return lambda: steps.get("step")
 
 
-class _optimizer_routed_to:  # noqa: N801  (a context manager, used like a function)
-    """While tracing Keras's train_step, ``optimizer.apply_gradients`` runs the chain."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def __enter__(self):
-        optimizer = self.step.optimizer
-        optimizer.apply_gradients = functools.partial(_apply_chain, self.step)
-
-    def __exit__(self, *exc_info):
-        del self.step.optimizer.apply_gradients  # back to the class's method
+# The step whose chain ``optimizer.apply_gradients`` runs, per thread: each
+# replica of a tf.distribute strategy traces train_step in its own thread.
+_ACTIVE = threading.local()
 
 
-def _apply_chain(step, grads_and_vars, *args, **kwargs):
-    del args, kwargs  # Keras passes only (grads_and_vars); tf-keras may add a name
-    return step.apply_gradients(list(grads_and_vars))
+@contextlib.contextmanager
+def _chain_active(step, restore):
+    """While this thread traces Keras's train_step, the routed optimizer runs ``step``'s chain.
 
+    ``restore``: the snapshots a skipped step writes back (``TrainStep.snapshot``).
+    """
+    outer = getattr(_ACTIVE, "state", None)
+    _ACTIVE.state = (step, restore)
+    try:
+        yield
+    finally:
+        _ACTIVE.state = outer
+
+
+def _routed(optimizer):
+    """Route ``optimizer.apply_gradients`` through the active chain (installed once).
+
+    Returns the optimizer's own ``apply_gradients`` (the chain's stage 3).
+    Outside ``_chain_active`` (a user's own loop) the optimizer is unchanged.
+    """
+    own = type(optimizer).apply_gradients.__get__(optimizer)
+    if getattr(optimizer.apply_gradients, "_tf1norm_router", False):
+        return own
+
+    def apply_gradients(grads_and_vars, *args, **kwargs):
+        step, restore = getattr(_ACTIVE, "state", None) or (None, ())
+        if step is None or step.optimizer is not optimizer:
+            return own(grads_and_vars, *args, **kwargs)
+        return step.apply_gradients(list(grads_and_vars), restore=restore)  # a name: unused
+
+    apply_gradients._tf1norm_router = True
+    optimizer.apply_gradients = apply_gradients
+    return own

@@ -69,6 +69,13 @@ def skip_nonfinite():
     * the non-trainable int64 counter ``skipped_steps`` (also exposed as
       ``transform.skipped_steps`` and in ``keys.SKIPPED_STEPS``) increments.
 
+    In TF2 (``make_train_step``, ``attach_transforms``) the same holds for
+    the variables the update writes; forward-pass writes are restored for the
+    variables given as ``restore_on_skip`` (``attach_transforms``: the
+    model's non-trainable variables). Under a ``tf.distribute`` strategy the
+    decision is taken on the gradients summed over the replicas and is the
+    same on every replica (see ``conditional_update``).
+
     So training after any number of skipped steps continues bit-identically
     to a run that never saw them. Not undone: the draws of stateful random
     ops (``dropout``, ``add_gradient_noise``, ``tf.random.uniform``), whose
@@ -155,3 +162,74 @@ def _traced_finite_check(dtype):
     """``_finite_or_raise`` as a graph function of any shape of ``dtype``, traced once."""
     signature = [tf.TensorSpec(None, dtype), tf.TensorSpec([], tf.string)]
     return eager.traced_once(("finite_check", dtype), _finite_or_raise, signature)
+
+
+# ------------------------------------------------------------ the TF2 step's skip
+
+def snapshot(variables):
+    """``[(variable, its value now)]``: what a skipped TF2 step writes back.
+
+    In a replica of a ``tf.distribute`` strategy, the variable is this
+    replica's own copy: every replica writes back the same value, and writing
+    the copy directly starts no aggregation (whose collectives would have to
+    run in the same order on every replica).
+    """
+    pairs = []
+    for variable in variables:
+        variable = _local(eager.tf_variable(variable))
+        pairs.append((variable, tf.identity(variable.read_value())))
+    return pairs
+
+
+def _local(variable):
+    """This replica's component of a distributed variable; the variable otherwise."""
+    if isinstance(variable, tf.distribute.DistributedValues) and \
+            tf.distribute.get_replica_context() is not None:
+        return variable._get_on_device_or_primary()  # no public accessor
+    return variable
+
+
+def conditional_update(context, pairs, update, restore, replica=None, written=list):
+    """The TF2 step's stages 3-5: ``update(pairs)`` unless a skip condition fails.
+
+    One device: a ``tf.cond``; the skip branch runs each transform's
+    ``on_skip`` and writes the ``restore`` snapshots back (forward-pass writes
+    such as batch-norm moving statistics). Under a ``tf.distribute`` strategy
+    (``replica``) the optimizer's update all-reduces and so cannot sit in a
+    ``tf.cond``: the decision is all-reduced (the same on every replica), the
+    update runs with the gradients zeroed, and every variable of ``written()``
+    (trained variables, optimizer slots, step counter) and of ``restore``
+    gets its snapshot back when the step is skipped.
+
+    Returns:
+      A bool tensor: True when the update was applied.
+    """
+    conditions = [c for c, _ in context.apply_conditions]
+    conditions += [check(pairs) for check in context.gradient_checks]
+    if not conditions:
+        update(pairs)
+        return tf.constant(True)
+    applied = tf.reduce_all(tf.stack(conditions))
+    if replica is None:
+        return tf.cond(applied, lambda: _applied(update, pairs),
+                       lambda: _skipped(context, restore))
+    failed = tf.cast(tf.logical_not(applied), tf.float32)
+    applied = tf.equal(replica.all_reduce(tf.distribute.ReduceOp.SUM, failed), 0.0)
+    kept = snapshot(written()) + list(restore)
+    update(map_gradients(pairs, lambda g: tf.where(applied, g, tf.zeros_like(g))))
+    for variable, value in kept:
+        variable.assign(tf.where(applied, variable.read_value(), value))
+    return tf.cond(applied, lambda: tf.constant(True), lambda: _skipped(context, ()))
+
+
+def _applied(update, pairs):
+    update(pairs)
+    return tf.constant(True)
+
+
+def _skipped(context, restore):
+    for _, on_skip in context.apply_conditions:
+        on_skip()
+    for variable, value in restore:
+        variable.assign(value)
+    return tf.constant(False)

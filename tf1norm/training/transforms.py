@@ -364,6 +364,8 @@ class _ProjectConstraints(Transform):
             by_variable = context.state[self] = {}
             recorded = registry.get_projections(self.collection, context.graph)
             for projection in registry.group_partitions(recorded):
+                if getattr(projection, "adopted", False):
+                    continue  # the variable's constraint: the optimizer applies it
                 for variable in projection.variables:
                     by_variable.setdefault(variable.ref(), []).append(projection)
         return [op for v in variables for p in by_variable.get(v.ref(), ())

@@ -32,7 +32,14 @@ from tf1norm.training.transforms import colocated_with, variable_name
 
 
 class _DeltaTransform(Transform):
-    """Computes ``delta`` per variable before the update; subtracts it after."""
+    """Computes ``delta`` per variable before the update; subtracts it after.
+
+    ``subtracts_before_update``: the TF2 step subtracts it *before* the update
+    of a variable with a Keras ``constraint`` (the same value, see the module
+    doc), so the optimizer's constraint stays the variable's last write.
+    """
+
+    subtracts_before_update = True
 
     def deltas(self, grads_and_vars, context):
         raise NotImplementedError

@@ -1,0 +1,66 @@
+"""``make_train_step`` under ParameterServerStrategy + ClusterCoordinator (1 ps, 2 workers).
+
+The cluster (a chief, one ps and two worker processes on 127.0.0.1, free
+ports, every process bounded by a timeout) is started once for the module;
+the chief schedules the issue-22 MLP's steps one at a time
+(``distributed_runs.ps_chief``). The one-device run is computed here.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import distributed_runs  # noqa: E402
+import portpicker_free_ports as free_ports  # noqa: E402
+
+TIMEOUT_S = 600
+
+
+def _start(args, env):
+    return subprocess.Popen([sys.executable, distributed_runs.__file__] + args,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def chief():
+    ports = [str(free_ports.pick()) for _ in range(4)]  # chief, ps, worker, worker
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("TF_CONFIG", None)
+    servers = [_start(["--ps-server", job, str(index)] + ports, env)
+               for job, index in (("ps", 0), ("worker", 0), ("worker", 1))]
+    try:
+        process = _start(["--ps-chief"] + ports, env)
+        try:
+            stdout, stderr = process.communicate(timeout=TIMEOUT_S)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    finally:
+        for server in servers:  # they serve until killed
+            server.kill()
+            server.communicate()
+    lines = [line for line in stdout.splitlines() if line.startswith("RESULTS ")]
+    assert lines, f"the chief printed no results:\n{stderr[-4000:]}"
+    return json.loads(lines[-1][len("RESULTS "):])
+
+
+def test_ps_training_equals_one_device(chief):
+    reference = distributed_runs.reference_values()
+    assert len(chief["values"]) == len(reference) == 7  # u included
+    for value, expected in zip(chief["values"], reference):
+        np.testing.assert_allclose(np.asarray(value), expected, rtol=0, atol=2e-6)
+    for index in (1, 3):  # h1/weights, h2/weights
+        norms = np.linalg.norm(np.asarray(chief["values"][index]), axis=0)
+        assert norms.max() <= distributed_runs.MAX_NORM + 1e-6
+
+
+def test_nan_step_changes_nothing_on_the_ps(chief):
+    assert chief["changed_by_nan_step"] == 0.0
+    assert chief["skipped_steps"] == 1
+    assert chief["global_step"] == distributed_runs.STEPS
