@@ -177,9 +177,19 @@ def case(request):
     return name, value, caps, results
 
 
+# Seen on TensorFlow 2.16 (CI's oldest cell), passes on 2.21: the XLA path's
+# float32 -> half conversion rounds a subnormal result to nearest, so under
+# jit_compile a float16/bfloat16 unit capped at a subnormal threshold can end one
+# subnormal ulp per entry over it (float16, t = 3 ulps: entries of 2 ulps).
+_OLD_XLA_HALF = tuple(int(p) for p in tf.__version__.split(".")[:2]) < (2, 21)
+
+
 @pytest.mark.parametrize("entry", ["max_norm", "assignment", "fed", "xla", "xla_tensor"])
-def test_cap_properties_against_exact_arithmetic(case, entry):
+def test_cap_properties_against_exact_arithmetic(case, entry, request):
     name, value, caps, results = case
+    if _OLD_XLA_HALF and entry.startswith("xla") and name in ("float16", "bfloat16"):
+        request.applymarker(pytest.mark.xfail(
+            reason="XLA before TF 2.21 rounds subnormal half results to nearest", strict=False))
     for t in caps:
         got = np.asarray(results[(entry, t)])
         assert got.dtype == value.dtype
