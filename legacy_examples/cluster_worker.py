@@ -55,7 +55,8 @@ RETRY_SECS = 0.5  # pause before building a new session after an error
 RECOVERABLE = (tf.errors.OpError, RuntimeError)
 
 Model = collections.namedtuple(
-    "Model", "x y loss train_op optimizer global_step norms read_done snapshot snapshot_done")
+    "Model", "x y loss train_op optimizer global_step norms read_done snapshot snapshot_done"
+)
 
 
 # ---- the graph ----------------------------------------------------------------------------
@@ -71,20 +72,35 @@ def build_model(cluster, args, n_features, n_classes=10):
         global_step = v1.train.get_or_create_global_step()
         optimizer = make_optimizer(len(cluster.job_tasks("worker")), args.sync)
         mutex = updates_mutex()
-        chain = [tf1norm.add_decoupled_weight_decay(1e-2),
-                 tf1norm.project_constraints(tf1norm.keys.MAX_NORM), ExclusiveUpdate(mutex)]
-        train_op = tf1norm.create_train_op(loss, optimizer, global_step=global_step,
-                                           transforms=chain)
+        chain = [
+            tf1norm.add_decoupled_weight_decay(1e-2),
+            tf1norm.project_constraints(tf1norm.keys.MAX_NORM),
+            ExclusiveUpdate(mutex),
+        ]
+        train_op = tf1norm.create_train_op(
+            loss, optimizer, global_step=global_step, transforms=chain
+        )
         mark_readiness_op_used(optimizer)
     records = tf1norm.registry.group_partitions(
-        tf1norm.registry.get_projections(tf1norm.keys.MAX_NORM))
+        tf1norm.registry.get_projections(tf1norm.keys.MAX_NORM)
+    )
     parts = [v for record in records for v in record.variables]
     (step, *part_values), read_done = read_exclusively(mutex, [global_step] + parts)
     kernel_values = whole_kernels(records, part_values)
     snapshot, snapshot_done = read_exclusively(mutex, [global_step] + v1.trainable_variables())
     names = [v.op.name for v in [global_step] + v1.trainable_variables()]
-    return Model(x, y, loss, train_op, optimizer, step, largest_unit_norms(kernel_values),
-                 read_done, dict(zip(names, snapshot)), snapshot_done)
+    return Model(
+        x,
+        y,
+        loss,
+        train_op,
+        optimizer,
+        step,
+        largest_unit_norms(kernel_values),
+        read_done,
+        dict(zip(names, snapshot)),
+        snapshot_done,
+    )
 
 
 def mlp(x, n_classes, regularizer):
@@ -98,11 +114,19 @@ def mlp(x, n_classes, regularizer):
     he_init = v1.variance_scaling_initializer(scale=2.0)
     for name in ("hidden1", "hidden2"):
         partitioner = v1.fixed_size_partitioner(2) if name == "hidden1" else None
-        with v1.variable_scope(v1.get_variable_scope(), partitioner=partitioner), \
-                warnings.catch_warnings():
+        with (
+            v1.variable_scope(v1.get_variable_scope(), partitioner=partitioner),
+            warnings.catch_warnings(),
+        ):
             warnings.filterwarnings("ignore", message=".*one partition of a partitioned")
-            x = layers.dense(x, 32, tf.nn.relu, kernel_initializer=he_init,
-                             kernel_regularizer=regularizer, name=name)
+            x = layers.dense(
+                x,
+                32,
+                tf.nn.relu,
+                kernel_initializer=he_init,
+                kernel_regularizer=regularizer,
+                name=name,
+            )
     return layers.dense(x, n_classes, name="output")
 
 
@@ -110,10 +134,11 @@ def whole_kernels(records, part_values):
     """Each max-norm record's kernel value, its partitions concatenated."""
     kernels, start = [], 0
     for record in records:
-        pieces = part_values[start:start + len(record.variables)]
+        pieces = part_values[start : start + len(record.variables)]
         start += len(pieces)
-        kernels.append(pieces[0] if len(pieces) == 1 else
-                       tf.concat(pieces, getattr(record, "axis", 0)))
+        kernels.append(
+            pieces[0] if len(pieces) == 1 else tf.concat(pieces, getattr(record, "axis", 0))
+        )
     return kernels
 
 
@@ -122,7 +147,8 @@ def make_optimizer(n_workers, sync):
     optimizer = v1.train.MomentumOptimizer(0.02, momentum=0.9)
     if sync:
         optimizer = v1.train.SyncReplicasOptimizer(
-            optimizer, replicas_to_aggregate=n_workers, total_num_replicas=n_workers)
+            optimizer, replicas_to_aggregate=n_workers, total_num_replicas=n_workers
+        )
     return optimizer
 
 
@@ -260,8 +286,10 @@ def quiet_queue_runner_shutdown():
     default = threading.excepthook
 
     def hook(exc):
-        if not (exc.exc_type is tf.errors.CancelledError
-                and exc.thread.name.startswith("QueueRunnerThread")):
+        if not (
+            exc.exc_type is tf.errors.CancelledError
+            and exc.thread.name.startswith("QueueRunnerThread")
+        ):
             default(exc)
 
     threading.excepthook = hook
@@ -296,8 +324,10 @@ def train(server, cluster, args):
         except RECOVERABLE as error:
             log("error", kind=type(error).__name__, message=short_message(error))
             time.sleep(RETRY_SECS)
-    raise RuntimeError(f"worker {task}: training did not reach step {args.steps} within "
-                       f"{MAX_SESSIONS} sessions and {args.timeout:g} s; see the errors above")
+    raise RuntimeError(
+        f"worker {task}: training did not reach step {args.steps} within "
+        f"{MAX_SESSIONS} sessions and {args.timeout:g} s; see the errors above"
+    )
 
 
 def train_in_new_graph(server, cluster, args, dataset, batches, log):
@@ -324,13 +354,18 @@ def session_hooks(model, args, log):
     before the checkpoint the saver writes when a session starts.
     """
     is_chief = int(args.task) == 0
-    hooks = [v1.train.StopAtStepHook(last_step=args.steps),
-             SessionLog(model.global_step, log, args.logdir if is_chief else None)]
+    hooks = [
+        v1.train.StopAtStepHook(last_step=args.steps),
+        SessionLog(model.global_step, log, args.logdir if is_chief else None),
+    ]
     if args.sync:
         hooks.append(model.optimizer.make_session_run_hook(is_chief=is_chief))
     if is_chief:
-        hooks.append(v1.train.CheckpointSaverHook(args.logdir, save_steps=SAVE_EVERY,
-                                                  listeners=[CheckpointLog(log)]))
+        hooks.append(
+            v1.train.CheckpointSaverHook(
+                args.logdir, save_steps=SAVE_EVERY, listeners=[CheckpointLog(log)]
+            )
+        )
     return hooks
 
 
@@ -339,10 +374,19 @@ def run_session(server, model, args, batches, log):
     task = int(args.task)
     config = v1.ConfigProto(device_filters=["/job:ps", f"/job:worker/task:{task}"])
     with v1.train.MonitoredTrainingSession(
-            master=server.target, is_chief=task == 0, checkpoint_dir=args.logdir,
-            hooks=session_hooks(model, args, log), config=config, save_checkpoint_steps=None,
-            save_checkpoint_secs=None, save_summaries_steps=None, save_summaries_secs=None,
-            log_step_count_steps=None, max_wait_secs=5, stop_grace_period_secs=2) as sess:
+        master=server.target,
+        is_chief=task == 0,
+        checkpoint_dir=args.logdir,
+        hooks=session_hooks(model, args, log),
+        config=config,
+        save_checkpoint_steps=None,
+        save_checkpoint_secs=None,
+        save_summaries_steps=None,
+        save_summaries_secs=None,
+        log_step_count_steps=None,
+        max_wait_secs=5,
+        stop_grace_period_secs=2,
+    ) as sess:
         while not sess.should_stop():
             x, y = next(batches)
             _, loss = sess.run([model.train_op, model.loss], {model.x: x, model.y: y})

@@ -41,15 +41,17 @@ def make_clips(count, rng, frames=8, size=16):
         y, x = rng.integers(5, size - 5, 2) - np.array([dy, dx]) * frames // 2
         for t in range(frames):
             row, col = np.clip([y + dy * t, x + dx * t], 0, size - 3)
-            clip[t, row:row + 3, col:col + 3, 0] += 2.0
+            clip[t, row : row + 3, col : col + 3, 0] += 2.0
     return clips, labels
 
 
 def network(clips, is_training):
-    with slim.arg_scope([slim.conv3d], normalizer_fn=slim_layers.batch_norm,
-                        activation_fn=tf.nn.relu), \
-            slim.arg_scope([slim_layers.batch_norm], is_training=is_training, decay=0.9,
-                           scale=True):
+    with (
+        slim.arg_scope(
+            [slim.conv3d], normalizer_fn=slim_layers.batch_norm, activation_fn=tf.nn.relu
+        ),
+        slim.arg_scope([slim_layers.batch_norm], is_training=is_training, decay=0.9, scale=True),
+    ):
         net = slim.conv3d(clips, 8, [3, 3, 3], scope="conv1")
         net = slim.max_pool3d(net, [2, 2, 2], scope="pool1")
         net = slim.conv3d(net, 16, [3, 3, 3], scope="conv2")
@@ -58,12 +60,12 @@ def network(clips, is_training):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=150, help="training steps")
     parser.add_argument("--batch-size", type=int, default=32, help="clips per batch")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="random seed (data and initialization)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (data and initialization)")
     data.add_verbose_argument(parser)
     return parser.parse_args(argv)
 
@@ -78,14 +80,17 @@ def main(argv=None):
         labels = v1.placeholder(tf.int64, [None])
         is_training = v1.placeholder_with_default(False, [])
         logits = network(clips, is_training)
-        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
-                                                                            logits=logits))
+        loss = tf.reduce_mean(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+        )
         train_op = tf1norm.create_train_op(loss, v1.train.AdamOptimizer(3e-3))
         accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.float32))
         fused = sum(op.type == "FusedBatchNormV3" for op in v1.get_default_graph().get_operations())
-        print(f"fused batch-norm ops: {fused}, "
-              f"UPDATE_OPS: {len(v1.get_collection(v1.GraphKeys.UPDATE_OPS))}, "
-              f"check_train_op: {tf1norm.check_train_op(train_op) or 'ok'}")
+        print(
+            f"fused batch-norm ops: {fused}, "
+            f"UPDATE_OPS: {len(v1.get_collection(v1.GraphKeys.UPDATE_OPS))}, "
+            f"check_train_op: {tf1norm.check_train_op(train_op) or 'ok'}"
+        )
         with v1.Session() as sess:
             sess.run(v1.global_variables_initializer())
             for step in range(1, args.steps + 1):

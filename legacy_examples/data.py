@@ -36,8 +36,9 @@ def quiet_tensorflow(argv=None):
 
 def add_verbose_argument(parser):
     """``--verbose`` on an example's parser (read early by ``quiet_tensorflow``)."""
-    parser.add_argument(VERBOSE_FLAG, action="store_true",
-                        help="show TensorFlow's log lines (hidden by default)")
+    parser.add_argument(
+        VERBOSE_FLAG, action="store_true", help="show TensorFlow's log lines (hidden by default)"
+    )
 
 
 Dataset = collections.namedtuple("Dataset", "name x_train y_train x_test y_test")
@@ -56,18 +57,24 @@ def _load_mnist(path):
         if missing:
             raise ValueError(f"--data {path}: not a Keras mnist.npz (missing {sorted(missing)})")
         flat = lambda x: x.reshape(len(x), -1).astype(np.float32) / 255.0  # noqa: E731
-        return Dataset("mnist", flat(data["x_train"]), data["y_train"].astype(np.int64),
-                       flat(data["x_test"]), data["y_test"].astype(np.int64))
+        return Dataset(
+            "mnist",
+            flat(data["x_train"]),
+            data["y_train"].astype(np.int64),
+            flat(data["x_test"]),
+            data["y_test"].astype(np.int64),
+        )
 
 
 def _load_digits(seed, test_fraction):
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise SystemExit("the examples' default data is scikit-learn's bundled digits, and "
-                         "scikit-learn is not installed: pip install '.[examples]' (or pip "
-                         "install scikit-learn); seed_002 also takes --data path/to/mnist.npz"
-                         ) from None
+        raise SystemExit(
+            "the examples' default data is scikit-learn's bundled digits, and "
+            "scikit-learn is not installed: pip install '.[examples]' (or pip "
+            "install scikit-learn); seed_002 also takes --data path/to/mnist.npz"
+        ) from None
 
     digits = load_digits()
     x = digits.data.astype(np.float32) / 16.0
@@ -82,5 +89,5 @@ def batches(x, y, batch_size, rng):
     """Yield shuffled ``(x, y)`` mini-batches covering one epoch."""
     order = rng.permutation(len(x))
     for start in range(0, len(x) - batch_size + 1, batch_size):
-        index = order[start:start + batch_size]
+        index = order[start : start + batch_size]
         yield x[index], y[index]

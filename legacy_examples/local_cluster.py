@@ -47,6 +47,7 @@ PR_SET_PDEATHSIG = 1  # prctl option: signal this process when its parent exits
 
 def positive(kind):
     """argparse type: a number of ``kind`` that is > 0, with a message naming the value."""
+
     def convert(text):
         try:
             value = kind(text)
@@ -55,29 +56,36 @@ def positive(kind):
         if value <= 0:
             raise argparse.ArgumentTypeError(f"must be > 0; got {text}")
         return value
+
     return convert
 
 
 def parse_args(argv=None):
     """The user's flags, and the private ones the parent passes to each task."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--ps", type=positive(int), default=1, help="parameter-server tasks")
-    parser.add_argument("--workers", type=positive(int), default=2,
-                        help="worker tasks (task 0 is the chief)")
-    parser.add_argument("--steps", type=positive(int), default=300,
-                        help="stop at this global step")
+    parser.add_argument(
+        "--workers", type=positive(int), default=2, help="worker tasks (task 0 is the chief)"
+    )
+    parser.add_argument("--steps", type=positive(int), default=300, help="stop at this global step")
     parser.add_argument("--sync", action="store_true", help="use SyncReplicasOptimizer")
     parser.add_argument("--logdir", help="checkpoint directory (default: a temporary one)")
-    parser.add_argument("--threshold", type=positive(float), default=1.0,
-                        help="max-norm per hidden unit")
-    parser.add_argument("--timeout", type=positive(float), default=300.0,
-                        help="seconds the workers get to finish")
+    parser.add_argument(
+        "--threshold", type=positive(float), default=1.0, help="max-norm per hidden unit"
+    )
+    parser.add_argument(
+        "--timeout", type=positive(float), default=300.0, help="seconds the workers get to finish"
+    )
     for private in ("--job", "--task", "--cluster", "--events"):
         parser.add_argument(private, help=argparse.SUPPRESS)
     parser.add_argument("--standby", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--verbose", action="store_true",
-                        help="show TensorFlow's log lines of every task (hidden by default)")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's log lines of every task (hidden by default)",
+    )
     return parser.parse_args(argv)
 
 
@@ -93,14 +101,25 @@ def free_port():
 
 def local_cluster(ps, workers, pick=free_port):
     """``{"ps": [...], "worker": [...]}`` addresses on 127.0.0.1."""
-    return {"ps": [f"127.0.0.1:{pick()}" for _ in range(ps)],
-            "worker": [f"127.0.0.1:{pick()}" for _ in range(workers)]}
+    return {
+        "ps": [f"127.0.0.1:{pick()}" for _ in range(ps)],
+        "worker": [f"127.0.0.1:{pick()}" for _ in range(workers)],
+    }
 
 
 def task_argv(cluster, job, task, options):
     """Command line of one task: this script, the options, the private task flags."""
-    return [sys.executable, os.path.join(HERE, "local_cluster.py"), *options,
-            "--job", job, "--task", str(task), "--cluster", json.dumps(cluster)]
+    return [
+        sys.executable,
+        os.path.join(HERE, "local_cluster.py"),
+        *options,
+        "--job",
+        job,
+        "--task",
+        str(task),
+        "--cluster",
+        json.dumps(cluster),
+    ]
 
 
 def start_task(cluster, job, task, options, output=None, standby=False):
@@ -112,9 +131,13 @@ def start_task(cluster, job, task, options, output=None, standby=False):
     """
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     argv = task_argv(cluster, job, task, options + (["--standby"] if standby else []))
-    return subprocess.Popen(argv, env=env, stdout=output,
-                            stderr=subprocess.STDOUT if output else None,
-                            stdin=subprocess.PIPE if standby else subprocess.DEVNULL)
+    return subprocess.Popen(
+        argv,
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT if output else None,
+        stdin=subprocess.PIPE if standby else subprocess.DEVNULL,
+    )
 
 
 def stop_all(processes, timeout=30):
@@ -133,11 +156,15 @@ def wait_for_workers(workers, timeout):
         try:
             worker.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            sys.exit(f"local_cluster: worker {task} did not finish within {timeout:g} s "
-                     "(raise --timeout on a slow machine)")
+            sys.exit(
+                f"local_cluster: worker {task} did not finish within {timeout:g} s "
+                "(raise --timeout on a slow machine)"
+            )
         if worker.returncode != 0:
-            sys.exit(f"local_cluster: worker {task} failed with exit status "
-                     f"{worker.returncode}; its output is above")
+            sys.exit(
+                f"local_cluster: worker {task} failed with exit status "
+                f"{worker.returncode}; its output is above"
+            )
 
 
 def run_parent(args):
@@ -147,8 +174,16 @@ def run_parent(args):
             args.logdir = logdir
             return run_parent(args)
     logdir = args.logdir
-    options = ["--steps", str(args.steps), "--logdir", logdir, "--threshold",
-               str(args.threshold), "--timeout", str(args.timeout)]
+    options = [
+        "--steps",
+        str(args.steps),
+        "--logdir",
+        logdir,
+        "--threshold",
+        str(args.threshold),
+        "--timeout",
+        str(args.timeout),
+    ]
     options += ["--sync"] if args.sync else []
     options += ["--verbose"] if args.verbose else []
     cluster = local_cluster(args.ps, args.workers)
@@ -178,11 +213,16 @@ def report(path, threshold):
         model = join_partitions(dict(snapshot))
     dataset = data.load()
     accuracy = float(np.mean(np.argmax(forward(model, dataset.x_test), 1) == dataset.y_test))
-    norm = max(float(np.linalg.norm(model[f"{layer}/kernel"], axis=0).max())
-               for layer in ("hidden1", "hidden2"))
+    norm = max(
+        float(np.linalg.norm(model[f"{layer}/kernel"], axis=0).max())
+        for layer in ("hidden1", "hidden2")
+    )
     step = int(model["global_step"])
-    print(f"final model at global step {step}: test accuracy {accuracy:.4f}, "
-          f"largest hidden-unit norm {norm:.6f} (threshold {threshold:g})", flush=True)
+    print(
+        f"final model at global step {step}: test accuracy {accuracy:.4f}, "
+        f"largest hidden-unit norm {norm:.6f} (threshold {threshold:g})",
+        flush=True,
+    )
     return {"global_step": step, "accuracy": accuracy, "largest_norm": norm}
 
 

@@ -42,14 +42,17 @@ LAYERS = (("hidden1", 300), ("hidden2", 100), ("output", 10))
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--data", help="path to a Keras mnist.npz (default: sklearn digits)")
-    parser.add_argument("--steps", type=_positive_int, default=200,
-                        help="training steps per stage")
-    parser.add_argument("--compare-steps", type=_positive_int, default=10,
-                        help="also print the largest difference after this many steps "
-                             "(at most --steps)")
+    parser.add_argument("--steps", type=_positive_int, default=200, help="training steps per stage")
+    parser.add_argument(
+        "--compare-steps",
+        type=_positive_int,
+        default=10,
+        help="also print the largest difference after this many steps (at most --steps)",
+    )
     parser.add_argument("--batch-size", type=int, default=50, help="examples per step")
     parser.add_argument("--learning-rate", type=float, default=0.01, help="momentum SGD rate")
     parser.add_argument("--threshold", type=float, default=1.0, help="max-norm per hidden unit")
@@ -77,11 +80,11 @@ def seed_002_model(x, y, threshold):
     max_norm = tf1norm.max_norm_regularizer(threshold=threshold)
     h = x
     for name, units in LAYERS[:-1]:
-        h = layers.dense(h, units, tf.nn.relu, kernel_initializer=he_init,
-                         kernel_regularizer=max_norm, name=name)
+        h = layers.dense(
+            h, units, tf.nn.relu, kernel_initializer=he_init, kernel_regularizer=max_norm, name=name
+        )
     logits = layers.dense(h, LAYERS[-1][1], kernel_initializer=he_init, name=LAYERS[-1][0])
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y,
-                                                                         logits=logits))
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
 
 
 class SeedLayer(tf.keras.layers.Layer):
@@ -119,8 +122,7 @@ def stages_1_and_2(batches, args):
         layer, opt = SeedLayer(args.threshold), optimizer()
         step = tf1norm.make_train_step(opt, transforms())
         layer(*[tf.constant(a) for a in batches[0]])  # create the weights (same draws)
-        kept.update(layer=layer, initial={v.name.split(":")[0]: v.numpy() for v in
-                                          layer.variables})
+        kept.update(layer=layer, initial={v.name.split(":")[0]: v.numpy() for v in layer.variables})
         run = tf.function(lambda x, y: step(lambda: layer(x, y), layer.trainable_variables))
         return run, lambda: migration.tf1_variable_map(layer.variables, opt, step)
 
@@ -132,15 +134,26 @@ def stage_3(initial, batches, args):
     """Native Keras 3 model from the same initial weights, trained by model.fit."""
     import keras
 
-    model = keras.Sequential([keras.Input((batches[0][0].shape[1],))] + [
-        keras.layers.Dense(units, activation="relu" if i < len(LAYERS) - 1 else None,
-                           kernel_constraint=(tf1norm.MaxNorm(args.threshold)
-                                              if i < len(LAYERS) - 1 else None), name=name)
-        for i, (name, units) in enumerate(LAYERS)])
+    model = keras.Sequential(
+        [keras.Input((batches[0][0].shape[1],))]
+        + [
+            keras.layers.Dense(
+                units,
+                activation="relu" if i < len(LAYERS) - 1 else None,
+                kernel_constraint=(
+                    tf1norm.MaxNorm(args.threshold) if i < len(LAYERS) - 1 else None
+                ),
+                name=name,
+            )
+            for i, (name, units) in enumerate(LAYERS)
+        ]
+    )
     for layer in model.layers:
         layer.set_weights([initial[f"{layer.name}/kernel"], initial[f"{layer.name}/bias"]])
-    model.compile(optimizer=keras.optimizers.SGD(args.learning_rate, momentum=0.9),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.SGD(args.learning_rate, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     tf1norm.attach_transforms(model, [tf1norm.clip_by_value(-args.clip, args.clip)])
     x = np.concatenate([b[0] for b in batches])
     y = np.concatenate([b[1] for b in batches])
@@ -152,9 +165,11 @@ def training_batches(dataset, args):
     rng = np.random.default_rng(args.seed)
     batches = []
     while len(batches) < args.steps:
-        batches += [(bx.astype(np.float32), by.astype(np.int32)) for bx, by in
-                    data.batches(dataset.x_train, dataset.y_train, args.batch_size, rng)]
-    return batches[:args.steps]
+        batches += [
+            (bx.astype(np.float32), by.astype(np.int32))
+            for bx, by in data.batches(dataset.x_train, dataset.y_train, args.batch_size, rng)
+        ]
+    return batches[: args.steps]
 
 
 def main(argv=None):
@@ -169,20 +184,33 @@ def main(argv=None):
     accuracy_1 = numpy_accuracy(report.tf1_values, x_test, y_test)
     accuracy_2 = numpy_accuracy(report.tf2_values, x_test, y_test)
     print(f"stage 1  graph program (create_train_op)     test accuracy {accuracy_1:.4f}")
-    print(f"stage 2  same model code in the TF2 shim     test accuracy {accuracy_2:.4f}; "
-          f"largest relative difference to stage 1: {early:.2e} after "
-          f"{args.compare_steps} steps, {report.max_difference:.2e} over {args.steps}")
+    print(
+        f"stage 2  same model code in the TF2 shim     test accuracy {accuracy_2:.4f}; "
+        f"largest relative difference to stage 1: {early:.2e} after "
+        f"{args.compare_steps} steps, {report.max_difference:.2e} over {args.steps}"
+    )
     model = stage_3(initial, batches, args)
-    values = {f"{l.name}/{part}": w for l in model.layers
-              for part, w in zip(("kernel", "bias"), l.get_weights())}
-    difference = max(migration.relative_difference(report.tf1_values[n], v)
-                     for n, v in values.items())
+    values = {
+        f"{l.name}/{part}": w
+        for l in model.layers
+        for part, w in zip(("kernel", "bias"), l.get_weights())
+    }
+    difference = max(
+        migration.relative_difference(report.tf1_values[n], v) for n, v in values.items()
+    )
     accuracy_3 = numpy_accuracy(values, x_test, y_test)
-    print(f"stage 3  native Keras 3 model (model.fit)    test accuracy {accuracy_3:.4f}; "
-          f"largest relative weight difference to stage 1 after {args.steps} steps: "
-          f"{difference:.2e}")
-    return {"accuracy": [accuracy_1, accuracy_2, accuracy_3], "shim": early,
-            "shim_all": report.max_difference, "keras": difference, "layer": layer}
+    print(
+        f"stage 3  native Keras 3 model (model.fit)    test accuracy {accuracy_3:.4f}; "
+        f"largest relative weight difference to stage 1 after {args.steps} steps: "
+        f"{difference:.2e}"
+    )
+    return {
+        "accuracy": [accuracy_1, accuracy_2, accuracy_3],
+        "shim": early,
+        "shim_all": report.max_difference,
+        "keras": difference,
+        "layer": layer,
+    }
 
 
 if __name__ == "__main__":

@@ -27,14 +27,15 @@ v1 = tf.compat.v1
 def main(argv=None):
     del argv
     with tf.Graph().as_default():
-        x = tf.constant([0., 0., 3., 4., 30., 40., 300., 400.], shape=(4, 2))
+        x = tf.constant([0.0, 0.0, 3.0, 4.0, 30.0, 40.0, 300.0, 400.0], shape=(4, 2))
         results = {
             "x (rows have norms 0, 5, 50, 500; columns ~302, ~402)": x,
             "max_norm(x, 10, axes=1)  # clip rows": tf1norm.max_norm(x, 10, axes=1),
             "max_norm(x, 350, axes=0)  # clip columns": tf1norm.max_norm(x, 350, axes=0),
             "renorm(x, p=2, axis=0, maxnorm=10)  # torch.renorm rows": tf1norm.renorm(x, 2, 0, 10),
-            "renorm(x, p=2, axis=1, maxnorm=350)  # torch.renorm columns":
-                tf1norm.renorm(x, 2, 1, 350),
+            "renorm(x, p=2, axis=1, maxnorm=350)  # torch.renorm columns": tf1norm.renorm(
+                x, 2, 1, 350
+            ),
         }
         with v1.Session() as sess:
             values = sess.run(results)

@@ -54,8 +54,9 @@ def trained_mlp(x_train, y_train, hidden=(32, 32), epochs=15, learning_rate=1e-2
         for i, units in enumerate(hidden):
             net = layers.dense(net, units, tf.nn.relu, name=f"hidden{i + 1}")
         logits = layers.dense(net, 10, name="logits")
-        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y,
-                                                                            logits=logits))
+        loss = tf.reduce_mean(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+        )
         train_op = tf1norm.create_train_op(loss, v1.train.AdamOptimizer(learning_rate))
         rng = np.random.default_rng(seed)
         with v1.Session() as sess:
@@ -67,12 +68,16 @@ def trained_mlp(x_train, y_train, hidden=(32, 32), epochs=15, learning_rate=1e-2
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--radius", type=float, default=0.05,
-                        help="half-width of the L∞ input box around a test image")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="random seed (data split and training)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--radius",
+        type=float,
+        default=0.05,
+        help="half-width of the L∞ input box around a test image",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (data split and training)")
     data.add_verbose_argument(parser)
     return parser.parse_args(argv)
 
@@ -96,8 +101,10 @@ def main(argv=None):
         certified = "certified" if low[label] > others else "not certified"
         if method == "sample":
             certified = "(inner range, not a bound)"
-        print(f"  {method:12s} mean width {np.mean(high - low):8.4f}  {elapsed:8.1f} ms  "
-              f"logit {label} in [{low[label]:.3f}, {high[label]:.3f}]  {certified}")
+        print(
+            f"  {method:12s} mean width {np.mean(high - low):8.4f}  {elapsed:8.1f} ms  "
+            f"logit {label} in [{low[label]:.3f}, {high[label]:.3f}]  {certified}"
+        )
         results[method] = (low, high)
     return results
 

@@ -31,11 +31,25 @@ v1 = tf.compat.v1
 
 def conv_net(images, constraint=None):
     layers = tf1norm.require_v1_layers()
-    net = layers.conv2d(images, 16, 3, padding="same", activation=tf.nn.relu,
-                        kernel_constraint=constraint, name="conv1")
+    net = layers.conv2d(
+        images,
+        16,
+        3,
+        padding="same",
+        activation=tf.nn.relu,
+        kernel_constraint=constraint,
+        name="conv1",
+    )
     net = layers.max_pooling2d(net, 2, 2)
-    net = layers.conv2d(net, 16, 3, padding="same", activation=tf.nn.relu,
-                        kernel_constraint=constraint, name="conv2")
+    net = layers.conv2d(
+        net,
+        16,
+        3,
+        padding="same",
+        activation=tf.nn.relu,
+        kernel_constraint=constraint,
+        name="conv2",
+    )
     return layers.dense(layers.flatten(net), 10, name="logits")
 
 
@@ -51,8 +65,9 @@ def train(dataset, args, mode):
                 logits = conv_net(x)
         else:
             logits = conv_net(x, constraint=tf1norm.UnitNorm())
-        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y,
-                                                                            logits=logits))
+        loss = tf.reduce_mean(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+        )
         train_op = tf1norm.create_train_op(loss, v1.train.AdamOptimizer(3e-3))
         accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), y), tf.float32))
         images = lambda a: a.reshape(-1, 8, 8, 1)  # noqa: E731
@@ -82,11 +97,13 @@ def _effective_kernel(kernel):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--epochs", type=int, default=8, help="training epochs per model")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="random seed (data split and initialization)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed (data split and initialization)"
+    )
     data.add_verbose_argument(parser)
     return parser.parse_args(argv)
 
@@ -101,8 +118,10 @@ def main(argv=None):
         print(f"{mode:12s} test accuracy {acc:.4f}")
         for layer, values in norms.items():
             print(f"   {layer} filter norms: min {values.min():.3f}  max {values.max():.3f}")
-    print("kernel_constraint=unit_norm pins every filter norm at 1 (a projection); weight "
-          "normalization learns each filter's norm g (a reparameterization).")
+    print(
+        "kernel_constraint=unit_norm pins every filter norm at 1 (a projection); weight "
+        "normalization learns each filter's norm g (a reparameterization)."
+    )
     return results
 
 

@@ -39,22 +39,33 @@ v1 = tf.compat.v1
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--data", help="path to a Keras mnist.npz (default: sklearn digits)")
     parser.add_argument("--epochs", type=int, default=20, help="training epochs")
     parser.add_argument("--batch-size", type=int, default=50, help="examples per step")
-    parser.add_argument("--learning-rate", type=float, default=0.01,
-                        help="initial learning rate (polynomial decay to a tenth)")
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=0.01,
+        help="initial learning rate (polynomial decay to a tenth)",
+    )
     parser.add_argument("--threshold", type=float, default=1.0, help="max-norm per hidden unit")
     parser.add_argument("--clip", type=float, default=1.0, help="gradient clip value")
-    parser.add_argument("--checkpoint-dir", default=None,
-                        help="where to keep the checkpoint (default: a temporary folder, "
-                             "removed at exit)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="random seed (data split, shuffling, initialization)")
-    parser.add_argument("--two-runs", action="store_true",
-                        help="the seed's recipe: a second sess.run for the max-norm ops")
+    parser.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="where to keep the checkpoint (default: a temporary folder, removed at exit)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed (data split, shuffling, initialization)"
+    )
+    parser.add_argument(
+        "--two-runs",
+        action="store_true",
+        help="the seed's recipe: a second sess.run for the max-norm ops",
+    )
     data.add_verbose_argument(parser)
     return parser.parse_args(argv)
 
@@ -67,10 +78,22 @@ def build_model(n_inputs, n_classes, args):
     he_init = v1.variance_scaling_initializer(scale=2.0, seed=args.seed)
     max_norm_reg = tf1norm.max_norm_regularizer(threshold=args.threshold)
     with v1.name_scope("dnn"):
-        hidden1 = layers.dense(x, 300, tf.nn.relu, kernel_initializer=he_init,
-                               kernel_regularizer=max_norm_reg, name="hidden1")
-        hidden2 = layers.dense(hidden1, 100, tf.nn.relu, kernel_initializer=he_init,
-                               kernel_regularizer=max_norm_reg, name="hidden2")
+        hidden1 = layers.dense(
+            x,
+            300,
+            tf.nn.relu,
+            kernel_initializer=he_init,
+            kernel_regularizer=max_norm_reg,
+            name="hidden1",
+        )
+        hidden2 = layers.dense(
+            hidden1,
+            100,
+            tf.nn.relu,
+            kernel_initializer=he_init,
+            kernel_regularizer=max_norm_reg,
+            name="hidden2",
+        )
         logits = layers.dense(hidden2, n_classes, kernel_initializer=he_init, name="output")
     with v1.name_scope("loss"):
         loss = v1.losses.softmax_cross_entropy(tf.one_hot(y, n_classes), logits)
@@ -82,14 +105,17 @@ def build_model(n_inputs, n_classes, args):
 def build_train_op(loss, steps, args):
     """Momentum + polynomial decay + clip_by_value; one op, or the seed's pair."""
     global_step = v1.train.get_or_create_global_step()
-    learning_rate = v1.train.polynomial_decay(args.learning_rate, global_step, steps,
-                                              end_learning_rate=args.learning_rate / 10,
-                                              power=0.9)
+    learning_rate = v1.train.polynomial_decay(
+        args.learning_rate, global_step, steps, end_learning_rate=args.learning_rate / 10, power=0.9
+    )
     optimizer = v1.train.MomentumOptimizer(learning_rate, momentum=0.9)
     if not args.two_runs:
-        train_op = tf1norm.create_train_op(loss, optimizer, global_step=global_step,
-                                           transforms=[tf1norm.clip_by_value(-args.clip,
-                                                                             args.clip)])
+        train_op = tf1norm.create_train_op(
+            loss,
+            optimizer,
+            global_step=global_step,
+            transforms=[tf1norm.clip_by_value(-args.clip, args.clip)],
+        )
         return train_op, [], learning_rate
     grads_and_vars = optimizer.compute_gradients(loss)
     clipped = [(tf.clip_by_value(g, -args.clip, args.clip), v) for g, v in grads_and_vars]
@@ -113,37 +139,46 @@ def train(dataset, args):
         model = build_model(dataset.x_train.shape[1], 10, args)
         train_op, clip_all_weights, learning_rate = build_train_op(model["loss"], steps, args)
         problems = tf1norm.check_train_op(train_op)
-        print(f"train op: {'one sess.run per step' if not args.two_runs else 'seed recipe'}; "
-              f"check_train_op: {[p.kind for p in problems] or 'ok'}")
+        print(
+            f"train op: {'one sess.run per step' if not args.two_runs else 'seed recipe'}; "
+            f"check_train_op: {[p.kind for p in problems] or 'ok'}"
+        )
         saver = v1.train.Saver()
         test_feed = {model["x"]: dataset.x_test, model["y"]: dataset.y_test}
         with v1.Session() as sess:
             sess.run(v1.global_variables_initializer())
             for epoch in range(args.epochs):
-                for x_batch, y_batch in data.batches(dataset.x_train, dataset.y_train,
-                                                     args.batch_size, rng):
+                for x_batch, y_batch in data.batches(
+                    dataset.x_train, dataset.y_train, args.batch_size, rng
+                ):
                     sess.run(train_op, {model["x"]: x_batch, model["y"]: y_batch})
                     if clip_all_weights:
                         sess.run(clip_all_weights)  # the seed's second sess.run
                 acc, loss = sess.run([model["accuracy"], model["loss"]], test_feed)
                 norm = largest_hidden_unit_norm(sess)
-                print(f"epoch {epoch:2d}  lr {sess.run(learning_rate):.5f}  test accuracy "
-                      f"{acc:.4f}  test loss {loss:.4f}  largest hidden-unit norm {norm:.4f}")
+                print(
+                    f"epoch {epoch:2d}  lr {sess.run(learning_rate):.5f}  test accuracy "
+                    f"{acc:.4f}  test loss {loss:.4f}  largest hidden-unit norm {norm:.4f}"
+                )
             path = saver.save(sess, os.path.join(args.checkpoint_dir, "model.ckpt"))
         with v1.Session() as sess:
             saver.restore(sess, path)
             restored = sess.run(model["accuracy"], test_feed)
             norm = largest_hidden_unit_norm(sess)
-    print(f"restored from {path}: test accuracy {restored:.4f}, "
-          f"largest hidden-unit norm {norm:.4f} (threshold {args.threshold})")
+    print(
+        f"restored from {path}: test accuracy {restored:.4f}, "
+        f"largest hidden-unit norm {norm:.4f} (threshold {args.threshold})"
+    )
     return {"accuracy": float(restored), "largest_norm": norm, "checkpoint": path}
 
 
 def main(argv=None):
     args = parse_args(argv)
     dataset = data.load(args.data, seed=args.seed)
-    print(f"data: {dataset.name}, {len(dataset.x_train)} train / {len(dataset.x_test)} test, "
-          f"{dataset.x_train.shape[1]} features")
+    print(
+        f"data: {dataset.name}, {len(dataset.x_train)} train / {len(dataset.x_test)} test, "
+        f"{dataset.x_train.shape[1]} features"
+    )
     if args.checkpoint_dir is not None:
         return train(dataset, args)
     with tempfile.TemporaryDirectory(prefix="tf1norm_seed002_") as directory:

@@ -38,15 +38,20 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--epochs", type=int, default=10, help="training epochs per model")
     parser.add_argument("--batch-size", type=int, default=32, help="examples per step")
-    parser.add_argument("--layers", default=os.path.join(HERE, "digits-layers.cfg"),
-                        help="cuda-convnet layer-params file for part 1")
+    parser.add_argument(
+        "--layers",
+        default=os.path.join(HERE, "digits-layers.cfg"),
+        help="cuda-convnet layer-params file for part 1",
+    )
     parser.add_argument("--decay", type=float, default=0.05, help="λ for part 2")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="random seed (data split and initialization)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed (data split and initialization)"
+    )
     data.add_verbose_argument(parser)
     return parser.parse_args(argv)
 
@@ -72,8 +77,9 @@ def run(dataset, args, build_logits, make_train_op, image_shape=None):
         x = v1.placeholder(tf.float32, (None,) + (image_shape or dataset.x_train.shape[1:]))
         y = v1.placeholder(tf.int64, (None,))
         logits = build_logits(x)
-        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y,
-                                                                            logits=logits))
+        loss = tf.reduce_mean(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+        )
         train_op = make_train_op(loss)
         accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), y), tf.float32))
         weights = [v for v in v1.trainable_variables() if v.shape.rank > 1]
@@ -83,8 +89,9 @@ def run(dataset, args, build_logits, make_train_op, image_shape=None):
                 for xb, yb in data.batches(dataset.x_train, dataset.y_train, args.batch_size, rng):
                     sess.run(train_op, {x: reshape(xb), y: yb})
             acc = sess.run(accuracy, {x: reshape(dataset.x_test), y: dataset.y_test})
-            norms = {v.op.name: float(np.linalg.norm(w)) for v, w in zip(weights,
-                                                                       sess.run(weights))}
+            norms = {
+                v.op.name: float(np.linalg.norm(w)) for v, w in zip(weights, sess.run(weights))
+            }
     return float(acc), norms
 
 
@@ -93,8 +100,10 @@ def part_one(dataset, args):
         params = tf1norm.layer_params(args.layers)
         for name, (layer, kind) in sorted(params.assignments.items()):
             p = params.sections[layer]
-            print(f"  {name:16s} eps={p['eps' + kind]:<6g} mom={p['mom' + kind]:<4g} "
-                  f"wc={p['wc'] if kind == 'W' else 0:g}")
+            print(
+                f"  {name:16s} eps={p['eps' + kind]:<6g} mom={p['mom' + kind]:<4g} "
+                f"wc={p['wc'] if kind == 'W' else 0:g}"
+            )
         return params.create_train_op(loss)
 
     print(f"1. cuda-convnet layer params from {os.path.basename(args.layers)}:")
@@ -107,24 +116,31 @@ def part_two(dataset, args):
     lam = args.decay
     recipes = {
         "L2 in the loss (coupled)": lambda loss: tf1norm.create_train_op(
-            loss + lam * sum(tf.nn.l2_loss(v) for v in v1.trainable_variables()
-                             if v.shape.rank > 1), v1.train.AdamOptimizer(1e-3)),
+            loss
+            + lam * sum(tf.nn.l2_loss(v) for v in v1.trainable_variables() if v.shape.rank > 1),
+            v1.train.AdamOptimizer(1e-3),
+        ),
         "seed 003 SGD decay step": lambda loss: tf1norm.create_train_op(
-            loss, v1.train.AdamOptimizer(1e-3), transforms=[tf1norm.sgd_decay_step(
-                learning_rate=1e-3)]),
+            loss,
+            v1.train.AdamOptimizer(1e-3),
+            transforms=[tf1norm.sgd_decay_step(learning_rate=1e-3)],
+        ),
         "decoupled (AdamW)": lambda loss: tf1norm.create_train_op(
-            loss, v1.train.AdamOptimizer(1e-3), transforms=[tf1norm.add_decoupled_weight_decay(
-                lam, exclude=["biases"])]),
+            loss,
+            v1.train.AdamOptimizer(1e-3),
+            transforms=[tf1norm.add_decoupled_weight_decay(lam, exclude=["biases"])],
+        ),
     }
     applies = {  # the exact update of each kernel w per step (g: gradient of the data loss)
         "L2 in the loss (coupled)": f"w -= Adam(g + {lam}·w)",
-        "seed 003 SGD decay step": (f"w -= Adam(g); w -= 1e-3·{lam}·w_old  "
-                                    f"(SGD on {lam}·½‖w‖²)"),
+        "seed 003 SGD decay step": (f"w -= Adam(g); w -= 1e-3·{lam}·w_old  (SGD on {lam}·½‖w‖²)"),
         "decoupled (AdamW)": f"w -= Adam(g); w -= 1e-3·{lam}·w_old",
     }
-    print(f"2. Adam, lr 1e-3, decay λ={lam}, same initial weights. Rows 2 and 3 apply the same "
-          "update by construction\n   (the check below proves it); row 1 is what L2 in the loss "
-          "does under Adam:")
+    print(
+        f"2. Adam, lr 1e-3, decay λ={lam}, same initial weights. Rows 2 and 3 apply the same "
+        "update by construction\n   (the check below proves it); row 1 is what L2 in the loss "
+        "does under Adam:"
+    )
     results = {}
     for name, make in recipes.items():
         regularized = name == "seed 003 SGD decay step"
@@ -136,12 +152,16 @@ def part_two(dataset, args):
         print(f"   {'':26s} accuracy {acc:.4f}  {shown}")
     coupled, decoupled = results["L2 in the loss (coupled)"][1], results["decoupled (AdamW)"][1]
     ratio = {k: decoupled[k] / coupled[k] for k in coupled}
-    print("   decoupled / coupled weight norms: "
-          + "  ".join(f"{k} {v:.2f}" for k, v in ratio.items()))
+    print(
+        "   decoupled / coupled weight norms: "
+        + "  ".join(f"{k} {v:.2f}" for k, v in ratio.items())
+    )
     same = results["seed 003 SGD decay step"] == results["decoupled (AdamW)"]
-    print("   The SGD decay step at learning rate lr on an L2 penalty λ·½‖w‖² is the update "
-          f"w -= lr·λ·w_old, i.e. AdamW: identical results: {same}. Coupled L2 passes λ·w "
-          "through Adam's per-weight normalization, so it decays each weight differently.")
+    print(
+        "   The SGD decay step at learning rate lr on an L2 penalty λ·½‖w‖² is the update "
+        f"w -= lr·λ·w_old, i.e. AdamW: identical results: {same}. Coupled L2 passes λ·w "
+        "through Adam's per-weight normalization, so it decays each weight differently."
+    )
     return results
 
 

@@ -31,13 +31,16 @@ v1 = tf.compat.v1
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--epochs", type=int, default=10, help="training epochs")
-    parser.add_argument("--hidden", type=int, nargs="+", default=[128, 64, 32],
-                        help="hidden layer widths")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="random seed (data split and initialization)")
+    parser.add_argument(
+        "--hidden", type=int, nargs="+", default=[128, 64, 32], help="hidden layer widths"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed (data split and initialization)"
+    )
     data.add_verbose_argument(parser)
     return parser.parse_args(argv)
 
@@ -56,15 +59,25 @@ def main(argv=None):
             for units in args.hidden:  # the seed's loop, unchanged: no per-layer names
                 net = layers.dense(net, units, activation=tf.nn.relu)
         logits = layers.dense(net, 10, name="logits")
-        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y,
-                                                                            logits=logits))
+        loss = tf.reduce_mean(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+        )
         train_op = tf1norm.create_train_op(loss, v1.train.AdamOptimizer(3e-3))
         accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), y), tf.float32))
         sigmas = v1.get_collection(tf1norm.keys.SPECTRAL_NORM_SIGMA)
-        kernels = [v for v in v1.trainable_variables()
-                   if v.shape.rank == 2 and v.op.name.startswith("mlp/")]
-        print("variables:", ", ".join(v.op.name for v in v1.global_variables()
-                                      if "Adam" not in v.op.name and "power" not in v.op.name))
+        kernels = [
+            v
+            for v in v1.trainable_variables()
+            if v.shape.rank == 2 and v.op.name.startswith("mlp/")
+        ]
+        print(
+            "variables:",
+            ", ".join(
+                v.op.name
+                for v in v1.global_variables()
+                if "Adam" not in v.op.name and "power" not in v.op.name
+            ),
+        )
         with v1.Session() as sess:
             sess.run(v1.global_variables_initializer())
             for epoch in range(args.epochs):
@@ -80,10 +93,14 @@ def main(argv=None):
     for kernel, sigma, value in zip(kernels, estimated, raw):
         true_sigma = np.linalg.svd(value, compute_uv=False)[0]
         used.append(true_sigma / sigma)
-        print(f"  {kernel.op.name:22s} σ(W) {true_sigma:7.3f}  power-iteration σ {sigma:7.3f}  "
-              f"σ(W/σ) {used[-1]:.4f}")
-    print(f"Lipschitz bound of the hidden stack (product of σ(W/σ), ReLU is 1-Lipschitz): "
-          f"{np.prod(used):.4f}")
+        print(
+            f"  {kernel.op.name:22s} σ(W) {true_sigma:7.3f}  power-iteration σ {sigma:7.3f}  "
+            f"σ(W/σ) {used[-1]:.4f}"
+        )
+    print(
+        f"Lipschitz bound of the hidden stack (product of σ(W/σ), ReLU is 1-Lipschitz): "
+        f"{np.prod(used):.4f}"
+    )
     return {"accuracy": float(acc), "normalized_sigmas": used}
 
 

@@ -37,16 +37,20 @@ v1 = tf.compat.v1
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=600, help="number_of_steps")
     parser.add_argument("--batch-size", type=int, default=32, help="examples per step")
     parser.add_argument("--threshold", type=float, default=2.0, help="max-norm per unit")
-    parser.add_argument("--logdir", default=None,
-                        help="checkpoints and summaries (default: a temporary folder, removed "
-                             "at exit)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="random seed (data shuffling and initialization)")
+    parser.add_argument(
+        "--logdir",
+        default=None,
+        help="checkpoints and summaries (default: a temporary folder, removed at exit)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed (data shuffling and initialization)"
+    )
     data.add_verbose_argument(parser)
     return parser.parse_args(argv)
 
@@ -67,19 +71,28 @@ def train(dataset, args):
 
     with tf.Graph().as_default():
         v1.set_random_seed(args.seed)
-        batches = (tf.data.Dataset.from_tensor_slices((dataset.x_train, dataset.y_train))
-                   .shuffle(len(dataset.x_train), seed=args.seed).repeat()
-                   .batch(args.batch_size))
+        batches = (
+            tf.data.Dataset.from_tensor_slices((dataset.x_train, dataset.y_train))
+            .shuffle(len(dataset.x_train), seed=args.seed)
+            .repeat()
+            .batch(args.batch_size)
+        )
         x, y = v1.data.make_one_shot_iterator(batches).get_next()
         logits = net(tf.reshape(x, [-1, 8, 8, 1]))
         loss = v1.losses.sparse_softmax_cross_entropy(y, logits)
         train_op = tf1norm.create_train_op(
-            loss, v1.train.MomentumOptimizer(0.05, 0.9),
-            transforms=[tf1norm.clip_by_global_norm(5.0),
-                        tf1norm.add_decoupled_weight_decay(1e-4)])
-        final_loss = slim.learning.train(train_op, args.logdir, number_of_steps=args.steps,
-                                         log_every_n_steps=max(args.steps // 4, 1),
-                                         save_summaries_secs=600, save_interval_secs=600)
+            loss,
+            v1.train.MomentumOptimizer(0.05, 0.9),
+            transforms=[tf1norm.clip_by_global_norm(5.0), tf1norm.add_decoupled_weight_decay(1e-4)],
+        )
+        final_loss = slim.learning.train(
+            train_op,
+            args.logdir,
+            number_of_steps=args.steps,
+            log_every_n_steps=max(args.steps // 4, 1),
+            save_summaries_secs=600,
+            save_interval_secs=600,
+        )
     return float(final_loss)
 
 
@@ -88,15 +101,18 @@ def evaluate(dataset, args):
     with tf.Graph().as_default():
         x = tf.constant(dataset.x_test.reshape(-1, 8, 8, 1))
         logits = net(x)
-        accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), dataset.y_test),
-                                          tf.float32))
+        accuracy = tf.reduce_mean(
+            tf.cast(tf.equal(tf.argmax(logits, 1), dataset.y_test), tf.float32)
+        )
         kernels = [v for v in v1.global_variables() if v.op.name.endswith("weights")]
         with v1.Session() as sess:
             v1.train.Saver().restore(sess, tf.train.latest_checkpoint(args.logdir))
             acc, values = sess.run([accuracy, kernels])
     step = int(tf.train.load_checkpoint(args.logdir).get_tensor("global_step"))
-    norms = {k.op.name: float(np.max(np.linalg.norm(v.reshape(-1, v.shape[-1]), axis=0)))
-             for k, v in zip(kernels, values)}
+    norms = {
+        k.op.name: float(np.max(np.linalg.norm(v.reshape(-1, v.shape[-1]), axis=0)))
+        for k, v in zip(kernels, values)
+    }
     return {"accuracy": float(acc), "global_step": step, "largest_norms": norms}
 
 
@@ -119,8 +135,10 @@ def run(args):
     dataset = data.load(seed=args.seed)
     final_loss = train(dataset, args)
     result = {"final_loss": final_loss, **evaluate(dataset, args)}
-    print(f"slim.learning.train stopped at global step {result['global_step']} "
-          f"(number_of_steps={args.steps}); test accuracy {result['accuracy']:.4f}")
+    print(
+        f"slim.learning.train stopped at global step {result['global_step']} "
+        f"(number_of_steps={args.steps}); test accuracy {result['accuracy']:.4f}"
+    )
     for name, norm in result["largest_norms"].items():
         print(f"  {name}: largest unit norm {norm:.4f} (threshold {args.threshold})")
     print("result: " + json.dumps(result))

@@ -53,18 +53,21 @@ def skipgram_batch(ids, batch_size, window, rng):
 def neighbours(embeddings, words, probe, count=5):
     unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
     scores = unit @ unit[words.index(probe)]
-    return [words[i] for i in np.argsort(-scores)[1:count + 1]]
+    return [words[i] for i in np.argsort(-scores)[1 : count + 1]]
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=3000, help="training steps")
-    parser.add_argument("--vocabulary", type=int, default=3000,
-                        help="vocabulary size (most frequent words)")
+    parser.add_argument(
+        "--vocabulary", type=int, default=3000, help="vocabulary size (most frequent words)"
+    )
     parser.add_argument("--dim", type=int, default=64, help="embedding dimension")
-    parser.add_argument("--max-norm", type=float, default=1.0,
-                        help="max L2 norm of each looked-up embedding row")
+    parser.add_argument(
+        "--max-norm", type=float, default=1.0, help="max L2 norm of each looked-up embedding row"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     data.add_verbose_argument(parser)
     return parser.parse_args(argv)
@@ -79,15 +82,23 @@ def main(argv=None):
         v1.set_random_seed(args.seed)
         centers = v1.placeholder(tf.int64, [None])
         contexts = v1.placeholder(tf.int64, [None, 1])
-        embeddings = v1.get_variable("embeddings", [len(words), args.dim],
-                                     initializer=v1.random_uniform_initializer(-1.0, 1.0))
-        nce_weights = v1.get_variable("nce_weights", [len(words), args.dim],
-                                      initializer=v1.truncated_normal_initializer(
-                                          stddev=args.dim ** -0.5))
+        embeddings = v1.get_variable(
+            "embeddings",
+            [len(words), args.dim],
+            initializer=v1.random_uniform_initializer(-1.0, 1.0),
+        )
+        nce_weights = v1.get_variable(
+            "nce_weights",
+            [len(words), args.dim],
+            initializer=v1.truncated_normal_initializer(stddev=args.dim**-0.5),
+        )
         nce_biases = v1.get_variable("nce_biases", [len(words)], initializer=v1.zeros_initializer())
         embedded = tf1norm.embedding_lookup(embeddings, centers, max_norm=args.max_norm)
-        loss = tf.reduce_mean(tf.nn.nce_loss(nce_weights, nce_biases, contexts, embedded,
-                                             num_sampled=32, num_classes=len(words)))
+        loss = tf.reduce_mean(
+            tf.nn.nce_loss(
+                nce_weights, nce_biases, contexts, embedded, num_sampled=32, num_classes=len(words)
+            )
+        )
         train_op = tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(1.0))
         with v1.Session() as sess:
             sess.run(v1.global_variables_initializer())
@@ -96,8 +107,9 @@ def main(argv=None):
             for step in range(1, args.steps + 1):
                 batch, targets = skipgram_batch(ids, 128, 2, rng)
                 seen.update(batch.tolist())
-                average += sess.run([train_op, loss], {centers: batch,
-                                                       contexts: targets[:, None]})[1]
+                average += sess.run([train_op, loss], {centers: batch, contexts: targets[:, None]})[
+                    1
+                ]
                 if step % 1000 == 0:
                     print(f"step {step:5d}  average NCE loss {average / 1000:.3f}")
                     average = 0.0
@@ -105,14 +117,19 @@ def main(argv=None):
     norms = np.linalg.norm(final, axis=1)
     seen = np.array(sorted(seen))
     untouched = np.setdiff1d(np.arange(len(words)), seen)
-    print(f"rows looked up: {len(seen)} of {len(words)}; "
-          f"their largest norm {norms[seen].max():.4f} "
-          f"(max_norm {args.max_norm}); rows never looked up unchanged: "
-          f"{bool(np.array_equal(final[untouched], start[untouched]))}")
+    print(
+        f"rows looked up: {len(seen)} of {len(words)}; "
+        f"their largest norm {norms[seen].max():.4f} "
+        f"(max_norm {args.max_norm}); rows never looked up unchanged: "
+        f"{bool(np.array_equal(final[untouched], start[untouched]))}"
+    )
     for probe in PROBES:
         print(f"  nearest to {probe!r}: {', '.join(neighbours(final, words, probe))}")
-    return {"largest_seen_norm": float(norms[seen].max()), "seen": len(seen),
-            "untouched_equal": bool(np.array_equal(final[untouched], start[untouched]))}
+    return {
+        "largest_seen_norm": float(norms[seen].max()),
+        "seen": len(seen),
+        "untouched_equal": bool(np.array_equal(final[untouched], start[untouched])),
+    }
 
 
 if __name__ == "__main__":

@@ -55,5 +55,7 @@ def eager_stays_on_between_tests():
     """Fail the test that leaves graph mode behind (later eager tests would break)."""
     yield
     if not tf.executing_eagerly():
-        pytest.fail("this test left eager execution off (a graph left as default, or "
-                    "disable_eager_execution); later TF2 tests would fail")
+        pytest.fail(
+            "this test left eager execution off (a graph left as default, or "
+            "disable_eager_execution); later TF2 tests would fail"
+        )

@@ -51,8 +51,8 @@ def _digits():
     from sklearn.datasets import load_digits
 
     data = load_digits()
-    x = (data.data[:GLOBAL_BATCH * STEPS] / 16.0).astype(np.float32)
-    return x, data.target[:GLOBAL_BATCH * STEPS].astype(np.int32)
+    x = (data.data[: GLOBAL_BATCH * STEPS] / 16.0).astype(np.float32)
+    return x, data.target[: GLOBAL_BATCH * STEPS].astype(np.int32)
 
 
 class Net(tf.keras.layers.Layer):
@@ -79,14 +79,18 @@ def _initialise(variables):
 def _optimizer(flavour):
     import keras
 
-    return {"keras3": lambda: keras.optimizers.SGD(LR, momentum=0.9),
-            "tf_keras": lambda: tf.keras.optimizers.SGD(LR, momentum=0.9),
-            "v1": lambda: v1.train.MomentumOptimizer(LR, 0.9)}[flavour]()
+    return {
+        "keras3": lambda: keras.optimizers.SGD(LR, momentum=0.9),
+        "tf_keras": lambda: tf.keras.optimizers.SGD(LR, momentum=0.9),
+        "v1": lambda: v1.train.MomentumOptimizer(LR, 0.9),
+    }[flavour]()
 
 
 def _chain(extra=()):
-    return [tf1norm.clip_by_global_norm(1.0),
-            tf1norm.add_decoupled_weight_decay(1e-2, scale_by_learning_rate=False)] + list(extra)
+    return [
+        tf1norm.clip_by_global_norm(1.0),
+        tf1norm.add_decoupled_weight_decay(1e-2, scale_by_learning_rate=False),
+    ] + list(extra)
 
 
 def _loss(net, x, y):
@@ -106,10 +110,14 @@ def _trainer(strategy, flavour, extra=()):
 
     @tf.function
     def train(x, y):
-        return strategy.run(lambda x, y: step(lambda: _loss(net, x, y),
-                                              lambda: net.trainable_variables,
-                                              lambda: net.non_trainable_variables),
-                            args=(x, y))
+        return strategy.run(
+            lambda x, y: step(
+                lambda: _loss(net, x, y),
+                lambda: net.trainable_variables,
+                lambda: net.non_trainable_variables,
+            ),
+            args=(x, y),
+        )
 
     return net, step, train
 
@@ -144,10 +152,14 @@ def _figures(strategy, net, reference, step, reference_step):
         diff = max(diff, float(np.max(np.abs(values[0] - theirs.numpy()))))
         if mine.name.startswith(("h1/weights", "h2/weights")) or _constrained(mine):
             norms = max(norms, max(float(np.max(np.linalg.norm(v, axis=0))) for v in values))
-    return {"max_abs_diff": diff, "replica_spread": spread, "max_unit_norm": norms,
-            "global_step": int(step.global_step.numpy()),
-            "reference_global_step": int(reference_step.global_step.numpy()),
-            "names": [v.name for v in _variables(net)]}
+    return {
+        "max_abs_diff": diff,
+        "replica_spread": spread,
+        "max_unit_norm": norms,
+        "global_step": int(step.global_step.numpy()),
+        "reference_global_step": int(reference_step.global_step.numpy()),
+        "names": [v.name for v in _variables(net)],
+    }
 
 
 def case_custom_loop(flavour):
@@ -167,38 +179,55 @@ def _keras(flavour):
 def _unit_norms(strategy, model):
     """The largest column norm of the constrained kernels, over every replica."""
     kernels = [layer.kernel for layer in model.layers[:2]]
-    return max(float(np.max(np.linalg.norm(np.asarray(v), axis=0)))
-               for k in kernels for v in strategy.experimental_local_results(k))
+    return max(
+        float(np.max(np.linalg.norm(np.asarray(v), axis=0)))
+        for k in kernels
+        for v in strategy.experimental_local_results(k)
+    )
 
 
 def fit(strategy, flavour, batches, extra=()):
     """``attach_transforms`` + ``model.fit``: Keras MaxNorm kernels, the chain, one epoch."""
     k = _keras(flavour)
     with strategy.scope():
-        dense = [k.layers.Dense(32, activation="relu", kernel_constraint=k.constraints.MaxNorm(MAX_NORM)),
-                 k.layers.Dense(16, activation="relu", kernel_constraint=k.constraints.MaxNorm(MAX_NORM)),
-                 k.layers.Dense(10)]
+        dense = [
+            k.layers.Dense(
+                32, activation="relu", kernel_constraint=k.constraints.MaxNorm(MAX_NORM)
+            ),
+            k.layers.Dense(
+                16, activation="relu", kernel_constraint=k.constraints.MaxNorm(MAX_NORM)
+            ),
+            k.layers.Dense(10),
+        ]
         model = k.Sequential([k.Input((64,))] + dense)
         _initialise(model.weights)
-        model.compile(optimizer=_optimizer(flavour),
-                      loss=k.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.compile(
+            optimizer=_optimizer(flavour),
+            loss=k.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
     current = tf1norm.attach_transforms(model, _chain(extra))
     norms = []
     record = k.callbacks.LambdaCallback(
-        on_train_batch_end=lambda batch, logs: norms.append(_unit_norms(strategy, model)))
+        on_train_batch_end=lambda batch, logs: norms.append(_unit_norms(strategy, model))
+    )
     if isinstance(batches, tf.data.Dataset):  # batched already (multi-worker)
         model.fit(batches, epochs=1, verbose=0, callbacks=[record])
     else:
-        model.fit(*batches, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0,
-                  callbacks=[record])
+        model.fit(
+            *batches,
+            batch_size=GLOBAL_BATCH,
+            epochs=1,
+            shuffle=False,
+            verbose=0,
+            callbacks=[record],
+        )
     return model, current(), norms
 
 
 def case_fit(flavour):
     batches = _digits()
     mirrored = _mirrored()
-    reference, reference_step, reference_norms = fit(tf.distribute.get_strategy(), flavour,
-                                                     batches)
+    reference, reference_step, reference_norms = fit(tf.distribute.get_strategy(), flavour, batches)
     model, step, norms = fit(mirrored, flavour, batches)
     figures = _figures(mirrored, model, reference, step, reference_step)
     figures.update(norms_per_step=norms, reference_norms_per_step=reference_norms)
@@ -207,13 +236,18 @@ def case_fit(flavour):
 
 def _all_values(strategy, variables):
     """Every replica's value of every variable, as NumPy."""
-    return [np.asarray(v) for variable in variables
-            for v in strategy.experimental_local_results(variable)]
+    return [
+        np.asarray(v)
+        for variable in variables
+        for v in strategy.experimental_local_results(variable)
+    ]
 
 
 def _largest_change(before, after):
-    return max(float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
-               for a, b in zip(before, after))
+    return max(
+        float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+        for a, b in zip(before, after)
+    )
 
 
 def case_skip_custom_loop(flavour):
@@ -237,12 +271,14 @@ def case_skip_custom_loop(flavour):
     poisoned[3, 5] = np.nan  # one example of one replica's half
     run(poisoned, y[:GLOBAL_BATCH])
     after = state()
-    run(x[GLOBAL_BATCH:2 * GLOBAL_BATCH], y[GLOBAL_BATCH:2 * GLOBAL_BATCH])
-    return {"changed_by_nan_step": _largest_change(before, after),
-            "skipped_steps": int(skip.skipped_steps.numpy()),
-            "global_step": int(step.global_step.numpy()),
-            "changed_by_next_step": _largest_change(after, state()),
-            "values_compared": len(before)}
+    run(x[GLOBAL_BATCH : 2 * GLOBAL_BATCH], y[GLOBAL_BATCH : 2 * GLOBAL_BATCH])
+    return {
+        "changed_by_nan_step": _largest_change(before, after),
+        "skipped_steps": int(skip.skipped_steps.numpy()),
+        "global_step": int(step.global_step.numpy()),
+        "changed_by_next_step": _largest_change(after, state()),
+        "values_compared": len(before),
+    }
 
 
 def case_skip_fit(flavour):
@@ -250,10 +286,13 @@ def case_skip_fit(flavour):
     strategy = _mirrored()
     k = _keras(flavour)
     with strategy.scope():
-        model = k.Sequential([k.Input((64,)), k.layers.Dense(16), k.layers.BatchNormalization(),
-                              k.layers.Dense(10)])
-        model.compile(optimizer=_optimizer(flavour),
-                      loss=k.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model = k.Sequential(
+            [k.Input((64,)), k.layers.Dense(16), k.layers.BatchNormalization(), k.layers.Dense(10)]
+        )
+        model.compile(
+            optimizer=_optimizer(flavour),
+            loss=k.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
     current = tf1norm.attach_transforms(model, _chain([tf1norm.skip_nonfinite()]))
     x, y = _digits()
     model.fit(x[:GLOBAL_BATCH], y[:GLOBAL_BATCH], batch_size=GLOBAL_BATCH, verbose=0)
@@ -263,8 +302,11 @@ def case_skip_fit(flavour):
     poisoned[40, 7] = np.inf
     model.fit(poisoned, y[:GLOBAL_BATCH], batch_size=GLOBAL_BATCH, verbose=0)
     after = _all_values(strategy, list(model.weights) + step._written([]))
-    return {"changed_by_nan_step": _largest_change(before, after),
-            "global_step": int(step.global_step.numpy()), "values_compared": len(before)}
+    return {
+        "changed_by_nan_step": _largest_change(before, after),
+        "global_step": int(step.global_step.numpy()),
+        "values_compared": len(before),
+    }
 
 
 def case_plain_loop(flavour):
@@ -291,8 +333,12 @@ def case_plain_loop(flavour):
     for batch in strategy.experimental_distribute_dataset(dataset):
         train(*batch)
         kernels = [v for v in net.variables if v.name.startswith(("h1/weights", "h2/weights"))]
-        norms.append(max(float(np.max(np.linalg.norm(value, axis=0)))
-                         for value in _all_values(strategy, kernels)))
+        norms.append(
+            max(
+                float(np.max(np.linalg.norm(value, axis=0)))
+                for value in _all_values(strategy, kernels)
+            )
+        )
     return {"norms_per_step": norms}
 
 
@@ -304,19 +350,21 @@ def case_shim_built_in_scope():
     return {"variables": len(net.variables)}
 
 
-CASES = {"custom_loop_keras3": lambda: case_custom_loop("keras3"),
-         "custom_loop_tf_keras": lambda: case_custom_loop("tf_keras"),
-         "custom_loop_v1": lambda: case_custom_loop("v1"),
-         "fit_keras3": lambda: case_fit("keras3"),
-         "fit_tf_keras": lambda: case_fit("tf_keras"),
-         "skip_custom_loop_keras3": lambda: case_skip_custom_loop("keras3"),
-         "skip_custom_loop_tf_keras": lambda: case_skip_custom_loop("tf_keras"),
-         "skip_custom_loop_v1": lambda: case_skip_custom_loop("v1"),
-         "skip_fit_keras3": lambda: case_skip_fit("keras3"),
-         "skip_fit_tf_keras": lambda: case_skip_fit("tf_keras"),
-         "plain_loop_keras3": lambda: case_plain_loop("keras3"),
-         "plain_loop_v1": lambda: case_plain_loop("v1"),
-         "shim_built_in_scope": case_shim_built_in_scope}
+CASES = {
+    "custom_loop_keras3": lambda: case_custom_loop("keras3"),
+    "custom_loop_tf_keras": lambda: case_custom_loop("tf_keras"),
+    "custom_loop_v1": lambda: case_custom_loop("v1"),
+    "fit_keras3": lambda: case_fit("keras3"),
+    "fit_tf_keras": lambda: case_fit("tf_keras"),
+    "skip_custom_loop_keras3": lambda: case_skip_custom_loop("keras3"),
+    "skip_custom_loop_tf_keras": lambda: case_skip_custom_loop("tf_keras"),
+    "skip_custom_loop_v1": lambda: case_skip_custom_loop("v1"),
+    "skip_fit_keras3": lambda: case_skip_fit("keras3"),
+    "skip_fit_tf_keras": lambda: case_skip_fit("tf_keras"),
+    "plain_loop_keras3": lambda: case_plain_loop("keras3"),
+    "plain_loop_v1": lambda: case_plain_loop("v1"),
+    "shim_built_in_scope": case_shim_built_in_scope,
+}
 
 
 def multi_worker(index, ports):
@@ -327,9 +375,12 @@ def multi_worker(index, ports):
     global batch with a NaN in worker 1's half. Returns every variable's values
     after the finite steps, and what the NaN step changed.
     """
-    os.environ["TF_CONFIG"] = json.dumps({
-        "cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
-        "task": {"type": "worker", "index": index}})
+    os.environ["TF_CONFIG"] = json.dumps(
+        {
+            "cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
+            "task": {"type": "worker", "index": index},
+        }
+    )
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     x, y = _digits()
     skip = tf1norm.skip_nonfinite()
@@ -344,14 +395,19 @@ def multi_worker(index, ports):
     if index == 1:
         poisoned[0, 0] = np.nan
     train(tf.constant(poisoned), tf.constant(y[:half]))
-    result = {"values": [v.tolist() for v in trained],
-              "changed_by_nan_step": _largest_change(trained, [v.numpy() for v in net.variables]),
-              "skipped_steps": int(skip.skipped_steps.numpy()),
-              "global_step": int(step.global_step.numpy())}
+    result = {
+        "values": [v.tolist() for v in trained],
+        "changed_by_nan_step": _largest_change(trained, [v.numpy() for v in net.variables]),
+        "skipped_steps": int(skip.skipped_steps.numpy()),
+        "global_step": int(step.global_step.numpy()),
+    }
     dataset = tf.data.Dataset.from_tensor_slices(_digits()).batch(GLOBAL_BATCH)
     model, fit_step, norms = fit(strategy, "tf_keras", dataset)
-    result.update(fit_values=[np.asarray(v.numpy()).tolist() for v in model.weights],
-                  fit_norms_per_step=norms, fit_global_step=int(fit_step.global_step.numpy()))
+    result.update(
+        fit_values=[np.asarray(v.numpy()).tolist() for v in model.weights],
+        fit_norms_per_step=norms,
+        fit_global_step=int(fit_step.global_step.numpy()),
+    )
     return result
 
 
@@ -373,15 +429,17 @@ def _cluster(ports):
 
 def ps_server(job, index, ports):
     """A ps or worker server of ``_cluster(ports)``; serves until killed."""
-    server = tf.distribute.Server(_cluster(ports), job_name=job, task_index=index,
-                                  protocol="grpc", start=True)
+    server = tf.distribute.Server(
+        _cluster(ports), job_name=job, task_index=index, protocol="grpc", start=True
+    )
     server.join()
 
 
 def ps_chief(ports):
     """ParameterServerStrategy + ClusterCoordinator: the custom loop, one step at a time."""
     resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
-        _cluster(ports), task_type="chief", task_id=0, rpc_layer="grpc")
+        _cluster(ports), task_type="chief", task_id=0, rpc_layer="grpc"
+    )
     strategy = tf.distribute.ParameterServerStrategy(resolver)
     coordinator = tf.distribute.experimental.coordinator.ClusterCoordinator(strategy)
     x, y = _digits()
@@ -396,10 +454,12 @@ def ps_chief(ports):
     poisoned[0, 0] = np.nan
     coordinator.schedule(train, args=(tf.constant(poisoned), tf.constant(y[:GLOBAL_BATCH])))
     coordinator.join()
-    return {"values": [v.tolist() for v in trained],
-            "changed_by_nan_step": _largest_change(trained, [v.numpy() for v in net.variables]),
-            "skipped_steps": int(skip.skipped_steps.numpy()),
-            "global_step": int(step.global_step.numpy())}
+    return {
+        "values": [v.tolist() for v in trained],
+        "changed_by_nan_step": _largest_change(trained, [v.numpy() for v in net.variables]),
+        "skipped_steps": int(skip.skipped_steps.numpy()),
+        "global_step": int(step.global_step.numpy()),
+    }
 
 
 def reference_values():
@@ -424,8 +484,10 @@ def main(names):
         try:
             results[name] = CASES[name]()
         except Exception as error:  # noqa: BLE001  (reported to the test, which fails)
-            results[name] = {"error": f"{type(error).__name__}: {error}",
-                             "traceback": traceback.format_exc()[-3000:]}
+            results[name] = {
+                "error": f"{type(error).__name__}: {error}",
+                "traceback": traceback.format_exc()[-3000:],
+            }
     print("RESULTS " + json.dumps(results))
 
 

@@ -24,8 +24,9 @@ def weights_and_box(case):
     """``(kernels [in, out], biases, lower, upper)`` of a case, from its seed."""
     rng = np.random.default_rng(case["seed"])
     sizes = case["sizes"]
-    kernels = [rng.standard_normal((a, b)) * np.sqrt(2.0 / a)
-               for a, b in zip(sizes[:-1], sizes[1:])]
+    kernels = [
+        rng.standard_normal((a, b)) * np.sqrt(2.0 / a) for a, b in zip(sizes[:-1], sizes[1:])
+    ]
     biases = [rng.standard_normal(b) * 0.1 for b in sizes[1:]]
     center = rng.uniform(-1.0, 1.0, sizes[0])
     return kernels, biases, center - case["radius"], center + case["radius"]

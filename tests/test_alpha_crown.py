@@ -31,19 +31,37 @@ def _mlp(rng, activation, sizes=(3, 8, 8, 2)):
 
 def _residual(rng, activation="relu"):
     """Two residual branches: one from a hidden layer, one from the network input."""
-    return Network([Dense(rng.standard_normal((4, 8))), Activation("relu"),
-                    Dense(rng.standard_normal((8, 8)) * 0.5), Add(1), Activation(activation),
-                    Dense(rng.standard_normal((8, 4))), Add(-1), Activation("relu"),
-                    Dense(rng.standard_normal((4, 3)))])
+    return Network(
+        [
+            Dense(rng.standard_normal((4, 8))),
+            Activation("relu"),
+            Dense(rng.standard_normal((8, 8)) * 0.5),
+            Add(1),
+            Activation(activation),
+            Dense(rng.standard_normal((8, 4))),
+            Add(-1),
+            Activation("relu"),
+            Dense(rng.standard_normal((4, 3))),
+        ]
+    )
 
 
 def _conv_residual(rng):
     """Convolutions (never dense matrices) with a residual branch, then a dense head."""
-    first = bounds.Conv2D(rng.standard_normal((3, 3, 1, 2)), (3, 3, 1), rng.standard_normal(2),
-                          padding="SAME")
+    first = bounds.Conv2D(
+        rng.standard_normal((3, 3, 1, 2)), (3, 3, 1), rng.standard_normal(2), padding="SAME"
+    )
     second = bounds.Conv2D(rng.standard_normal((3, 3, 2, 2)) * 0.5, (3, 3, 2), padding="SAME")
-    return Network([first, Activation("relu"), second, Add(1), Activation("relu"),
-                    Dense(rng.standard_normal((18, 2)))])
+    return Network(
+        [
+            first,
+            Activation("relu"),
+            second,
+            Add(1),
+            Activation("relu"),
+            Dense(rng.standard_normal((18, 2))),
+        ]
+    )
 
 
 def _nets(rng):
@@ -109,8 +127,13 @@ def test_slope_gradients_match_finite_differences(rng):
     pre = crown_module.pre_activation_bounds(net, lower, upper)
     relaxed = crown_module.relax(net, pre)
     index, start = len(net.layers) - 1, rng.standard_normal((6, 3))
-    slopes = {k: np.clip(rng.random((6, len(relaxed[k][0]))), *alpha_module._slope_box(
-        net.layers[k], relaxed[k], *pre[k])) for k in pre}
+    slopes = {
+        k: np.clip(
+            rng.random((6, len(relaxed[k][0]))),
+            *alpha_module._slope_box(net.layers[k], relaxed[k], *pre[k]),
+        )
+        for k in pre
+    }
     record = {}
     value = crown_module.backsubstitute(net, start, index, relaxed, lower, upper, slopes, record)
     grads = alpha_module.slope_gradients(net, index, relaxed, slopes, record, lower, upper)
@@ -136,21 +159,26 @@ def test_optimized_pre_activation_bounds_are_sound_and_tighter_than_crown(rng):
         assert np.all(l >= crown_pre[k][0] - 1e-12) and np.all(u <= crown_pre[k][1] + 1e-12)
     last = max(optimized)
     assert np.sum(optimized[last][1] - optimized[last][0]) < 0.9 * np.sum(
-        crown_pre[last][1] - crown_pre[last][0])
+        crown_pre[last][1] - crown_pre[last][0]
+    )
 
 
-@pytest.mark.parametrize("options,message", [({"steps": -1}, "steps"),
-                                             ({"learning_rate": 0.0}, "learning_rate"),
-                                             ({"decay": 1.5}, "decay"),
-                                             ({"batch": 0}, "batch")])
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"steps": -1}, "steps"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"decay": 1.5}, "decay"),
+        ({"batch": 0}, "batch"),
+    ],
+)
 def test_alpha_crown_rejects_bad_options(rng, options, message):
     net = _mlp(rng, "relu")
     with pytest.raises(ValueError, match=message):
         bounds.output_bounds(net, -np.ones(3), np.ones(3), "alpha-crown", **options)
 
 
-@pytest.mark.parametrize("method,options", [("alpha-crown", {"stepz": 3}),
-                                            ("crown", {"steps": 3})])
+@pytest.mark.parametrize("method,options", [("alpha-crown", {"stepz": 3}), ("crown", {"steps": 3})])
 def test_unknown_options_raise_type_errors_naming_the_option(rng, method, options):
     net = _mlp(rng, "relu")
     with pytest.raises(TypeError, match=next(iter(options))):
@@ -173,9 +201,14 @@ def test_zero_steps_gives_crown_and_more_steps_tighten(rng):
     assert np.mean(more_high - more_low) < 0.8 * np.mean(high - low)
 
 
-@pytest.mark.parametrize("spec,message", [(np.ones((2, 3)), r"\[k, 2\]"),
-                                          (np.array([[1.0, np.nan]]), "finite"),
-                                          (np.ones((0, 2)), "k >= 1")])
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        (np.ones((2, 3)), r"\[k, 2\]"),
+        (np.array([[1.0, np.nan]]), "finite"),
+        (np.ones((0, 2)), "k >= 1"),
+    ],
+)
 def test_output_bounds_rejects_bad_specs(rng, spec, message):
     net = _mlp(rng, "relu")
     with pytest.raises(ValueError, match=message):
@@ -183,8 +216,7 @@ def test_output_bounds_rejects_bad_specs(rng, spec, message):
 
 
 def test_top_class_spec_rows_and_errors():
-    np.testing.assert_array_equal(bounds.top_class_spec(3, 1),
-                                  [[-1.0, 1.0, 0.0], [0.0, 1.0, -1.0]])
+    np.testing.assert_array_equal(bounds.top_class_spec(3, 1), [[-1.0, 1.0, 0.0], [0.0, 1.0, -1.0]])
     for args in ((1, 0), (3, 3), (3, -1)):
         with pytest.raises(ValueError, match="top_class_spec"):
             bounds.top_class_spec(*args)

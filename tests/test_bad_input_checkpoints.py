@@ -36,6 +36,7 @@ def _restore(path_of):
 
 def _checkpoint_of(name, shape, file_name):
     """A ``path_of(session)`` for ``_restore``: a checkpoint of one other variable."""
+
     def path_of(session):
         del session
         with tf.Graph().as_default():
@@ -64,48 +65,118 @@ def _a_file():
 
 
 CASES = [
-    Case("weight_norm_data_init", lambda: tf1norm.weight_norm_data_init(None), E,
-         ["weight_norm_data_init", "`session`", "None"]),
-    Case("weight_norm_data_init", lambda: tf1norm.weight_norm_data_init(_session(),
-                                                                        init_scale=-1.0), V,
-         ["weight_norm_data_init", "`init_scale`", "-1.0"]),
-    Case("weight_norm_data_init", lambda: tf1norm.weight_norm_data_init(_session(),
-                                                                        min_samples=0), V,
-         ["weight_norm_data_init", "`min_samples`", "0"]),
-    Case("weight_norm_data_init", lambda: tf1norm.weight_norm_data_init(_session()), V,
-         ["weight_norm_data_init", "no weight-normalized weights"]),
-    Case("weight_norm_data_init", lambda: tf1norm.weight_norm_data_init(_weight_norm_session()),
-         V, ["weight_norm_data_init", "`feed_dict`", "['images:0']", "no entries",
-             "feed_dict={images: x_batch}"]),
-    Case("weight_norm_data_init", lambda: tf1norm.weight_norm_data_init(
-        _weight_norm_session(), feed_dict={"labels:0": [1.0]}), V,
-         ["weight_norm_data_init", "`feed_dict`", "['images:0']", "labels:0"]),
-    Case("weight_norm_data_init", lambda: tf1norm.weight_norm_data_init(
-        _weight_norm_session(), feed_dict=[1.0]), E,
-         ["weight_norm_data_init", "`feed_dict`", "[1.0]", "feed_dict={x: x_batch}"]),
-    Case("restore_plain_checkpoint", lambda: _restore(lambda s: "/nonexistent/model.ckpt"), V,
-         ["restore_plain_checkpoint", "`path`", "/nonexistent/model.ckpt"]),
-    Case("restore_plain_checkpoint", lambda: _restore(lambda s: 3), E,
-         ["restore_plain_checkpoint", "`path`", "3"]),
-    Case("restore_plain_checkpoint",
-         lambda: _restore(_checkpoint_of("other/kernel", [2, 2], "other.ckpt")), V,
-         ["restore_plain_checkpoint", "`path`", "holds none", "other/kernel", "'w'"]),
-    Case("restore_plain_checkpoint", lambda: _restore(_checkpoint_of("w", [4, 2], "w.ckpt")),
-         V,
-         ["restore_plain_checkpoint", "w.ckpt", "[4, 2]", "[3, 2]"]),
-    Case("restore_plain_checkpoint", lambda: tf1norm.restore_plain_checkpoint("s", "/tmp/x"), E,
-         ["restore_plain_checkpoint", "`session`", "'s'"]),
-    Case("export_plain_checkpoint", lambda: tf1norm.export_plain_checkpoint(_session(), None), E,
-         ["export_plain_checkpoint", "`path`", "None"]),
-    Case("export_plain_checkpoint", lambda: tf1norm.export_plain_checkpoint(None, "/tmp/x"), E,
-         ["export_plain_checkpoint", "`session`", "None"]),
-    Case("export_plain_checkpoint", lambda: tf1norm.export_plain_checkpoint(
-        _session(), "/nonexistent_tf1norm/plain/model.ckpt"), V,
-         ["export_plain_checkpoint", "`path`", "'/nonexistent_tf1norm/plain'", "does not exist",
-          "os.makedirs"]),
-    Case("export_plain_checkpoint", lambda: tf1norm.export_plain_checkpoint(
-        _session(), os.path.join(_a_file(), "model.ckpt")), V,
-         ["export_plain_checkpoint", "`path`", "not_a_folder", "is not a folder", "writable"]),
+    Case(
+        "weight_norm_data_init",
+        lambda: tf1norm.weight_norm_data_init(None),
+        E,
+        ["weight_norm_data_init", "`session`", "None"],
+    ),
+    Case(
+        "weight_norm_data_init",
+        lambda: tf1norm.weight_norm_data_init(_session(), init_scale=-1.0),
+        V,
+        ["weight_norm_data_init", "`init_scale`", "-1.0"],
+    ),
+    Case(
+        "weight_norm_data_init",
+        lambda: tf1norm.weight_norm_data_init(_session(), min_samples=0),
+        V,
+        ["weight_norm_data_init", "`min_samples`", "0"],
+    ),
+    Case(
+        "weight_norm_data_init",
+        lambda: tf1norm.weight_norm_data_init(_session()),
+        V,
+        ["weight_norm_data_init", "no weight-normalized weights"],
+    ),
+    Case(
+        "weight_norm_data_init",
+        lambda: tf1norm.weight_norm_data_init(_weight_norm_session()),
+        V,
+        [
+            "weight_norm_data_init",
+            "`feed_dict`",
+            "['images:0']",
+            "no entries",
+            "feed_dict={images: x_batch}",
+        ],
+    ),
+    Case(
+        "weight_norm_data_init",
+        lambda: tf1norm.weight_norm_data_init(
+            _weight_norm_session(), feed_dict={"labels:0": [1.0]}
+        ),
+        V,
+        ["weight_norm_data_init", "`feed_dict`", "['images:0']", "labels:0"],
+    ),
+    Case(
+        "weight_norm_data_init",
+        lambda: tf1norm.weight_norm_data_init(_weight_norm_session(), feed_dict=[1.0]),
+        E,
+        ["weight_norm_data_init", "`feed_dict`", "[1.0]", "feed_dict={x: x_batch}"],
+    ),
+    Case(
+        "restore_plain_checkpoint",
+        lambda: _restore(lambda s: "/nonexistent/model.ckpt"),
+        V,
+        ["restore_plain_checkpoint", "`path`", "/nonexistent/model.ckpt"],
+    ),
+    Case(
+        "restore_plain_checkpoint",
+        lambda: _restore(lambda s: 3),
+        E,
+        ["restore_plain_checkpoint", "`path`", "3"],
+    ),
+    Case(
+        "restore_plain_checkpoint",
+        lambda: _restore(_checkpoint_of("other/kernel", [2, 2], "other.ckpt")),
+        V,
+        ["restore_plain_checkpoint", "`path`", "holds none", "other/kernel", "'w'"],
+    ),
+    Case(
+        "restore_plain_checkpoint",
+        lambda: _restore(_checkpoint_of("w", [4, 2], "w.ckpt")),
+        V,
+        ["restore_plain_checkpoint", "w.ckpt", "[4, 2]", "[3, 2]"],
+    ),
+    Case(
+        "restore_plain_checkpoint",
+        lambda: tf1norm.restore_plain_checkpoint("s", "/tmp/x"),
+        E,
+        ["restore_plain_checkpoint", "`session`", "'s'"],
+    ),
+    Case(
+        "export_plain_checkpoint",
+        lambda: tf1norm.export_plain_checkpoint(_session(), None),
+        E,
+        ["export_plain_checkpoint", "`path`", "None"],
+    ),
+    Case(
+        "export_plain_checkpoint",
+        lambda: tf1norm.export_plain_checkpoint(None, "/tmp/x"),
+        E,
+        ["export_plain_checkpoint", "`session`", "None"],
+    ),
+    Case(
+        "export_plain_checkpoint",
+        lambda: tf1norm.export_plain_checkpoint(
+            _session(), "/nonexistent_tf1norm/plain/model.ckpt"
+        ),
+        V,
+        [
+            "export_plain_checkpoint",
+            "`path`",
+            "'/nonexistent_tf1norm/plain'",
+            "does not exist",
+            "os.makedirs",
+        ],
+    ),
+    Case(
+        "export_plain_checkpoint",
+        lambda: tf1norm.export_plain_checkpoint(_session(), os.path.join(_a_file(), "model.ckpt")),
+        V,
+        ["export_plain_checkpoint", "`path`", "not_a_folder", "is not a folder", "writable"],
+    ),
 ]
 
 
@@ -118,6 +189,5 @@ def test_bad_input_is_answered_clearly(case):
 def test_weight_norm_data_init_runs_once_the_input_is_fed(graph):
     session = _weight_norm_session()
     images = graph.get_tensor_by_name("images:0")
-    report = tf1norm.weight_norm_data_init(session, {images: np.random.RandomState(0).randn(
-        32, 3)})
+    report = tf1norm.weight_norm_data_init(session, {images: np.random.RandomState(0).randn(32, 3)})
     assert [name for name, _, _ in report] == ["net/dense/kernel"]

@@ -36,9 +36,9 @@ def test_a_loss_of_unknown_rank_must_be_a_scalar_when_it_runs(sess):
 def test_a_loss_of_unknown_rank_without_the_loss_check_is_checked_too(sess):
     w = _weights()
     per_example = v1.placeholder(tf.float32, shape=None)
-    train_op = tf1norm.create_train_op(tf.reduce_sum(w) * per_example,
-                                       v1.train.GradientDescentOptimizer(0.1),
-                                       check_numerics=False)
+    train_op = tf1norm.create_train_op(
+        tf.reduce_sum(w) * per_example, v1.train.GradientDescentOptimizer(0.1), check_numerics=False
+    )
     sess.run(v1.global_variables_initializer())
     with pytest.raises(Invalid, match="`loss` must be a scalar"):
         sess.run(train_op, {per_example: [1.0, 2.0]})
@@ -80,17 +80,22 @@ def test_an_empty_batch_in_inference_mode_leaves_the_statistics_alone(sess):
         sess.run(updates, {x: np.zeros((0, 3)), training: True})
 
 
-@pytest.mark.parametrize("make", [
-    lambda rate: tf1norm.add_decoupled_weight_decay(0.1, learning_rate=rate),
-    lambda rate: tf1norm.sgd_decay_step(learning_rate=rate),
-    lambda rate: tf1norm.clip_by_norm(rate),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rate: tf1norm.add_decoupled_weight_decay(0.1, learning_rate=rate),
+        lambda rate: tf1norm.sgd_decay_step(learning_rate=rate),
+        lambda rate: tf1norm.clip_by_norm(rate),
+    ],
+)
 def test_a_negative_or_nan_rate_fed_at_run_time_fails_the_step(sess, make):
-    w = v1.get_variable("w", [3, 2], initializer=tf.ones_initializer(),
-                        regularizer=tf1norm.l2_regularizer(0.1))
+    w = v1.get_variable(
+        "w", [3, 2], initializer=tf.ones_initializer(), regularizer=tf1norm.l2_regularizer(0.1)
+    )
     rate = v1.placeholder(tf.float32, [])
-    train_op = tf1norm.create_train_op(tf.reduce_sum(w), v1.train.GradientDescentOptimizer(0.1),
-                                       transforms=[make(rate)])
+    train_op = tf1norm.create_train_op(
+        tf.reduce_sum(w), v1.train.GradientDescentOptimizer(0.1), transforms=[make(rate)]
+    )
     sess.run(v1.global_variables_initializer())
     sess.run(train_op, {rate: 0.5})
     after_good_step = sess.run(w)
@@ -98,4 +103,3 @@ def test_a_negative_or_nan_rate_fed_at_run_time_fails_the_step(sess, make):
         with pytest.raises(Invalid, match="must be"):
             sess.run(train_op, {rate: bad})
         np.testing.assert_array_equal(sess.run(w), after_good_step)
-

@@ -51,8 +51,9 @@ def _assert_same_run(ours, ref):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=2e-5 * np.abs(a).max(), err_msg=name)
     assert sorted(our_vars) == sorted(ref_vars)
     for name in ref_vars:
-        np.testing.assert_allclose(our_vars[name], ref_vars[name], rtol=1e-6, atol=1e-7,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            our_vars[name], ref_vars[name], rtol=1e-6, atol=1e-7, err_msg=name
+        )
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -67,8 +68,10 @@ def test_matches_non_fused_layers_in_training(rng, shape):
 @pytest.mark.parametrize("shape", [(4, 3, 5), (2, 3, 4, 5), (2, 3, 2, 4, 5)])
 def test_channels_first_matches_layers_with_axis_1(rng, shape):
     x0 = (rng.standard_normal(shape) * 2 + 1).astype(np.float32)
-    ref = _run(lambda x, t: v1.layers.batch_normalization(x, axis=1, training=t, fused=False,
-                                                          name="bn"), x0)
+    ref = _run(
+        lambda x, t: v1.layers.batch_normalization(x, axis=1, training=t, fused=False, name="bn"),
+        x0,
+    )
     ours = _run(lambda x, t: tf1norm.batch_norm(x, training=t, name="bn", axis=1), x0)
     _assert_same_run(ours, ref)
 
@@ -106,8 +109,9 @@ def test_training_flag_as_a_tensor(sess, rng):
     assert np.all(sess.run(v1.global_variables()[2]) == 0.0)  # no update in inference
     np.testing.assert_allclose(sess.run(y, {flag: False}), x0 / np.sqrt(1 + 1e-3), rtol=1e-5)
     sess.run(updates, {flag: True})
-    np.testing.assert_allclose(sess.run(v1.global_variables()[2]), 0.01 * x0.mean(axis=0),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        sess.run(v1.global_variables()[2]), 0.01 * x0.mean(axis=0), rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize("axis", [-1, 1])
@@ -141,16 +145,21 @@ def test_checkpoints_are_interchangeable(tmp_path, rng, direction):
 
 
 def _inference(x, saved):
-    return (saved["bn/gamma"] * (x - saved["bn/moving_mean"])
-            / tf.sqrt(saved["bn/moving_variance"] + 1e-3) + saved["bn/beta"])
+    return (
+        saved["bn/gamma"]
+        * (x - saved["bn/moving_mean"])
+        / tf.sqrt(saved["bn/moving_variance"] + 1e-3)
+        + saved["bn/beta"]
+    )
 
 
 def test_create_train_op_runs_the_moving_averages(sess, rng):
     x = tf.constant(rng.standard_normal((8, 4)).astype(np.float32) + 3.0)
     y = tf1norm.batch_norm(x, training=True)
     w = v1.get_variable("w", [4, 1])
-    train_op = tf1norm.create_train_op(tf.reduce_sum(tf.matmul(y, w)),
-                                       v1.train.GradientDescentOptimizer(0.1))
+    train_op = tf1norm.create_train_op(
+        tf.reduce_sum(tf.matmul(y, w)), v1.train.GradientDescentOptimizer(0.1)
+    )
     assert tf1norm.check_train_op(train_op) == []
     sess.run(v1.global_variables_initializer())
     sess.run(train_op)
@@ -203,27 +212,57 @@ def test_partitioned_layers_checkpoint_restores_into_whole_variables(tmp_path, r
 
 BAD_INPUT = [
     (lambda: tf1norm.batch_norm(tf.zeros([3]), True), ValueError, ["`x`", "rank 2 to 5", "1"]),
-    (lambda: tf1norm.batch_norm(tf.zeros([1, 1, 1, 1, 1, 2]), True), ValueError,
-     ["rank 2 to 5", "6"]),
-    (lambda: tf1norm.batch_norm(tf.zeros([2, 3], tf.float64), True), TypeError,
-     ["float32 or float16", "float64", "tf.cast"]),
+    (
+        lambda: tf1norm.batch_norm(tf.zeros([1, 1, 1, 1, 1, 2]), True),
+        ValueError,
+        ["rank 2 to 5", "6"],
+    ),
+    (
+        lambda: tf1norm.batch_norm(tf.zeros([2, 3], tf.float64), True),
+        TypeError,
+        ["float32 or float16", "float64", "tf.cast"],
+    ),
     (lambda: tf1norm.batch_norm(tf.zeros([2, 3], tf.int32), True), TypeError, ["int32"]),
-    (lambda: tf1norm.batch_norm(tf.zeros([2, 3]), True, momentum=1.0), ValueError,
-     ["`momentum`", "[0, 1)", "1.0"]),
-    (lambda: tf1norm.batch_norm(tf.zeros([2, 3]), True, momentum=-0.1), ValueError,
-     ["`momentum`", "-0.1"]),
-    (lambda: tf1norm.batch_norm(tf.zeros([2, 3]), True, epsilon=0.0), ValueError,
-     ["`epsilon`", "> 0"]),
-    (lambda: tf1norm.batch_norm(v1.placeholder(tf.float32, [None, None]), True), ValueError,
-     ["channel", "tf.ensure_shape"]),
-    (lambda: tf1norm.batch_norm(v1.placeholder(tf.float32, [2, None, 4]), True, axis=1),
-     ValueError, ["channel dimension (1)"]),
-    (lambda: tf1norm.batch_norm(tf.zeros([2, 3, 4, 5]), True, axis=2), ValueError,
-     ["`axis`", "got 2", "Transpose"]),
-    (lambda: tf1norm.batch_norm(tf.zeros([2, 3]), "yes"), TypeError,
-     ["`training`", "'yes'", "placeholder"]),
-    (lambda: tf1norm.batch_norm(tf.zeros([2, 3]), tf.constant([True, False])), TypeError,
-     ["`training`", "shape (2,)"]),
+    (
+        lambda: tf1norm.batch_norm(tf.zeros([2, 3]), True, momentum=1.0),
+        ValueError,
+        ["`momentum`", "[0, 1)", "1.0"],
+    ),
+    (
+        lambda: tf1norm.batch_norm(tf.zeros([2, 3]), True, momentum=-0.1),
+        ValueError,
+        ["`momentum`", "-0.1"],
+    ),
+    (
+        lambda: tf1norm.batch_norm(tf.zeros([2, 3]), True, epsilon=0.0),
+        ValueError,
+        ["`epsilon`", "> 0"],
+    ),
+    (
+        lambda: tf1norm.batch_norm(v1.placeholder(tf.float32, [None, None]), True),
+        ValueError,
+        ["channel", "tf.ensure_shape"],
+    ),
+    (
+        lambda: tf1norm.batch_norm(v1.placeholder(tf.float32, [2, None, 4]), True, axis=1),
+        ValueError,
+        ["channel dimension (1)"],
+    ),
+    (
+        lambda: tf1norm.batch_norm(tf.zeros([2, 3, 4, 5]), True, axis=2),
+        ValueError,
+        ["`axis`", "got 2", "Transpose"],
+    ),
+    (
+        lambda: tf1norm.batch_norm(tf.zeros([2, 3]), "yes"),
+        TypeError,
+        ["`training`", "'yes'", "placeholder"],
+    ),
+    (
+        lambda: tf1norm.batch_norm(tf.zeros([2, 3]), tf.constant([True, False])),
+        TypeError,
+        ["`training`", "shape (2,)"],
+    ),
 ]
 
 
@@ -235,15 +274,27 @@ SLIM_BAD_INPUT = [
     (_bn(data_format="NWHC"), ValueError, ["data_format", "'NWHC'", "'NCHW'"]),
     (_bn(data_format="NCDHW"), ValueError, ["data_format", "rank-4", "'NCHW'"]),
     (_bn(data_format="channels_first"), ValueError, ["data_format", "'channels_first'"]),
-    (lambda: slim_layers.batch_norm(v1.placeholder(tf.float32), data_format="CHWN"), ValueError,
-     ["data_format has to be either NCHW or NHWC", "'CHWN'"]),
-    (_bn(param_initializers={"moving_var": v1.ones_initializer()}), ValueError,
-     ["`param_initializers`", "'moving_var'", "moving_variance"]),
-    (_bn(param_initializers={"gamma": 2.0}), ValueError,
-     ["param_initializers['gamma']", "2.0", "callable"]),
+    (
+        lambda: slim_layers.batch_norm(v1.placeholder(tf.float32), data_format="CHWN"),
+        ValueError,
+        ["data_format has to be either NCHW or NHWC", "'CHWN'"],
+    ),
+    (
+        _bn(param_initializers={"moving_var": v1.ones_initializer()}),
+        ValueError,
+        ["`param_initializers`", "'moving_var'", "moving_variance"],
+    ),
+    (
+        _bn(param_initializers={"gamma": 2.0}),
+        ValueError,
+        ["param_initializers['gamma']", "2.0", "callable"],
+    ),
     (_bn(param_initializers=[v1.ones_initializer()]), TypeError, ["`param_initializers`", "dict"]),
-    (_bn(param_regularizers={"moving_mean": slim.l2_regularizer(1.0)}), ValueError,
-     ["`param_regularizers`", "'moving_mean'", "beta, gamma"]),
+    (
+        _bn(param_regularizers={"moving_mean": slim.l2_regularizer(1.0)}),
+        ValueError,
+        ["`param_regularizers`", "'moving_mean'", "beta, gamma"],
+    ),
     (_bn(variables_collections={"bias": ["b"]}), ValueError, ["`variables_collections`", "'bias'"]),
     (_bn(variables_collections=[1]), TypeError, ["`variables_collections`", "[1]"]),
     (_bn(updates_collections=3), TypeError, ["`updates_collections`", "3"]),
@@ -255,23 +306,40 @@ SLIM_BAD_INPUT = [
     (lambda: _bn(is_training=tf.constant(1.0))(), TypeError, ["`is_training`", "float32"]),
     (_bn(fused="yes"), TypeError, ["`fused`", "'yes'"]),
     (_bn(scale=None), TypeError, ["`scale`", "None"]),
-    (lambda: _bn(batch_weights=tf.ones([2]))(), NotImplementedError,
-     ["`batch_weights`", "weighted_moments"]),
+    (
+        lambda: _bn(batch_weights=tf.ones([2]))(),
+        NotImplementedError,
+        ["`batch_weights`", "weighted_moments"],
+    ),
     (_bn(renorm=True), NotImplementedError, ["`renorm`", "True", "call tf_slim.batch_norm"]),
     (_bn(renorm_clipping={"rmax": 3.0}), NotImplementedError, ["`renorm_clipping`"]),
     (_bn(adjustment=lambda shape: (1.0, 0.0)), NotImplementedError, ["`adjustment`"]),
-    (lambda: slim_layers.batch_norm(tf.zeros([2, 3], tf.float64)), TypeError,
-     ["`inputs`", "float64"]),
+    (
+        lambda: slim_layers.batch_norm(tf.zeros([2, 3], tf.float64)),
+        TypeError,
+        ["`inputs`", "float64"],
+    ),
     (lambda: slim_layers.batch_norm(tf.zeros([3])), ValueError, ["`inputs`", "rank 2 to 5"]),
-    (lambda: slim_layers.batch_norm(v1.placeholder(tf.float32)), ValueError,
-     ["`inputs`", "undefined rank", "tf.ensure_shape"]),
-    (lambda: slim_layers.batch_norm(v1.placeholder(tf.float32, [2, None, 4]), data_format="NCHW"),
-     ValueError, ["`inputs`", "undefined channel dimension (1)"]),
+    (
+        lambda: slim_layers.batch_norm(v1.placeholder(tf.float32)),
+        ValueError,
+        ["`inputs`", "undefined rank", "tf.ensure_shape"],
+    ),
+    (
+        lambda: slim_layers.batch_norm(
+            v1.placeholder(tf.float32, [2, None, 4]), data_format="NCHW"
+        ),
+        ValueError,
+        ["`inputs`", "undefined channel dimension (1)"],
+    ),
 ]
 
 
-@pytest.mark.parametrize("call,error,fragments", BAD_INPUT + SLIM_BAD_INPUT,
-                         ids=lambda value: None if callable(value) else str(value))
+@pytest.mark.parametrize(
+    "call,error,fragments",
+    BAD_INPUT + SLIM_BAD_INPUT,
+    ids=lambda value: None if callable(value) else str(value),
+)
 def test_bad_input(graph, call, error, fragments):
     with pytest.raises(error) as info:
         call()

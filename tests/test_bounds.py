@@ -63,8 +63,13 @@ def _enumerate(net, lower, upper):
         bias = (first.bias * on) @ second.kernel + second.bias
         for j in range(net.output_size):
             for direction in (1.0, -1.0):
-                result = linprog(direction * kernel[:, j], a_ub, b_ub,
-                                 bounds=list(zip(lower, upper)), method="highs")
+                result = linprog(
+                    direction * kernel[:, j],
+                    a_ub,
+                    b_ub,
+                    bounds=list(zip(lower, upper)),
+                    method="highs",
+                )
                 if result.status == 0:
                     value = direction * result.fun + bias[j]
                     low[j], high[j] = min(low[j], value), max(high[j], value)
@@ -98,8 +103,9 @@ def test_exact_when_the_solver_reports_no_dual_bound(monkeypatch):
     rng = np.random.default_rng(0)
     net = _random_net(rng, 1, "relu", width=5, inputs=2, outputs=2)
     lower, upper = np.array([-1.0, -0.5]), np.array([0.5, 1.0])
-    np.testing.assert_allclose(bounds.output_bounds(net, lower, upper, "exact"),
-                               _enumerate(net, lower, upper), atol=1e-6)
+    np.testing.assert_allclose(
+        bounds.output_bounds(net, lower, upper, "exact"), _enumerate(net, lower, upper), atol=1e-6
+    )
 
 
 def test_exact_on_a_deeper_relu_net_lies_between_crown_and_samples(rng):
@@ -115,28 +121,49 @@ def test_exact_on_a_deeper_relu_net_lies_between_crown_and_samples(rng):
 def test_lipschitz_bound_is_the_product_of_spectral_norms_and_holds(rng):
     net = _random_net(rng, 2, "sigmoid", inputs=3)
     kernels = [layer.kernel for layer in net.layers if isinstance(layer, bounds.Dense)]
-    expected = np.prod([np.linalg.svd(k, compute_uv=False)[0] for k in kernels]) * 0.25 ** 2
+    expected = np.prod([np.linalg.svd(k, compute_uv=False)[0] for k in kernels]) * 0.25**2
     assert bounds.lipschitz_bound(net) == pytest.approx(expected)
     x, y = rng.standard_normal((2000, 3)), rng.standard_normal((2000, 3))
     ratio = np.linalg.norm(net(x) - net(y), axis=1) / np.linalg.norm(x - y, axis=1)
     assert ratio.max() <= expected
 
 
-@pytest.mark.parametrize("call,error,fragment", [
-    (lambda n: bounds.output_bounds(n, [0, 0, 0], [1, 1, 1]), ValueError, "need 2 values"),
-    (lambda n: bounds.output_bounds(n, [0, 2], [1, 1]), ValueError, "feature 1"),
-    (lambda n: bounds.output_bounds(n, [0, 0], [1, 1], "magic"), ValueError, "unknown method"),
-    (lambda n: bounds.output_bounds([np.ones((2, 1))], [0, 0], [1, 1]), TypeError,
-     "Network.from_numpy"),
-    (lambda n: bounds.output_bounds(bounds.Network.from_numpy(
-        [np.ones((2, 2)), np.ones((2, 1))], activations=["sigmoid", "linear"]), [0, 0], [1, 1],
-        "exact"), ValueError, "ReLU and linear layers only"),
-    (lambda n: bounds.Network.from_numpy([np.ones((2, 2))], activations=["swish"]), ValueError,
-     "unsupported activation 'swish'"),
-    (lambda n: bounds.Network.from_numpy([np.ones((2, 2)), np.ones((3, 1))]), ValueError,
-     "expects 3 inputs"),
-    (lambda n: bounds.Dense(np.ones(3)), ValueError, "matrix"),
-])
+@pytest.mark.parametrize(
+    "call,error,fragment",
+    [
+        (lambda n: bounds.output_bounds(n, [0, 0, 0], [1, 1, 1]), ValueError, "need 2 values"),
+        (lambda n: bounds.output_bounds(n, [0, 2], [1, 1]), ValueError, "feature 1"),
+        (lambda n: bounds.output_bounds(n, [0, 0], [1, 1], "magic"), ValueError, "unknown method"),
+        (
+            lambda n: bounds.output_bounds([np.ones((2, 1))], [0, 0], [1, 1]),
+            TypeError,
+            "Network.from_numpy",
+        ),
+        (
+            lambda n: bounds.output_bounds(
+                bounds.Network.from_numpy(
+                    [np.ones((2, 2)), np.ones((2, 1))], activations=["sigmoid", "linear"]
+                ),
+                [0, 0],
+                [1, 1],
+                "exact",
+            ),
+            ValueError,
+            "ReLU and linear layers only",
+        ),
+        (
+            lambda n: bounds.Network.from_numpy([np.ones((2, 2))], activations=["swish"]),
+            ValueError,
+            "unsupported activation 'swish'",
+        ),
+        (
+            lambda n: bounds.Network.from_numpy([np.ones((2, 2)), np.ones((3, 1))]),
+            ValueError,
+            "expects 3 inputs",
+        ),
+        (lambda n: bounds.Dense(np.ones(3)), ValueError, "matrix"),
+    ],
+)
 def test_bad_input(call, error, fragment):
     net = bounds.Network.from_numpy([np.ones((2, 1))], activations=["linear"])
     with pytest.raises(error) as info:

@@ -16,9 +16,13 @@ from onnx.reference import ReferenceEvaluator  # noqa: E402
 def _write_nnet(path, weights, biases, mins, maxes, means, ranges, comment="test net"):
     """A minimal .nnet writer, independent of tf1norm's (weights as out × in rows)."""
     sizes = [weights[0].shape[1]] + [w.shape[0] for w in weights]
-    lines = [f"// {comment}", "// second comment line",
-             f"{len(weights)},{sizes[0]},{sizes[-1]},{max(sizes)},",
-             ",".join(str(s) for s in sizes) + ",", "0,"]
+    lines = [
+        f"// {comment}",
+        "// second comment line",
+        f"{len(weights)},{sizes[0]},{sizes[-1]},{max(sizes)},",
+        ",".join(str(s) for s in sizes) + ",",
+        "0,",
+    ]
     for values in (mins, maxes, means, ranges):
         lines.append(",".join(f"{v:.17g}" for v in values) + ",")
     for w, b in zip(weights, biases):
@@ -55,8 +59,9 @@ def test_nnet_network_works_in_raw_units(nnet_file, rng):
     np.testing.assert_array_equal(net.input_lower, mins)
     np.testing.assert_array_equal(net.input_upper, maxes)
     x = mins + (maxes - mins) * rng.random((100, 5))
-    np.testing.assert_allclose(net(x), _nnet_reference(x, weights, biases, means, ranges),
-                               rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        net(x), _nnet_reference(x, weights, biases, means, ranges), rtol=1e-10, atol=1e-10
+    )
     assert_sound(net, mins, maxes, ["interval", "crown", "alpha-crown", "exact"], rng)
 
 
@@ -68,8 +73,10 @@ def test_nnet_exposes_its_units_and_refuses_boxes_outside_its_domain(nnet_file):
     assert (net.output_mean, net.output_range) == (means[5], ranges[5])
     upper = maxes.copy()
     upper[3] = maxes[3] + 1.0  # e.g. a box given in normalized units
-    for call in (lambda: bounds.output_bounds(net, mins, upper),
-                 lambda: bounds.verify(net, mins, upper, np.eye(3))):
+    for call in (
+        lambda: bounds.output_bounds(net, mins, upper),
+        lambda: bounds.verify(net, mins, upper, np.eye(3)),
+    ):
         with pytest.raises(ValueError, match=r"input 3 leaves the network's input domain"):
             call()
 
@@ -79,8 +86,9 @@ def test_write_nnet_round_trips(nnet_file, tmp_path, rng):
     kernels = [layer.kernel for layer in net.layers if hasattr(layer, "kernel")]
     biases = [layer.bias for layer in net.layers if hasattr(layer, "kernel")]
     copy = tmp_path / "copy.nnet"
-    bounds.write_nnet(copy, kernels, biases, net.input_lower, net.input_upper,
-                      np.zeros(6), np.ones(6))
+    bounds.write_nnet(
+        copy, kernels, biases, net.input_lower, net.input_upper, np.zeros(6), np.ones(6)
+    )
     x = rng.normal(size=(20, 5))
     np.testing.assert_allclose(bounds.from_nnet(copy)(x), net(x), rtol=1e-12, atol=1e-12)
 
@@ -119,9 +127,12 @@ def _init(name, value):
 
 def _save(path, nodes, initializers, input_shape, output_size):
     graph = helper.make_graph(
-        nodes, "net", [helper.make_tensor_value_info("x", TensorProto.FLOAT, input_shape)],
+        nodes,
+        "net",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, input_shape)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", output_size])],
-        initializer=initializers)
+        initializer=initializers,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
@@ -129,70 +140,98 @@ def _save(path, nodes, initializers, input_shape, output_size):
 
 
 def _dense_model(path, rng):
-    inits = [_init("W1", rng.normal(size=(6, 4))), _init("b1", rng.normal(size=6)),
-             _init("W2", rng.normal(size=(6, 5))), _init("b2", rng.normal(size=(1, 5))),
-             _init("W3", rng.normal(size=(3, 5)))]
-    nodes = [helper.make_node("Gemm", ["x", "W1", "b1"], ["h1"], transB=1, alpha=0.5, beta=2.0),
-             helper.make_node("Relu", ["h1"], ["a1"]),
-             helper.make_node("MatMul", ["a1", "W2"], ["h2"]),
-             helper.make_node("Add", ["h2", "b2"], ["h3"]),
-             helper.make_node("Tanh", ["h3"], ["a2"]),
-             helper.make_node("Identity", ["a2"], ["a3"]),
-             helper.make_node("Gemm", ["a3", "W3"], ["h4"], transB=1),
-             helper.make_node("Sigmoid", ["h4"], ["y"])]
+    inits = [
+        _init("W1", rng.normal(size=(6, 4))),
+        _init("b1", rng.normal(size=6)),
+        _init("W2", rng.normal(size=(6, 5))),
+        _init("b2", rng.normal(size=(1, 5))),
+        _init("W3", rng.normal(size=(3, 5))),
+    ]
+    nodes = [
+        helper.make_node("Gemm", ["x", "W1", "b1"], ["h1"], transB=1, alpha=0.5, beta=2.0),
+        helper.make_node("Relu", ["h1"], ["a1"]),
+        helper.make_node("MatMul", ["a1", "W2"], ["h2"]),
+        helper.make_node("Add", ["h2", "b2"], ["h3"]),
+        helper.make_node("Tanh", ["h3"], ["a2"]),
+        helper.make_node("Identity", ["a2"], ["a3"]),
+        helper.make_node("Gemm", ["a3", "W3"], ["h4"], transB=1),
+        helper.make_node("Sigmoid", ["h4"], ["y"]),
+    ]
     return _save(path, nodes, inits, ["N", 4], 3), 4
 
 
 def _conv_model(path, rng):
-    inits = [_init("K1", rng.normal(size=(3, 2, 3, 3)) * 0.5), _init("c1", rng.normal(size=3)),
-             _init("K2", rng.normal(size=(2, 3, 2, 2)) * 0.5),
-             _init("W", rng.normal(size=(2 * 3 * 2, 4))),
-             numpy_helper.from_array(np.array([-1, 12], np.int64), "flat")]
-    nodes = [helper.make_node("Conv", ["x", "K1", "c1"], ["h1"], pads=[1, 0, 1, 2],
-                              strides=[1, 1]),
-             helper.make_node("Relu", ["h1"], ["a1"]),
-             helper.make_node("Conv", ["a1", "K2"], ["h2"], strides=[2, 2]),
-             helper.make_node("Reshape", ["h2", "flat"], ["f"]),
-             helper.make_node("MatMul", ["f", "W"], ["y"])]
+    inits = [
+        _init("K1", rng.normal(size=(3, 2, 3, 3)) * 0.5),
+        _init("c1", rng.normal(size=3)),
+        _init("K2", rng.normal(size=(2, 3, 2, 2)) * 0.5),
+        _init("W", rng.normal(size=(2 * 3 * 2, 4))),
+        numpy_helper.from_array(np.array([-1, 12], np.int64), "flat"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "K1", "c1"], ["h1"], pads=[1, 0, 1, 2], strides=[1, 1]),
+        helper.make_node("Relu", ["h1"], ["a1"]),
+        helper.make_node("Conv", ["a1", "K2"], ["h2"], strides=[2, 2]),
+        helper.make_node("Reshape", ["h2", "flat"], ["f"]),
+        helper.make_node("MatMul", ["f", "W"], ["y"]),
+    ]
     return _save(path, nodes, inits, ["N", 2, 6, 5], 4), 60
 
 
 def _residual_model(path, rng):
-    inits = [_init("K1", rng.normal(size=(2, 2, 3, 3)) * 0.5), _init("c1", rng.normal(size=2)),
-             _init("K2", rng.normal(size=(2, 2, 3, 3)) * 0.5),
-             _init("bias", rng.normal(size=(2, 1, 1))), _init("W", rng.normal(size=(3, 32)))]
-    nodes = [helper.make_node("Conv", ["x", "K1", "c1"], ["h1"], auto_pad="SAME_UPPER"),
-             helper.make_node("Relu", ["h1"], ["a1"]),
-             helper.make_node("Conv", ["a1", "K2"], ["h2"], pads=[1, 1, 1, 1]),
-             helper.make_node("Add", ["x", "h2"], ["s"]),
-             helper.make_node("Add", ["s", "bias"], ["t"]),
-             helper.make_node("Relu", ["t"], ["a2"]),
-             helper.make_node("Flatten", ["a2"], ["f"]),
-             helper.make_node("Gemm", ["f", "W"], ["y"], transB=1)]
+    inits = [
+        _init("K1", rng.normal(size=(2, 2, 3, 3)) * 0.5),
+        _init("c1", rng.normal(size=2)),
+        _init("K2", rng.normal(size=(2, 2, 3, 3)) * 0.5),
+        _init("bias", rng.normal(size=(2, 1, 1))),
+        _init("W", rng.normal(size=(3, 32))),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "K1", "c1"], ["h1"], auto_pad="SAME_UPPER"),
+        helper.make_node("Relu", ["h1"], ["a1"]),
+        helper.make_node("Conv", ["a1", "K2"], ["h2"], pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["x", "h2"], ["s"]),
+        helper.make_node("Add", ["s", "bias"], ["t"]),
+        helper.make_node("Relu", ["t"], ["a2"]),
+        helper.make_node("Flatten", ["a2"], ["f"]),
+        helper.make_node("Gemm", ["f", "W"], ["y"], transB=1),
+    ]
     return _save(path, nodes, inits, ["N", 2, 4, 4], 3), 32
 
 
 def _acas_like_model(path, rng):
     """The layout of the VNN-COMP ACAS Xu files: constant Sub/Div on a [N, 1, 1, 5] input."""
-    inits = [_init("mean", rng.normal(size=(1, 1, 1, 5))), _init("range", [[[[2, 4, 0.5, 1, 3]]]]),
-             _init("W1", rng.normal(size=(5, 7))), _init("b1", rng.normal(size=7)),
-             _init("W2", rng.normal(size=(7, 5))), _init("b2", rng.normal(size=5)),
-             _init("scale", rng.normal(size=5)), _init("one", [1.0])]
-    nodes = [helper.make_node("Sub", ["x", "mean"], ["c"]),
-             helper.make_node("Div", ["c", "range"], ["n"]),
-             helper.make_node("Flatten", ["n"], ["f"]),
-             helper.make_node("MatMul", ["f", "W1"], ["h1"]),
-             helper.make_node("Add", ["h1", "b1"], ["h2"]),
-             helper.make_node("Relu", ["h2"], ["a1"]),
-             helper.make_node("MatMul", ["a1", "W2"], ["h3"]),
-             helper.make_node("Add", ["b2", "h3"], ["h4"]),
-             helper.make_node("Mul", ["scale", "h4"], ["h5"]),
-             helper.make_node("Sub", ["one", "h5"], ["y"])]
+    inits = [
+        _init("mean", rng.normal(size=(1, 1, 1, 5))),
+        _init("range", [[[[2, 4, 0.5, 1, 3]]]]),
+        _init("W1", rng.normal(size=(5, 7))),
+        _init("b1", rng.normal(size=7)),
+        _init("W2", rng.normal(size=(7, 5))),
+        _init("b2", rng.normal(size=5)),
+        _init("scale", rng.normal(size=5)),
+        _init("one", [1.0]),
+    ]
+    nodes = [
+        helper.make_node("Sub", ["x", "mean"], ["c"]),
+        helper.make_node("Div", ["c", "range"], ["n"]),
+        helper.make_node("Flatten", ["n"], ["f"]),
+        helper.make_node("MatMul", ["f", "W1"], ["h1"]),
+        helper.make_node("Add", ["h1", "b1"], ["h2"]),
+        helper.make_node("Relu", ["h2"], ["a1"]),
+        helper.make_node("MatMul", ["a1", "W2"], ["h3"]),
+        helper.make_node("Add", ["b2", "h3"], ["h4"]),
+        helper.make_node("Mul", ["scale", "h4"], ["h5"]),
+        helper.make_node("Sub", ["one", "h5"], ["y"]),
+    ]
     return _save(path, nodes, inits, ["N", 1, 1, 5], 5), 5
 
 
-MODELS = {"dense": _dense_model, "conv": _conv_model, "residual": _residual_model,
-          "acas_like": _acas_like_model}
+MODELS = {
+    "dense": _dense_model,
+    "conv": _conv_model,
+    "residual": _residual_model,
+    "acas_like": _acas_like_model,
+}
 
 
 def test_onnx_constant_affine_ops_fold_into_the_dense_layers(tmp_path, rng):
@@ -202,8 +241,10 @@ def test_onnx_constant_affine_ops_fold_into_the_dense_layers(tmp_path, rng):
 
 
 def test_onnx_sub_of_two_computed_values_names_the_node(tmp_path, rng):
-    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"]),
-             helper.make_node("Sub", ["h", "h"], ["y"])]
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["h"]),
+        helper.make_node("Sub", ["h", "h"], ["y"]),
+    ]
     path = tmp_path / "sub.onnx"
     _save(path, nodes, [_init("W", rng.normal(size=(3, 2)))], ["N", 3], 2)
     with pytest.raises(ValueError, match=r"Sub \(unnamed, output 'y'\) needs one constant"):
@@ -218,8 +259,9 @@ def test_onnx_networks_match_the_onnx_reference_evaluator(tmp_path, rng, name):
     shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim[1:]]
     x = rng.uniform(-1, 1, [40] + shape).astype(np.float32)
     expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
-    np.testing.assert_allclose(net(x.reshape(40, -1).astype(np.float64)), expected,
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        net(x.reshape(40, -1).astype(np.float64)), expected, rtol=1e-4, atol=1e-4
+    )
     if name in ("conv", "residual"):
         assert any(isinstance(layer, Conv2D) for layer in net.layers)
     methods = ["interval", "crown", "alpha-crown"] + (["exact"] if name == "conv" else [])
@@ -228,8 +270,10 @@ def test_onnx_networks_match_the_onnx_reference_evaluator(tmp_path, rng, name):
 
 
 def test_onnx_unsupported_op_names_node_and_type(tmp_path, rng):
-    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"], name="first"),
-             helper.make_node("Softplus", ["h"], ["y"], name="smooth")]
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["h"], name="first"),
+        helper.make_node("Softplus", ["h"], ["y"], name="smooth"),
+    ]
     path = tmp_path / "softplus.onnx"
     _save(path, nodes, [_init("W", rng.normal(size=(3, 2)))], ["N", 3], 2)
     with pytest.raises(ValueError, match="softplus.onnx.*'smooth' of op type Softplus"):
@@ -273,16 +317,31 @@ def test_cli_reads_nnet_and_onnx_files(nnet_file, tmp_path, rng, capsys):
     _dense_model(onnx_path, rng)
     net = bounds.from_onnx(onnx_path)
     for label in range(3):
-        verdict = bounds.verify(net, np.full(4, -0.01), np.full(4, 0.01),
-                                bounds.top_class_spec(3, label))
-        status = cli.main(["verify", str(onnx_path), "--lower", "-0.01", "--upper", "0.01",
-                           "--top-class", str(label)])
+        verdict = bounds.verify(
+            net, np.full(4, -0.01), np.full(4, 0.01), bounds.top_class_spec(3, label)
+        )
+        status = cli.main(
+            [
+                "verify",
+                str(onnx_path),
+                "--lower",
+                "-0.01",
+                "--upper",
+                "0.01",
+                "--top-class",
+                str(label),
+            ]
+        )
         assert status == {"proved": 0, "falsified": 3, "unknown": 4}[verdict.status]
         assert verdict.status in capsys.readouterr().out
     # the top class at the centre is proved on a box this small; the others are falsified
     top = int(np.argmax(net(np.zeros((1, 4)))[0]))
-    assert bounds.verify(net, np.full(4, -0.01), np.full(4, 0.01),
-                         bounds.top_class_spec(3, top)).status == "proved"
+    assert (
+        bounds.verify(
+            net, np.full(4, -0.01), np.full(4, 0.01), bounds.top_class_spec(3, top)
+        ).status
+        == "proved"
+    )
 
 
 def test_cli_nnet_and_onnx_errors_are_one_line(tmp_path, capsys):

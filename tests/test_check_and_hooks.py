@@ -11,18 +11,27 @@ import numpy_twins as twins
 
 
 def _model():
-    w = v1.get_variable("w", initializer=np.full((3, 2), 2.0, np.float32),
-                        regularizer=tf1norm.max_norm_regularizer(1.0))
+    w = v1.get_variable(
+        "w",
+        initializer=np.full((3, 2), 2.0, np.float32),
+        regularizer=tf1norm.max_norm_regularizer(1.0),
+    )
     return w, -tf.reduce_sum(w)
 
 
 def test_clean_train_op_has_no_findings(graph):
     _, loss = _model()
-    v1.add_to_collection(keys.UPDATE_OPS, v1.get_variable("bn", initializer=0.0,
-                                                          trainable=False).assign_add(1.0).op)
+    v1.add_to_collection(
+        keys.UPDATE_OPS, v1.get_variable("bn", initializer=0.0, trainable=False).assign_add(1.0).op
+    )
     for i, chain in enumerate([[], [tf1norm.skip_nonfinite()]]):
-        train_op = tf1norm.create_train_op(loss, v1.train.MomentumOptimizer(0.1, 0.9),
-                                           transforms=chain, name=f"train{i}", global_step=None)
+        train_op = tf1norm.create_train_op(
+            loss,
+            v1.train.MomentumOptimizer(0.1, 0.9),
+            transforms=chain,
+            name=f"train{i}",
+            global_step=None,
+        )
         assert tf1norm.check_train_op(train_op) == []
 
 
@@ -38,8 +47,9 @@ def test_grouping_prebuilt_clip_ops_is_reported(graph):
 
 def test_clip_op_that_never_runs_is_reported(graph):
     _, loss = _model()
-    v1.add_to_collection(keys.UPDATE_OPS, v1.get_variable("bn", initializer=0.0,
-                                                          trainable=False).assign_add(1.0).op)
+    v1.add_to_collection(
+        keys.UPDATE_OPS, v1.get_variable("bn", initializer=0.0, trainable=False).assign_add(1.0).op
+    )
     train_op = v1.train.GradientDescentOptimizer(0.1).minimize(loss)
     kinds = sorted((f.kind, f.subject) for f in tf1norm.check_train_op(train_op))
     assert kinds == [("never runs", "AssignAddVariableOp"), ("never runs", "w")]
@@ -57,10 +67,11 @@ def test_update_op_after_gradients_is_reported(graph):
 def test_constraint_hook_projects_after_every_step(graph):
     w, loss = _model()
     train_op = v1.train.GradientDescentOptimizer(0.1).minimize(
-        loss, global_step=v1.train.get_or_create_global_step())
-    with v1.train.MonitoredTrainingSession(hooks=[tf1norm.ConstraintHook()],
-                                           save_checkpoint_secs=None,
-                                           save_summaries_steps=None) as sess:
+        loss, global_step=v1.train.get_or_create_global_step()
+    )
+    with v1.train.MonitoredTrainingSession(
+        hooks=[tf1norm.ConstraintHook()], save_checkpoint_secs=None, save_summaries_steps=None
+    ) as sess:
         for _ in range(3):
             sess.run(train_op)
             np.testing.assert_allclose(twins.norms(sess.run(w)), 1.0, rtol=1e-6)
@@ -78,19 +89,26 @@ def test_parameter_server_cluster_with_replica_device_setter(graph):
     """Variables on a ps task, the step on a worker, over loopback, unchanged API."""
     import portpicker_free_ports as ports
 
-    cluster = tf.train.ClusterSpec({"ps": [f"localhost:{ports.pick()}"],
-                                    "worker": [f"localhost:{ports.pick()}"]})
+    cluster = tf.train.ClusterSpec(
+        {"ps": [f"localhost:{ports.pick()}"], "worker": [f"localhost:{ports.pick()}"]}
+    )
     servers = [tf.distribute.Server(cluster, job, 0, start=True) for job in ("ps", "worker")]
     with v1.device(v1.train.replica_device_setter(cluster=cluster)):
         w, loss = _model()
         step = v1.train.get_or_create_global_step()
         train_op = tf1norm.create_train_op(
-            loss, v1.train.MomentumOptimizer(0.1, 0.9), global_step=step,
-            transforms=[tf1norm.add_decoupled_weight_decay(0.1)])
+            loss,
+            v1.train.MomentumOptimizer(0.1, 0.9),
+            global_step=step,
+            transforms=[tf1norm.add_decoupled_weight_decay(0.1)],
+        )
     assert w.device.endswith("/job:ps/task:0")
-    with v1.train.MonitoredTrainingSession(master=servers[1].target, is_chief=True,
-                                           save_checkpoint_secs=None,
-                                           save_summaries_steps=None) as sess:
+    with v1.train.MonitoredTrainingSession(
+        master=servers[1].target,
+        is_chief=True,
+        save_checkpoint_secs=None,
+        save_summaries_steps=None,
+    ) as sess:
         sess.run(train_op)
         value, global_step = sess.run([w, step])
     expected = twins.max_norm(np.full((3, 2), 2.0) + 0.1 - 0.1 * 0.1 * 2.0, 1.0)
@@ -101,16 +119,20 @@ def test_parameter_server_cluster_with_replica_device_setter(graph):
 def test_sync_replicas_runs_the_chain_on_the_aggregated_update(graph):
     w, loss = _model()
     step = v1.train.get_or_create_global_step()
-    sync = v1.train.SyncReplicasOptimizer(v1.train.GradientDescentOptimizer(0.1),
-                                          replicas_to_aggregate=1, total_num_replicas=1)
+    sync = v1.train.SyncReplicasOptimizer(
+        v1.train.GradientDescentOptimizer(0.1), replicas_to_aggregate=1, total_num_replicas=1
+    )
     clip = tf1norm.clip_by_global_norm(0.5)
     train_op = tf1norm.create_train_op(
-        loss, sync, global_step=step,
-        transforms=[clip, tf1norm.add_decoupled_weight_decay(0.1)])
+        loss, sync, global_step=step, transforms=[clip, tf1norm.add_decoupled_weight_decay(0.1)]
+    )
     assert sync._opt.__class__.__name__ == "GradientDescentOptimizer"  # restored
-    with v1.train.MonitoredTrainingSession(hooks=[sync.make_session_run_hook(is_chief=True)],
-                                           save_checkpoint_secs=None, save_summaries_steps=None,
-                                           stop_grace_period_secs=1) as sess:
+    with v1.train.MonitoredTrainingSession(
+        hooks=[sync.make_session_run_hook(is_chief=True)],
+        save_checkpoint_secs=None,
+        save_summaries_steps=None,
+        stop_grace_period_secs=1,
+    ) as sess:
         sess.run(train_op)
         value, global_step = sess.run([w, step])
     g = np.full((3, 2), -1.0) * 0.5 / np.sqrt(6.0)  # clipped to global norm 0.5

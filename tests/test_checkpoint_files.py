@@ -33,8 +33,10 @@ def _tiny_session(graph):
 
 def test_export_removes_and_names_stale_tempstate_files(graph, tmp_path):
     prefix = str(tmp_path / "plain" / "model.ckpt")
-    stale = [_plant(prefix, ".index.tempstate1234", 3600),
-             _plant(prefix, ".data-00000-of-00001.tempstate5678", 3600)]
+    stale = [
+        _plant(prefix, ".index.tempstate1234", 3600),
+        _plant(prefix, ".data-00000-of-00001.tempstate5678", 3600),
+    ]
     other = _plant(str(tmp_path / "plain" / "other.ckpt"), ".index.tempstate1", 3600)
     with _tiny_session(graph) as session, pytest.warns(StaleCheckpointFilesWarning) as caught:
         tf1norm.export_plain_checkpoint(session, prefix)
@@ -49,8 +51,10 @@ def test_export_removes_and_names_stale_tempstate_files(graph, tmp_path):
 def test_files_written_since_the_process_started_are_reported_not_removed(graph, tmp_path):
     prefix = str(tmp_path / "model.ckpt")
     recent = _plant(prefix, ".index.tempstate99", -(time.time() - _checkpoint_files.PROCESS_START))
-    with _tiny_session(graph) as session, pytest.warns(StaleCheckpointFilesWarning,
-                                                       match="left in place") as caught:
+    with (
+        _tiny_session(graph) as session,
+        pytest.warns(StaleCheckpointFilesWarning, match="left in place") as caught,
+    ):
         tf1norm.export_plain_checkpoint(session, prefix)
     assert recent in str(caught[0].message) and os.path.exists(recent)
 
@@ -67,8 +71,10 @@ def test_convert_checkpoint_cli_removes_and_reports_stale_files(tmp_path, capsys
     with tf.Graph().as_default() as graph, _tiny_session(graph) as session:
         source = v1.train.Saver().save(session, str(tmp_path / "tf1" / "model.ckpt"))
     output = str(tmp_path / "tf2" / "model")
-    stale = [_plant(output, ".index.tempstate42", 3600),
-             _plant(output, "_temp/part-00000-of-00001.data-00000-of-00001.tempstate7", 3600)]
+    stale = [
+        _plant(output, ".index.tempstate42", 3600),
+        _plant(output, "_temp/part-00000-of-00001.data-00000-of-00001.tempstate7", 3600),
+    ]
     assert cli.main(["convert-checkpoint", source, output]) == 0
     err = capsys.readouterr().err
     assert "tf1norm convert-checkpoint: removed 2 temporary file(s)" in err

@@ -32,10 +32,16 @@ def _save(directory, step, scale):
         x = v1.placeholder(tf.float32, (None, 3), name="X")
         y = v1.placeholder(tf.int64, (None,), name="y")
         with v1.name_scope("dnn"):
-            hidden = v1.layers.dense(x, 4, tf.nn.relu, name="hidden1",
-                                     kernel_initializer=v1.constant_initializer(HIDDEN * scale))
-            logits = v1.layers.dense(hidden, 2, name="output",
-                                     kernel_initializer=v1.constant_initializer(OUTPUT))
+            hidden = v1.layers.dense(
+                x,
+                4,
+                tf.nn.relu,
+                name="hidden1",
+                kernel_initializer=v1.constant_initializer(HIDDEN * scale),
+            )
+            logits = v1.layers.dense(
+                hidden, 2, name="output", kernel_initializer=v1.constant_initializer(OUTPUT)
+            )
         loss = v1.losses.sparse_softmax_cross_entropy(y, logits)
         step_var = v1.train.get_or_create_global_step()
         v1.train.MomentumOptimizer(0.1, 0.9).minimize(loss, step_var)
@@ -73,18 +79,21 @@ def _one_line_error(err, *needles):
     return lines[0]
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["norms", "ckpt", "--threshold", "0"], "'0'"),
-    (["norms", "ckpt", "--threshold", "nan"], "'nan'"),
-    (["norms", "ckpt", "--threshold", "-1"], "'-1'"),
-    (["norms", "ckpt", "--exclude", "output/(kernel"], "regular expression"),
-    (["bounds", "m.npz", "--lower", "nan", "--upper", "1"], "'nan'"),
-    (["bounds", "m.npz", "--lower", "0", "--upper", "inf"], "'inf'"),
-    (["bounds", "m.npz", "--lower", "0", "--upper", "1", "--method", "best"], "best"),
-    (["bounds", "m.npz", "--lower", "0", "--upper", "1", "--time-limit", "0"], "time-limit"),
-    (["plot", "norms", "ckpt"], "-o"),
-    (["frobnicate"], "frobnicate"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["norms", "ckpt", "--threshold", "0"], "'0'"),
+        (["norms", "ckpt", "--threshold", "nan"], "'nan'"),
+        (["norms", "ckpt", "--threshold", "-1"], "'-1'"),
+        (["norms", "ckpt", "--exclude", "output/(kernel"], "regular expression"),
+        (["bounds", "m.npz", "--lower", "nan", "--upper", "1"], "'nan'"),
+        (["bounds", "m.npz", "--lower", "0", "--upper", "inf"], "'inf'"),
+        (["bounds", "m.npz", "--lower", "0", "--upper", "1", "--method", "best"], "best"),
+        (["bounds", "m.npz", "--lower", "0", "--upper", "1", "--time-limit", "0"], "time-limit"),
+        (["plot", "norms", "ckpt"], "-o"),
+        (["frobnicate"], "frobnicate"),
+    ],
+)
 def test_bad_arguments_are_one_line_usage_errors(capsys, argv, needle):
     status, out, err = _run(capsys, *argv)
     assert status == 2 and out == ""
@@ -96,12 +105,16 @@ def test_bad_argument_raises_with_debug():
         cli.main(["norms", "ckpt", "--threshold", "0", "--debug"])
 
 
-@pytest.mark.parametrize("argv", [
-    ["norms", "{missing}"],
-    ["tensors", "{missing}"],
-    ["plot", "norms", "{missing}", "-o", "x.png"],
-    ["bounds", "{missing}", "--lower", "0", "--upper", "1"],
-], ids=["norms", "tensors", "plot", "bounds"])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["norms", "{missing}"],
+        ["tensors", "{missing}"],
+        ["plot", "norms", "{missing}", "-o", "x.png"],
+        ["bounds", "{missing}", "--lower", "0", "--upper", "1"],
+    ],
+    ids=["norms", "tensors", "plot", "bounds"],
+)
 def test_a_missing_checkpoint_names_the_index_file(capsys, tmp_path, argv):
     missing = str(tmp_path / "nowhere" / "model.ckpt")
     status, _, err = _run(capsys, *[a.format(missing=missing) for a in argv])
@@ -116,8 +129,7 @@ def test_a_directory_without_checkpoints(capsys, tmp_path):
 
 
 def test_a_missing_model_file(capsys, tmp_path):
-    status, _, err = _run(capsys, "bounds", str(tmp_path / "m.npz"), "--lower", "0",
-                          "--upper", "1")
+    status, _, err = _run(capsys, "bounds", str(tmp_path / "m.npz"), "--lower", "0", "--upper", "1")
     assert status == 1
     _one_line_error(err, "no model file", "m.npz")
 
@@ -125,8 +137,10 @@ def test_a_missing_model_file(capsys, tmp_path):
 def test_tensors_lists_variables_inputs_and_outputs(capsys, checkpoint):
     status, out, _ = _run(capsys, "tensors", checkpoint)
     assert status == 0
-    variables, inputs, outputs = out.split("inputs (")[0], *out.split("inputs (")[1].split(
-        "outputs (")
+    variables, inputs, outputs = (
+        out.split("inputs (")[0],
+        *out.split("inputs (")[1].split("outputs ("),
+    )
     rows = {line.split()[0]: line.split()[1:] for line in variables.splitlines()[1:]}
     assert rows["hidden1/kernel"] == ["(3,", "4)", "float32"]
     assert rows["output/bias"] == ["(2,)", "float32"]
@@ -150,8 +164,17 @@ def test_norms_threshold_and_exclude(capsys, checkpoint):
     assert rows["hidden1/kernel"][-4:] == ["0.0000", "0.7500", "5.0000", "1"]  # norms 5 1 .5 0
     assert rows["output/kernel"][-1] == "2"  # norms sqrt(5) and sqrt(2)
     assert status == 1 and "3 units above --threshold 1" in out and "--exclude" in out
-    status, out, _ = _run(capsys, "norms", checkpoint, "--threshold", "5.0", "--exclude",
-                          "^output/", "--exclude", "nothing")
+    status, out, _ = _run(
+        capsys,
+        "norms",
+        checkpoint,
+        "--threshold",
+        "5.0",
+        "--exclude",
+        "^output/",
+        "--exclude",
+        "nothing",
+    )
     assert status == 0 and "output/kernel" not in out and "hidden1/kernel" in out
     assert "Momentum" not in out
 
@@ -169,18 +192,46 @@ def test_bounds_on_a_checkpoint_needs_names_and_suggests_them(capsys, checkpoint
 
 
 def test_bounds_wrong_tensor_name(capsys, checkpoint):
-    status, _, err = _run(capsys, "bounds", checkpoint, "--input", "X:0", "--output",
-                          "logits/BiasAdd:0", "--lower", "0", "--upper", "1")
+    status, _, err = _run(
+        capsys,
+        "bounds",
+        checkpoint,
+        "--input",
+        "X:0",
+        "--output",
+        "logits/BiasAdd:0",
+        "--lower",
+        "0",
+        "--upper",
+        "1",
+    )
     assert status == 2
-    _one_line_error(err, "--output 'logits/BiasAdd:0'", "did you mean",
-                    "dnn/output/BiasAdd:0", f"tf1norm tensors {checkpoint}")
+    _one_line_error(
+        err,
+        "--output 'logits/BiasAdd:0'",
+        "did you mean",
+        "dnn/output/BiasAdd:0",
+        f"tf1norm tensors {checkpoint}",
+    )
 
 
-@pytest.mark.parametrize("lower, upper, needle", [(["0", "0"], ["1"], "--lower needs 1 or 3"),
-                                                  (["1"], ["0"], "swap")])
+@pytest.mark.parametrize(
+    "lower, upper, needle", [(["0", "0"], ["1"], "--lower needs 1 or 3"), (["1"], ["0"], "swap")]
+)
 def test_bounds_box_errors(capsys, checkpoint, lower, upper, needle):
-    status, _, err = _run(capsys, "bounds", checkpoint, "--input", "X:0", "--output",
-                          "dnn/output/BiasAdd:0", "--lower", *lower, "--upper", *upper)
+    status, _, err = _run(
+        capsys,
+        "bounds",
+        checkpoint,
+        "--input",
+        "X:0",
+        "--output",
+        "dnn/output/BiasAdd:0",
+        "--lower",
+        *lower,
+        "--upper",
+        *upper,
+    )
     assert status == 2
     _one_line_error(err, needle)
 
@@ -190,8 +241,10 @@ def _tables(out):
     for block in out.split("\nmethod ")[1:]:
         header, _, *rows = block.strip().splitlines()
         rows = [row for row in rows if row.split() and row.split()[0].isdigit()]
-        tables[header.split(":")[0]] = (header, np.array([[float(v) for v in r.split()[1:3]]
-                                                          for r in rows]))
+        tables[header.split(":")[0]] = (
+            header,
+            np.array([[float(v) for v in r.split()[1:3]] for r in rows]),
+        )
     return tables
 
 
@@ -199,9 +252,23 @@ def test_bounds_all_methods_table_and_plot(capsys, checkpoint, tmp_path):
     from matplotlib.image import imread
 
     png = tmp_path / "bounds.png"
-    status, out, _ = _run(capsys, "bounds", checkpoint, "--input", "X:0", "--output",
-                          "dnn/output/BiasAdd:0", "--lower", "0", "--upper", "1",
-                          "--method", "all", "--plot", str(png))
+    status, out, _ = _run(
+        capsys,
+        "bounds",
+        checkpoint,
+        "--input",
+        "X:0",
+        "--output",
+        "dnn/output/BiasAdd:0",
+        "--lower",
+        "0",
+        "--upper",
+        "1",
+        "--method",
+        "all",
+        "--plot",
+        str(png),
+    )
     assert status == 0 and f"wrote {png}" in out
     tables = _tables(out)
     assert list(tables) == ["interval", "crown", "alpha-crown", "sample"]
@@ -220,10 +287,15 @@ def test_bounds_all_methods_table_and_plot(capsys, checkpoint, tmp_path):
 
 def test_bounds_exact_on_an_npz_network(capsys, tmp_path):
     model = tmp_path / "linear.npz"
-    np.savez(model, kernel_0=np.array([[1.0], [-0.5]]), bias_0=np.array([0.25]),
-             activations=np.array(["linear"]))
-    status, out, err = _run(capsys, "bounds", str(model), "--lower", "0", "--upper", "1",
-                            "--method", "exact", "sample")
+    np.savez(
+        model,
+        kernel_0=np.array([[1.0], [-0.5]]),
+        bias_0=np.array([0.25]),
+        activations=np.array(["linear"]),
+    )
+    status, out, err = _run(
+        capsys, "bounds", str(model), "--lower", "0", "--upper", "1", "--method", "exact", "sample"
+    )
     assert status == 0 and "Ctrl-C stops" in err
     tables = _tables(out)
     assert "the true range" in tables["exact"][0]
@@ -236,8 +308,18 @@ def test_plot_norms_of_a_logdir_in_step_order(capsys, logdir, tmp_path):
     prefixes, steps = cli_commands.checkpoints_in_step_order([str(logdir)])
     assert [steps[p] for p in prefixes] == [2, 10]
     png = tmp_path / "norms.png"
-    status, out, _ = _run(capsys, "plot", "norms", str(logdir), "-o", str(png),
-                          "--threshold", "1", "--exclude", "Momentum")
+    status, out, _ = _run(
+        capsys,
+        "plot",
+        "norms",
+        str(logdir),
+        "-o",
+        str(png),
+        "--threshold",
+        "1",
+        "--exclude",
+        "Momentum",
+    )
     assert status == 0 and "2 checkpoints" in out
     image = imread(png)
     assert image.shape[:2] == (600, 1000)
@@ -245,8 +327,9 @@ def test_plot_norms_of_a_logdir_in_step_order(capsys, logdir, tmp_path):
 
 
 def test_plot_to_an_unwritable_path(capsys, checkpoint, tmp_path):
-    status, _, err = _run(capsys, "plot", "norms", checkpoint, "-o",
-                          str(tmp_path / "missing" / "x.png"))
+    status, _, err = _run(
+        capsys, "plot", "norms", checkpoint, "-o", str(tmp_path / "missing" / "x.png")
+    )
     assert status == 1
     _one_line_error(err, "cannot write plot", "directory exists")
 
@@ -255,16 +338,30 @@ def _slow_exact(seconds):
     def exact(network, lower, upper, progress=None, **options):
         time.sleep(seconds)  # stands in for a MILP that runs for minutes
         raise AssertionError("the command should have stopped waiting")
+
     return exact
 
 
 def test_exact_time_limit_stops_the_command(capsys, monkeypatch, checkpoint):
-    monkeypatch.setattr(importlib.import_module("tf1norm.bounds.exact"), "exact",
-                        _slow_exact(30))
+    monkeypatch.setattr(importlib.import_module("tf1norm.bounds.exact"), "exact", _slow_exact(30))
     start = time.monotonic()
-    status, out, err = _run(capsys, "bounds", checkpoint, "--input", "X:0", "--output",
-                            "dnn/output/BiasAdd:0", "--lower", "0", "--upper", "1",
-                            "--method", "exact", "--time-limit", "0.5")
+    status, out, err = _run(
+        capsys,
+        "bounds",
+        checkpoint,
+        "--input",
+        "X:0",
+        "--output",
+        "dnn/output/BiasAdd:0",
+        "--lower",
+        "0",
+        "--upper",
+        "1",
+        "--method",
+        "exact",
+        "--time-limit",
+        "0.5",
+    )
     # a solver that ignores its time limit: CROWN bounds, marked not exact, no hang
     assert status == 0 and time.monotonic() - start < 10
     assert "showing CROWN bounds" in err
@@ -291,28 +388,47 @@ def _default_sigint():
 
 
 def test_ctrl_c_during_exact_ends_at_once(capsys, monkeypatch, checkpoint, sigint_raises):
-    monkeypatch.setattr(importlib.import_module("tf1norm.bounds.exact"), "exact",
-                        _slow_exact(30))
+    monkeypatch.setattr(importlib.import_module("tf1norm.bounds.exact"), "exact", _slow_exact(30))
     timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
     start = time.monotonic()
     timer.start()
-    status, _, err = _run(capsys, "bounds", checkpoint, "--input", "X:0", "--output",
-                          "dnn/output/BiasAdd:0", "--lower", "0", "--upper", "1",
-                          "--method", "exact")
+    status, _, err = _run(
+        capsys,
+        "bounds",
+        checkpoint,
+        "--input",
+        "X:0",
+        "--output",
+        "dnn/output/BiasAdd:0",
+        "--lower",
+        "0",
+        "--upper",
+        "1",
+        "--method",
+        "exact",
+    )
     timer.join()
     assert status == 130 and time.monotonic() - start < 10
     assert err.strip().splitlines()[-1] == "tf1norm: interrupted (Ctrl-C)"
 
 
 def _fresh(*argv, timeout=120, env=None):
-    return subprocess.run([sys.executable, "-m", "tf1norm", *argv], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT,
-                          env=dict(os.environ, **(env or {})))
+    return subprocess.run(
+        [sys.executable, "-m", "tf1norm", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=dict(os.environ, **(env or {})),
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("argv", [[], ["norms"], ["tensors"], ["bounds"], ["plot", "norms"]],
-                         ids=["main", "norms", "tensors", "bounds", "plot"])
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["norms"], ["tensors"], ["bounds"], ["plot", "norms"]],
+    ids=["main", "norms", "tensors", "bounds", "plot"],
+)
 def test_help_is_fast_and_does_not_import_tensorflow(argv):
     start = time.monotonic()
     done = _fresh(*argv, "--help")
@@ -323,12 +439,15 @@ def test_help_is_fast_and_does_not_import_tensorflow(argv):
 
 @pytest.mark.slow
 def test_parsing_imports_no_tensorflow():
-    code = ("import sys, tf1norm.cli.app; "
-            "tf1norm.cli.app.build_parser().parse_args(['norms', 'x']); "
-            "print(sorted(m for m in ('tensorflow', 'tf_keras', 'matplotlib') "
-            "if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT)
+    code = (
+        "import sys, tf1norm.cli.app; "
+        "tf1norm.cli.app.build_parser().parse_args(['norms', 'x']); "
+        "print(sorted(m for m in ('tensorflow', 'tf_keras', 'matplotlib') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert done.stdout.strip() == "[]", done.stderr
 
 
@@ -336,12 +455,24 @@ def test_parsing_imports_no_tensorflow():
 def test_tensorflow_log_lines_hidden_unless_verbose(checkpoint):
     clean = dict(os.environ)
     clean.pop("TF_CPP_MIN_LOG_LEVEL", None)
-    quiet = subprocess.run([sys.executable, "-m", "tf1norm", "norms", checkpoint],
-                           capture_output=True, text=True, timeout=300, cwd=ROOT, env=clean)
+    quiet = subprocess.run(
+        [sys.executable, "-m", "tf1norm", "norms", checkpoint],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=clean,
+    )
     assert quiet.returncode == 0 and "hidden1/kernel" in quiet.stdout
     assert quiet.stderr == "", quiet.stderr
-    verbose = subprocess.run([sys.executable, "-m", "tf1norm", "norms", checkpoint, "--verbose"],
-                             capture_output=True, text=True, timeout=300, cwd=ROOT, env=clean)
+    verbose = subprocess.run(
+        [sys.executable, "-m", "tf1norm", "norms", checkpoint, "--verbose"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=clean,
+    )
     assert verbose.returncode == 0 and ".cc:" in verbose.stderr  # TensorFlow's C++ log lines
 
 
@@ -361,10 +492,26 @@ def _slow_relu_network(path):
 def test_ctrl_c_ends_a_real_exact_solve_at_once(tmp_path):
     model = tmp_path / "net.npz"
     _slow_relu_network(model)
-    process = subprocess.Popen([sys.executable, "-m", "tf1norm", "bounds", str(model),
-                                "--lower", "-1", "--upper", "1", "--method", "exact"],
-                               stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                               cwd=ROOT, preexec_fn=_default_sigint)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tf1norm",
+            "bounds",
+            str(model),
+            "--lower",
+            "-1",
+            "--upper",
+            "1",
+            "--method",
+            "exact",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        preexec_fn=_default_sigint,
+    )
     started = process.stderr.readline()  # printed just before the solve starts
     assert "Ctrl-C stops" in started, started
     time.sleep(1.0)

@@ -45,8 +45,16 @@ class Cluster:
     def __init__(self, tmp_path, sync):
         self.dir, self.logdir = tmp_path, tmp_path / "checkpoints"
         self.spec = local_cluster.local_cluster(1, 2, pick=ports.pick)
-        self.options = ["--steps", str(TARGET_STEP), "--logdir", str(self.logdir),
-                        "--threshold", str(THRESHOLD), "--timeout", str(TIMEOUT)]
+        self.options = [
+            "--steps",
+            str(TARGET_STEP),
+            "--logdir",
+            str(self.logdir),
+            "--threshold",
+            str(THRESHOLD),
+            "--timeout",
+            str(TIMEOUT),
+        ]
         self.options += ["--sync"] if sync else []
         self.current, self.standby, self.started = {}, {}, []
         self.deadline = time.monotonic() + TIMEOUT
@@ -56,8 +64,9 @@ class Cluster:
         name = f"{job}{task}"
         events = ["--events", str(self.events_file(task))] if job == "worker" else []
         with open(self.output_file(name, standby), "w") as output:
-            process = local_cluster.start_task(self.spec, job, task, self.options + events,
-                                               output, standby=standby)
+            process = local_cluster.start_task(
+                self.spec, job, task, self.options + events, output, standby=standby
+            )
         (self.standby if standby else self.current)[name] = process
         self.started.append(process)
         return process
@@ -91,17 +100,21 @@ class Cluster:
 
     def standing_by(self):
         """True once every standby process has imported TensorFlow and waits."""
-        return all("standing by" in self.output_file(name, standby=True).read_text()
-                   for name in self.standby)
+        return all(
+            "standing by" in self.output_file(name, standby=True).read_text()
+            for name in self.standby
+        )
 
     def wait_until(self, condition, what):
         """Poll ``condition`` until true; fail at the deadline or when a task exits."""
         while not condition():
             if time.monotonic() > self.deadline:
-                pytest.fail(f"waiting for {what}: the test's {TIMEOUT} s are over\n"
-                            f"{self.tails()}")
-            exited = [name for name, process in {**self.current, **self.standby}.items()
-                      if process.poll() is not None]
+                pytest.fail(f"waiting for {what}: the test's {TIMEOUT} s are over\n{self.tails()}")
+            exited = [
+                name
+                for name, process in {**self.current, **self.standby}.items()
+                if process.poll() is not None
+            ]
             if exited:
                 pytest.fail(f"{exited} exited while waiting for {what}\n{self.tails()}")
             time.sleep(0.2)
@@ -113,14 +126,17 @@ class Cluster:
             try:
                 process.wait(timeout=max(0.1, self.deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                pytest.fail(f"{name} did not finish: the test's {TIMEOUT} s are over\n"
-                            f"{self.tails()}")
+                pytest.fail(
+                    f"{name} did not finish: the test's {TIMEOUT} s are over\n{self.tails()}"
+                )
             assert process.returncode == 0, f"{name} failed\n{self.tails()}"
 
     def tails(self):
         """The last lines of every task's output, for failure messages."""
-        return "\n".join(f"--- {path.name}\n" + "\n".join(path.read_text().splitlines()[-15:])
-                         for path in sorted(self.dir.glob("*.out")))
+        return "\n".join(
+            f"--- {path.name}\n" + "\n".join(path.read_text().splitlines()[-15:])
+            for path in sorted(self.dir.glob("*.out"))
+        )
 
     def stop(self):
         """SIGKILL and reap every process this cluster started."""
@@ -147,12 +163,17 @@ def run_with_faults(cluster):
     first = cluster.current["worker1"].pid
     cluster.start("worker", 1, standby=True)
     cluster.start("ps", 0, standby=True)
-    cluster.wait_until(lambda: cluster.steps(1, first) >= STEPS_PER_PHASE
-                       and checkpoint_step(cluster.logdir) >= 10, "steps and a checkpoint")
+    cluster.wait_until(
+        lambda: (
+            cluster.steps(1, first) >= STEPS_PER_PHASE and checkpoint_step(cluster.logdir) >= 10
+        ),
+        "steps and a checkpoint",
+    )
     cluster.wait_until(cluster.standing_by, "the standby processes")
     restarted = cluster.kill_and_restart("worker1")
-    cluster.wait_until(lambda: cluster.steps(1, restarted) >= STEPS_PER_PHASE,
-                       "steps from the restarted worker 1")
+    cluster.wait_until(
+        lambda: cluster.steps(1, restarted) >= STEPS_PER_PHASE, "steps from the restarted worker 1"
+    )
     saved = checkpoint_step(cluster.logdir)
     marks = [len(cluster.events(task)) for task in (0, 1)]
     cluster.kill_and_restart("ps0")
@@ -164,7 +185,7 @@ def split_at_new_session(events, mark):
     """``(before, after)``: ``after`` starts at the first ``session`` event after ``mark``."""
     starts = [i for i, e in enumerate(events) if i >= mark and e["event"] == "session"]
     assert starts, f"no new session after the ps restart in {events[mark:][:20]}"
-    return events[:starts[0]], events[starts[0]:]
+    return events[: starts[0]], events[starts[0] :]
 
 
 def checked_reads(events):
@@ -239,7 +260,8 @@ def test_training_survives_worker_and_ps_kills(tmp_path, sync):
         cluster.stop()
     events = [cluster.events(task) for task in (0, 1)]
     (chief_before, chief_after), (_, worker_after) = (
-        split_at_new_session(events[task], marks[task]) for task in (0, 1))
+        split_at_new_session(events[task], marks[task]) for task in (0, 1)
+    )
     assert_worker_rejoined(events[1], first, restarted)
     restored = assert_restored_from_last_checkpoint(chief_before, chief_after, saved)
     assert_training_went_on(chief_after + worker_after, restored)

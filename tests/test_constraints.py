@@ -18,11 +18,14 @@ def _adam_first_step(w, g, lr, b1=0.9, b2=0.999, eps=1e-8):
     return w - lr_t * ((1 - b1) * g) / (np.sqrt((1 - b2) * g * g) + eps)
 
 
-@pytest.mark.parametrize("make_optimizer,expected_update", [
-    (lambda: v1.train.GradientDescentOptimizer(0.1), lambda w, g: w - 0.1 * g),
-    (lambda: v1.train.MomentumOptimizer(0.1, 0.9), lambda w, g: w - 0.1 * g),
-    (lambda: v1.train.AdamOptimizer(0.1), lambda w, g: _adam_first_step(w, g, 0.1)),
-])
+@pytest.mark.parametrize(
+    "make_optimizer,expected_update",
+    [
+        (lambda: v1.train.GradientDescentOptimizer(0.1), lambda w, g: w - 0.1 * g),
+        (lambda: v1.train.MomentumOptimizer(0.1, 0.9), lambda w, g: w - 0.1 * g),
+        (lambda: v1.train.AdamOptimizer(0.1), lambda w, g: _adam_first_step(w, g, 0.1)),
+    ],
+)
 def test_optimizers_apply_max_norm_after_their_update(sess, make_optimizer, expected_update):
     w = v1.get_variable("w", initializer=W0, constraint=tf1norm.MaxNorm(1.0))
     train_op = make_optimizer().minimize(tf.reduce_sum(w * G))  # gradient is exactly G
@@ -30,14 +33,17 @@ def test_optimizers_apply_max_norm_after_their_update(sess, make_optimizer, expe
     expected = twins.max_norm(expected_update(W0.astype(np.float64), G), 1.0)
     np.testing.assert_allclose(sess.run(w), expected, rtol=1e-5, atol=1e-6)
     assert twins.norms(expected)[0] == pytest.approx(1.0)  # the case really clips
-    assert twins.norms(expected_update(W0, G))[1] < 1.0   # and really leaves one alone
+    assert twins.norms(expected_update(W0, G))[1] < 1.0  # and really leaves one alone
 
 
-@pytest.mark.parametrize("constraint,twin", [
-    (tf1norm.UnitNorm(), twins.unit_norm),
-    (tf1norm.MinMaxNorm(0.9, 1.0), lambda w: twins.min_max_norm(w, 0.9, 1.0, 1.0)),
-    (tf1norm.NonNeg(), lambda w: np.maximum(w, 0)),
-])
+@pytest.mark.parametrize(
+    "constraint,twin",
+    [
+        (tf1norm.UnitNorm(), twins.unit_norm),
+        (tf1norm.MinMaxNorm(0.9, 1.0), lambda w: twins.min_max_norm(w, 0.9, 1.0, 1.0)),
+        (tf1norm.NonNeg(), lambda w: np.maximum(w, 0)),
+    ],
+)
 def test_other_constraints_under_gradient_descent(sess, constraint, twin):
     w = v1.get_variable("w", initializer=W0, constraint=constraint)
     run_initialized(sess, v1.train.GradientDescentOptimizer(0.1).minimize(tf.reduce_sum(w * G)))
@@ -50,8 +56,8 @@ def test_v1_layers_dense_kernel_constraint(sess, rng):
     out = layers.dense(x, 4, kernel_constraint=tf1norm.MaxNorm(0.5), name="dense")
     kernel = v1.global_variables("dense/kernel")[0]
     assert kernel.constraint == tf1norm.MaxNorm(0.5)
-    grad = tf.gradients(tf.reduce_sum(out ** 2), kernel)[0]
-    step = v1.train.GradientDescentOptimizer(0.01).minimize(tf.reduce_sum(out ** 2))
+    grad = tf.gradients(tf.reduce_sum(out**2), kernel)[0]
+    step = v1.train.GradientDescentOptimizer(0.01).minimize(tf.reduce_sum(out**2))
     before, g = run_initialized(sess, [kernel, grad])
     sess.run(step)
     expected = twins.max_norm(before - 0.01 * g, 0.5)
@@ -59,9 +65,15 @@ def test_v1_layers_dense_kernel_constraint(sess, rng):
     assert np.all(twins.norms(sess.run(kernel)) <= 0.5 + 1e-6)
 
 
-@pytest.mark.parametrize("constraint", [
-    tf1norm.MaxNorm(3.0, axes=[0, 1]), tf1norm.UnitNorm(axes=1, epsilon=1e-6),
-    tf1norm.MinMaxNorm(0.5, 2.0, 0.5), tf1norm.NonNeg()])
+@pytest.mark.parametrize(
+    "constraint",
+    [
+        tf1norm.MaxNorm(3.0, axes=[0, 1]),
+        tf1norm.UnitNorm(axes=1, epsilon=1e-6),
+        tf1norm.MinMaxNorm(0.5, 2.0, 0.5),
+        tf1norm.NonNeg(),
+    ],
+)
 def test_get_config_round_trip(constraint):
     config = constraint.get_config()
     rebuilt = type(constraint).from_config(config)
@@ -73,9 +85,16 @@ def test_max_norm_config_values():
     assert tf1norm.MaxNorm(3.0, axes=[0, 1]).get_config() == {"threshold": 3.0, "axes": [0, 1]}
 
 
-@pytest.mark.parametrize("constraint", [tf1norm.MaxNorm(0.5), tf1norm.UnitNorm(),
-                                        tf1norm.MinMaxNorm(0.1, 0.5), tf1norm.NonNeg(),
-                                        tf1norm.SpectralNorm()])
+@pytest.mark.parametrize(
+    "constraint",
+    [
+        tf1norm.MaxNorm(0.5),
+        tf1norm.UnitNorm(),
+        tf1norm.MinMaxNorm(0.1, 0.5),
+        tf1norm.NonNeg(),
+        tf1norm.SpectralNorm(),
+    ],
+)
 def test_constraints_are_keras_3_constraints(constraint):
     """Keras 3.10-3.13 accept only ``keras.constraints.Constraint`` instances on a
     variable (Python 3.10 gets at most Keras 3.12), and tf-keras's ``serialize``

@@ -22,11 +22,12 @@ EQUAL_ATOL = 2e-6
 @pytest.fixture(scope="module")
 def results():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    done = subprocess.run([sys.executable, RUNS], capture_output=True, text=True,
-                          timeout=TIMEOUT_S, env=env)
+    done = subprocess.run(
+        [sys.executable, RUNS], capture_output=True, text=True, timeout=TIMEOUT_S, env=env
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULTS ")]
     assert lines, f"distributed_runs.py printed no results:\n{done.stderr[-4000:]}"
-    return json.loads(lines[-1][len("RESULTS "):])
+    return json.loads(lines[-1][len("RESULTS ") :])
 
 
 def _case(results, name):

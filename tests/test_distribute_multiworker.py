@@ -26,10 +26,16 @@ def workers():
     ports = [str(free_ports.pick()), str(free_ports.pick())]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("TF_CONFIG", None)
-    processes = [subprocess.Popen([sys.executable, distributed_runs.__file__, "--worker",
-                                   str(index)] + ports, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, env=env)
-                 for index in range(2)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, distributed_runs.__file__, "--worker", str(index)] + ports,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for index in range(2)
+    ]
     outputs = []
     try:
         for process in processes:
@@ -43,7 +49,7 @@ def workers():
     for stdout, stderr in outputs:
         lines = [line for line in stdout.splitlines() if line.startswith("RESULTS ")]
         assert lines, f"a worker printed no results:\n{stderr[-4000:]}"
-        results.append(json.loads(lines[-1][len("RESULTS "):]))
+        results.append(json.loads(lines[-1][len("RESULTS ") :]))
     return results
 
 

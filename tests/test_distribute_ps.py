@@ -22,8 +22,13 @@ TIMEOUT_S = 600
 
 
 def _start(args, env):
-    return subprocess.Popen([sys.executable, distributed_runs.__file__] + args,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, distributed_runs.__file__] + args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +36,10 @@ def chief():
     ports = [str(free_ports.pick()) for _ in range(4)]  # chief, ps, worker, worker
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("TF_CONFIG", None)
-    servers = [_start(["--ps-server", job, str(index)] + ports, env)
-               for job, index in (("ps", 0), ("worker", 0), ("worker", 1))]
+    servers = [
+        _start(["--ps-server", job, str(index)] + ports, env)
+        for job, index in (("ps", 0), ("worker", 0), ("worker", 1))
+    ]
     try:
         process = _start(["--ps-chief"] + ports, env)
         try:
@@ -47,7 +54,7 @@ def chief():
             server.communicate()
     lines = [line for line in stdout.splitlines() if line.startswith("RESULTS ")]
     assert lines, f"the chief printed no results:\n{stderr[-4000:]}"
-    return json.loads(lines[-1][len("RESULTS "):])
+    return json.loads(lines[-1][len("RESULTS ") :])
 
 
 def test_ps_training_equals_one_device(chief):

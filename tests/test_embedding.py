@@ -14,12 +14,17 @@ from tf1norm.training.check import _Closure
 from tf1norm._math.rows import max_norm_rows, torch_renorm_rows
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
-UNIT = 2.0 ** -53
-SCALING_ERROR = {np.float16: 2.0 ** -11 + 2.0 ** -24, np.float32: 2.0 ** -23, np.float64: 0.0,
-                 tf.bfloat16.as_numpy_dtype: 2.0 ** -8 + 2.0 ** -24}
+UNIT = 2.0**-53
+SCALING_ERROR = {
+    np.float16: 2.0**-11 + 2.0**-24,
+    np.float32: 2.0**-23,
+    np.float64: 0.0,
+    tf.bfloat16.as_numpy_dtype: 2.0**-8 + 2.0**-24,
+}
 
 
 # --- NumPy twins and exact arithmetic -------------------------------------------------------
+
 
 def _p_norms(rows, p):
     return np.linalg.norm(rows.astype(np.float64), ord=p, axis=1, keepdims=True)
@@ -75,6 +80,7 @@ def _session(graph):
 
 # --- pure row functions ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype,rtol", [(np.float32, 1e-6), (np.float64, 1e-15)])
 @pytest.mark.parametrize("p", [1.0, 2.0, 3.0, math.inf])
 def test_torch_renorm_rows_matches_numpy_twin(sess, rng, dtype, rtol, p):
@@ -126,6 +132,7 @@ def test_max_norm_rows_bound_holds_exactly(rng, dtype, p, dim):
 
 # --- mode="torch" against recorded PyTorch ---------------------------------------------------
 
+
 def _fixture():
     data = np.load(FIXTURES / "torch_embedding.npz")
     return {k: data[k] for k in data.files}
@@ -138,12 +145,14 @@ def _fixture_run(data, dtype, p, mode):
         table = v1.get_variable("table", initializer=data["table"].astype(dtype))
         ids = v1.placeholder(tf.int64, [3, 2])
         targets = v1.placeholder(dtype, [3, 2])
-        out = tf1norm.embedding_lookup(table, ids, max_norm=float(data["max_norm"]),
-                                       norm_type=p, mode=mode)
+        out = tf1norm.embedding_lookup(
+            table, ids, max_norm=float(data["max_norm"]), norm_type=p, mode=mode
+        )
         prediction = tf.reduce_sum(out * data["v"].astype(dtype), axis=-1)
         loss = 0.5 * tf.reduce_sum(tf.square(prediction - targets))
-        train_op = tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(
-            float(data["lr"])))
+        train_op = tf1norm.create_train_op(
+            loss, v1.train.GradientDescentOptimizer(float(data["lr"]))
+        )
         with _session(graph) as session:
             session.run(v1.global_variables_initializer())
             tables, rows = [], []
@@ -165,16 +174,21 @@ def test_torch_mode_matches_recorded_torch_step_by_step(dtype, p):
     expected_tables, expected_rows = data[f"{dtype}_p{p:g}_tables"], data[f"{dtype}_p{p:g}_rows"]
     assert tables.shape == expected_tables.shape == (10, 12, 5)
     for step in range(len(tables)):
-        np.testing.assert_allclose(rows[step], expected_rows[step], err_msg=f"step {step}",
-                                   **TOLERANCES[dtype])
-        np.testing.assert_allclose(tables[step], expected_tables[step], err_msg=f"step {step}",
-                                   **TOLERANCES[dtype])
+        np.testing.assert_allclose(
+            rows[step], expected_rows[step], err_msg=f"step {step}", **TOLERANCES[dtype]
+        )
+        np.testing.assert_allclose(
+            tables[step], expected_tables[step], err_msg=f"step {step}", **TOLERANCES[dtype]
+        )
     start = data["table"].astype(dtype)
     np.testing.assert_array_equal(tables[-1][10:], start[10:])  # never looked up: untouched
-    assert np.all(_p_norms(start[10:], p) > data["max_norm"])   # though over the limit
+    assert np.all(_p_norms(start[10:], p) > data["max_norm"])  # though over the limit
     # the fixture exercises the renorm: updated rows go back over max_norm
-    assert np.all(np.any(_p_norms(tables.reshape(-1, 5), p).reshape(10, 12)[:, :10]
-                         > data["max_norm"], axis=1))
+    assert np.all(
+        np.any(
+            _p_norms(tables.reshape(-1, 5), p).reshape(10, 12)[:, :10] > data["max_norm"], axis=1
+        )
+    )
 
 
 def test_after_update_mode_differs_from_torch_and_holds_the_bound():
@@ -185,17 +199,20 @@ def test_after_update_mode_differs_from_torch_and_holds_the_bound():
     assert np.max(np.abs(tables - torch_tables)) > 1e-2
     for step, step_ids in enumerate(data["ids"]):
         looked_up = np.unique(step_ids)
-        assert all(_exact_norm_at_most(r, 2.0, float(data["max_norm"]))
-                   for r in tables[step][looked_up])
-        assert all(_exact_norm_at_most(r, 2.0, float(data["max_norm"]))
-                   for r in rows[step].reshape(-1, 5))
+        assert all(
+            _exact_norm_at_most(r, 2.0, float(data["max_norm"])) for r in tables[step][looked_up]
+        )
+        assert all(
+            _exact_norm_at_most(r, 2.0, float(data["max_norm"])) for r in rows[step].reshape(-1, 5)
+        )
 
 
 def _optimized_graph(session, fetch, feed):
     """The graph the session ran, after Grappler: ``{name: NodeDef}``."""
     metadata = v1.RunMetadata()
-    session.run(fetch, feed, options=v1.RunOptions(output_partition_graphs=True),
-                run_metadata=metadata)
+    session.run(
+        fetch, feed, options=v1.RunOptions(output_partition_graphs=True), run_metadata=metadata
+    )
     return {node.name: node for graph in metadata.partition_graphs for node in graph.node}
 
 
@@ -229,23 +246,33 @@ def _ordering_graph(graph, mode, partitioned, build, fetch_rows):
     # the gradient, ones·weightsᵀ, needs nothing of the forward, not even its shape
     loss = tf.reduce_sum(tf.matmul(out, weights))
     optimizer = v1.train.GradientDescentOptimizer(0.1)
-    train_op = (tf1norm.create_train_op(loss, optimizer, check_numerics=False)
-                if build == "create_train_op" else optimizer.minimize(loss))
+    train_op = (
+        tf1norm.create_train_op(loss, optimizer, check_numerics=False)
+        if build == "create_train_op"
+        else optimizer.minimize(loss)
+    )
     with _session(graph) as session:
         session.run(v1.global_variables_initializer())
         fetches = [train_op, out] if fetch_rows else train_op
-        nodes = _optimized_graph(session, fetches, {ids: [1, 7, 7, 30, 38],
-                                                    weights: np.ones((4, 3))})
+        nodes = _optimized_graph(
+            session, fetches, {ids: [1, 7, 7, 30, 38], weights: np.ones((4, 3))}
+        )
     found = []
-    for part in (table if partitioned else [table]):
+    for part in table if partitioned else [table]:
         on_part = [n for n in nodes if nodes[n].input and nodes[n].input[0] == part.handle.op.name]
         of_type = lambda kind: [n for n in on_part if nodes[n].op == kind]  # noqa: E731
         # the renorm/projection reads the unique ids; the lookup reads the ids as they come
-        unique = [g for g in of_type("ResourceGather")
-                  if nodes[nodes[g].input[1].split(":")[0]].op == "Unique"]
+        unique = [
+            g
+            for g in of_type("ResourceGather")
+            if nodes[nodes[g].input[1].split(":")[0]].op == "Unique"
+        ]
         lookups = [g for g in of_type("ResourceGather") if g not in unique]
-        (update,), (scatter,), (own_read,) = of_type("ResourceScatterAdd"), \
-            of_type("ResourceScatterUpdate"), unique
+        (update,), (scatter,), (own_read,) = (
+            of_type("ResourceScatterAdd"),
+            of_type("ResourceScatterUpdate"),
+            unique,
+        )
         assert own_read in _node_ancestors(nodes, scatter)
         found.append((update, scatter, own_read, lookups))
     return nodes, found
@@ -254,8 +281,9 @@ def _ordering_graph(graph, mode, partitioned, build, fetch_rows):
 @pytest.mark.parametrize("partitioned", [False, True])
 @pytest.mark.parametrize("fetch_rows", [False, True])
 @pytest.mark.parametrize("build", ["create_train_op", "minimize"])
-def test_torch_mode_renorm_read_update_order_survives_grappler(graph, partitioned, fetch_rows,
-                                                               build):
+def test_torch_mode_renorm_read_update_order_survives_grappler(
+    graph, partitioned, fetch_rows, build
+):
     """renorm, then the lookup read, then the update: on the graph Grappler made.
 
     When only minimize's op is fetched nothing needs the lookup's rows (the
@@ -314,17 +342,20 @@ def test_ref_variables_step_like_resource_variables(rng, mode):
         with graph.as_default(), _session(graph) as session:
             table = v1.get_variable("table", initializer=start, use_resource=use_resource)
             out = tf1norm.embedding_lookup(table, [1, 2, 2], max_norm=1.0, mode=mode)
-            train_op = tf1norm.create_train_op(tf.reduce_sum(tf.square(out - 2.0)),
-                                               v1.train.GradientDescentOptimizer(0.1))
+            train_op = tf1norm.create_train_op(
+                tf.reduce_sum(tf.square(out - 2.0)), v1.train.GradientDescentOptimizer(0.1)
+            )
             session.run(v1.global_variables_initializer())
-            results.append([session.run([train_op, out])[1] for _ in range(2)]
-                           + [session.run(table)])
+            results.append(
+                [session.run([train_op, out])[1] for _ in range(2)] + [session.run(table)]
+            )
     for resource, ref in zip(*results):
         np.testing.assert_allclose(ref, resource, rtol=1e-6)
     np.testing.assert_array_equal(results[1][-1][3:], start[3:])
 
 
 # --- mode="after_update" ---------------------------------------------------------------------
+
 
 def test_after_update_forward_rows_are_capped_with_a_straight_through_gradient(sess, rng):
     start = _table(rng, scale=2.0)
@@ -335,8 +366,9 @@ def test_after_update_forward_rows_are_capped_with_a_straight_through_gradient(s
     sess.run(v1.global_variables_initializer())
     rows, grad_values = sess.run([out, grad.values])
     norms = _p_norms(start[ids.ravel()], 2)
-    np.testing.assert_allclose(rows.reshape(4, 6), start[ids.ravel()] * np.minimum(1, 1 / norms),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        rows.reshape(4, 6), start[ids.ravel()] * np.minimum(1, 1 / norms), rtol=1e-6
+    )
     assert all(_exact_norm_at_most(r, 2.0, 1.0) for r in rows.reshape(4, 6))
     np.testing.assert_array_equal(grad_values, np.full((4, 6), 3.0, np.float32))
 
@@ -357,11 +389,12 @@ def test_after_a_step_only_the_looked_up_rows_are_projected(sess, rng):
     updated = start - np.float32(0.1) * grad_rows
     touched = np.unique(batch)
     norms = _p_norms(updated[touched], 2)
-    np.testing.assert_allclose(after[touched], updated[touched] * np.minimum(1, 1.5 / norms),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        after[touched], updated[touched] * np.minimum(1, 1.5 / norms), rtol=1e-6
+    )
     others = np.setdiff1d(np.arange(len(start)), touched)
     np.testing.assert_array_equal(after[others], start[others])  # untouched, bit-exact
-    assert np.any(_p_norms(start[others], 2) > 1.5)              # though over the limit
+    assert np.any(_p_norms(start[others], 2) > 1.5)  # though over the limit
 
 
 def test_bound_holds_exactly_after_a_step_on_300_random_tables(graph, rng):
@@ -370,8 +403,9 @@ def test_bound_holds_exactly_after_a_step_on_300_random_tables(graph, rng):
     value, ids = v1.placeholder(tf.float32, [64, 16]), v1.placeholder(tf.int64, [12])
     load = table.assign(value, read_value=False)
     out = tf1norm.embedding_lookup(table, ids, max_norm=1.0, norm_type=2.0)
-    train_op = tf1norm.create_train_op(tf.reduce_sum(tf.square(out - 0.5)),
-                                       v1.train.GradientDescentOptimizer(0.3))
+    train_op = tf1norm.create_train_op(
+        tf.reduce_sum(tf.square(out - 0.5)), v1.train.GradientDescentOptimizer(0.3)
+    )
     over = 0
     with _session(graph) as session:
         session.run(v1.global_variables_initializer())
@@ -395,8 +429,10 @@ def test_gradients_and_updates_stay_sparse(graph):
     loss = tf.reduce_sum(tf1norm.embedding_lookup(table, ids, max_norm=1.0))
     assert isinstance(tf.gradients(loss, table)[0], tf.IndexedSlices)
     train_op = tf1norm.create_train_op(loss, v1.train.MomentumOptimizer(0.01, 0.9))
-    assert _writes(_Closure(_step_op(train_op)), table) == {"ResourceSparseApplyMomentum",
-                                                            "ResourceScatterUpdate"}
+    assert _writes(_Closure(_step_op(train_op)), table) == {
+        "ResourceSparseApplyMomentum",
+        "ResourceScatterUpdate",
+    }
     assert tf1norm.check_train_op(train_op) == []
 
 
@@ -406,8 +442,10 @@ def test_projection_is_sparse_even_when_the_optimizer_is_not(graph):
     ids = v1.placeholder(tf.int64, [None])
     loss = tf.reduce_sum(tf1norm.embedding_lookup(table, ids, max_norm=1.0))
     train_op = tf1norm.create_train_op(loss, v1.train.AdamOptimizer(0.01))
-    assert _writes(_Closure(_step_op(train_op)), table) == {"AssignSubVariableOp",
-                                                            "ResourceScatterUpdate"}
+    assert _writes(_Closure(_step_op(train_op)), table) == {
+        "AssignSubVariableOp",
+        "ResourceScatterUpdate",
+    }
 
 
 def test_adam_and_several_lookups(sess, rng):
@@ -415,7 +453,8 @@ def test_adam_and_several_lookups(sess, rng):
     table = v1.get_variable("table", initializer=start)
     a, b = v1.placeholder(tf.int64, [None]), v1.placeholder(tf.int64, [None])
     loss = tf.reduce_sum(tf1norm.embedding_lookup(table, a, max_norm=1.0)) + tf.reduce_sum(
-        tf1norm.embedding_lookup(table, b, max_norm=1.0))
+        tf1norm.embedding_lookup(table, b, max_norm=1.0)
+    )
     train_op = tf1norm.create_train_op(loss, v1.train.AdamOptimizer(0.01))
     sess.run(v1.global_variables_initializer())
     sess.run(train_op, {a: [1, 2], b: [2, 40]})
@@ -442,7 +481,7 @@ PARTITIONERS = {
 def _shard(table, sizes, strategy):
     """The rows each partition stores so that id i means row i of ``table``."""
     if strategy == "mod":
-        return [table[k::len(sizes)] for k in range(len(sizes))]
+        return [table[k :: len(sizes)] for k in range(len(sizes))]
     return np.split(table, np.cumsum(sizes)[:-1])
 
 
@@ -451,7 +490,7 @@ def _unshard(parts, strategy):
         return np.concatenate(parts)
     table = np.empty((sum(len(p) for p in parts), parts[0].shape[1]), parts[0].dtype)
     for k, part in enumerate(parts):
-        table[k::len(parts)] = part
+        table[k :: len(parts)] = part
     return table
 
 
@@ -463,8 +502,9 @@ def _partitioned_run(start, batches, mode, strategy, partitioner=None):
             table = v1.get_variable("table", start.shape)
         parts = list(table) if partitioner else [table]
         ids = v1.placeholder(tf.int64, [None])
-        out = tf1norm.embedding_lookup(table, ids, max_norm=1.0, mode=mode,
-                                       partition_strategy=strategy)
+        out = tf1norm.embedding_lookup(
+            table, ids, max_norm=1.0, mode=mode, partition_strategy=strategy
+        )
         loss = 0.5 * tf.reduce_sum(tf.square(tf.reduce_sum(out, -1) - 4.0))
         train_op = tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(0.3))
         shards = _shard(start, [p.shape[0] for p in parts], strategy)
@@ -473,8 +513,11 @@ def _partitioned_run(start, batches, mode, strategy, partitioner=None):
             session.run([p.assign(s) for p, s in zip(parts, shards)])
             rows = [session.run([train_op, out], {ids: b})[1] for b in batches]
             final = _unshard(session.run(parts), strategy)
-        projected = [p.variable for name in tf1norm.registry.recorded_collections()
-                     for p in tf1norm.registry.get_projections(name)]
+        projected = [
+            p.variable
+            for name in tf1norm.registry.recorded_collections()
+            for p in tf1norm.registry.get_projections(name)
+        ]
     return rows, final, parts, projected
 
 
@@ -486,8 +529,9 @@ def test_partitioned_table_equals_the_whole_table(rng, partitioner, mode, strate
     batches = [rng.choice(np.arange(0, 50, 2), 8) for _ in range(4)]  # odd ids never
     batches[0][:3] = [48, 48, 1]  # a repeat and an id of the last partition
     whole_rows, whole, _, _ = _partitioned_run(start, batches, mode, strategy)
-    rows, final, parts, projected = _partitioned_run(start, batches, mode, strategy,
-                                                     PARTITIONERS[partitioner])
+    rows, final, parts, projected = _partitioned_run(
+        start, batches, mode, strategy, PARTITIONERS[partitioner]
+    )
     assert len(parts) == {"fixed_size_2": 2, "min_max_3": 3}[partitioner]
     assert len(projected) == (len(parts) if mode == "after_update" else 0)
     for got, expected in zip(rows, whole_rows):
@@ -505,8 +549,9 @@ def test_partitioned_ids_map_to_rows_like_tf_embedding_lookup(sess, rng, strateg
     with v1.variable_scope("embed", partitioner=partitioner):
         table = v1.get_variable("table", [50, 6], initializer=v1.random_normal_initializer())
     ids = rng.integers(0, 50, (4, 5))
-    ours = tf1norm.embedding_lookup(table, ids, max_norm=100.0, mode=mode,
-                                    partition_strategy=strategy)  # no row is over 100
+    ours = tf1norm.embedding_lookup(
+        table, ids, max_norm=100.0, mode=mode, partition_strategy=strategy
+    )  # no row is over 100
     theirs = v1.nn.embedding_lookup(table, ids, partition_strategy=strategy)
     sess.run(v1.global_variables_initializer())
     assert ours.shape == (4, 5, 6)
@@ -526,10 +571,12 @@ def test_partitioned_projections_scatter_into_their_partition(graph):
 
 # --- bad input -------------------------------------------------------------------------------
 
+
 def _lookup(**kwargs):
     def call(table):
         arguments = {"params": table, "ids": [1], "max_norm": 1.0, **kwargs}
         return tf1norm.embedding_lookup(**arguments)
+
     return call
 
 
@@ -538,33 +585,62 @@ def _partitioned_on_columns():
         return v1.get_variable("table", [4, 6])
 
 
-@pytest.mark.parametrize("call,error,fragments", [
-    (lambda t: tf1norm.embedding_lookup(t, [0.5], max_norm=1.0), TypeError,
-     ["`ids`", "float32", "tf.cast"]),
-    (lambda t: _lookup(params=tf.ones([4, 2]))(t), TypeError,
-     ["`params`", "Tensor", "get_variable"]),
-    (lambda t: _lookup(params=v1.get_variable("t3", [2, 3, 4]))(t), ValueError,
-     ["`params`", "rank 2", "(2, 3, 4)", "Pass the 2-D"]),
-    (lambda t: _lookup(params=v1.get_variable("ti", [4, 2], tf.int32))(t), TypeError,
-     ["`params`", "int32", "float32"]),
-    (lambda t: _lookup(params=_partitioned_on_columns())(t), ValueError,
-     ["axis 0", "[4, 3]", "fixed_size_partitioner(n, axis=0)"]),
-    (lambda t: _lookup(params=[v1.get_variable("a", [3, 2]), v1.get_variable("b", [1, 2])])(t),
-     ValueError, ["`params`", "[2, 2]", "[3, 1]", "partitioner"]),
-    (_lookup(max_norm=0.0), ValueError, ["`max_norm`", "must be > 0", "0.0", "Pass"]),
-    (_lookup(max_norm=-1.0), ValueError, ["`max_norm`", "-1.0", "Pass"]),
-    (_lookup(max_norm=float("nan")), ValueError, ["`max_norm`", "nan", "finite"]),
-    (_lookup(norm_type=0), ValueError, ["`norm_type`", "got 0", "2.0"]),
-    (_lookup(norm_type=-2.0), ValueError, ["`norm_type`", "-2.0", "2.0"]),
-    (_lookup(norm_type=float("nan")), ValueError, ["`norm_type`", "nan", "2.0"]),
-    (_lookup(norm_type="2"), TypeError, ["`norm_type`", "'2'", "norm_type=2.0"]),
-    (_lookup(mode="before_update"), ValueError,
-     ["`mode`", "'before_update'", "'after_update', 'torch'", "torch.nn.Embedding"]),
-    (_lookup(mode="torch", max_norm=None, norm_type=-1.0), ValueError, ["`norm_type`"]),
-    (_lookup(max_norm=None, mode="Torch"), ValueError, ["`mode`", "'Torch'"]),
-    (_lookup(partition_strategy="range"), ValueError,
-     ["`partition_strategy`", "'range'", "'div', 'mod'"]),
-])
+@pytest.mark.parametrize(
+    "call,error,fragments",
+    [
+        (
+            lambda t: tf1norm.embedding_lookup(t, [0.5], max_norm=1.0),
+            TypeError,
+            ["`ids`", "float32", "tf.cast"],
+        ),
+        (
+            lambda t: _lookup(params=tf.ones([4, 2]))(t),
+            TypeError,
+            ["`params`", "Tensor", "get_variable"],
+        ),
+        (
+            lambda t: _lookup(params=v1.get_variable("t3", [2, 3, 4]))(t),
+            ValueError,
+            ["`params`", "rank 2", "(2, 3, 4)", "Pass the 2-D"],
+        ),
+        (
+            lambda t: _lookup(params=v1.get_variable("ti", [4, 2], tf.int32))(t),
+            TypeError,
+            ["`params`", "int32", "float32"],
+        ),
+        (
+            lambda t: _lookup(params=_partitioned_on_columns())(t),
+            ValueError,
+            ["axis 0", "[4, 3]", "fixed_size_partitioner(n, axis=0)"],
+        ),
+        (
+            lambda t: _lookup(params=[v1.get_variable("a", [3, 2]), v1.get_variable("b", [1, 2])])(
+                t
+            ),
+            ValueError,
+            ["`params`", "[2, 2]", "[3, 1]", "partitioner"],
+        ),
+        (_lookup(max_norm=0.0), ValueError, ["`max_norm`", "must be > 0", "0.0", "Pass"]),
+        (_lookup(max_norm=-1.0), ValueError, ["`max_norm`", "-1.0", "Pass"]),
+        (_lookup(max_norm=float("nan")), ValueError, ["`max_norm`", "nan", "finite"]),
+        (_lookup(norm_type=0), ValueError, ["`norm_type`", "got 0", "2.0"]),
+        (_lookup(norm_type=-2.0), ValueError, ["`norm_type`", "-2.0", "2.0"]),
+        (_lookup(norm_type=float("nan")), ValueError, ["`norm_type`", "nan", "2.0"]),
+        (_lookup(norm_type="2"), TypeError, ["`norm_type`", "'2'", "norm_type=2.0"]),
+        (
+            _lookup(mode="before_update"),
+            ValueError,
+            ["`mode`", "'before_update'", "'after_update', 'torch'", "torch.nn.Embedding"],
+        ),
+        (_lookup(mode="torch", max_norm=None, norm_type=-1.0), ValueError, ["`norm_type`"]),
+        (_lookup(max_norm=None, mode="Torch"), ValueError, ["`mode`", "'Torch'"]),
+        (
+            _lookup(partition_strategy="range"),
+            ValueError,
+            ["`partition_strategy`", "'range'", "'div', 'mod'"],
+        ),
+    ],
+)
 def test_bad_input(graph, call, error, fragments):
     table = v1.get_variable("table", [4, 2])
     with pytest.raises(error) as info:

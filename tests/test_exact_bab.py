@@ -21,8 +21,9 @@ import bench_exact  # noqa: E402  (the issue-10 control networks)
 
 def _mlp(seed, sizes, scale=1.0):
     rng = np.random.default_rng(seed)
-    weights = [rng.standard_normal((a, b)) * scale * np.sqrt(2 / a)
-               for a, b in zip(sizes[:-1], sizes[1:])]
+    weights = [
+        rng.standard_normal((a, b)) * scale * np.sqrt(2 / a) for a, b in zip(sizes[:-1], sizes[1:])
+    ]
     biases = [rng.standard_normal(b) * 0.3 for b in sizes[1:]]
     return bounds.Network.from_numpy(weights, biases)
 
@@ -39,8 +40,13 @@ def _enumerate(net, lower, upper, spec):
         offset = ((b1 * on) @ second + b2) @ spec.T
         for j in range(len(spec)):
             for direction in (1.0, -1.0):
-                result = linprog(direction * kernel[:, j], (first * sign).T, -b1 * sign,
-                                 bounds=list(zip(lower, upper)), method="highs")
+                result = linprog(
+                    direction * kernel[:, j],
+                    (first * sign).T,
+                    -b1 * sign,
+                    bounds=list(zip(lower, upper)),
+                    method="highs",
+                )
                 if result.status == 0:
                     value = direction * result.fun + offset[j]
                     low[j], high[j] = min(low[j], value), max(high[j], value)
@@ -64,11 +70,12 @@ def test_exact_equals_brute_force_enumeration(seed, algorithm):
     np.testing.assert_allclose(result, expected, atol=1e-6)
     assert result.status == ["exact"] * 3 and result.exact.all()
     # each bound is attained by a concrete input of the box (the witness)
-    for inputs, attained in ((result.high_inputs, result.attained_high),
-                             (result.low_inputs, result.attained_low)):
+    for inputs, attained in (
+        (result.high_inputs, result.attained_high),
+        (result.low_inputs, result.attained_low),
+    ):
         assert np.all(inputs >= lower - 1e-12) and np.all(inputs <= upper + 1e-12)
-        np.testing.assert_allclose(np.einsum("kj,kj->k", net(inputs), spec), attained,
-                                   atol=1e-9)
+        np.testing.assert_allclose(np.einsum("kj,kj->k", net(inputs), spec), attained, atol=1e-9)
 
 
 @pytest.fixture(scope="module")
@@ -108,11 +115,21 @@ def test_spec_bounds_the_combination_not_the_outputs(control_net, milp_range):
 
 def test_residual_add_layers_bab_equals_milp():
     rng = np.random.default_rng(5)
-    dense = [bounds.Dense(rng.standard_normal((3, 8)), rng.standard_normal(8) * 0.3),
-             bounds.Dense(rng.standard_normal((8, 8)) / 3, rng.standard_normal(8) * 0.3),
-             bounds.Dense(rng.standard_normal((8, 2)))]
-    net = bounds.Network([dense[0], bounds.Activation("relu"), dense[1], bounds.Add(1),
-                          bounds.Activation("relu"), dense[2]])
+    dense = [
+        bounds.Dense(rng.standard_normal((3, 8)), rng.standard_normal(8) * 0.3),
+        bounds.Dense(rng.standard_normal((8, 8)) / 3, rng.standard_normal(8) * 0.3),
+        bounds.Dense(rng.standard_normal((8, 2))),
+    ]
+    net = bounds.Network(
+        [
+            dense[0],
+            bounds.Activation("relu"),
+            dense[1],
+            bounds.Add(1),
+            bounds.Activation("relu"),
+            dense[2],
+        ]
+    )
     lower, upper = -np.ones(3), np.ones(3)
     found, reference = exact(net, lower, upper), exact(net, lower, upper, algorithm="milp")
     np.testing.assert_allclose(found, reference, atol=1e-5)
@@ -163,19 +180,23 @@ def test_progress_callable_reaches_every_bound(control_net):
 
 
 def test_linear_network_closed_form_and_unpacking():
-    net = bounds.Network.from_numpy([np.array([[1.0, -2.0], [3.0, 0.5]])], [np.array([1.0, 0])],
-                                    ["linear"])
+    net = bounds.Network.from_numpy(
+        [np.array([[1.0, -2.0], [3.0, 0.5]])], [np.array([1.0, 0])], ["linear"]
+    )
     low, high = bounds.output_bounds(net, [0, -1], [1, 1], "exact")
     np.testing.assert_allclose(low, [-2.0, -2.5])
     np.testing.assert_allclose(high, [5.0, 0.5])
 
 
-@pytest.mark.parametrize("kwargs,fragment", [
-    ({"spec": np.ones((2, 3))}, "`spec` must be a matrix"),
-    ({"time_limit": -1}, "`time_limit`"),
-    ({"tolerance": 0}, "`tolerance`"),
-    ({"algorithm": "simplex"}, "`algorithm`"),
-])
+@pytest.mark.parametrize(
+    "kwargs,fragment",
+    [
+        ({"spec": np.ones((2, 3))}, "`spec` must be a matrix"),
+        ({"time_limit": -1}, "`time_limit`"),
+        ({"tolerance": 0}, "`tolerance`"),
+        ({"algorithm": "simplex"}, "`algorithm`"),
+    ],
+)
 def test_bad_options(kwargs, fragment):
     net = _mlp(0, [2, 3, 2])
     with pytest.raises(ValueError, match=fragment):
@@ -183,8 +204,9 @@ def test_bad_options(kwargs, fragment):
 
 
 def test_sigmoid_is_refused_with_the_fix():
-    net = bounds.Network.from_numpy([np.ones((2, 2)), np.ones((2, 1))],
-                                    activations=["sigmoid", "linear"])
+    net = bounds.Network.from_numpy(
+        [np.ones((2, 2)), np.ones((2, 1))], activations=["sigmoid", "linear"]
+    )
     with pytest.raises(ValueError, match="ReLU and linear layers only.*crown"):
         exact(net, np.zeros(2), np.ones(2))
 
@@ -197,8 +219,9 @@ def test_split_reaches_a_side_the_linear_bound_ignores():
     lower, upper = -np.ones(5), np.ones(5)
     search = bab_module.BranchAndBound(net, lower, upper)
     tiny = np.array([1e-13, 1e-13, 1e-13, 1e-13, 1.0])
-    box = bab_module._Box(0.0, 0, lower, lower + tiny, {}, np.array([1.0]), 10,
-                          np.array([[0.8, 0.1, 0.3, 0.3, 0.0]]))
+    box = bab_module._Box(
+        0.0, 0, lower, lower + tiny, {}, np.array([1.0]), 10, np.array([[0.8, 0.1, 0.3, 0.3, 0.0]])
+    )
     (_, left_upper), (right_lower, _) = search._split(box)
     assert np.flatnonzero(left_upper != box.upper).tolist() == [4]
     assert left_upper[4] == right_lower[4] == lower[4] + 0.5

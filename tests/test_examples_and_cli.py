@@ -45,8 +45,9 @@ def test_seed_002_trains_under_max_norm(seed_002_run):
 
 
 def test_seed_002_seed_recipe_gives_the_same_model(seed_002_run, tmp_path, capsys):
-    two_runs = seed_002_max_norm_mlp.main(["--epochs", "3", "--two-runs",
-                                           "--checkpoint-dir", str(tmp_path)])
+    two_runs = seed_002_max_norm_mlp.main(
+        ["--epochs", "3", "--two-runs", "--checkpoint-dir", str(tmp_path)]
+    )
     out = capsys.readouterr().out
     assert "check_train_op: ['never runs', 'never runs']" in out  # the seed's op alone
     assert two_runs["accuracy"] == pytest.approx(seed_002_run["accuracy"], abs=0.02)
@@ -73,11 +74,16 @@ def test_cli_norms_reports_checkpoint_norms(seed_002_run, capsys):
     line = next(row for row in out.splitlines() if row.startswith("hidden1/kernel"))
     assert f"{hidden1.max():9.4f}" in line and line.split()[-1] == "0"
     assert "Momentum" not in out  # optimizer slots hidden by default
-    output_over = int(np.sum(np.linalg.norm(reader.get_tensor("output/kernel"), axis=0)
-                             > 1.0 + 1e-6))
+    output_over = int(
+        np.sum(np.linalg.norm(reader.get_tensor("output/kernel"), axis=0) > 1.0 + 1e-6)
+    )
     assert status == (1 if output_over else 0)
-    assert cli.main(["norms", seed_002_run["checkpoint"], "--threshold", "1.0",
-                     "--exclude", "^output/"]) == 0  # the deliberately unconstrained layer
+    assert (
+        cli.main(
+            ["norms", seed_002_run["checkpoint"], "--threshold", "1.0", "--exclude", "^output/"]
+        )
+        == 0
+    )  # the deliberately unconstrained layer
 
 
 def test_cli_tensors_names_the_main_jobs_input_and_logits(seed_002_run, capsys):
@@ -86,9 +92,23 @@ def test_cli_tensors_names_the_main_jobs_input_and_logits(seed_002_run, capsys):
     inputs, outputs = out.split("inputs (")[1].split("outputs (")
     assert "X:0" in inputs
     assert [line.split()[0] for line in outputs.splitlines()[1:]] == ["dnn/output/BiasAdd:0"]
-    status = cli.main(["bounds", seed_002_run["checkpoint"], "--input", "X:0", "--output",
-                       "dnn/output/BiasAdd:0", "--lower", "0", "--upper", "1",
-                       "--method", "interval", "sample"])
+    status = cli.main(
+        [
+            "bounds",
+            seed_002_run["checkpoint"],
+            "--input",
+            "X:0",
+            "--output",
+            "dnn/output/BiasAdd:0",
+            "--lower",
+            "0",
+            "--upper",
+            "1",
+            "--method",
+            "interval",
+            "sample",
+        ]
+    )
     assert status == 0 and "INNER range" in capsys.readouterr().out
 
 
@@ -132,11 +152,16 @@ def test_seed_004_loop_builds_and_normalizes_every_layer():
 def test_seed_001_output_ranges(capsys):
     results = seed_001_output_ranges.main([])
     out = capsys.readouterr().out
-    lines = {line.split(" range ")[0].strip(): line.split(" range ")[1]
-             for line in out.splitlines() if " range [" in line}
-    assert lines == {"one linear layer, weights [1, 1]": "[0, 2]",
-                     "one linear layer, weights [-0.5, 1]": "[-0.5, 1]",
-                     "two all-ones linear layers": "[0, 4]"}
+    lines = {
+        line.split(" range ")[0].strip(): line.split(" range ")[1]
+        for line in out.splitlines()
+        if " range [" in line
+    }
+    assert lines == {
+        "one linear layer, weights [1, 1]": "[0, 2]",
+        "one linear layer, weights [-0.5, 1]": "[-0.5, 1]",
+        "two all-ones linear layers": "[0, 4]",
+    }
     exact, inner = results["exact"], results["sample"]
     for method in ("interval", "crown", "alpha-crown"):
         low, high = results[method]
@@ -146,8 +171,9 @@ def test_seed_001_output_ranges(capsys):
 
 @pytest.mark.parametrize("mode", [[], ["--sync"]], ids=["async", "sync"])
 def test_local_cluster_trains_under_max_norm(tmp_path, mode):
-    result = local_cluster.main(["--ps", "1", "--workers", "2", "--steps", "200",
-                                 "--logdir", str(tmp_path)] + mode)
+    result = local_cluster.main(
+        ["--ps", "1", "--workers", "2", "--steps", "200", "--logdir", str(tmp_path)] + mode
+    )
     assert result["global_step"] >= 200 and result["accuracy"] >= 0.85
     assert 0.999 <= result["largest_norm"] <= 1.0 + 1e-5  # active, and respected
 
@@ -158,17 +184,29 @@ def test_slim_learning_train_drives_create_train_op_and_stops(tmp_path):
     import subprocess
 
     script = pathlib.Path(__file__).resolve().parent.parent / "legacy_examples" / "slim_train.py"
-    run = subprocess.run([sys.executable, str(script), "--steps", "150", "--logdir",
-                          str(tmp_path)], capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [sys.executable, str(script), "--steps", "150", "--logdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout.split("result: ")[-1])
     assert result["global_step"] == 150 and result["accuracy"] >= 0.85
     assert all(1.5 <= n <= 2.0 + 1e-5 for n in result["largest_norms"].values()), result
 
 
-EXAMPLES = [seed_002_max_norm_mlp, seed_003_weight_decay, conv3d_batch_norm, seed_001_weight_norm,
-            seed_004_spectral_norm, seed_001_output_ranges, word2vec_max_norm, local_cluster,
-            slim_train]
+EXAMPLES = [
+    seed_002_max_norm_mlp,
+    seed_003_weight_decay,
+    conv3d_batch_norm,
+    seed_001_weight_norm,
+    seed_004_spectral_norm,
+    seed_001_output_ranges,
+    word2vec_max_norm,
+    local_cluster,
+    slim_train,
+]
 
 
 @pytest.mark.parametrize("module", EXAMPLES, ids=lambda m: m.__name__)
@@ -211,9 +249,14 @@ def _run_main_job(*flags):
     import subprocess
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP_")}
-    run = subprocess.run([sys.executable, str(EXAMPLES_DIR / "seed_002_max_norm_mlp.py"),
-                          "--epochs", "1", *flags], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True, timeout=600)
+    run = subprocess.run(
+        [sys.executable, str(EXAMPLES_DIR / "seed_002_max_norm_mlp.py"), "--epochs", "1", *flags],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout[-3000:]
     return run.stdout
 
@@ -235,8 +278,9 @@ def test_main_job_verbose_shows_tensorflows_log():
 
 
 # data.py imports no TensorFlow; cluster_worker is imported by local_cluster's task, after it
-PROGRAMS = sorted(p for p in EXAMPLES_DIR.glob("*.py")
-                  if p.name not in ("data.py", "cluster_worker.py"))
+PROGRAMS = sorted(
+    p for p in EXAMPLES_DIR.glob("*.py") if p.name not in ("data.py", "cluster_worker.py")
+)
 
 
 @pytest.mark.parametrize("path", PROGRAMS, ids=lambda p: p.name)

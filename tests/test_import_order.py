@@ -16,8 +16,13 @@ pytestmark = pytest.mark.slow
 def _run(code, **env_changes):
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
     env.update(env_changes, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -54,8 +59,11 @@ def test_tensorflow_first_keeps_tf1norm_working_and_explains_layers():
 
 
 def test_an_explicit_user_setting_is_respected():
-    out = _run("""
+    out = _run(
+        """
         import os, tf1norm
         print("value", os.environ["TF_USE_LEGACY_KERAS"])
-    """, TF_USE_LEGACY_KERAS="0")
+    """,
+        TF_USE_LEGACY_KERAS="0",
+    )
     assert "value 0" in out

@@ -51,11 +51,20 @@ def in_dtype(values, name):
 
 def edge_units(name):
     """Columns: zero, a few quanta, mid-subnormal, smallest normals, mixed, ones, huge."""
-    q, tiny, big = (float(info(name).smallest_subnormal), float(info(name).tiny),
-                    float(info(name).max))
-    columns = [[0.0] * 4, [q * p for p in PATTERN], [tiny / 64 * p for p in PATTERN],
-               [tiny * p for p in PATTERN], [1.0, tiny / 8, -q, 0.0], [1.0, -1.0, 1.0, -1.0],
-               [big / 4 * p / 3 for p in PATTERN]]
+    q, tiny, big = (
+        float(info(name).smallest_subnormal),
+        float(info(name).tiny),
+        float(info(name).max),
+    )
+    columns = [
+        [0.0] * 4,
+        [q * p for p in PATTERN],
+        [tiny / 64 * p for p in PATTERN],
+        [tiny * p for p in PATTERN],
+        [1.0, tiny / 8, -q, 0.0],
+        [1.0, -1.0, 1.0, -1.0],
+        [big / 4 * p / 3 for p in PATTERN],
+    ]
     return in_dtype(np.array(columns).T, name)
 
 
@@ -66,14 +75,15 @@ def random_units(name, rng, count=48):
     values = bits.astype(f"uint{width}").view(np_dtype(name)).astype(np.float64)
     values = np.where(np.isfinite(values), values, 0.0)
     subnormal = rng.integers(0, 2 ** max(width - 10, 8), size=(4, count)) * float(
-        info(name).smallest_subnormal)
+        info(name).smallest_subnormal
+    )
     values = np.where(rng.random((4, count)) < 0.25, subnormal, values)
     return in_dtype(values * rng.choice([-1.0, 1.0], size=values.shape), name)
 
 
 def thresholds(name, rng):
     q, tiny = float(info(name).smallest_subnormal), float(info(name).tiny)
-    fixed = [3 * q, 7 * q, tiny / 300, tiny * 1.5, tiny * 2 ** 20, 1.0]
+    fixed = [3 * q, 7 * q, tiny / 300, tiny * 1.5, tiny * 2**20, 1.0]
     drawn = [math.exp(x) for x in rng.uniform(math.log(q), math.log(float(info(name).max)), 3)]
     return [float(in_dtype(t, name)) for t in fixed + drawn if float(in_dtype(t, name)) > 0]
 
@@ -99,22 +109,26 @@ def check_unit(name, before, after, t, where):
         assert np.all(after.astype(np.float64) == 0), f"{where}: zero unit became {after}"
         return
     n2, t2 = exact_squared_norm(before), fractions.Fraction(t) ** 2
-    if abs(n2 / t2 - 1) < fractions.Fraction(1, 10 ** 4):
+    if abs(n2 / t2 - 1) < fractions.Fraction(1, 10**4):
         return  # too close to the threshold to say which side the kernel's rounding takes
     if n2 < t2:
-        assert after.tobytes() == before.tobytes(), f"{where}: under-threshold unit changed " \
-                                                    f"{before} -> {after}"
+        assert after.tobytes() == before.tobytes(), (
+            f"{where}: under-threshold unit changed {before} -> {after}"
+        )
         return
     out2 = exact_squared_norm(after)
-    assert out2 <= t2 * fractions.Fraction(1 + 4 * eps) ** 2, \
+    assert out2 <= t2 * fractions.Fraction(1 + 4 * eps) ** 2, (
         f"{where}: norm {root(out2)} over the threshold {t} ({before} -> {after})"
+    )
     lowest = fractions.Fraction(t) * fractions.Fraction(1 - 4 * eps) - 2 * fractions.Fraction(q)
-    assert lowest <= 0 or out2 >= lowest ** 2, \
+    assert lowest <= 0 or out2 >= lowest**2, (
         f"{where}: norm {root(out2)} collapsed under {t} ({before} -> {after})"
+    )
     twin = _twin(before, t)
     error = np.abs(after.astype(np.float64) - twin)
-    assert np.all(error <= 4 * eps * t + q), \
+    assert np.all(error <= 4 * eps * t + q), (
         f"{where}: {after} is not x·t/n = {twin} (n = {root(n2)})"
+    )
 
 
 def _twin(column, t):
@@ -139,8 +153,9 @@ def _tf1_results(value, caps, name):
             fetches[("max_norm", t)] = tf1norm.max_norm(w, t)
             fetches[("assignment", t)] = tf1norm._math.projections.max_norm_assignment(w, t)
         fed_cap = tf1norm._math.projections.max_norm_assignment(w, fed)
-        grads = tf.gradients([tf.reduce_sum(tf.cast(fetches[("max_norm", t)], tf.float32))
-                              for t in caps], w)[0]
+        grads = tf.gradients(
+            [tf.reduce_sum(tf.cast(fetches[("max_norm", t)], tf.float32)) for t in caps], w
+        )[0]
         with v1.Session() as sess:
             results = sess.run(fetches)
             for t in caps:
@@ -161,8 +176,9 @@ def _xla_results(value, caps):
     results = {("xla", t): out.numpy() for t, out in zip(caps, constant_caps(tf.constant(value)))}
     limit_dtype = tf.float32 if value.dtype.itemsize == 2 else tf.as_dtype(value.dtype)
     for t in caps:
-        results[("xla_tensor", t)] = tensor_cap(tf.constant(value),
-                                                tf.constant(t, limit_dtype)).numpy()
+        results[("xla_tensor", t)] = tensor_cap(
+            tf.constant(value), tf.constant(t, limit_dtype)
+        ).numpy()
     return results
 
 
@@ -188,8 +204,11 @@ _OLD_XLA_HALF = tuple(int(p) for p in tf.__version__.split(".")[:2]) < (2, 21)
 def test_cap_properties_against_exact_arithmetic(case, entry, request):
     name, value, caps, results = case
     if _OLD_XLA_HALF and entry.startswith("xla") and name in ("float16", "bfloat16"):
-        request.applymarker(pytest.mark.xfail(
-            reason="XLA before TF 2.21 rounds subnormal half results to nearest", strict=False))
+        request.applymarker(
+            pytest.mark.xfail(
+                reason="XLA before TF 2.21 rounds subnormal half results to nearest", strict=False
+            )
+        )
     for t in caps:
         got = np.asarray(results[(entry, t)])
         assert got.dtype == value.dtype
@@ -201,14 +220,17 @@ def test_gradient_stays_finite(case):
     assert np.all(np.isfinite(np.asarray(case[3]["grad"]).astype(np.float64)))
 
 
-@pytest.mark.parametrize("name, entries, cap", [
-    ("float32", 1e-40, 1e-42),    # was left 200x over the cap (subnormals read as 0)
-    ("float64", 1e-200, 1e-210),  # squares underflow float64
-    ("float32", 1.0, 1e-44),      # the cap is 7 subnormal quanta: was 0
-    ("float64", 1e-310, 1e-320),
-    ("bfloat16", 1e-39, 8e-40),
-    ("float16", 1.0, 2e-7),
-])
+@pytest.mark.parametrize(
+    "name, entries, cap",
+    [
+        ("float32", 1e-40, 1e-42),  # was left 200x over the cap (subnormals read as 0)
+        ("float64", 1e-200, 1e-210),  # squares underflow float64
+        ("float32", 1.0, 1e-44),  # the cap is 7 subnormal quanta: was 0
+        ("float64", 1e-310, 1e-320),
+        ("bfloat16", 1e-39, 8e-40),
+        ("float16", 1.0, 2e-7),
+    ],
+)
 def test_issue_cases(graph, name, entries, cap):
     value = in_dtype(np.full((4, 3), entries), name)
     t = float(in_dtype(cap, name))

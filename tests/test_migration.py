@@ -34,7 +34,7 @@ from tf1norm import migration
 from tf1norm._src.compat import tf, v1
 
 STEPS = 10
-UNIT_ROUNDOFF = 2.0 ** -24  # float32
+UNIT_ROUNDOFF = 2.0**-24  # float32
 
 
 def reordered_sum_tolerance(terms):
@@ -62,10 +62,12 @@ def seed_002_mlp(x, y):
     """Seed 002: 784-300-100-10 shape (scaled down), max-norm on the hidden kernels."""
     init = v1.variance_scaling_initializer(scale=2.0)
     reg = tf1norm.max_norm_regularizer(threshold=0.3)
-    h = _layers().dense(x, 32, tf.nn.relu, kernel_initializer=init, kernel_regularizer=reg,
-                        name="hidden1")
-    h = _layers().dense(h, 16, tf.nn.relu, kernel_initializer=init, kernel_regularizer=reg,
-                        name="hidden2")
+    h = _layers().dense(
+        x, 32, tf.nn.relu, kernel_initializer=init, kernel_regularizer=reg, name="hidden1"
+    )
+    h = _layers().dense(
+        h, 16, tf.nn.relu, kernel_initializer=init, kernel_regularizer=reg, name="hidden2"
+    )
     return _xent(_layers().dense(h, 5, kernel_initializer=init, name="output"), y)
 
 
@@ -93,20 +95,24 @@ def spectral_mlp(x, y):
 
 def weight_norm_convnet(x, y):
     with v1.variable_scope("convnet", custom_getter=tf1norm.weight_norm_getter()):
-        h = _layers().conv2d(x, 4, 3, activation=tf.nn.relu, kernel_initializer=_glorot(),
-                             name="conv1")
-        h = _layers().conv2d(h, 4, 3, strides=2, activation=tf.nn.relu,
-                             kernel_initializer=_glorot(), name="conv2")
-        return _xent(_layers().dense(_layers().flatten(h), 5, kernel_initializer=_glorot(),
-                                     name="logits"), y)
+        h = _layers().conv2d(
+            x, 4, 3, activation=tf.nn.relu, kernel_initializer=_glorot(), name="conv1"
+        )
+        h = _layers().conv2d(
+            h, 4, 3, strides=2, activation=tf.nn.relu, kernel_initializer=_glorot(), name="conv2"
+        )
+        return _xent(
+            _layers().dense(_layers().flatten(h), 5, kernel_initializer=_glorot(), name="logits"), y
+        )
 
 
 def batch_norm_convnet(x, y):
     h = _layers().conv2d(x, 4, 3, use_bias=False, kernel_initializer=_glorot(), name="conv1")
     h = tf.nn.relu(tf1norm.batch_norm(h, training=True, name="bn1"))
     h = _layers().conv2d(h, 4, 3, strides=2, kernel_initializer=_glorot(), name="conv2")
-    return _xent(_layers().dense(_layers().flatten(h), 5, kernel_initializer=_glorot(),
-                                 name="logits"), y)
+    return _xent(
+        _layers().dense(_layers().flatten(h), 5, kernel_initializer=_glorot(), name="logits"), y
+    )
 
 
 def embedding_model(x, y):
@@ -114,8 +120,10 @@ def embedding_model(x, y):
     ids = tf.cast(tf.abs(x[:, :4]) * 3, tf.int32) % 12
     table = v1.get_variable("embedding", [12, 6], initializer=v1.random_normal_initializer())
     rows = tf1norm.embedding_lookup(table, ids, max_norm=0.8)
-    return _xent(_layers().dense(tf.reshape(rows, [-1, 24]), 5, kernel_initializer=_glorot(),
-                                 name="output"), y)
+    return _xent(
+        _layers().dense(tf.reshape(rows, [-1, 24]), 5, kernel_initializer=_glorot(), name="output"),
+        y,
+    )
 
 
 class _Shim(tf.keras.layers.Layer):
@@ -133,15 +141,19 @@ class _Shim(tf.keras.layers.Layer):
 def _batches(image):
     rng = np.random.default_rng(7)
     shape = (16, 10, 10, 1) if image else (16, 20)
-    return [(rng.normal(size=shape).astype(np.float32),
-             rng.integers(0, 5, 16).astype(np.int32)) for _ in range(3)]
+    return [
+        (rng.normal(size=shape).astype(np.float32), rng.integers(0, 5, 16).astype(np.int32))
+        for _ in range(3)
+    ]
 
 
 def compare(model_fn, make_optimizer, make_transforms, image=False, jit=False):
     """``compare_steps`` of ``model_fn`` trained by create_train_op vs make_train_step."""
+
     def build_tf1(inputs):
-        return tf1norm.create_train_op(model_fn(*inputs), make_optimizer(),
-                                       transforms=make_transforms())
+        return tf1norm.create_train_op(
+            model_fn(*inputs), make_optimizer(), transforms=make_transforms()
+        )
 
     def build_tf2():
         layer, optimizer = _Shim(model_fn), make_optimizer()
@@ -149,8 +161,7 @@ def compare(model_fn, make_optimizer, make_transforms, image=False, jit=False):
 
         @tf.function(jit_compile=jit)
         def step_fn(x, y):
-            return step(lambda: layer(x, y),
-                        lambda: layer.trainable_variables)
+            return step(lambda: layer(x, y), lambda: layer.trainable_variables)
 
         return step_fn, lambda: migration.tf1_variable_map(layer.variables, optimizer, step)
 
@@ -165,41 +176,57 @@ def _assert_equal_steps(report, expected_names, tolerance=TOLERANCE):
 
 
 def test_seed_002_max_norm_mlp_momentum_clip():
-    report = compare(seed_002_mlp, lambda: v1.train.MomentumOptimizer(0.5, 0.9),
-                     lambda: [tf1norm.clip_by_value(-1.0, 1.0)])
-    _assert_equal_steps(report, ["hidden1/kernel", "hidden2/kernel", "hidden1/kernel/Momentum",
-                                 "global_step"])
+    report = compare(
+        seed_002_mlp,
+        lambda: v1.train.MomentumOptimizer(0.5, 0.9),
+        lambda: [tf1norm.clip_by_value(-1.0, 1.0)],
+    )
+    _assert_equal_steps(
+        report, ["hidden1/kernel", "hidden2/kernel", "hidden1/kernel/Momentum", "global_step"]
+    )
     assert not report.only_tf1
 
 
 def test_seed_003_decoupled_decay_adam():
-    report = compare(plain_mlp, lambda: v1.train.AdamOptimizer(0.05),
-                     lambda: [tf1norm.clip_by_global_norm(1.0),
-                              tf1norm.add_decoupled_weight_decay(0.1, exclude=["bias"])])
+    report = compare(
+        plain_mlp,
+        lambda: v1.train.AdamOptimizer(0.05),
+        lambda: [
+            tf1norm.clip_by_global_norm(1.0),
+            tf1norm.add_decoupled_weight_decay(0.1, exclude=["bias"]),
+        ],
+    )
     _assert_equal_steps(report, ["hidden1/kernel/Adam_1", "beta1_power", "global_step"])
     assert not report.only_tf1
 
 
 def test_seed_004_spectral_norm_u_and_slots():
     report = compare(spectral_mlp, lambda: v1.train.AdamOptimizer(0.01), lambda: [])
-    _assert_equal_steps(report, ["mlp/hidden1/kernel/sn_u", "mlp/output/kernel/sn_u",
-                                 "mlp/hidden2/kernel/Adam"])
+    _assert_equal_steps(
+        report, ["mlp/hidden1/kernel/sn_u", "mlp/output/kernel/sn_u", "mlp/hidden2/kernel/Adam"]
+    )
     assert not report.only_tf1
 
 
 def test_weight_norm_convnet_g():
-    report = compare(weight_norm_convnet, lambda: v1.train.AdamOptimizer(0.01), lambda: [],
-                     image=True)
-    _assert_equal_steps(report, ["convnet/conv1/kernel/wn_g", "convnet/conv1/kernel/wn_g/Adam",
-                                 "convnet/logits/kernel"], CONV_TOLERANCE)
+    report = compare(
+        weight_norm_convnet, lambda: v1.train.AdamOptimizer(0.01), lambda: [], image=True
+    )
+    _assert_equal_steps(
+        report,
+        ["convnet/conv1/kernel/wn_g", "convnet/conv1/kernel/wn_g/Adam", "convnet/logits/kernel"],
+        CONV_TOLERANCE,
+    )
     assert not report.only_tf1
 
 
 def test_batch_norm_convnet_moving_statistics():
-    report = compare(batch_norm_convnet, lambda: v1.train.MomentumOptimizer(0.1, 0.9),
-                     lambda: [], image=True)
-    _assert_equal_steps(report, ["bn1/moving_mean", "bn1/moving_variance", "bn1/gamma"],
-                        CONV_TOLERANCE)
+    report = compare(
+        batch_norm_convnet, lambda: v1.train.MomentumOptimizer(0.1, 0.9), lambda: [], image=True
+    )
+    _assert_equal_steps(
+        report, ["bn1/moving_mean", "bn1/moving_variance", "bn1/gamma"], CONV_TOLERANCE
+    )
     assert not report.only_tf1
 
 
@@ -211,8 +238,12 @@ def test_embedding_row_max_norm_sparse_updates():
 
 def test_max_norm_with_jit_compile():
     """XLA fuses and reorders the float32 reductions (softmax, norms): ~1 ulp per step."""
-    report = compare(seed_002_mlp, lambda: v1.train.AdamOptimizer(0.05),
-                     lambda: [tf1norm.clip_by_global_norm(1.0)], jit=True)
+    report = compare(
+        seed_002_mlp,
+        lambda: v1.train.AdamOptimizer(0.05),
+        lambda: [tf1norm.clip_by_global_norm(1.0)],
+        jit=True,
+    )
     assert "hidden1/kernel/Adam" in report.per_variable
     assert report.max_difference <= 1e-5, str(report)
 
@@ -222,15 +253,18 @@ def test_keras_adam_matches_tf1_adam_slots():
     keras = pytest.importorskip("keras")
 
     def build_tf1(inputs):
-        return tf1norm.create_train_op(seed_002_mlp(*inputs),
-                                       v1.train.AdamOptimizer(0.05, epsilon=1e-7),
-                                       transforms=[tf1norm.add_decoupled_weight_decay(0.1)])
+        return tf1norm.create_train_op(
+            seed_002_mlp(*inputs),
+            v1.train.AdamOptimizer(0.05, epsilon=1e-7),
+            transforms=[tf1norm.add_decoupled_weight_decay(0.1)],
+        )
 
     def build_tf2():
         layer, optimizer = _Shim(seed_002_mlp), keras.optimizers.Adam(0.05, epsilon=1e-7)
         step = tf1norm.make_train_step(optimizer, [tf1norm.add_decoupled_weight_decay(0.1)])
-        step_fn = tf.function(lambda x, y: step(lambda: layer(x, y),
-                        lambda: layer.trainable_variables))
+        step_fn = tf.function(
+            lambda x, y: step(lambda: layer(x, y), lambda: layer.trainable_variables)
+        )
         return step_fn, lambda: migration.tf1_variable_map(layer.variables, optimizer, step)
 
     report = migration.compare_steps(build_tf1, build_tf2, _batches(False), steps=STEPS)
@@ -250,14 +284,16 @@ def test_relative_difference_definition():
 
 def test_compare_steps_detects_a_wrong_port():
     """A TF2 port that forgets the max-norm transform differs from the TF1 program."""
+
     def build_tf1(inputs):
         return tf1norm.create_train_op(seed_002_mlp(*inputs), v1.train.AdamOptimizer(0.05))
 
     def build_tf2():
         layer, optimizer = _Shim(plain_mlp_named_like_seed_002), v1.train.AdamOptimizer(0.05)
         step = tf1norm.make_train_step(optimizer)
-        step_fn = tf.function(lambda x, y: step(lambda: layer(x, y),
-                        lambda: layer.trainable_variables))
+        step_fn = tf.function(
+            lambda x, y: step(lambda: layer(x, y), lambda: layer.trainable_variables)
+        )
         return step_fn, lambda: migration.tf1_variable_map(layer.variables, optimizer, step)
 
     report = migration.compare_steps(build_tf1, build_tf2, _batches(False), steps=3)
@@ -285,8 +321,10 @@ def checkpoint_model(x, y):
     with v1.variable_scope("wn", custom_getter=tf1norm.weight_norm_getter()):
         h = _layers().dense(h, 8, tf.nn.relu, kernel_initializer=_glorot(), name="hidden2")
     reg = tf1norm.max_norm_regularizer(threshold=0.4)
-    return _xent(_layers().dense(h, 5, kernel_initializer=_glorot(), kernel_regularizer=reg,
-                                 name="output"), y)
+    return _xent(
+        _layers().dense(h, 5, kernel_initializer=_glorot(), kernel_regularizer=reg, name="output"),
+        y,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -295,8 +333,11 @@ def tf1_checkpoint(tmp_path_factory):
     batches = _batches(False)
     with tf.Graph().as_default():
         x, y = v1.placeholder(tf.float32, (16, 20)), v1.placeholder(tf.int32, (16,))
-        train_op = tf1norm.create_train_op(checkpoint_model(x, y), v1.train.AdamOptimizer(0.05),
-                                           transforms=[tf1norm.add_decoupled_weight_decay(0.1)])
+        train_op = tf1norm.create_train_op(
+            checkpoint_model(x, y),
+            v1.train.AdamOptimizer(0.05),
+            transforms=[tf1norm.add_decoupled_weight_decay(0.1)],
+        )
         saver = v1.train.Saver()
         with v1.Session() as sess:
             sess.run(v1.global_variables_initializer())
@@ -304,8 +345,10 @@ def tf1_checkpoint(tmp_path_factory):
                 if i == 3:
                     path = saver.save(sess, str(tmp_path_factory.mktemp("tf1") / "model.ckpt"))
                 sess.run(train_op, dict(zip((x, y), batches[i % 3])))
-            after = {v.op.name: value for v, value in
-                     zip(v1.global_variables(), sess.run(v1.global_variables()))}
+            after = {
+                v.op.name: value
+                for v, value in zip(v1.global_variables(), sess.run(v1.global_variables()))
+            }
     return path, after
 
 
@@ -322,8 +365,13 @@ def test_tf1_checkpoint_continues_identically_in_tf2(tf1_checkpoint):
     path, after = tf1_checkpoint
     run, names = _tf2_port()
     restored, unused = migration.restore_tf1_checkpoint(path, names)
-    assert {"sn/hidden1/kernel/sn_u", "wn/hidden2/kernel/wn_g", "output/kernel/Adam_1",
-            "beta1_power", "global_step"} <= set(restored)
+    assert {
+        "sn/hidden1/kernel/sn_u",
+        "wn/hidden2/kernel/wn_g",
+        "output/kernel/Adam_1",
+        "beta1_power",
+        "global_step",
+    } <= set(restored)
     assert unused == []
     for i in range(3, 6):
         run(*[tf.constant(a) for a in _batches(False)[i % 3]])
@@ -334,8 +382,9 @@ def test_tf1_checkpoint_continues_identically_in_tf2(tf1_checkpoint):
 
 def test_converted_checkpoint_reads_into_the_tf2_model(tf1_checkpoint, tmp_path):
     path, _ = tf1_checkpoint
-    prefix, written = migration.convert_checkpoint(path, str(tmp_path / "tf2" / "model"),
-                                                   exclude=["power$"])
+    prefix, written = migration.convert_checkpoint(
+        path, str(tmp_path / "tf2" / "model"), exclude=["power$"]
+    )
     assert "beta1_power" not in written and "global_step" in written
     _, names = _tf2_port()
     names = {n: v for n, v in names.items() if n in written}
@@ -357,8 +406,10 @@ def test_convert_checkpoint_cli(tf1_checkpoint, tmp_path, capsys):
     from tf1norm.cli import app as cli
 
     path, _ = tf1_checkpoint
-    assert cli.main(["convert-checkpoint", path, str(tmp_path / "out" / "model"),
-                     "--exclude", "Adam"]) == 0
+    assert (
+        cli.main(["convert-checkpoint", path, str(tmp_path / "out" / "model"), "--exclude", "Adam"])
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "global_step" in printed and "/Adam" not in printed
     assert "wrote " in printed
@@ -382,8 +433,9 @@ def _example():
     import os
     import sys
 
-    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          "legacy_examples")
+    folder = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "legacy_examples"
+    )
     if folder not in sys.path:
         sys.path.insert(0, folder)
     return importlib.import_module("migrate_seed_002")
@@ -393,7 +445,10 @@ def test_migrate_seed_002_example_three_stages(capsys):
     result = _example().main(["--steps", "12", "--compare-steps", "4"])
     printed = capsys.readouterr().out
     assert [line.split()[:2] for line in printed.splitlines()[1:]] == [
-        ["stage", "1"], ["stage", "2"], ["stage", "3"]]
+        ["stage", "1"],
+        ["stage", "2"],
+        ["stage", "3"],
+    ]
     assert result["shim"] <= TOLERANCE and result["shim_all"] <= TOLERANCE
     assert result["keras"] <= 1e-5  # Keras SGD momentum: m = 0.9 m - lr g, the same rule
     first, second, third = result["accuracy"]

@@ -36,8 +36,10 @@ class Result:
 
 
 def _optimizers():
-    return {"momentum": v1.train.MomentumOptimizer(LEARNING_RATE, 0.9),
-            "adam": v1.train.AdamOptimizer(LEARNING_RATE)}
+    return {
+        "momentum": v1.train.MomentumOptimizer(LEARNING_RATE, 0.9),
+        "adam": v1.train.AdamOptimizer(LEARNING_RATE),
+    }
 
 
 def _train_and_export(model, scope, directory):
@@ -51,8 +53,11 @@ def _train_and_export(model, scope, directory):
         train_ops = {}
         for name, optimizer in _optimizers().items():  # alternatives: the first counts steps
             train_ops[name] = tf1norm.create_train_op(
-                built.loss, optimizer, name=f"train_{name}",
-                global_step=None if train_ops else v1.train.get_or_create_global_step())
+                built.loss,
+                optimizer,
+                name=f"train_{name}",
+                global_step=None if train_ops else v1.train.get_or_create_global_step(),
+            )
         result.findings = {name: tf1norm.check_train_op(op) for name, op in train_ops.items()}
         kernels = _projected_kernels(graph) if scope == "max_norm" else []
         feed = {built.images: images, built.labels: labels}
@@ -60,10 +65,13 @@ def _train_and_export(model, scope, directory):
             session.run(v1.global_variables_initializer())
             if scope == "weight_norm":
                 tf1norm.weight_norm_data_init(session, feed)
-            result.losses = {name: [session.run([built.loss, op], feed)[0] for _ in range(STEPS)]
-                             for name, op in train_ops.items()}
-            result.max_unit_norm = max((_largest_unit_norm(session.run(k)) for k in kernels),
-                                       default=None)
+            result.losses = {
+                name: [session.run([built.loss, op], feed)[0] for _ in range(STEPS)]
+                for name, op in train_ops.items()
+            }
+            result.max_unit_norm = max(
+                (_largest_unit_norm(session.run(k)) for k in kernels), default=None
+            )
             eval_feed = {**feed, built.training: False}
             result.eval_logits = [session.run(built.logits, eval_feed) for _ in range(2)]
             path = tf1norm.export_plain_checkpoint(session, str(directory / "plain"))
@@ -89,8 +97,9 @@ def _plain_logits(model, path, images):
             return session.run(logits, {x: images})
 
 
-@pytest.fixture(scope="module", params=[(m, s) for m in MODELS for s in SCOPES],
-                ids=lambda p: f"{p[0]}-{p[1]}")
+@pytest.fixture(
+    scope="module", params=[(m, s) for m in MODELS for s in SCOPES], ids=lambda p: f"{p[0]}-{p[1]}"
+)
 def trained(request, tmp_path_factory):
     model, scope = request.param
     result = _train_and_export(model, scope, tmp_path_factory.mktemp(f"{model}-{scope}"))

@@ -37,7 +37,7 @@ DTYPES = ["float16", "bfloat16", "float32", "float64"]
 KINDS = ["zero", "tiny", "large", "max", "single", "inside", "mixed"]
 PATTERN = [1.0, -0.5, 0.25, -0.75]
 TOLERANCE = {"float16": 2e-3, "bfloat16": 1.6e-2, "float32": 2e-6, "float64": 1e-13}
-TINY = {"float16": 2.0 ** -12, "bfloat16": 1e-30, "float32": 1e-30, "float64": 1e-300}
+TINY = {"float16": 2.0**-12, "bfloat16": 1e-30, "float32": 1e-30, "float64": 1e-300}
 LARGE = {"float16": 3e4, "bfloat16": 1e20, "float32": 1e20, "float64": 1e20}
 EPSILON = 1e-12  # unit_norm / weight_norm floor on the squared norm
 GAIN = 2.0
@@ -51,10 +51,15 @@ def kernel(name):
     """The ``[4, 7]`` edge-case kernel of the module docstring, in dtype ``name``."""
     big = float(ml_dtypes.finfo(np_dtype(name)).max)
     tiny, large = TINY[name], LARGE[name]
-    columns = {"zero": [0.0] * 4, "tiny": [tiny * p for p in PATTERN],
-               "large": [large * p for p in PATTERN], "max": [big * p for p in PATTERN],
-               "single": [big, 0.0, 0.0, 0.0], "inside": [0.6 * p for p in PATTERN],
-               "mixed": [large, tiny, 0.0, -1.0]}
+    columns = {
+        "zero": [0.0] * 4,
+        "tiny": [tiny * p for p in PATTERN],
+        "large": [large * p for p in PATTERN],
+        "max": [big * p for p in PATTERN],
+        "single": [big, 0.0, 0.0, 0.0],
+        "inside": [0.6 * p for p in PATTERN],
+        "mixed": [large, tiny, 0.0, -1.0],
+    }
     return np.array([columns[k] for k in KINDS], dtype=np.float64).T.astype(np_dtype(name))
 
 
@@ -150,8 +155,12 @@ def _regularizer_and_getters(name, value):
         wn_kernel = v1.get_variable("kernel", initializer=tf.constant(value), dtype=dtype)
     with v1.variable_scope("wn", reuse=True):
         gain = v1.get_variable("kernel/wn_g", dtype=dtype)
-    return {"regularizer_op": v1.get_collection("max_norm"), "regularizer_var": kernel_var,
-            "getter_w": wn_kernel, "getter_g": gain}
+    return {
+        "regularizer_op": v1.get_collection("max_norm"),
+        "regularizer_var": kernel_var,
+        "getter_w": wn_kernel,
+        "getter_g": gain,
+    }
 
 
 def _spectral(name, kind):
@@ -186,8 +195,9 @@ def results(request):
         with v1.Session(graph=graph) as sess:
             sess.run(v1.global_variables_initializer())
             got = sess.run(outputs)
-            got["getter_w"], got["getter_g"] = sess.run([stateful["getter_w"],
-                                                         stateful["getter_g"]])
+            got["getter_w"], got["getter_g"] = sess.run(
+                [stateful["getter_w"], stateful["getter_g"]]
+            )
             sess.run(stateful["regularizer_op"])
             got["regularizer"] = sess.run(stateful["regularizer_var"])
             got["spectral"] = {k: (v, sess.run(f)) for k, (v, f) in spectral.items()}
@@ -204,8 +214,9 @@ def _assert_close(name, got, want, what):
     for j, kind in enumerate(KINDS):
         scale = np.abs(want[:, j]).max()
         err = np.abs(got[:, j] - want[:, j]).max()
-        assert err <= TOLERANCE[name] * max(scale, 1e-300) * 2, \
+        assert err <= TOLERANCE[name] * max(scale, 1e-300) * 2, (
             f"{what} [{name}] unit {kind}: got {got[:, j]}, want {want[:, j]}"
+        )
 
 
 PROJECTIONS = {
@@ -249,8 +260,9 @@ def test_projected_norms_hit_the_target(results, op):
     target = GAIN if op == "weight_norm" else 1.0
     norms = np.sqrt((_as64(got[op]) ** 2).sum(axis=0))
     for kind in ["large", "max", "single", "mixed"]:
-        assert norms[KINDS.index(kind)] == pytest.approx(target, rel=TOLERANCE[name] * 4), \
+        assert norms[KINDS.index(kind)] == pytest.approx(target, rel=TOLERANCE[name] * 4), (
             f"{op} [{name}] unit {kind}: norm {norms[KINDS.index(kind)]}"
+        )
 
 
 @pytest.mark.parametrize("op", sorted(PROJECTIONS) + ["max_norm_rows", "torch_renorm_rows"])
@@ -270,8 +282,7 @@ def test_in_range_units_are_bit_exact(results, op):
     assert np.asarray(got[op])[:, j].tobytes() == value[:, j].tobytes()
 
 
-@pytest.mark.parametrize("op", ["max_norm", "renorm", "unit_norm", "min_max_norm",
-                                "weight_norm"])
+@pytest.mark.parametrize("op", ["max_norm", "renorm", "unit_norm", "min_max_norm", "weight_norm"])
 def test_gradients_are_finite(results, op):
     name, _, got = results
     assert np.all(np.isfinite(_as64(got["grad_" + op]))), f"grad {op} [{name}]"
@@ -282,7 +293,7 @@ def test_embedding_rows(results, op):
     name, value, got = results
     rows = _as64(got[op])
     assert np.all(np.isfinite(rows))
-    norms = np.sqrt((rows ** 2).sum(axis=1))
+    norms = np.sqrt((rows**2).sum(axis=1))
     for kind in ["large", "max", "single", "mixed"]:
         assert norms[KINDS.index(kind)] == pytest.approx(1.0, rel=TOLERANCE[name] * 4)
     inside = KINDS.index("inside")
@@ -361,15 +372,18 @@ def test_float64_tiny_threshold_keeps_units_under_it(graph):
     assert out[0, 1] == pytest.approx(1e-60, rel=1e-15)
 
 
-@pytest.mark.parametrize("make, dtype, arg", [
-    (lambda w: tf1norm.max_norm(w, 1e5), tf.float16, "threshold"),
-    (lambda w: tf1norm.max_norm(w, 1e-60), tf.float32, "threshold"),
-    (lambda w: tf1norm.MaxNorm(1e5)(w), tf.float16, "threshold"),
-    (lambda w: tf1norm.renorm(w, 2, 1, 1e-50), tf.float32, "maxnorm"),
-    (lambda w: tf1norm.min_max_norm(w, 0.0, 1e5), tf.float16, "max_value"),
-    (lambda w: tf1norm.min_max_norm(w, 1e-50, 1.0), tf.float32, "min_value"),
-    (lambda w: tf1norm.max_norm(w, 1e39), tf.bfloat16, "threshold"),
-])
+@pytest.mark.parametrize(
+    "make, dtype, arg",
+    [
+        (lambda w: tf1norm.max_norm(w, 1e5), tf.float16, "threshold"),
+        (lambda w: tf1norm.max_norm(w, 1e-60), tf.float32, "threshold"),
+        (lambda w: tf1norm.MaxNorm(1e5)(w), tf.float16, "threshold"),
+        (lambda w: tf1norm.renorm(w, 2, 1, 1e-50), tf.float32, "maxnorm"),
+        (lambda w: tf1norm.min_max_norm(w, 0.0, 1e5), tf.float16, "max_value"),
+        (lambda w: tf1norm.min_max_norm(w, 1e-50, 1.0), tf.float32, "min_value"),
+        (lambda w: tf1norm.max_norm(w, 1e39), tf.bfloat16, "threshold"),
+    ],
+)
 def test_threshold_outside_the_dtype_raises(graph, make, dtype, arg):
     w = tf.ones([3, 2], dtype)
     with pytest.raises(ValueError, match=f"`{arg}`.*{dtype.name}"):
@@ -387,6 +401,7 @@ def test_threshold_tensor_is_cast_to_the_weight_dtype(graph):
 
 # ---------------------------------------------------------------- the XLA path
 
+
 @pytest.mark.parametrize("name", DTYPES)
 def test_max_norm_under_xla_matches_float64_twin(name):
     """Inside ``jit_compile=True`` the cap picks per-unit factors in a small conditional
@@ -396,16 +411,22 @@ def test_max_norm_under_xla_matches_float64_twin(name):
 
     @tf.function(jit_compile=True)
     def caps(w):
-        return (tf1norm._math.projections.max_norm_assignment(w, 1.0, axes=(0,)),
-                tf1norm._math.projections.max_norm_assignment(w, tiny_cap, axes=(0,)),
-                tf1norm.MaxNorm(1.0)(w))
+        return (
+            tf1norm._math.projections.max_norm_assignment(w, 1.0, axes=(0,)),
+            tf1norm._math.projections.max_norm_assignment(w, tiny_cap, axes=(0,)),
+            tf1norm.MaxNorm(1.0)(w),
+        )
 
     capped, tiny, constraint = (t.numpy() for t in caps(tf.constant(value)))
     want = twin_columns(value, lambda c: twin_max_norm(c, 1.0))
     _assert_close(name, capped, want, "max_norm under XLA")
     _assert_close(name, constraint, want, "MaxNorm under XLA")
-    _assert_close(name, tiny, twin_columns(value, lambda c: twin_max_norm(c, tiny_cap)),
-                  "max_norm(tiny cap) under XLA")
+    _assert_close(
+        name,
+        tiny,
+        twin_columns(value, lambda c: twin_max_norm(c, tiny_cap)),
+        "max_norm(tiny cap) under XLA",
+    )
     inside = KINDS.index("inside")
     assert np.array_equal(capped[:, inside], value[:, inside])  # not over: bit-exact
     norms = np.sqrt((_as64(capped) ** 2).sum(axis=0))

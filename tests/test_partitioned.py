@@ -23,21 +23,19 @@ PARTITIONERS = {
     "fixed_axis0": lambda: v1.fixed_size_partitioner(2),
     "fixed_axis0_3": lambda: v1.fixed_size_partitioner(3),
     "fixed_last_axis": lambda: v1.fixed_size_partitioner(3, axis=1),
-    "min_max": lambda: v1.min_max_variable_partitioner(max_partitions=3,
-                                                       min_slice_size=16),
+    "min_max": lambda: v1.min_max_variable_partitioner(max_partitions=3, min_slice_size=16),
 }
 
 
 def _scope(partitioner, **kwargs):
-    return v1.variable_scope("layer", partitioner=partitioner() if partitioner else None,
-                             **kwargs)
+    return v1.variable_scope("layer", partitioner=partitioner() if partitioner else None, **kwargs)
 
 
 def _w0_initializer(shape, dtype=None, partition_info=None):
     """W0, or the slice of W0 a partition holds."""
     del dtype
     offset = partition_info.var_offset if partition_info is not None else [0, 0]
-    return tf.constant(W0[offset[0]:offset[0] + shape[0], offset[1]:offset[1] + shape[1]])
+    return tf.constant(W0[offset[0] : offset[0] + shape[0], offset[1] : offset[1] + shape[1]])
 
 
 def _kernel(**kwargs):

@@ -13,15 +13,16 @@ import numpy_twins as twins
 from conftest import in_eager
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
-SEED_X = np.array([0., 0., 3., 4., 30., 40., 300., 400.], np.float32).reshape(4, 2)
+SEED_X = np.array([0.0, 0.0, 3.0, 4.0, 30.0, 40.0, 300.0, 400.0], np.float32).reshape(4, 2)
 
 
 def test_seed_000_clip_rows_and_columns(sess):
     x = tf.constant(SEED_X)
     rows, cols = sess.run([tf1norm.max_norm(x, 10, axes=1), tf1norm.max_norm(x, 350, axes=0)])
     np.testing.assert_allclose(rows, [[0, 0], [3, 4], [6, 8], [6.00000048, 8]], rtol=1e-6)
-    np.testing.assert_allclose(cols, [[0, 0], [3, 3.48245788], [30, 34.82457733],
-                                      [300, 348.24578857]], rtol=1e-6)
+    np.testing.assert_allclose(
+        cols, [[0, 0], [3, 3.48245788], [30, 34.82457733], [300, 348.24578857]], rtol=1e-6
+    )
     np.testing.assert_array_equal(rows[:2], SEED_X[:2])  # untouched rows bit-exact
     np.testing.assert_array_equal(cols[:, 0], SEED_X[:, 0])
 
@@ -29,17 +30,20 @@ def test_seed_000_clip_rows_and_columns(sess):
 def test_seed_000_renorm_rows_and_columns(sess):
     x = tf.constant(SEED_X)
     rows, cols = sess.run([tf1norm.renorm(x, 2, 0, 10), tf1norm.renorm(x, 2, 1, 350)])
-    np.testing.assert_allclose(rows, [[0, 0], [3, 4], [5.99999952, 7.99999952],
-                                      [6.00000048, 8.00000095]], rtol=1e-6)
-    np.testing.assert_allclose(cols, [[0, 0], [3, 3.48245788], [30, 34.82457733],
-                                      [300, 348.24578857]], rtol=1e-6)
+    np.testing.assert_allclose(
+        rows, [[0, 0], [3, 4], [5.99999952, 7.99999952], [6.00000048, 8.00000095]], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        cols, [[0, 0], [3, 3.48245788], [30, 34.82457733], [300, 348.24578857]], rtol=1e-6
+    )
 
 
 def _renorm_cases():
     data = np.load(FIXTURES / "torch_renorm.npz")
     count = sum(1 for k in data.files if k.endswith("_out"))
-    return [(data[f"case{i}_x"], *data[f"case{i}_params"], data[f"case{i}_out"])
-            for i in range(count)]
+    return [
+        (data[f"case{i}_x"], *data[f"case{i}_params"], data[f"case{i}_out"]) for i in range(count)
+    ]
 
 
 def test_renorm_matches_recorded_torch(sess):
@@ -47,14 +51,15 @@ def test_renorm_matches_recorded_torch(sess):
     assert {c[1] for c in cases} == {1.0, 2.0, 3.5} and len(cases) == 27
     outs = sess.run([tf1norm.renorm(x, p, int(axis), maxnorm) for x, p, axis, maxnorm, _ in cases])
     for (x, p, axis, maxnorm, expected), out in zip(cases, outs):
-        np.testing.assert_allclose(out, expected, rtol=2e-6, atol=1e-7,
-                                   err_msg=f"p={p} axis={axis} shape={x.shape}")
+        np.testing.assert_allclose(
+            out, expected, rtol=2e-6, atol=1e-7, err_msg=f"p={p} axis={axis} shape={x.shape}"
+        )
         changed = np.any(out != x, axis=tuple(a for a in range(x.ndim) if a != axis))
         assert 0 < changed.sum() < x.shape[int(axis)]  # some slices clipped, some not
 
 
 def test_renorm_infinity_norm(sess):
-    x = np.array([[1., -5.], [2., 2.]], np.float32)
+    x = np.array([[1.0, -5.0], [2.0, 2.0]], np.float32)
     out = sess.run(tf1norm.renorm(x, math.inf, 0, 4.0))
     np.testing.assert_allclose(out[0], x[0] * 4 / (5 + 1e-7), rtol=1e-6)
     np.testing.assert_array_equal(out[1], x[1])
@@ -69,8 +74,9 @@ def test_max_norm_default_axes_match_numpy_twin(sess, rng, shape):
     assert np.all(twins.norms(out) <= threshold * (1 + 1e-6))
 
 
-@pytest.mark.parametrize("dtype,rtol", [(np.float16, 2e-3), (np.float32, 1e-6),
-                                        (np.float64, 1e-12)])
+@pytest.mark.parametrize(
+    "dtype,rtol", [(np.float16, 2e-3), (np.float32, 1e-6), (np.float64, 1e-12)]
+)
 def test_max_norm_dtypes(sess, rng, dtype, rtol):
     w = (rng.standard_normal((20, 8)) * 40).astype(dtype)  # float16 squares overflow
     out = sess.run(tf1norm.max_norm(w, 30.0))
@@ -100,14 +106,20 @@ def test_keras3_max_norm_differs_only_by_its_epsilon(sess, rng):
 
 
 def test_zero_subtensors_stay_zero_with_finite_gradients(sess):
-    w = tf.constant([[0., 3.], [0., 4.]])
-    functions = [lambda v: tf1norm.max_norm(v, 1.0), lambda v: tf1norm.unit_norm(v),
-                 lambda v: tf1norm.min_max_norm(v, 0.5, 1.0),
-                 lambda v: tf1norm.renorm(v, 2, 1, 1.0), lambda v: tf1norm.renorm(v, 0.5, 1, 1.0),
-                 lambda v: tf1norm.renorm(v, 1, 1, 1.0)]
+    w = tf.constant([[0.0, 3.0], [0.0, 4.0]])
+    functions = [
+        lambda v: tf1norm.max_norm(v, 1.0),
+        lambda v: tf1norm.unit_norm(v),
+        lambda v: tf1norm.min_max_norm(v, 0.5, 1.0),
+        lambda v: tf1norm.renorm(v, 2, 1, 1.0),
+        lambda v: tf1norm.renorm(v, 0.5, 1, 1.0),
+        lambda v: tf1norm.renorm(v, 1, 1, 1.0),
+    ]
     for fn in functions:
         out = fn(w)
-        value, grad = sess.run([out, tf.gradients(tf.reduce_sum(out * [[1., 2.], [3., 4.]]), w)[0]])
+        value, grad = sess.run(
+            [out, tf.gradients(tf.reduce_sum(out * [[1.0, 2.0], [3.0, 4.0]]), w)[0]]
+        )
         np.testing.assert_array_equal(value[:, 0], [0.0, 0.0])
         assert np.all(np.isfinite(grad)), grad
 
@@ -121,16 +133,23 @@ def test_max_norm_gradient_matches_finite_differences(sess, rng):
     for index in np.ndindex(w0.shape):
         bump = np.zeros_like(w0)
         bump[index] = 1e-6
-        numeric[index] = (np.sum(np.sin(twins.max_norm(w0 + bump, 1.0)))
-                          - np.sum(np.sin(twins.max_norm(w0 - bump, 1.0)))) / 2e-6
+        numeric[index] = (
+            np.sum(np.sin(twins.max_norm(w0 + bump, 1.0)))
+            - np.sum(np.sin(twins.max_norm(w0 - bump, 1.0)))
+        ) / 2e-6
     np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-8)
 
 
-@pytest.mark.parametrize("fn", [lambda w: tf1norm.max_norm(w, 0.7),
-                                lambda w: tf1norm.renorm(w, 3.5, 1, 0.7),
-                                lambda w: tf1norm.unit_norm(w),
-                                lambda w: tf1norm.min_max_norm(w, 0.3, 0.8),
-                                lambda w: tf1norm.non_neg(w)])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda w: tf1norm.max_norm(w, 0.7),
+        lambda w: tf1norm.renorm(w, 3.5, 1, 0.7),
+        lambda w: tf1norm.unit_norm(w),
+        lambda w: tf1norm.min_max_norm(w, 0.3, 0.8),
+        lambda w: tf1norm.non_neg(w),
+    ],
+)
 def test_projections_are_idempotent(sess, rng, fn):
     w = rng.standard_normal((9, 4)).astype(np.float32)
     once = fn(tf.constant(w))
@@ -182,8 +201,12 @@ def test_assignment_form_equals_max_norm_bit_for_bit(sess, rng, dtype):
     """The train op's projection (no custom gradient) computes max_norm's forward exactly."""
     x = tf.constant((rng.standard_normal((5, 3, 4)) * 3).astype(dtype))
     for axes in (None, 0, (0, 1)):
-        expected, got = sess.run([tf1norm.max_norm(x, 2.5, axes),
-                                  tf1norm._math.projections.max_norm_assignment(x, 2.5, axes)])
+        expected, got = sess.run(
+            [
+                tf1norm.max_norm(x, 2.5, axes),
+                tf1norm._math.projections.max_norm_assignment(x, 2.5, axes),
+            ]
+        )
         np.testing.assert_array_equal(got, expected)
         assert np.abs(got - sess.run(x)).max() > 0  # the cap is active somewhere
 

@@ -102,22 +102,31 @@ def test_all_is_sorted_and_unique():
 
 
 def test_every_public_function_has_a_docstring():
-    undocumented = [name for name in tf1norm.__all__
-                    if callable(getattr(tf1norm, name)) and not getattr(tf1norm, name).__doc__]
+    undocumented = [
+        name
+        for name in tf1norm.__all__
+        if callable(getattr(tf1norm, name)) and not getattr(tf1norm, name).__doc__
+    ]
     assert undocumented == []
 
 
 def _type_checking_imports():
     """``{public name: module path}`` from the ``if TYPE_CHECKING:`` block of ``__init__``."""
     tree = ast.parse(INIT.read_text())
-    block = next(node for node in tree.body if isinstance(node, ast.If)
-                 and getattr(node.test, "id", None) == "TYPE_CHECKING")
+    block = next(
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING"
+    )
     found = {}
     for statement in block.body:
         for alias in statement.names:
             name = alias.asname or alias.name
-            found[name] = f"{statement.module}.{alias.name}" if name in (
-                tf1norm._PUBLIC_MODULES) else statement.module
+            found[name] = (
+                f"{statement.module}.{alias.name}"
+                if name in (tf1norm._PUBLIC_MODULES)
+                else statement.module
+            )
     return found
 
 

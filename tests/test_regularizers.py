@@ -38,8 +38,9 @@ def test_reuse_registers_once(graph):
 
 
 def test_seed_002_loop_projects_after_each_step(sess):
-    w = v1.get_variable("w", [5, 4], initializer=_big_init,
-                        regularizer=tf1norm.max_norm_regularizer(1.0))
+    w = v1.get_variable(
+        "w", [5, 4], initializer=_big_init, regularizer=tf1norm.max_norm_regularizer(1.0)
+    )
     step = v1.train.GradientDescentOptimizer(0.1).minimize(-tf.reduce_sum(w))
     run_initialized(sess, step)
     updated = sess.run(w)
@@ -49,29 +50,35 @@ def test_seed_002_loop_projects_after_each_step(sess):
 
 
 def test_projection_built_after_update_reads_the_new_value(sess):
-    w = v1.get_variable("w", initializer=np.array([[0.6], [0.0]], np.float32),
-                        regularizer=tf1norm.max_norm_regularizer(1.0))
+    w = v1.get_variable(
+        "w",
+        initializer=np.array([[0.6], [0.0]], np.float32),
+        regularizer=tf1norm.max_norm_regularizer(1.0),
+    )
     (projection,) = tf1norm.registry.get_projections(keys.MAX_NORM)
     update = w.assign_add([[0.4], [0.6]])
     with tf.control_dependencies([update]):
         rebuilt = projection.build()
     run_initialized(sess, rebuilt)
-    np.testing.assert_allclose(sess.run(w), twins.max_norm(np.array([[1.0], [0.6]]), 1.0),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        sess.run(w), twins.max_norm(np.array([[1.0], [0.6]]), 1.0), rtol=1e-6
+    )
 
 
 def test_slim_layers_under_arg_scope(sess, rng):
     reg = tf1norm.max_norm_regularizer(1.0)
     images = tf.constant(rng.standard_normal((2, 6, 6, 3)).astype(np.float32))
-    with slim.arg_scope([slim.fully_connected, slim.conv2d], weights_regularizer=reg,
-                        weights_initializer=_big_init):
+    with slim.arg_scope(
+        [slim.fully_connected, slim.conv2d], weights_regularizer=reg, weights_initializer=_big_init
+    ):
         net = slim.conv2d(images, 4, [3, 3], scope="conv1")
         net = slim.fully_connected(slim.flatten(net), 5, scope="fc1")
     projected = [p.variable.op.name for p in tf1norm.registry.get_projections(keys.MAX_NORM)]
     assert projected == ["conv1/weights", "fc1/weights"]  # biases untouched
     run_initialized(sess, v1.get_collection(keys.MAX_NORM))
-    conv, fc = sess.run([v1.global_variables("conv1/weights")[0],
-                         v1.global_variables("fc1/weights")[0]])
+    conv, fc = sess.run(
+        [v1.global_variables("conv1/weights")[0], v1.global_variables("fc1/weights")[0]]
+    )
     np.testing.assert_allclose(twins.norms(conv), 1.0, rtol=1e-6)  # one norm per HWIO filter
     assert twins.norms(conv).shape == (4,)
     np.testing.assert_allclose(twins.norms(fc), 1.0, rtol=1e-6)
@@ -79,8 +86,9 @@ def test_slim_layers_under_arg_scope(sess, rng):
 
 def test_slim_reuse_registers_once(graph):
     x = tf.zeros([2, 3])
-    with slim.arg_scope([slim.fully_connected],
-                        weights_regularizer=tf1norm.max_norm_regularizer(1.0)):
+    with slim.arg_scope(
+        [slim.fully_connected], weights_regularizer=tf1norm.max_norm_regularizer(1.0)
+    ):
         slim.fully_connected(x, 4, scope="fc")
         slim.fully_connected(x, 4, scope="fc", reuse=True)
     assert len(v1.get_collection(keys.MAX_NORM)) == 1
@@ -89,24 +97,34 @@ def test_slim_reuse_registers_once(graph):
 def test_v1_layers_kernel_regularizer(sess):
     layers = tf1norm.require_v1_layers()
     x = tf.ones([3, 4])
-    layers.dense(x, 2, kernel_initializer=_big_init,
-                 kernel_regularizer=tf1norm.max_norm_regularizer(1.0), name="hidden1")
-    assert [p.variable.op.name for p in tf1norm.registry.get_projections(keys.MAX_NORM)] \
-        == ["hidden1/kernel"]
+    layers.dense(
+        x,
+        2,
+        kernel_initializer=_big_init,
+        kernel_regularizer=tf1norm.max_norm_regularizer(1.0),
+        name="hidden1",
+    )
+    assert [p.variable.op.name for p in tf1norm.registry.get_projections(keys.MAX_NORM)] == [
+        "hidden1/kernel"
+    ]
     assert v1.get_collection(keys.REGULARIZATION_LOSSES) == []
     run_initialized(sess, v1.get_collection(keys.MAX_NORM))
-    np.testing.assert_allclose(twins.norms(sess.run(v1.global_variables("hidden1/kernel")[0])),
-                               1.0, rtol=1e-6)
+    np.testing.assert_allclose(
+        twins.norms(sess.run(v1.global_variables("hidden1/kernel")[0])), 1.0, rtol=1e-6
+    )
 
 
 W = np.array([[1.0, -2.0], [3.0, 0.5]], np.float32)
 
 
-@pytest.mark.parametrize("factory,expected", [
-    (lambda: tf1norm.l2_regularizer(0.1), 0.1 * 0.5 * np.sum(W ** 2)),
-    (lambda: tf1norm.l1_regularizer(0.1), 0.1 * np.sum(np.abs(W))),
-    (lambda: tf1norm.l1_l2_regularizer(0.1, 0.2), 0.1 * np.sum(np.abs(W)) + 0.1 * np.sum(W ** 2)),
-])
+@pytest.mark.parametrize(
+    "factory,expected",
+    [
+        (lambda: tf1norm.l2_regularizer(0.1), 0.1 * 0.5 * np.sum(W**2)),
+        (lambda: tf1norm.l1_regularizer(0.1), 0.1 * np.sum(np.abs(W))),
+        (lambda: tf1norm.l1_l2_regularizer(0.1, 0.2), 0.1 * np.sum(np.abs(W)) + 0.1 * np.sum(W**2)),
+    ],
+)
 def test_penalties_land_in_regularization_losses_once(sess, factory, expected):
     v1.get_variable("w", initializer=W, regularizer=factory())
     (loss,) = v1.get_collection(keys.REGULARIZATION_LOSSES)
@@ -126,7 +144,7 @@ def test_user_collection_like_seed_003(sess, rng):
     total = tf1norm.total_loss(None, collections=[keys.LOSSES, keys.REGULARIZATION_LOSSES])
     kernel = v1.global_variables("d1/kernel")[0]
     value, k, d = run_initialized(sess, [total, kernel, data_loss])
-    assert value == pytest.approx(d + 0.25 * np.sum(k ** 2), rel=1e-6)  # counted once
+    assert value == pytest.approx(d + 0.25 * np.sum(k**2), rel=1e-6)  # counted once
 
 
 def test_total_loss_adds_data_loss(sess):

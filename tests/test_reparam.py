@@ -66,10 +66,16 @@ def test_seed_004_loop_creates_one_u_per_layer_without_renaming(graph):
             x = layers.dense(x, units, activation=tf.nn.relu)
     created = [(v.op.name, v.trainable) for v in v1.global_variables()]
     assert created == [
-        ("net/dense/kernel", True), ("net/dense/kernel/sn_u", False), ("net/dense/bias", True),
-        ("net/dense_1/kernel", True), ("net/dense_1/kernel/sn_u", False),
-        ("net/dense_1/bias", True), ("net/dense_2/kernel", True),
-        ("net/dense_2/kernel/sn_u", False), ("net/dense_2/bias", True)]
+        ("net/dense/kernel", True),
+        ("net/dense/kernel/sn_u", False),
+        ("net/dense/bias", True),
+        ("net/dense_1/kernel", True),
+        ("net/dense_1/kernel/sn_u", False),
+        ("net/dense_1/bias", True),
+        ("net/dense_2/kernel", True),
+        ("net/dense_2/kernel/sn_u", False),
+        ("net/dense_2/bias", True),
+    ]
     assert len(v1.get_collection(keys.SPECTRAL_NORM_SIGMA)) == 3
 
 
@@ -78,12 +84,15 @@ def test_towers_share_one_u(graph, reuse):
     getter = tf1norm.spectral_norm_getter()
     outputs = []
     for tower in range(2):
-        with v1.variable_scope("model", custom_getter=getter,
-                               reuse=None if tower == 0 and reuse is True else reuse):
+        with v1.variable_scope(
+            "model", custom_getter=getter, reuse=None if tower == 0 and reuse is True else reuse
+        ):
             outputs.append(slim.fully_connected(tf.ones([2, 4]), 3, scope="fc"))
-    assert [v.op.name for v in v1.global_variables()] == ["model/fc/weights",
-                                                          "model/fc/weights/sn_u",
-                                                          "model/fc/biases"]
+    assert [v.op.name for v in v1.global_variables()] == [
+        "model/fc/weights",
+        "model/fc/weights/sn_u",
+        "model/fc/biases",
+    ]
 
 
 def test_collection_mode_refreshes_u_once_per_training_step(sess, rng):
@@ -92,8 +101,9 @@ def test_collection_mode_refreshes_u_once_per_training_step(sess, rng):
         y = slim.fully_connected(x, 4, activation_fn=None, scope="fc")
     u = v1.global_variables("d/fc/weights/sn_u")[0]
     w = v1.global_variables("d/fc/weights")[0]
-    train_op = tf1norm.create_train_op(tf.reduce_sum(tf.square(y)),
-                                       v1.train.GradientDescentOptimizer(0.01))
+    train_op = tf1norm.create_train_op(
+        tf.reduce_sum(tf.square(y)), v1.train.GradientDescentOptimizer(0.01)
+    )
     sess.run(v1.global_variables_initializer())
     before = sess.run(u)
     sess.run(y)
@@ -125,11 +135,19 @@ def test_weight_norm_layer_is_unchanged_at_initialization(rng):
         with tf.Graph().as_default():
             getter = tf1norm.weight_norm_getter() if use_getter else None
             with v1.variable_scope("m", custom_getter=getter):
-                net = slim.conv2d(tf.constant(x0), 4, [3, 3], scope="conv",
-                                  weights_initializer=v1.glorot_uniform_initializer(seed=7))
-                net = slim.fully_connected(slim.flatten(net), 3, scope="fc",
-                                           weights_initializer=v1.glorot_uniform_initializer(
-                                               seed=8))
+                net = slim.conv2d(
+                    tf.constant(x0),
+                    4,
+                    [3, 3],
+                    scope="conv",
+                    weights_initializer=v1.glorot_uniform_initializer(seed=7),
+                )
+                net = slim.fully_connected(
+                    slim.flatten(net),
+                    3,
+                    scope="fc",
+                    weights_initializer=v1.glorot_uniform_initializer(seed=8),
+                )
             with v1.Session() as sess:
                 sess.run(v1.global_variables_initializer())
                 outputs[use_getter] = sess.run(net)
@@ -157,29 +175,34 @@ def test_seed_001_unit_norm_is_a_projection_not_weight_norm(sess, rng):
     np.testing.assert_allclose(np.linalg.norm(projected.reshape(-1, 16), axis=0), 1.0, rtol=1e-5)
     gains = np.linspace(0.5, 2.0, 16).astype(np.float32)
     normalized = sess.run(tf1norm.weight_norm(kernel, gains))
-    np.testing.assert_allclose(np.linalg.norm(normalized.reshape(-1, 16), axis=0), gains,
-                               rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(normalized.reshape(-1, 16), axis=0), gains, rtol=1e-5)
 
 
-@pytest.mark.parametrize("call,fragment", [
-    (lambda: tf1norm.spectral_norm_getter(update="later"), "'immediate' or 'collection'"),
-    (lambda: tf1norm.spectral_norm_getter(power_iterations=0), "`power_iterations`"),
-    (lambda: tf1norm.spectral_norm_getter(name_filter="("), "regular expression"),
-    (lambda: tf1norm.spectral_norm(tf.ones([3]), tf.ones([1, 3])), "rank >= 2"),
-    (lambda: tf1norm.weight_norm(tf.ones([3, 2]), tf.ones([3])), "`g` must have shape [2]"),
-    (lambda: tf1norm.weight_norm_getter(name_filter=3), "regular expression"),
-])
+@pytest.mark.parametrize(
+    "call,fragment",
+    [
+        (lambda: tf1norm.spectral_norm_getter(update="later"), "'immediate' or 'collection'"),
+        (lambda: tf1norm.spectral_norm_getter(power_iterations=0), "`power_iterations`"),
+        (lambda: tf1norm.spectral_norm_getter(name_filter="("), "regular expression"),
+        (lambda: tf1norm.spectral_norm(tf.ones([3]), tf.ones([1, 3])), "rank >= 2"),
+        (lambda: tf1norm.weight_norm(tf.ones([3, 2]), tf.ones([3])), "`g` must have shape [2]"),
+        (lambda: tf1norm.weight_norm_getter(name_filter=3), "regular expression"),
+    ],
+)
 def test_bad_input(graph, call, fragment):
     with pytest.raises(ValueError) as info:
         call()
     assert fragment in str(info.value)
 
 
-@pytest.mark.parametrize("call", [
-    lambda: tf1norm.spectral_norm(tf.ones([3, 2]), tf.ones([1, 2]), power_iterations=0),
-    lambda: tf1norm.SpectralNorm(power_iterations=True),
-    lambda: tf1norm.spectral_norm_getter(power_iterations=1.5),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: tf1norm.spectral_norm(tf.ones([3, 2]), tf.ones([1, 2]), power_iterations=0),
+        lambda: tf1norm.SpectralNorm(power_iterations=True),
+        lambda: tf1norm.spectral_norm_getter(power_iterations=1.5),
+    ],
+)
 def test_power_iterations_must_be_a_positive_int(graph, call):
     with pytest.raises(ValueError, match="`power_iterations` must be an int >= 1"):
         call()
@@ -221,10 +244,12 @@ def test_training_placeholder_switches_the_refresh(sess, rng):
 def test_zero_kernel_gives_zero_not_nan(sess, update):
     x = tf.ones([2, 6])
     with v1.variable_scope("d", custom_getter=tf1norm.spectral_norm_getter(update=update)):
-        y = slim.fully_connected(x, 4, activation_fn=None, scope="fc",
-                                 weights_initializer=tf.zeros_initializer())
-    train_op = tf1norm.create_train_op(tf.reduce_sum(tf.square(y - 1.0)),
-                                       v1.train.GradientDescentOptimizer(0.1))
+        y = slim.fully_connected(
+            x, 4, activation_fn=None, scope="fc", weights_initializer=tf.zeros_initializer()
+        )
+    train_op = tf1norm.create_train_op(
+        tf.reduce_sum(tf.square(y - 1.0)), v1.train.GradientDescentOptimizer(0.1)
+    )
     u = v1.global_variables("d/fc/weights/sn_u")[0]
     sess.run(v1.global_variables_initializer())
     before = sess.run(u)
@@ -234,8 +259,9 @@ def test_zero_kernel_gives_zero_not_nan(sess, update):
     w = sess.run(v1.global_variables("d/fc/weights")[0])
     assert np.all(np.isfinite(w)) and np.abs(w).max() > 0
     sess.run(train_op)  # now W ≠ 0: σ is the largest singular value again
-    normalized = sess.run(tf1norm.spectral_norm(v1.global_variables("d/fc/weights")[0],
-                                                sess.run(u), 20)[0])
+    normalized = sess.run(
+        tf1norm.spectral_norm(v1.global_variables("d/fc/weights")[0], sess.run(u), 20)[0]
+    )
     np.testing.assert_allclose(np.linalg.svd(normalized, compute_uv=False)[0], 1.0, rtol=1e-4)
 
 
@@ -246,8 +272,7 @@ def test_zero_initialized_layer_trains_under_spectral_norm(sess, rng, dtype):
     x = tf.constant(rng.standard_normal((8, 5)), dtype)
     target = tf.constant(rng.standard_normal((8, 3)), dtype)
     with v1.variable_scope("m", custom_getter=tf1norm.spectral_norm_getter()):
-        y = v1.layers.Dense(3, kernel_initializer=tf.zeros_initializer(), dtype=dtype,
-                            name="d")(x)
+        y = v1.layers.Dense(3, kernel_initializer=tf.zeros_initializer(), dtype=dtype, name="d")(x)
     loss = tf.reduce_mean(tf.square(y - target))
     train_op = tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(0.1))
     kernel = v1.global_variables("m/d/kernel")[0]

@@ -10,12 +10,27 @@ from tf1norm._src.compat import tf, v1
 
 
 def _mlp(x, activation=tf.nn.relu):
-    net = slim.fully_connected(x, 16, activation_fn=activation, scope="fc1",
-                               weights_initializer=v1.glorot_uniform_initializer(seed=1))
-    net = slim.fully_connected(net, 8, activation_fn=activation, scope="fc2",
-                               weights_initializer=v1.glorot_uniform_initializer(seed=2))
-    return slim.fully_connected(net, 3, activation_fn=None, scope="out",
-                                weights_initializer=v1.glorot_uniform_initializer(seed=3))
+    net = slim.fully_connected(
+        x,
+        16,
+        activation_fn=activation,
+        scope="fc1",
+        weights_initializer=v1.glorot_uniform_initializer(seed=1),
+    )
+    net = slim.fully_connected(
+        net,
+        8,
+        activation_fn=activation,
+        scope="fc2",
+        weights_initializer=v1.glorot_uniform_initializer(seed=2),
+    )
+    return slim.fully_connected(
+        net,
+        3,
+        activation_fn=None,
+        scope="out",
+        weights_initializer=v1.glorot_uniform_initializer(seed=3),
+    )
 
 
 def test_data_init_gives_zero_mean_unit_variance_preactivations(sess, rng):
@@ -60,8 +75,9 @@ def test_plain_checkpoint_restores_into_weight_norm_model(tmp_path, rng):
         return v1.train.Saver().save(sess, path)
 
     plain, _ = _outputs(None, x0, perturb_and_save)
-    restored, (derived) = _outputs(tf1norm.weight_norm_getter(), x0,
-                                   lambda sess: tf1norm.restore_plain_checkpoint(sess, path))
+    restored, (derived) = _outputs(
+        tf1norm.weight_norm_getter(), x0, lambda sess: tf1norm.restore_plain_checkpoint(sess, path)
+    )
     np.testing.assert_allclose(restored, plain, rtol=1e-5, atol=1e-6)
     assert derived[1] == ["fc1/weights/wn_g", "fc2/weights/wn_g", "out/weights/wn_g"]
 
@@ -84,23 +100,38 @@ def test_u_and_g_are_saved_and_restored(tmp_path, rng):
     x0 = rng.standard_normal((4, 10)).astype(np.float32)
     path = str(tmp_path / "sn")
     getter = tf1norm.spectral_norm_getter()
-    first, saved = _outputs(getter, x0, lambda sess: (
-        v1.train.Saver().save(sess, path), sess.run(v1.global_variables("fc1/weights/sn_u")[0])))
-    _, restored = _outputs(tf1norm.spectral_norm_getter(), x0, lambda sess: (
-        v1.train.Saver().restore(sess, path), sess.run(v1.global_variables("fc1/weights/sn_u")[0])))
+    first, saved = _outputs(
+        getter,
+        x0,
+        lambda sess: (
+            v1.train.Saver().save(sess, path),
+            sess.run(v1.global_variables("fc1/weights/sn_u")[0]),
+        ),
+    )
+    _, restored = _outputs(
+        tf1norm.spectral_norm_getter(),
+        x0,
+        lambda sess: (
+            v1.train.Saver().restore(sess, path),
+            sess.run(v1.global_variables("fc1/weights/sn_u")[0]),
+        ),
+    )
     np.testing.assert_array_equal(restored[1], saved[1])
 
 
 LAYERS = {
     "slim.fully_connected": lambda: slim.fully_connected(tf.ones([2, 5]), 4, scope="fc"),
     "slim.conv2d": lambda: slim.conv2d(tf.ones([1, 6, 6, 3]), 4, [3, 3], scope="conv"),
-    "slim.conv2d_transpose": lambda: slim.conv2d_transpose(tf.ones([1, 6, 6, 3]), 4, [3, 3],
-                                                           scope="deconv"),
-    "slim.separable_conv2d": lambda: slim.separable_conv2d(tf.ones([1, 6, 6, 3]), 4, [3, 3],
-                                                           depth_multiplier=2, scope="sep"),
+    "slim.conv2d_transpose": lambda: slim.conv2d_transpose(
+        tf.ones([1, 6, 6, 3]), 4, [3, 3], scope="deconv"
+    ),
+    "slim.separable_conv2d": lambda: slim.separable_conv2d(
+        tf.ones([1, 6, 6, 3]), 4, [3, 3], depth_multiplier=2, scope="sep"
+    ),
     "layers.dense": lambda: tf1norm.require_v1_layers().dense(tf.ones([2, 5]), 3, name="dense"),
-    "layers.conv2d": lambda: tf1norm.require_v1_layers().conv2d(tf.ones([1, 6, 6, 3]), 3, 3,
-                                                                name="lconv"),
+    "layers.conv2d": lambda: tf1norm.require_v1_layers().conv2d(
+        tf.ones([1, 6, 6, 3]), 3, 3, name="lconv"
+    ),
 }
 
 
@@ -150,8 +181,9 @@ def test_spectral_norm_constraint_caps_sigma_at_one(sess, rng):
 
 def test_spectral_norm_regularizer_value_and_gradient(sess, rng):
     w0 = rng.standard_normal((6, 4))
-    w = v1.get_variable("w", initializer=w0,
-                        regularizer=tf1norm.spectral_norm_regularizer(0.2, power_iterations=10))
+    w = v1.get_variable(
+        "w", initializer=w0, regularizer=tf1norm.spectral_norm_regularizer(0.2, power_iterations=10)
+    )
     (loss,) = v1.get_collection(keys.REGULARIZATION_LOSSES)
     grad = tf.gradients(loss, w)[0]
     sess.run(v1.global_variables_initializer())
@@ -172,15 +204,17 @@ def test_spectral_norm_export_matches_evaluation(tmp_path, rng, update):
         getter = tf1norm.spectral_norm_getter(update=update, training=training)
         with v1.variable_scope("", custom_getter=getter):
             out = _mlp(tf.constant(x0))
-        train_op = tf1norm.create_train_op(tf.reduce_sum(tf.square(out)),
-                                           v1.train.GradientDescentOptimizer(0.05))
+        train_op = tf1norm.create_train_op(
+            tf.reduce_sum(tf.square(out)), v1.train.GradientDescentOptimizer(0.05)
+        )
         with v1.Session() as sess:
             sess.run(v1.global_variables_initializer())
             for _ in range(3):
                 sess.run(train_op)
             evaluated = sess.run(out, {training: False})
-            kernel, u = sess.run([v1.global_variables("fc1/weights")[0],
-                                  v1.global_variables("fc1/weights/sn_u")[0]])
+            kernel, u = sess.run(
+                [v1.global_variables("fc1/weights")[0], v1.global_variables("fc1/weights/sn_u")[0]]
+            )
             tf1norm.export_plain_checkpoint(sess, path)
     stored = tf.train.load_checkpoint(path).get_variable_to_shape_map()
     assert not [name for name in stored if "sn_u" in name]
@@ -197,8 +231,13 @@ def test_spectral_norm_export_matches_evaluation(tmp_path, rng, update):
 
 def _one_dense_layer(x, kernel):
     with v1.variable_scope("", custom_getter=tf1norm.weight_norm_getter()):
-        return slim.fully_connected(x, kernel.shape[1], activation_fn=None, scope="fc",
-                                    weights_initializer=tf.constant_initializer(kernel))
+        return slim.fully_connected(
+            x,
+            kernel.shape[1],
+            activation_fn=None,
+            scope="fc",
+            weights_initializer=tf.constant_initializer(kernel),
+        )
 
 
 def test_data_init_pools_sigma_when_a_unit_sees_few_values(sess):
@@ -214,9 +253,9 @@ def test_data_init_pools_sigma_when_a_unit_sees_few_values(sess):
     sess.run(v1.global_variables_initializer())
     g = v1.global_variables("fc/weights/wn_g")[0]
     before = sess.run(g)
-    (_, _, sigma), = tf1norm.weight_norm_data_init(sess)
+    ((_, _, sigma),) = tf1norm.weight_norm_data_init(sess)
     ratio = sess.run(g) / before
-    pooled = np.sqrt((0.0 ** 2 + 2.0 ** 2) / 2)  # per-unit σ: ~0 and 2
+    pooled = np.sqrt((0.0**2 + 2.0**2) / 2)  # per-unit σ: ~0 and 2
     np.testing.assert_allclose(sigma, [pooled, pooled], rtol=1e-5)
     np.testing.assert_allclose(ratio, 1 / pooled, rtol=1e-5)
     assert np.all(np.isfinite(sess.run(out)))
@@ -230,16 +269,16 @@ def test_data_init_keeps_the_gain_of_a_constant_unit(sess, rng):
     sess.run(v1.global_variables_initializer())
     g = v1.global_variables("fc/weights/wn_g")[0]
     before = sess.run(g)
-    (_, _, sigma), = tf1norm.weight_norm_data_init(sess)
+    ((_, _, sigma),) = tf1norm.weight_norm_data_init(sess)
     after = sess.run(g)
     assert sigma[0] == 0.0
     assert after[0] == before[0]  # not multiplied by 1/epsilon = 1e8
-    np.testing.assert_allclose(after[1], before[1] / (batch[:, 0] + batch[:, 2]).std(),
-                               rtol=1e-5)
+    np.testing.assert_allclose(after[1], before[1] / (batch[:, 0] + batch[:, 2]).std(), rtol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"min_samples": 0}, "`min_samples`"), ({"init_scale": -1.0}, "`init_scale`")])
+@pytest.mark.parametrize(
+    "kwargs, match", [({"min_samples": 0}, "`min_samples`"), ({"init_scale": -1.0}, "`init_scale`")]
+)
 def test_data_init_validates_its_arguments(sess, kwargs, match):
     _one_dense_layer(tf.ones([2, 3]), np.ones((3, 2), np.float32))
     sess.run(v1.global_variables_initializer())

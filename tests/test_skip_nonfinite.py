@@ -22,23 +22,25 @@ OPTIMIZERS = {
     "rmsprop": lambda: v1.train.RMSPropOptimizer(0.05),
 }
 _RNG = np.random.default_rng(7)
-BATCHES = [(_RNG.normal(size=(8, 5)).astype(np.float32),
-            _RNG.normal(size=(8, 3)).astype(np.float32)) for _ in range(6)]
+BATCHES = [
+    (_RNG.normal(size=(8, 5)).astype(np.float32), _RNG.normal(size=(8, 3)).astype(np.float32))
+    for _ in range(6)
+]
 W1, W2, W3 = (_RNG.normal(size=shape).astype(np.float32) for shape in ((5, 6), (6, 4), (4, 3)))
 
 
 class _Model:
     """The graph, its session and the feeds of a good or faulty step."""
 
-    def __init__(self, optimizer, transforms_fn=lambda: [tf1norm.skip_nonfinite()],
-                 inter_op=1):
+    def __init__(self, optimizer, transforms_fn=lambda: [tf1norm.skip_nonfinite()], inter_op=1):
         self.graph = tf.Graph()
         with self.graph.as_default():
             v1.set_random_seed(3)
             self._build(optimizer, transforms_fn())
             self.init = v1.global_variables_initializer()
-        config = v1.ConfigProto(inter_op_parallelism_threads=inter_op,
-                                intra_op_parallelism_threads=1)
+        config = v1.ConfigProto(
+            inter_op_parallelism_threads=inter_op, intra_op_parallelism_threads=1
+        )
         self.sess = v1.Session(graph=self.graph, config=config)
         self.sess.run(self.init)
 
@@ -79,9 +81,11 @@ class _Model:
 
 def _poisoned_gradient(w, factor):
     """``w`` in the forward pass; its gradient is multiplied by ``factor`` (NaN: NaN)."""
+
     @tf.custom_gradient
     def identity(value):
         return tf.identity(value), lambda dy: dy * factor
+
     return identity(w)
 
 
@@ -106,8 +110,13 @@ def runs(request):
 def test_the_model_has_every_kind_of_state(runs):
     faulty, _ = runs
     names = set(faulty.values())
-    for expected in ("batch_normalization/moving_mean", "batch_normalization_1/moving_variance",
-                     "sn/kernel/sn_u", "global_step", "input_sum"):
+    for expected in (
+        "batch_normalization/moving_mean",
+        "batch_normalization_1/moving_variance",
+        "sn/kernel/sn_u",
+        "global_step",
+        "input_sum",
+    ):
         assert expected in names
     with faulty.graph.as_default():
         assert len(v1.get_collection(tf1norm.keys.UPDATE_OPS)) == 4
@@ -133,8 +142,9 @@ def test_faults_change_nothing_and_training_resumes_bit_identically(runs):
     assert faulty.skipped_steps() == 5 and clean.skipped_steps() == 0
     resumed, reference = faulty.values(), clean.values()
     assert not np.array_equal(before["sn/kernel/sn_u"], resumed["sn/kernel/sn_u"])
-    assert not np.array_equal(before["batch_normalization/moving_mean"],
-                              resumed["batch_normalization/moving_mean"])
+    assert not np.array_equal(
+        before["batch_normalization/moving_mean"], resumed["batch_normalization/moving_mean"]
+    )
     assert_same(reference, resumed)
 
 
@@ -145,12 +155,15 @@ def test_restores_are_ordered_under_parallel_execution():
     good = model.values()
     for attempt in range(8):
         model.sess.close()
-        model.sess = v1.Session(graph=model.graph, config=v1.ConfigProto(
-            inter_op_parallelism_threads=4, intra_op_parallelism_threads=2))
+        model.sess = v1.Session(
+            graph=model.graph,
+            config=v1.ConfigProto(inter_op_parallelism_threads=4, intra_op_parallelism_threads=2),
+        )
         model.sess.run(model.init)
         model.step(BATCHES[0])
-        model.step(BATCHES[1 + attempt % 4], nan_input=attempt % 2 == 0,
-                   nan_gradient=attempt % 2 == 1)
+        model.step(
+            BATCHES[1 + attempt % 4], nan_input=attempt % 2 == 0, nan_gradient=attempt % 2 == 1
+        )
         assert_same(good, model.values())
     model.sess.close()
 
@@ -178,8 +191,9 @@ def test_any_apply_condition_restores_after_the_writes():
     for attempt in range(6):
         model.step(BATCHES[attempt % 2])
         before = model.values()
-        model.sess.run(model.train_op, {model.x: BATCHES[2][0], model.y: BATCHES[2][1],
-                                        flags[0]: False})
+        model.sess.run(
+            model.train_op, {model.x: BATCHES[2][0], model.y: BATCHES[2][1], flags[0]: False}
+        )
         assert_same(before, model.values())
     model.sess.close()
 
@@ -198,8 +212,11 @@ def test_a_transform_after_skip_that_makes_inf_is_skipped(sess):
     w = v1.get_variable("w", initializer=[1.0, 2.0])
     factor = v1.placeholder_with_default(1.0, [])
     skip = tf1norm.skip_nonfinite()
-    train_op = tf1norm.create_train_op(tf.reduce_sum(w * w), v1.train.GradientDescentOptimizer(
-        0.1), transforms=[skip, _ScaleGradients(factor)])
+    train_op = tf1norm.create_train_op(
+        tf.reduce_sum(w * w),
+        v1.train.GradientDescentOptimizer(0.1),
+        transforms=[skip, _ScaleGradients(factor)],
+    )
     sess.run(v1.global_variables_initializer())
     sess.run(train_op, {factor: np.inf})
     np.testing.assert_array_equal(sess.run(w), [1.0, 2.0])
@@ -212,8 +229,9 @@ def test_a_nonfinite_loss_with_finite_gradients_is_skipped(sess):
     w = v1.get_variable("w", initializer=[1.0, 2.0])
     offset = v1.placeholder_with_default(0.0, [])
     skip = tf1norm.skip_nonfinite()
-    train_op = tf1norm.create_train_op(tf.reduce_sum(w * w) + offset,
-                                       v1.train.GradientDescentOptimizer(0.1), transforms=[skip])
+    train_op = tf1norm.create_train_op(
+        tf.reduce_sum(w * w) + offset, v1.train.GradientDescentOptimizer(0.1), transforms=[skip]
+    )
     sess.run(v1.global_variables_initializer())
     sess.run(train_op, {offset: np.nan})
     np.testing.assert_array_equal(sess.run(w), [1.0, 2.0])
@@ -226,8 +244,9 @@ def test_check_numerics_names_the_variable_with_a_nan_gradient(sess):
     b = v1.get_variable("b", initializer=[3.0])
     factor = v1.placeholder_with_default(1.0, [])
     loss = tf.reduce_sum(a * a) + tf.reduce_sum(_poisoned_gradient(b, factor))
-    train_op = tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(0.1),
-                                       global_step=None)
+    train_op = tf1norm.create_train_op(
+        loss, v1.train.GradientDescentOptimizer(0.1), global_step=None
+    )
     sess.run(v1.global_variables_initializer())
     with pytest.raises(tf.errors.InvalidArgumentError, match="the gradient of b is inf or nan"):
         sess.run(train_op, {factor: np.nan})
@@ -244,10 +263,12 @@ def test_traced_checks_of_many_gradients_name_the_variable(sess):
     weights = [v1.get_variable(f"w{i}", initializer=[float(i + 1)]) for i in range(count)]
     b = v1.get_variable("b", initializer=[3.0])
     factor = v1.placeholder_with_default(1.0, [])
-    loss = tf.add_n([tf.reduce_sum(w * w) for w in weights]) + \
-        tf.reduce_sum(_poisoned_gradient(b, factor))
-    train_op = tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(0.1),
-                                       global_step=None)
+    loss = tf.add_n([tf.reduce_sum(w * w) for w in weights]) + tf.reduce_sum(
+        _poisoned_gradient(b, factor)
+    )
+    train_op = tf1norm.create_train_op(
+        loss, v1.train.GradientDescentOptimizer(0.1), global_step=None
+    )
     calls = [op for op in sess.graph.get_operations() if op.type == "StatefulPartitionedCall"]
     assert len(calls) == count + 1  # one traced check per gradient
     sess.run(v1.global_variables_initializer())
@@ -273,10 +294,14 @@ def test_snapshots_are_one_per_written_variable(graph):
     x = v1.placeholder(tf.float32, [None, 2])
     w = v1.get_variable("w", initializer=np.ones((2, 2), np.float32))
     loss = tf.reduce_sum(tf1norm.batch_norm(tf.matmul(x, w), training=True))
-    tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(0.1),
-                            transforms=[tf1norm.skip_nonfinite()])
-    snapshots = [op for op in graph.get_operations()
-                 if op.name.startswith("skip_nonfinite_snapshot") and op.type == "ReadVariableOp"]
+    tf1norm.create_train_op(
+        loss, v1.train.GradientDescentOptimizer(0.1), transforms=[tf1norm.skip_nonfinite()]
+    )
+    snapshots = [
+        op
+        for op in graph.get_operations()
+        if op.name.startswith("skip_nonfinite_snapshot") and op.type == "ReadVariableOp"
+    ]
     read = sorted(op.inputs[0].op.name for op in snapshots)
     assert read == ["batch_normalization/moving_mean", "batch_normalization/moving_variance"]
 
@@ -289,8 +314,9 @@ def test_a_legacy_reference_variable_written_in_the_forward_pass_is_restored(ses
     assert type(seen).__name__ == "RefVariable"
     with tf.control_dependencies([v1.assign_add(seen, tf.reduce_sum(x))]):
         loss = tf.identity(tf.reduce_sum(tf.matmul(x, w)))
-    train_op = tf1norm.create_train_op(loss, v1.train.MomentumOptimizer(0.1, 0.9),
-                                       transforms=[tf1norm.skip_nonfinite()])
+    train_op = tf1norm.create_train_op(
+        loss, v1.train.MomentumOptimizer(0.1, 0.9), transforms=[tf1norm.skip_nonfinite()]
+    )
     sess.run(v1.global_variables_initializer())
     sess.run(train_op, {x: np.ones((3, 2))})
     sess.run(train_op, {x: np.full((3, 2), np.nan)})
@@ -306,8 +332,9 @@ def test_statistics_updated_inside_a_cond_op_are_restored(sess):
     training = v1.placeholder_with_default(True, [])
     w = v1.get_variable("w", initializer=np.ones((2, 2), np.float32))
     h = v1.layers.batch_normalization(tf.matmul(x, w), training=training)
-    train_op = tf1norm.create_train_op(tf.reduce_sum(h * h), v1.train.AdamOptimizer(0.1),
-                                       transforms=[tf1norm.skip_nonfinite()])
+    train_op = tf1norm.create_train_op(
+        tf.reduce_sum(h * h), v1.train.AdamOptimizer(0.1), transforms=[tf1norm.skip_nonfinite()]
+    )
     sess.run(v1.global_variables_initializer())
     sess.run(train_op, {x: [[1.0, 2.0], [3.0, 5.0]]})
     names = [v.op.name for v in v1.global_variables()]
@@ -325,9 +352,11 @@ def _noisy_run(faults):
         x = v1.placeholder(tf.float32, [2])
         w = v1.get_variable("w", initializer=[1.0, 2.0])
         noise = tf.random.Generator.from_seed(5).normal([2])
-        train_op = tf1norm.create_train_op(tf.reduce_sum(w * x * noise),
-                                           v1.train.GradientDescentOptimizer(0.1),
-                                           transforms=[tf1norm.skip_nonfinite()])
+        train_op = tf1norm.create_train_op(
+            tf.reduce_sum(w * x * noise),
+            v1.train.GradientDescentOptimizer(0.1),
+            transforms=[tf1norm.skip_nonfinite()],
+        )
         session.run(v1.global_variables_initializer())
         for _ in range(faults):
             session.run(train_op, {x: [np.nan, 1.0]})

@@ -61,16 +61,21 @@ def _run(batch_norm, x0, kwargs, flag=None, steps=3, updates_key=UPDATE_OPS, los
             out = sess.run([y] + grads, feed)
             for _ in range(steps):
                 sess.run([y, graph.get_collection(updates_key)], feed)
-            return {"y": out[0], "grads": dict(zip(["x"] + _names(trainable), out[1:])),
-                    "variables": {v.op.name: sess.run(v) for v in v1.global_variables()},
-                    "collections": _collections(graph), "shape": y.shape.as_list()}
+            return {
+                "y": out[0],
+                "grads": dict(zip(["x"] + _names(trainable), out[1:])),
+                "variables": {v.op.name: sess.run(v) for v in v1.global_variables()},
+                "collections": _collections(graph),
+                "shape": y.shape.as_list(),
+            }
 
 
 def _loss(y, x):
     """A fixed, generic weighting of the output (``x`` unused), so every gradient is non-trivial."""
     y = tf.cast(y, tf.float32)
-    return tf.reduce_sum(y * tf.sin(tf.reshape(tf.range(tf.size(y), dtype=tf.float32),
-                                               tf.shape(y))))
+    return tf.reduce_sum(
+        y * tf.sin(tf.reshape(tf.range(tf.size(y), dtype=tf.float32), tf.shape(y)))
+    )
 
 
 def _names(variables):
@@ -91,12 +96,18 @@ def _assert_same(ours, ref, rtol=1e-5):
     scale = np.abs(ref["y"]).max()
     np.testing.assert_allclose(ours["y"], ref["y"], rtol=rtol, atol=rtol * scale, err_msg="y")
     for name, grad in ref["grads"].items():
-        np.testing.assert_allclose(ours["grads"][name], grad, rtol=1e-4,
-                                   atol=2e-5 * np.abs(grad).max(), err_msg=f"d/d {name}")
+        np.testing.assert_allclose(
+            ours["grads"][name],
+            grad,
+            rtol=1e-4,
+            atol=2e-5 * np.abs(grad).max(),
+            err_msg=f"d/d {name}",
+        )
     assert list(ours["variables"]) == list(ref["variables"])
     for name, value in ref["variables"].items():
-        np.testing.assert_allclose(ours["variables"][name], value, rtol=1e-5, atol=1e-6,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            ours["variables"][name], value, rtol=1e-5, atol=1e-6, err_msg=name
+        )
 
 
 # (shape, kwargs): tf-slim's layers path, which the installed tf-slim still runs.
@@ -154,8 +165,9 @@ def test_matches_patched_slim(rng, patched_slim, shape, kwargs, flag):
 @pytest.mark.parametrize("shape,kwargs", [PATCHED[1], PATCHED[4]], ids=str)
 def test_matches_patched_slim_with_a_true_tensor_flag(rng, patched_slim, shape, kwargs):
     x0 = _x(rng, shape)
-    _assert_same(_run(slim_layers.batch_norm, x0, kwargs, True),
-                 _run(slim.batch_norm, x0, kwargs, True))
+    _assert_same(
+        _run(slim_layers.batch_norm, x0, kwargs, True), _run(slim.batch_norm, x0, kwargs, True)
+    )
 
 
 @pytest.mark.parametrize("shape,kwargs", PATCHED[:2] + PATCHED[4:5] + PATCHED[7:8], ids=str)
@@ -196,8 +208,9 @@ def test_tf_slims_own_batch_norm_tests_pass():
     which would break every later TF2 test of this session.
     """
     pytest.importorskip("tf_slim.layers.layers_test")
-    done = subprocess.run([sys.executable, "-c", _SLIM_SUITE], capture_output=True, text=True,
-                          timeout=600, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _SLIM_SUITE], capture_output=True, text=True, timeout=600, check=True
+    )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["run"] == 67
     assert result["failed"] == ["testAdjustmentCreated", "testCreateOpDefault"]
@@ -205,15 +218,21 @@ def test_tf_slims_own_batch_norm_tests_pass():
 
 def test_inference_matches_slim_with_trained_statistics(rng):
     x0 = _x(rng, (2, 4, 5, 3))
-    init = {name: v1.random_uniform_initializer(0.5, 2.0, seed=i)
-            for i, name in enumerate(["beta", "gamma", "moving_mean", "moving_variance"])}
+    init = {
+        name: v1.random_uniform_initializer(0.5, 2.0, seed=i)
+        for i, name in enumerate(["beta", "gamma", "moving_mean", "moving_variance"])
+    }
     kwargs = {"is_training": False, "scale": True, "param_initializers": init}
     ref = _run(slim.batch_norm, x0, kwargs)
     assert ref["collections"]["updates"] == 0
     _assert_same(_run(slim_layers.batch_norm, x0, kwargs), ref)
     values = ref["variables"]
-    twin = (values["BatchNorm/gamma"] * (x0 - values["BatchNorm/moving_mean"])
-            / np.sqrt(values["BatchNorm/moving_variance"] + 1e-3) + values["BatchNorm/beta"])
+    twin = (
+        values["BatchNorm/gamma"]
+        * (x0 - values["BatchNorm/moving_mean"])
+        / np.sqrt(values["BatchNorm/moving_variance"] + 1e-3)
+        + values["BatchNorm/beta"]
+    )
     np.testing.assert_allclose(ref["y"], twin, rtol=1e-5)
 
 
@@ -244,8 +263,11 @@ def test_moving_variance_follows_slims_code_path(sess, rng, fused, correction):
 @pytest.mark.parametrize("zero_debias", [False, True])
 def test_update_ops_are_named_as_slims(graph, zero_debias):
     """tf-slim's testUpdatesCollection: the entries have an ``.op`` named AssignMovingAvg."""
-    slim_layers.batch_norm(tf.zeros([5, 3, 3, 3]), updates_collections="my_update_ops",
-                           zero_debias_moving_mean=zero_debias)
+    slim_layers.batch_norm(
+        tf.zeros([5, 3, 3, 3]),
+        updates_collections="my_update_ops",
+        zero_debias_moving_mean=zero_debias,
+    )
     mean_update, variance_update = graph.get_collection("my_update_ops")
     assert mean_update.op.name.startswith("BatchNorm/AssignMovingAvg/")
     assert variance_update.op.name.startswith("BatchNorm/AssignMovingAvg_1/")
@@ -260,18 +282,22 @@ def test_in_place_updates_run_with_the_output(sess, rng):
     moving_mean = v1.global_variables("BatchNorm/moving_mean")[0]
     for step in range(1, 3):
         sess.run(y)
-        np.testing.assert_allclose(sess.run(moving_mean), (1 - 0.9 ** step) * x0.mean(axis=0),
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            sess.run(moving_mean), (1 - 0.9**step) * x0.mean(axis=0), rtol=1e-5
+        )
 
 
 def test_zero_debiased_mean_is_the_batch_mean_from_the_first_step(sess, rng):
     x0 = _x(rng, (2, 4, 5, 3))
     flag = v1.placeholder(tf.bool, [])
-    slim_layers.batch_norm(tf.constant(x0), decay=0.9, zero_debias_moving_mean=True,
-                           is_training=flag)
+    slim_layers.batch_norm(
+        tf.constant(x0), decay=0.9, zero_debias_moving_mean=True, is_training=flag
+    )
     names = _names(v1.global_variables())
-    assert names[-2:] == ["BatchNorm/BatchNorm/moving_mean/biased",
-                          "BatchNorm/BatchNorm/moving_mean/local_step"]
+    assert names[-2:] == [
+        "BatchNorm/BatchNorm/moving_mean/biased",
+        "BatchNorm/BatchNorm/moving_mean/local_step",
+    ]
     assert names[-2] not in _names(v1.get_collection(MODEL_VARIABLES))  # the fused path's way
     sess.run(v1.global_variables_initializer())
     updates = v1.get_collection(UPDATE_OPS)
@@ -279,8 +305,11 @@ def test_zero_debiased_mean_is_the_batch_mean_from_the_first_step(sess, rng):
     assert sess.run(v1.global_variables("BatchNorm/BatchNorm/moving_mean/local_step")[0]) == 0
     for _ in range(2):
         sess.run(updates, {flag: True})
-        np.testing.assert_allclose(sess.run(v1.global_variables("BatchNorm/moving_mean")[0]),
-                                   x0.reshape(-1, 3).mean(axis=0), rtol=1e-5)
+        np.testing.assert_allclose(
+            sess.run(v1.global_variables("BatchNorm/moving_mean")[0]),
+            x0.reshape(-1, 3).mean(axis=0),
+            rtol=1e-5,
+        )
 
 
 @pytest.mark.parametrize("rank", [3, 4, 5])
@@ -289,19 +318,26 @@ def test_channels_first_is_the_transposed_channels_last_run(rng, rank):
     x0 = _x(rng, shape)
     to_last = [0] + list(range(2, rank)) + [1]
     kwargs = {"scale": True, "decay": 0.9}
-    last = _run(slim_layers.batch_norm, np.ascontiguousarray(x0.transpose(to_last)), kwargs,
-                loss=_layout_free_loss)
+    last = _run(
+        slim_layers.batch_norm,
+        np.ascontiguousarray(x0.transpose(to_last)),
+        kwargs,
+        loss=_layout_free_loss,
+    )
     first_format = "NCDHW" if rank == 5 else "NCHW"
-    first = _run(slim_layers.batch_norm, x0, dict(kwargs, data_format=first_format),
-                 loss=_layout_free_loss)
+    first = _run(
+        slim_layers.batch_norm, x0, dict(kwargs, data_format=first_format), loss=_layout_free_loss
+    )
     np.testing.assert_allclose(first["y"].transpose(to_last), last["y"], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(first["grads"]["x"].transpose(to_last), last["grads"]["x"],
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        first["grads"]["x"].transpose(to_last), last["grads"]["x"], rtol=1e-4, atol=1e-5
+    )
     for kind in ("variables", "grads"):
         for name, value in last[kind].items():
             if name != "x":
-                np.testing.assert_allclose(first[kind][name], value, rtol=1e-5, atol=1e-6,
-                                           err_msg=f"{kind} {name}")
+                np.testing.assert_allclose(
+                    first[kind][name], value, rtol=1e-5, atol=1e-6, err_msg=f"{kind} {name}"
+                )
 
 
 def _layout_free_loss(y, x):
@@ -318,23 +354,31 @@ def test_param_regularizers_match_slim(rng):
     losses = []
     for batch_norm in (slim.batch_norm, slim_layers.batch_norm):
         with tf.Graph().as_default():
-            batch_norm(tf.constant(_x(rng, (2, 3, 4))), scale=True, param_regularizers=regularizers,
-                       param_initializers=init)
+            batch_norm(
+                tf.constant(_x(rng, (2, 3, 4))),
+                scale=True,
+                param_regularizers=regularizers,
+                param_initializers=init,
+            )
             with v1.Session() as sess:
                 sess.run(v1.global_variables_initializer())
                 losses.append(sorted(sess.run(v1.get_collection(keys.REGULARIZATION_LOSSES))))
     assert losses[0] == losses[1] == sorted([0.5 * 0.5 * 4 * 4.0, 0.25 * 4 * 3.0])
 
 
-@pytest.mark.parametrize("collections", [["mine"], {"beta": ["b"], "moving_mean": ["m"],
-                                                     "gamma": None}], ids=["list", "dict"])
+@pytest.mark.parametrize(
+    "collections",
+    [["mine"], {"beta": ["b"], "moving_mean": ["m"], "gamma": None}],
+    ids=["list", "dict"],
+)
 def test_variables_collections_match_slim(collections):
     found = []
     for batch_norm in (slim.batch_norm, slim_layers.batch_norm):
         with tf.Graph().as_default() as graph:
             batch_norm(tf.zeros([2, 3, 4]), scale=True, variables_collections=collections)
-            found.append({key: sorted(_names(graph.get_collection(key)))
-                          for key in ("mine", "b", "m")})
+            found.append(
+                {key: sorted(_names(graph.get_collection(key))) for key in ("mine", "b", "m")}
+            )
     assert found[0] == found[1]
     assert sum(len(names) for names in found[1].values()) in (2, 4)
 
@@ -355,8 +399,13 @@ def test_scope_names_outputs_collections_and_activation_match_slim():
                 first = batch_norm(x, activation_fn=tf.nn.relu, outputs_collections="ends")
                 batch_norm(x, scope="named")
                 batch_norm(x, scope="named", reuse=True)
-            seen.append((_names(v1.global_variables()), first.aliases,
-                         [t.op.type for t in graph.get_collection("ends")]))
+            seen.append(
+                (
+                    _names(v1.global_variables()),
+                    first.aliases,
+                    [t.op.type for t in graph.get_collection("ends")],
+                )
+            )
     assert seen[0] == seen[1]
     assert seen[1][1] == ["net/BatchNorm"] and seen[1][2] == ["Relu"]
 
@@ -366,11 +415,21 @@ def test_arg_scope_and_conv2d_normalizer_match_slim(rng):
 
     def network(batch_norm):
         def build(x):
-            with slim.arg_scope([slim.conv2d], normalizer_fn=batch_norm,
-                                normalizer_params={"decay": 0.9, "scale": True}), \
-                    slim.arg_scope([batch_norm], epsilon=0.01):
-                return slim.conv2d(slim.conv2d(x, 4, [3, 3], weights_initializer=_seeded(1)),
-                                   5, [3, 3], weights_initializer=_seeded(2))
+            with (
+                slim.arg_scope(
+                    [slim.conv2d],
+                    normalizer_fn=batch_norm,
+                    normalizer_params={"decay": 0.9, "scale": True},
+                ),
+                slim.arg_scope([batch_norm], epsilon=0.01),
+            ):
+                return slim.conv2d(
+                    slim.conv2d(x, 4, [3, 3], weights_initializer=_seeded(1)),
+                    5,
+                    [3, 3],
+                    weights_initializer=_seeded(2),
+                )
+
         return build
 
     ref = _run(lambda x: network(slim.batch_norm)(x), x0, {})
@@ -388,8 +447,9 @@ def _seeded(seed):
 
 def _network(images, batch_norm, is_training, reuse=None, **bn_kwargs):
     params = dict({"decay": 0.9, "scale": True, "is_training": is_training}, **bn_kwargs)
-    with slim.arg_scope([slim.conv2d], normalizer_fn=batch_norm, normalizer_params=params,
-                        reuse=reuse):
+    with slim.arg_scope(
+        [slim.conv2d], normalizer_fn=batch_norm, normalizer_params=params, reuse=reuse
+    ):
         net = slim.conv2d(images, 8, [3, 3], scope="conv1", weights_initializer=_seeded(3))
         return slim.conv2d(net, 4, [3, 3], scope="conv2", weights_initializer=_seeded(4))
 
@@ -429,38 +489,48 @@ def test_checkpoints_are_interchangeable_with_slim(tmp_path, rng, direction):
     test_images = _x(rng, (3, 6, 6, 3))
     path = str(tmp_path / "net")
     expected = _train_and_save(writer, path, batches, test_images)
-    np.testing.assert_allclose(_restore_and_infer(reader, path, test_images), expected,
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        _restore_and_infer(reader, path, test_images), expected, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_zero_debias_checkpoint_of_patched_slim_restores(tmp_path, rng, patched_slim):
     batches = [_x(rng, (4, 6, 6, 3)) for _ in range(3)]
     test_images = _x(rng, (3, 6, 6, 3))
     path = str(tmp_path / "net")
-    expected = _train_and_save(slim.batch_norm, path, batches, test_images,
-                               zero_debias_moving_mean=True)
+    expected = _train_and_save(
+        slim.batch_norm, path, batches, test_images, zero_debias_moving_mean=True
+    )
     with tf.Graph().as_default():  # training graph: the debias variables must restore too
-        _network(tf.constant(test_images), slim_layers.batch_norm, True,
-                 zero_debias_moving_mean=True)
+        _network(
+            tf.constant(test_images), slim_layers.batch_norm, True, zero_debias_moving_mean=True
+        )
         with v1.Session() as sess:
             v1.train.Saver().restore(sess, path)
-            step = sess.run(v1.global_variables("conv1/BatchNorm/conv1/BatchNorm/moving_mean/"
-                                                "local_step")[0])
+            step = sess.run(
+                v1.global_variables("conv1/BatchNorm/conv1/BatchNorm/moving_mean/local_step")[0]
+            )
             assert step == len(batches)
-    got = _restore_and_infer(slim_layers.batch_norm, path, test_images,
-                             zero_debias_moving_mean=True)
+    got = _restore_and_infer(
+        slim_layers.batch_norm, path, test_images, zero_debias_moving_mean=True
+    )
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
 # ----------------------------------------------------------- partitioned scopes
 
 
-@pytest.mark.parametrize("partitioner", [
-    lambda: v1.fixed_size_partitioner(2),
-    lambda: v1.min_max_variable_partitioner(max_partitions=2, min_slice_size=4),
-], ids=["fixed_size", "min_max"])
-@pytest.mark.parametrize("kwargs", [{"scale": True}, {"zero_debias_moving_mean": True}],
-                         ids=["default", "zero_debias"])
+@pytest.mark.parametrize(
+    "partitioner",
+    [
+        lambda: v1.fixed_size_partitioner(2),
+        lambda: v1.min_max_variable_partitioner(max_partitions=2, min_slice_size=4),
+    ],
+    ids=["fixed_size", "min_max"],
+)
+@pytest.mark.parametrize(
+    "kwargs", [{"scale": True}, {"zero_debias_moving_mean": True}], ids=["default", "zero_debias"]
+)
 def test_partitioned_scope_keeps_the_variables_whole(rng, partitioner, kwargs):
     x0 = _x(rng, (2, 4, 5, 6))
 

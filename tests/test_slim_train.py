@@ -54,8 +54,9 @@ def test_gan_two_train_ops_count_each_step_once(sess):
     _, discriminator_loss = _problem("discriminator")
     var = lambda scope: v1.trainable_variables(scope)  # noqa: E731
     g_op = tf1norm.create_train_op(generator_loss, _sgd(), variables=var("generator"))
-    d_op = tf1norm.create_train_op(discriminator_loss, _sgd(), global_step=None,
-                                   variables_to_train=var("discriminator"))
+    d_op = tf1norm.create_train_op(
+        discriminator_loss, _sgd(), global_step=None, variables_to_train=var("discriminator")
+    )
     sess.run(v1.global_variables_initializer())
     for _ in range(10):
         sess.run(d_op)
@@ -79,12 +80,14 @@ def test_slim_learning_train_stops_at_number_of_steps(tmp_path):
     with tf.Graph().as_default():
         w, loss = _problem()
         train_op = tf1norm.create_train_op(
-            loss * 0.01, _sgd(), transforms=[tf1norm.clip_by_norm(1.0)])
+            loss * 0.01, _sgd(), transforms=[tf1norm.clip_by_norm(1.0)]
+        )
         # No Supervisor threads (summary_writer=None, save_interval_secs=0): they run eagerly in a
         # process where eager execution is on (pytest's); see legacy_examples/slim_train.py
         # for the plain call in a TF1 process.
-        final_loss = slim.learning.train(train_op, str(tmp_path), number_of_steps=5,
-                                         summary_writer=None, save_interval_secs=0)
+        final_loss = slim.learning.train(
+            train_op, str(tmp_path), number_of_steps=5, summary_writer=None, save_interval_secs=0
+        )
         assert np.isfinite(final_loss)
     reader = tf.train.load_checkpoint(str(tmp_path))
     assert reader.get_tensor("global_step") == 5
@@ -98,8 +101,11 @@ def test_monitored_training_session_stops_at_last_step(tmp_path):
         train_op = tf1norm.create_train_op(loss, _sgd())
         runs = 0
         with v1.train.MonitoredTrainingSession(
-                checkpoint_dir=str(tmp_path), hooks=[v1.train.StopAtStepHook(last_step=7)],
-                save_summaries_steps=None, save_checkpoint_secs=None) as session:
+            checkpoint_dir=str(tmp_path),
+            hooks=[v1.train.StopAtStepHook(last_step=7)],
+            save_summaries_steps=None,
+            save_checkpoint_secs=None,
+        ) as session:
             while not session.should_stop() and runs < 100:
                 session.run(train_op)
                 runs += 1
@@ -108,8 +114,9 @@ def test_monitored_training_session_stops_at_last_step(tmp_path):
 
 def test_summarize_gradients_reports_the_applied_gradients(sess):
     w, loss = _problem()
-    train_op = tf1norm.create_train_op(loss, _sgd(), summarize_gradients=True,
-                                       transforms=[tf1norm.clip_by_norm(2.0)])
+    train_op = tf1norm.create_train_op(
+        loss, _sgd(), summarize_gradients=True, transforms=[tf1norm.clip_by_norm(2.0)]
+    )
     summary = v1.Summary()
     summary.ParseFromString(run_initialized(sess, v1.summary.merge_all()))
     values = {v.tag: v for v in summary.value}
@@ -123,8 +130,9 @@ def test_summarize_gradients_reports_the_applied_gradients(sess):
 def test_summaries_of_skipped_nonfinite_gradients_do_not_fail(sess):
     _, loss = _problem()
     scale = v1.placeholder_with_default(1.0, [])
-    tf1norm.create_train_op(loss * scale, _sgd(), summarize_gradients=True,
-                            transforms=[tf1norm.skip_nonfinite()])
+    tf1norm.create_train_op(
+        loss * scale, _sgd(), summarize_gradients=True, transforms=[tf1norm.skip_nonfinite()]
+    )
     sess.run(v1.global_variables_initializer())
     sess.run(v1.summary.merge_all(), {scale: np.nan})
 
@@ -141,11 +149,15 @@ def test_variables_to_train_alias_and_conflict(sess):
         tf1norm.create_train_op(loss, _sgd(), variables=[w], variables_to_train=[other])
 
 
-@pytest.mark.parametrize("transform,expected", [
-    (lambda low, high: tf1norm.clip_by_value(low, high), np.clip(G, -0.5, 2.5)),
-    (lambda low, high: tf1norm.clip_by_norm(high), G * 2.5 / np.linalg.norm(G)),
-    (lambda low, high: tf1norm.clip_by_global_norm(high), G * 2.5 / np.linalg.norm(G)),
-], ids=["value", "norm", "global_norm"])
+@pytest.mark.parametrize(
+    "transform,expected",
+    [
+        (lambda low, high: tf1norm.clip_by_value(low, high), np.clip(G, -0.5, 2.5)),
+        (lambda low, high: tf1norm.clip_by_norm(high), G * 2.5 / np.linalg.norm(G)),
+        (lambda low, high: tf1norm.clip_by_global_norm(high), G * 2.5 / np.linalg.norm(G)),
+    ],
+    ids=["value", "norm", "global_norm"],
+)
 def test_clip_bounds_may_be_tensors(sess, transform, expected):
     w, loss = _problem()
     low, high = v1.placeholder(tf.float32, []), v1.placeholder(tf.float32, [])
@@ -160,28 +172,41 @@ def test_multiplier_of_a_none_gradient_raises(graph):
     w, loss = _problem()
     frozen = v1.get_variable("frozen", initializer=1.0)
     with pytest.raises(ValueError, match="frozen.*no gradient"):
-        tf1norm.create_train_op(loss, _sgd(), variables=[w, frozen],
-                                transforms=[tf1norm.multiply_gradients({"frozen": 2.0})])
+        tf1norm.create_train_op(
+            loss,
+            _sgd(),
+            variables=[w, frozen],
+            transforms=[tf1norm.multiply_gradients({"frozen": 2.0})],
+        )
     with pytest.raises(ValueError, match="no gradient"):
-        tf1norm.create_train_op(loss, _sgd(), variables=[w, frozen],
-                                transforms=[tf1norm.multiply_gradients({frozen: 2.0})])
+        tf1norm.create_train_op(
+            loss,
+            _sgd(),
+            variables=[w, frozen],
+            transforms=[tf1norm.multiply_gradients({frozen: 2.0})],
+        )
 
 
 def test_multiplier_pattern_skips_variables_without_gradient(sess):
     w, loss = _problem()
     frozen = v1.get_variable("frozen", initializer=1.0)
-    train_op = tf1norm.create_train_op(loss, _sgd(), variables=[w, frozen],
-                                       transforms=[tf1norm.multiply_gradients({".*": 2.0})])
+    train_op = tf1norm.create_train_op(
+        loss, _sgd(), variables=[w, frozen], transforms=[tf1norm.multiply_gradients({".*": 2.0})]
+    )
     run_initialized(sess, train_op)
     np.testing.assert_allclose(sess.run(w), W0 - 0.2 * G, rtol=1e-6)
 
 
-@pytest.mark.parametrize("global_step,fragment", [
-    (0, "got 0"),
-    ("global_step", "got 'global_step'"),
-    (lambda: v1.Variable(0.0, name="float_step"), "got a float32 variable"),
-    (lambda: tf.constant(1, tf.int64), "got <tf.Tensor"),
-], ids=["int", "str", "float_variable", "tensor"])
+@pytest.mark.parametrize(
+    "global_step,fragment",
+    [
+        (0, "got 0"),
+        ("global_step", "got 'global_step'"),
+        (lambda: v1.Variable(0.0, name="float_step"), "got a float32 variable"),
+        (lambda: tf.constant(1, tf.int64), "got <tf.Tensor"),
+    ],
+    ids=["int", "str", "float_variable", "tensor"],
+)
 def test_bad_global_step(graph, global_step, fragment):
     _, loss = _problem()
     global_step = global_step() if callable(global_step) else global_step

@@ -9,12 +9,10 @@ import pytest
 import tf1norm
 from tf1norm._src.compat import tf, v1
 
-W0 = np.array([[0.6, 0.1, 2.0, 0.0],
-               [0.8, 0.2, 0.0, 3.0],
-               [0.0, 0.3, 1.0, 4.0]], np.float32)   # column norms 1.0, 0.374, 2.236, 5.0
-GRAD = np.array([[0.5, -0.1, 0.2, 0.0],
-                 [0.0, 0.1, -0.3, 1.0],
-                 [-0.5, 0.0, 0.1, -1.0]], np.float32)
+W0 = np.array(
+    [[0.6, 0.1, 2.0, 0.0], [0.8, 0.2, 0.0, 3.0], [0.0, 0.3, 1.0, 4.0]], np.float32
+)  # column norms 1.0, 0.374, 2.236, 5.0
+GRAD = np.array([[0.5, -0.1, 0.2, 0.0], [0.0, 0.1, -0.3, 1.0], [-0.5, 0.0, 0.1, -1.0]], np.float32)
 THRESHOLD = 1.5
 
 
@@ -41,8 +39,9 @@ def build_known_step(chain, learning_rate=1.0):
     """loss = Σ w·GRAD, so dloss/dw = GRAD; plain SGD; w max-norm projected."""
     w = v1.get_variable("w", initializer=W0, regularizer=tf1norm.max_norm_regularizer(THRESHOLD))
     loss = tf.reduce_sum(w * GRAD)
-    train_op = tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(learning_rate),
-                                       transforms=chain)
+    train_op = tf1norm.create_train_op(
+        loss, v1.train.GradientDescentOptimizer(learning_rate), transforms=chain
+    )
     return w, train_op
 
 
@@ -65,20 +64,27 @@ def test_norms_fraction_clipped_and_global_norm_match_numpy(graph, sess, tmp_pat
     before = W0 - GRAD * np.float32(min(1.0, clip_norm / global_norm))
     before_norms = numpy_unit_norms(before)
     after_norms = numpy_unit_norms(numpy_max_norm(before, THRESHOLD))
-    scalar = {tag: values[0].simple_value for tag, values in events.items()
-              if values[0].HasField("simple_value")}
+    scalar = {
+        tag: values[0].simple_value
+        for tag, values in events.items()
+        if values[0].HasField("simple_value")
+    }
     np.testing.assert_allclose(scalar["tf1norm/gradients/global_norm"], global_norm, rtol=1e-6)
     assert scalar["tf1norm/gradients/clipped"] == float(global_norm > clip_norm)
     assert scalar["tf1norm/w/fraction_clipped"] == np.mean(before_norms > THRESHOLD)
     assert 0 < np.mean(before_norms > THRESHOLD) < 1
     for stage, norms in (("before", before_norms), ("after", after_norms)):
         np.testing.assert_allclose(scalar[f"tf1norm/w/norm_{stage}_max"], norms.max(), rtol=1e-6)
-        np.testing.assert_allclose(scalar[f"tf1norm/w/norm_{stage}_median"], np.median(norms),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            scalar[f"tf1norm/w/norm_{stage}_median"], np.median(norms), rtol=1e-6
+        )
         histogram = events[f"tf1norm/w/norm_{stage}"][0].histo
         assert histogram.num == norms.size
-        np.testing.assert_allclose([histogram.min, histogram.max, histogram.sum],
-                                   [norms.min(), norms.max(), norms.sum()], rtol=1e-6)
+        np.testing.assert_allclose(
+            [histogram.min, histogram.max, histogram.sum],
+            [norms.min(), norms.max(), norms.sum()],
+            rtol=1e-6,
+        )
     # the summary described the step that was applied: the weights now hold "after"
     np.testing.assert_allclose(numpy_unit_norms(sess.run(w)), after_norms, rtol=1e-6)
 
@@ -88,8 +94,9 @@ def test_global_norm_without_clipping_is_the_gradients_norm(graph, sess, tmp_pat
     _, train_op = build_known_step([summarize])
     sess.run(v1.global_variables_initializer())
     events = write_one_step(sess, train_op, summarize.summary_op, str(tmp_path))
-    np.testing.assert_allclose(events["tf1norm/gradients/global_norm"][0].simple_value,
-                               np.linalg.norm(GRAD), rtol=1e-6)
+    np.testing.assert_allclose(
+        events["tf1norm/gradients/global_norm"][0].simple_value, np.linalg.norm(GRAD), rtol=1e-6
+    )
     assert "tf1norm/gradients/clipped" not in events
     assert not any("histo" in str(v[0].WhichOneof("value")) for v in events.values())
 
@@ -100,8 +107,10 @@ def test_skipped_steps_after_a_nan_feed(graph, sess, tmp_path):
     summarize = tf1norm.summarize_chain()
     with pytest.warns(UserWarning, match="per-layer norm summaries are left out"):
         train_op = tf1norm.create_train_op(
-            tf.reduce_sum(w * GRAD) * scale, v1.train.GradientDescentOptimizer(0.1),
-            transforms=[tf1norm.skip_nonfinite(), summarize])
+            tf.reduce_sum(w * GRAD) * scale,
+            v1.train.GradientDescentOptimizer(0.1),
+            transforms=[tf1norm.skip_nonfinite(), summarize],
+        )
     sess.run(v1.global_variables_initializer())
     writer = v1.summary.FileWriter(str(tmp_path))
     for step, feed in enumerate([np.nan, 1.0, np.inf, 1.0]):
@@ -121,16 +130,19 @@ def test_sigma_equals_largest_singular_value(graph, sess, tmp_path):
     with v1.variable_scope("sn", custom_getter=tf1norm.spectral_norm_getter(power_iterations=5)):
         logits = v1.layers.dense(x, 5, name="dense")
     summarize = tf1norm.summarize_chain()
-    train_op = tf1norm.create_train_op(tf.reduce_mean(tf.square(logits)),
-                                       v1.train.GradientDescentOptimizer(0.0),
-                                       transforms=[summarize])
+    train_op = tf1norm.create_train_op(
+        tf.reduce_mean(tf.square(logits)),
+        v1.train.GradientDescentOptimizer(0.0),
+        transforms=[summarize],
+    )
     kernel = v1.trainable_variables("sn/dense/kernel")[0]
     sess.run(v1.global_variables_initializer())
     for _ in range(20):  # lr 0: the kernel stays put while u converges
         sess.run(train_op)
     events = write_one_step(sess, train_op, summarize.summary_op, str(tmp_path))
-    sigmas = [values[0].simple_value for tag, values in events.items()
-              if tag.startswith("tf1norm/sigma/")]
+    sigmas = [
+        values[0].simple_value for tag, values in events.items() if tag.startswith("tf1norm/sigma/")
+    ]
     assert len(sigmas) == 1
     largest = np.linalg.svd(sess.run(kernel), compute_uv=False)[0]
     np.testing.assert_allclose(sigmas[0], largest, rtol=1e-4)
@@ -141,16 +153,20 @@ def build_mlp(seed, summarize):
     rng = np.random.default_rng(seed)
     x = tf.constant(rng.normal(size=(16, 10)), tf.float32)
     y = tf.constant(rng.integers(0, 3, 16))
-    net = v1.layers.dense(x, 20, tf.nn.relu, name="hidden",
-                          kernel_initializer=v1.constant_initializer(rng.normal(size=(10, 20))),
-                          kernel_regularizer=tf1norm.max_norm_regularizer(0.5))
-    logits = v1.layers.dense(net, 3, name="output",
-                             kernel_initializer=v1.constant_initializer(rng.normal(size=(20, 3))))
-    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y,
-                                                                         logits=logits))
+    net = v1.layers.dense(
+        x,
+        20,
+        tf.nn.relu,
+        name="hidden",
+        kernel_initializer=v1.constant_initializer(rng.normal(size=(10, 20))),
+        kernel_regularizer=tf1norm.max_norm_regularizer(0.5),
+    )
+    logits = v1.layers.dense(
+        net, 3, name="output", kernel_initializer=v1.constant_initializer(rng.normal(size=(20, 3)))
+    )
+    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
     chain = [tf1norm.clip_by_global_norm(0.5)] + ([summarize] if summarize else [])
-    return tf1norm.create_train_op(loss, v1.train.MomentumOptimizer(0.5, 0.9),
-                                   transforms=chain)
+    return tf1norm.create_train_op(loss, v1.train.MomentumOptimizer(0.5, 0.9), transforms=chain)
 
 
 def train(summarize, steps=12):
@@ -181,10 +197,14 @@ def test_training_is_bit_identical_with_and_without_summaries():
 
 def test_monitored_training_session_writes_every_n_steps(graph, tmp_path):
     train_op = build_mlp(3, tf1norm.summarize_chain(collections=[v1.GraphKeys.SUMMARIES]))
-    with v1.train.MonitoredTrainingSession(checkpoint_dir=str(tmp_path), save_summaries_steps=3,
-                                           save_checkpoint_secs=None, log_step_count_steps=None,
-                                           config=v1.ConfigProto(inter_op_parallelism_threads=2),
-                                           hooks=[v1.train.StopAtStepHook(last_step=7)]) as sess:
+    with v1.train.MonitoredTrainingSession(
+        checkpoint_dir=str(tmp_path),
+        save_summaries_steps=3,
+        save_checkpoint_secs=None,
+        log_step_count_steps=None,
+        config=v1.ConfigProto(inter_op_parallelism_threads=2),
+        hooks=[v1.train.StopAtStepHook(last_step=7)],
+    ) as sess:
         while not sess.should_stop():
             sess.run(train_op)
     events = read_events(str(tmp_path))
@@ -212,19 +232,22 @@ def test_summaries_collection_and_summary_op(graph):
 def test_pure_math_matches_numpy(sess, rng):
     w = rng.normal(size=(4, 3, 5)).astype(np.float32)
     norms = sess.run(tf1norm.summaries.unit_norms(tf.constant(w), (0, 1)))
-    np.testing.assert_allclose(norms, np.sqrt((w.astype(np.float64) ** 2).sum(axis=(0, 1))),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        norms, np.sqrt((w.astype(np.float64) ** 2).sum(axis=(0, 1))), rtol=1e-6
+    )
     for values in ([3.0], [2.0, 1.0], [5.0, 1.0, 3.0, 9.0]):
         assert sess.run(tf1norm.summaries.median(tf.constant(values))) == np.median(values)
-    assert sess.run(tf1norm.summaries.fraction_over(tf.constant([1.0, 2.0, 3.0, 4.0]), 2.0)) \
-        == 0.5
+    assert sess.run(tf1norm.summaries.fraction_over(tf.constant([1.0, 2.0, 3.0, 4.0]), 2.0)) == 0.5
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"histograms": "yes"}, TypeError, r"`histograms` must be a bool; got 'yes'"),
-    ({"collections": "summaries"}, TypeError, r"`collections` must be a list"),
-    ({"collections": [""]}, ValueError, r"`collections`"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"histograms": "yes"}, TypeError, r"`histograms` must be a bool; got 'yes'"),
+        ({"collections": "summaries"}, TypeError, r"`collections` must be a list"),
+        ({"collections": [""]}, ValueError, r"`collections`"),
+    ],
+)
 def test_bad_arguments_name_the_argument(kwargs, error, match):
     with pytest.raises(error, match=match):
         tf1norm.summarize_chain(**kwargs)
@@ -262,8 +285,7 @@ def test_chain_summary_hook_writes_only_with_the_train_op(graph, tmp_path):
     summarize = tf1norm.summarize_chain()  # by default not in SUMMARIES
     w, train_op = build_known_step([summarize], learning_rate=0.1)
     assert v1.get_collection(v1.GraphKeys.SUMMARIES) == []
-    hook = tf1norm.ChainSummaryHook(summarize.summary_op, train_op, str(tmp_path),
-                                    every_n_steps=2)
+    hook = tf1norm.ChainSummaryHook(summarize.summary_op, train_op, str(tmp_path), every_n_steps=2)
     with v1.train.MonitoredTrainingSession(hooks=[hook]) as sess:
         runs = []
         for fetches in (train_op, w, [train_op], w, {"t": train_op}, w, (train_op, w)):

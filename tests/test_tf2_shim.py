@@ -29,26 +29,34 @@ RTOL = 2e-6
 def _penalties(x, ids):
     del ids
     net = slim.fully_connected(x, 5, scope="l1", weights_regularizer=tf1norm.l1_regularizer(0.01))
-    net = slim.fully_connected(net, 5, scope="l1l2",
-                               weights_regularizer=tf1norm.l1_l2_regularizer(0.01, 0.02))
+    net = slim.fully_connected(
+        net, 5, scope="l1l2", weights_regularizer=tf1norm.l1_l2_regularizer(0.01, 0.02)
+    )
     net = slim.fully_connected(net, 4, scope="l2", weights_regularizer=tf1norm.l2_regularizer(0.1))
-    return slim.fully_connected(net, 3, scope="sn",
-                                weights_regularizer=tf1norm.spectral_norm_regularizer(0.1))
+    return slim.fully_connected(
+        net, 3, scope="sn", weights_regularizer=tf1norm.spectral_norm_regularizer(0.1)
+    )
 
 
 def _max_norm(x, ids):
     del ids
-    net = slim.fully_connected(x, 5, scope="fc1",
-                               weights_regularizer=tf1norm.max_norm_regularizer(0.5))
-    return v1.layers.dense(net, 3, name="dense",
-                           kernel_regularizer=tf1norm.max_norm_regularizer(0.7, axes=1))
+    net = slim.fully_connected(
+        x, 5, scope="fc1", weights_regularizer=tf1norm.max_norm_regularizer(0.5)
+    )
+    return v1.layers.dense(
+        net, 3, name="dense", kernel_regularizer=tf1norm.max_norm_regularizer(0.7, axes=1)
+    )
 
 
 def _constraints(x, ids):
     del ids
-    made = [("max", tf1norm.MaxNorm(0.5)), ("unit", tf1norm.UnitNorm()),
-            ("minmax", tf1norm.MinMaxNorm(0.5, 0.8)), ("nonneg", tf1norm.NonNeg()),
-            ("spectral", tf1norm.SpectralNorm())]
+    made = [
+        ("max", tf1norm.MaxNorm(0.5)),
+        ("unit", tf1norm.UnitNorm()),
+        ("minmax", tf1norm.MinMaxNorm(0.5, 0.8)),
+        ("nonneg", tf1norm.NonNeg()),
+        ("spectral", tf1norm.SpectralNorm()),
+    ]
     ws = [v1.get_variable(name, [6, 3], constraint=c) for name, c in made]
     return tf.add_n([tf.matmul(x, w) for w in ws])
 
@@ -79,8 +87,7 @@ def _slim_scope(x, ids):
 def _batch_norm(x, ids):
     del ids
     net = tf1norm.batch_norm(x, training=True, momentum=0.9, name="bn")
-    return tf1norm.slim_layers.batch_norm(net, decay=0.8, scale=True, is_training=True,
-                                          scope="sbn")
+    return tf1norm.slim_layers.batch_norm(net, decay=0.8, scale=True, is_training=True, scope="sbn")
 
 
 def _embedding(x, ids):
@@ -89,9 +96,16 @@ def _embedding(x, ids):
     return tf.matmul(x, rows, transpose_b=True)
 
 
-MODELS = {"penalties": _penalties, "max_norm": _max_norm, "constraints": _constraints,
-          "weight_norm": _weight_norm, "spectral_norm": _spectral_norm,
-          "slim_scope": _slim_scope, "batch_norm": _batch_norm, "embedding": _embedding}
+MODELS = {
+    "penalties": _penalties,
+    "max_norm": _max_norm,
+    "constraints": _constraints,
+    "weight_norm": _weight_norm,
+    "spectral_norm": _spectral_norm,
+    "slim_scope": _slim_scope,
+    "batch_norm": _batch_norm,
+    "embedding": _embedding,
+}
 MOVING = ("moving_mean", "moving_variance")
 
 
@@ -119,8 +133,11 @@ def _state(variables):
 
 
 def _tf2_variables(layer):
-    extra = [power_iteration_vector(v) for v in layer.variables
-             if isinstance(v.constraint, tf1norm.SpectralNorm) or v.name == "sn/weights:0"]
+    extra = [
+        power_iteration_vector(v)
+        for v in layer.variables
+        if isinstance(v.constraint, tf1norm.SpectralNorm) or v.name == "sn/weights:0"
+    ]
     return list(layer.variables) + extra
 
 
@@ -151,11 +168,14 @@ def _run_tf2(layer, how):
         out, loss, after_forward = forward_and_project()
         registry.clear_step_records()
     else:
-        out, loss, after_forward = tf.function(forward_and_project,
-                                               jit_compile=how == "jit")()
+        out, loss, after_forward = tf.function(forward_and_project, jit_compile=how == "jit")()
     names = [v.name.split(":")[0] for v in _tf2_variables(layer)]
-    return (out.numpy(), float(loss), dict(zip(names, [a.numpy() for a in after_forward])),
-            _state(_tf2_variables(layer)))
+    return (
+        out.numpy(),
+        float(loss),
+        dict(zip(names, [a.numpy() for a in after_forward])),
+        _state(_tf2_variables(layer)),
+    )
 
 
 def _run_graph(model):
@@ -165,10 +185,12 @@ def _run_graph(model):
         losses = v1.get_collection(keys.REGULARIZATION_LOSSES)
         fetches = [out, tf.add_n(losses) if losses else tf.constant(0.0)]
         fetches += v1.get_collection(keys.UPDATE_OPS)
-        ops = [p.build() for c in registry.recorded_collections()
-               for p in registry.get_projections(c)]  # built now, they read when run
-        ops += [v.assign(v.constraint(v)) for v in v1.trainable_variables()
-                if v.constraint is not None]
+        ops = [
+            p.build() for c in registry.recorded_collections() for p in registry.get_projections(c)
+        ]  # built now, they read when run
+        ops += [
+            v.assign(v.constraint(v)) for v in v1.trainable_variables() if v.constraint is not None
+        ]
         session.run(v1.global_variables_initializer())
         variables = v1.global_variables()
         for v in variables:
@@ -207,8 +229,9 @@ def test_same_outputs_losses_and_projections_as_the_graph(results, name, how):
     np.testing.assert_allclose(loss, graph_loss, rtol=rtol, atol=1e-7)
     assert sorted(final) == sorted(graph_final)
     for variable, value in graph_final.items():
-        np.testing.assert_allclose(final[variable], value, rtol=rtol, atol=1e-6,
-                                   err_msg=f"{name}/{how}: {variable}")
+        np.testing.assert_allclose(
+            final[variable], value, rtol=rtol, atol=1e-6, err_msg=f"{name}/{how}: {variable}"
+        )
 
 
 @pytest.mark.parametrize("how", ["eager", "function", "jit"])
@@ -274,8 +297,11 @@ def test_eager_step_store_holds_rows_until_cleared(results):
     layer = results["embedding"]["layer"]
     layer(tf.constant(X), tf.constant([0, 1]))
     layer(tf.constant(X), tf.constant([5]))
-    rows = [p for p in registry.get_projections(keys.EMBEDDING_MAX_NORM)
-            if isinstance(p, registry.RowProjection)]
+    rows = [
+        p
+        for p in registry.get_projections(keys.EMBEDDING_MAX_NORM)
+        if isinstance(p, registry.RowProjection)
+    ]
     assert [r.ids.numpy().tolist() for r in rows] == [[0, 1], [5]]
     registry.clear_step_records()
     assert registry.get_projections(keys.EMBEDDING_MAX_NORM) == []
@@ -287,30 +313,42 @@ def test_max_norm_is_recorded_without_reading_layer_losses(name):
     layer = ShimLayer(MODELS[name], name=f"lazy_{name}")
     layer(tf.constant(X), tf.constant(IDS))
     mine = {v.ref() for v in layer.variables}
-    recorded = [p.variable.name for p in registry.get_projections(keys.MAX_NORM)
-                if p.variable.ref() in mine]
-    expected = {"max_norm": ["fc1/weights:0", "dense/kernel:0"],
-                "slim_scope": ["a/weights:0", "b/weights:0"]}[name]
+    recorded = [
+        p.variable.name for p in registry.get_projections(keys.MAX_NORM) if p.variable.ref() in mine
+    ]
+    expected = {
+        "max_norm": ["fc1/weights:0", "dense/kernel:0"],
+        "slim_scope": ["a/weights:0", "b/weights:0"],
+    }[name]
     assert recorded == expected
 
 
 def test_graph_records_unchanged_in_a_tf1_graph(graph):
     _max_norm(tf.constant(X), tf.constant(IDS))
-    assert [p.variable.op.name for p in registry.get_projections(keys.MAX_NORM)] \
-        == ["fc1/weights", "dense/kernel"]
+    assert [p.variable.op.name for p in registry.get_projections(keys.MAX_NORM)] == [
+        "fc1/weights",
+        "dense/kernel",
+    ]
     assert len(v1.get_collection(keys.MAX_NORM)) == 2
 
 
 # ------------------------------------------------------------------ Keras models
 
-CONSTRAINTS = [tf1norm.MaxNorm(0.5), tf1norm.UnitNorm(), tf1norm.MinMaxNorm(0.2, 0.6),
-               tf1norm.NonNeg(), tf1norm.SpectralNorm()]
+CONSTRAINTS = [
+    tf1norm.MaxNorm(0.5),
+    tf1norm.UnitNorm(),
+    tf1norm.MinMaxNorm(0.2, 0.6),
+    tf1norm.NonNeg(),
+    tf1norm.SpectralNorm(),
+]
 
 
 def _keras_model(keras_module, constraints):
     layers = [keras_module.Input((6,))]
-    layers += [keras_module.layers.Dense(6, kernel_constraint=c, name=f"d{i}")
-               for i, c in enumerate(constraints)]
+    layers += [
+        keras_module.layers.Dense(6, kernel_constraint=c, name=f"d{i}")
+        for i, c in enumerate(constraints)
+    ]
     model = keras_module.Sequential(layers)
     model.compile(keras_module.optimizers.SGD(0.3), "mse", jit_compile=True)  # XLA too
     return model
@@ -325,8 +363,12 @@ def keras_trained(request, tmp_path_factory):
     keras_module.utils.set_random_seed(0)
     model = _keras_model(keras_module, CONSTRAINTS)
     rng = np.random.RandomState(0)
-    model.fit(rng.normal(size=(16, 6)).astype(np.float32) * 3,
-              rng.normal(size=(16, 6)).astype(np.float32) * 5, batch_size=8, verbose=0)
+    model.fit(
+        rng.normal(size=(16, 6)).astype(np.float32) * 3,
+        rng.normal(size=(16, 6)).astype(np.float32) * 5,
+        batch_size=8,
+        verbose=0,
+    )
     path = str(tmp_path_factory.mktemp(request.param) / "model.keras")
     model.save(path)
     return model, keras_module.models.load_model(path)  # no custom_objects
@@ -346,8 +388,10 @@ def test_keras_constraints_hold_after_fit(keras_trained):
 def test_keras_model_round_trips_with_its_constraints(keras_trained):
     model, loaded = keras_trained
     assert [layer.kernel_constraint for layer in loaded.layers] == CONSTRAINTS
-    assert all(type(layer.kernel_constraint).__module__ == "tf1norm.graph.constraints"
-               for layer in loaded.layers)
+    assert all(
+        type(layer.kernel_constraint).__module__ == "tf1norm.graph.constraints"
+        for layer in loaded.layers
+    )
     for original, restored in zip(model.layers, loaded.layers):
         np.testing.assert_array_equal(original.kernel.numpy(), restored.kernel.numpy())
 
@@ -364,11 +408,18 @@ def test_load_in_a_fresh_process_needs_only_import_tf1norm(tmp_path):
         keras_module = pytest.importorskip(flavour)
         path = str(tmp_path / f"{flavour}.keras")
         _keras_model(keras_module, [tf1norm.MaxNorm(0.25, axes=[0])]).save(path)
-        lines += [f"import {flavour}",
-                  f"c = {flavour}.models.load_model({path!r}).layers[0].kernel_constraint",
-                  "print(type(c).__module__, c.threshold)"]
-    out = subprocess.run([sys.executable, "-c", "; ".join(lines)], capture_output=True,
-                         text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        lines += [
+            f"import {flavour}",
+            f"c = {flavour}.models.load_model({path!r}).layers[0].kernel_constraint",
+            "print(type(c).__module__, c.threshold)",
+        ]
+    out = subprocess.run(
+        [sys.executable, "-c", "; ".join(lines)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert out.stdout.split() == ["tf1norm.graph.constraints", "0.25"] * 2, out.stderr[-2000:]
 
 

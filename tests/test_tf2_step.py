@@ -14,9 +14,11 @@ LR, CLIP = 0.1, 0.5
 
 
 def _optimizers():
-    return {"keras3": lambda: keras.optimizers.SGD(LR),
-            "tf_keras": lambda: tf.keras.optimizers.SGD(LR),
-            "v1": lambda: v1.train.GradientDescentOptimizer(LR)}
+    return {
+        "keras3": lambda: keras.optimizers.SGD(LR),
+        "tf_keras": lambda: tf.keras.optimizers.SGD(LR),
+        "v1": lambda: v1.train.GradientDescentOptimizer(LR),
+    }
 
 
 def _numpy_steps(steps, decay=0.0):
@@ -53,9 +55,12 @@ def test_clip_and_decoupled_decay_match_numpy(flavour, mode):
 def test_post_apply_reads_the_updated_weights():
     """A max-norm projection recorded for the variable runs after the update."""
     w = tf.Variable(W0 * 10, name="big/kernel")
-    tf1norm.registry.register_projection(tf1norm.registry.Projection(
-        w, lambda value: tf1norm.max_norm(value, 1.0, axes=[0]), "max_norm"),
-        tf1norm.keys.MAX_NORM)
+    tf1norm.registry.register_projection(
+        tf1norm.registry.Projection(
+            w, lambda value: tf1norm.max_norm(value, 1.0, axes=[0]), "max_norm"
+        ),
+        tf1norm.keys.MAX_NORM,
+    )
     step = tf1norm.make_train_step(keras.optimizers.SGD(1.0))
     run = tf.function(lambda: step(lambda: -tf.reduce_sum(w), [w]))
     run()
@@ -80,8 +85,9 @@ def test_skip_nonfinite_counter_is_created_once(mode):
 
 
 def test_skipped_step_changes_nothing():
-    w, step, run = _run(tf.keras.optimizers.Adam(0.1), [tf1norm.skip_nonfinite()], "function",
-                        steps=1)
+    w, step, run = _run(
+        tf.keras.optimizers.Adam(0.1), [tf1norm.skip_nonfinite()], "function", steps=1
+    )
     optimizer_values = [v.numpy().copy() for v in step.optimizer.variables]
     before = w.numpy().copy()
     run(tf.constant(X * np.nan))
@@ -91,8 +97,9 @@ def test_skipped_step_changes_nothing():
 
 
 def _batch_norm_model(k):
-    model = k.Sequential([k.Input((3,)), k.layers.Dense(4), k.layers.BatchNormalization(),
-                          k.layers.Dense(2)])
+    model = k.Sequential(
+        [k.Input((3,)), k.layers.Dense(4), k.layers.BatchNormalization(), k.layers.Dense(2)]
+    )
     model.compile(optimizer=k.optimizers.Adam(0.1), loss="mse")
     return model
 
@@ -119,9 +126,11 @@ def test_skipped_custom_step_restores_moving_statistics(flavour):
 
     @tf.function
     def run(x):
-        return step(lambda: tf.reduce_sum(model(x, training=True) ** 2),
-                    lambda: model.trainable_variables,
-                    restore_on_skip=lambda: model.non_trainable_variables)
+        return step(
+            lambda: tf.reduce_sum(model(x, training=True) ** 2),
+            lambda: model.trainable_variables,
+            restore_on_skip=lambda: model.non_trainable_variables,
+        )
 
     run(tf.constant(X))
     before = _state(model, step)
@@ -189,11 +198,13 @@ def test_keras_constraint_is_the_last_write_of_the_step(flavour):
 
 def test_eager_shim_layer_max_norm():
     """The shim's max-norm record is projected by an eager step, after the update."""
+
     class Shim(tf.keras.layers.Layer):
         @v1.keras.utils.track_tf1_style_variables
         def call(self, x):
             return tf1norm.require_v1_layers().dense(
-                x, 4, kernel_regularizer=tf1norm.max_norm_regularizer(0.5), name="h")
+                x, 4, kernel_regularizer=tf1norm.max_norm_regularizer(0.5), name="h"
+            )
 
     def loss():
         # Eagerly, the shim calls variable regularizers when layer.losses is
@@ -213,11 +224,13 @@ def test_eager_shim_layer_max_norm():
 def test_shim_max_norm_holds_in_a_plain_optimizer_loop(flavour):
     """No tf1norm step: the recorded projection is the variable's constraint, which
     every optimizer applies after its update (unit norms stayed at 1.84 before)."""
+
     class Shim(tf.keras.layers.Layer):
         @v1.keras.utils.track_tf1_style_variables
         def call(self, x):
             return tf1norm.require_v1_layers().dense(
-                x, 4, kernel_regularizer=tf1norm.max_norm_regularizer(0.5), name="h")
+                x, 4, kernel_regularizer=tf1norm.max_norm_regularizer(0.5), name="h"
+            )
 
     layer = Shim()
     optimizer = _optimizers()[flavour]()

@@ -47,8 +47,10 @@ def tiny():
     """A 2-12-12-1 ReLU net on [-1, 1]², where alpha-CROWN's lower bound is 2 below the truth."""
     rng = np.random.default_rng(0)
     sizes = (2, 12, 12, 1)
-    net = bounds.Network.from_numpy([rng.standard_normal((a, b)) for a, b in zip(sizes, sizes[1:])],
-                                    [rng.standard_normal(b) * 0.5 for b in sizes[1:]])
+    net = bounds.Network.from_numpy(
+        [rng.standard_normal((a, b)) for a, b in zip(sizes, sizes[1:])],
+        [rng.standard_normal(b) * 0.5 for b in sizes[1:]],
+    )
     lower, upper = -np.ones(2), np.ones(2)
     return net, lower, upper, bounds.output_bounds(net, lower, upper, "exact")[0][0]
 
@@ -69,29 +71,43 @@ def test_exact_step_proves_what_bounds_and_attack_leave_open(tiny):
 def test_exact_step_falsifies_with_a_witness_when_the_attack_is_too_weak(tiny):
     net, lower, upper, true_low = tiny
     spec = np.eye(1)
-    verdict = bounds.verify(net, lower, upper, spec, threshold=true_low + 1e-3, attack=False,
-                            time_limit=60)
+    verdict = bounds.verify(
+        net, lower, upper, spec, threshold=true_low + 1e-3, attack=False, time_limit=60
+    )
     assert verdict.status == "falsified" and verdict.method == "exact"
     assert net(verdict.counterexample[None])[0][0] <= true_low + 1e-3
 
 
 def test_time_limit_is_skipped_for_activations_the_exact_method_cannot_encode(rng):
-    net = Network([Dense(rng.standard_normal((2, 8)) * 2), Activation("tanh"),
-                   Dense(rng.standard_normal((8, 1)))])
+    net = Network(
+        [
+            Dense(rng.standard_normal((2, 8)) * 2),
+            Activation("tanh"),
+            Dense(rng.standard_normal((8, 1))),
+        ]
+    )
     lower, upper = -np.ones(2), np.ones(2)
     inner, _ = bounds.output_bounds(net, lower, upper, "sample", samples=20000)
     bound, _ = bounds.output_bounds(net, lower, upper, "alpha-crown")
     assert inner[0] - bound[0] > 0.1  # a threshold in between is true but not provable
-    verdict = bounds.verify(net, lower, upper, np.eye(1), threshold=(inner[0] + bound[0]) / 2,
-                            time_limit=5)
+    verdict = bounds.verify(
+        net, lower, upper, np.eye(1), threshold=(inner[0] + bound[0]) / 2, time_limit=5
+    )
     assert verdict.status == "unknown" and verdict.method == "alpha-crown"
     assert verdict.counterexample is None
 
 
 def test_margins_and_gradients_match_finite_differences(rng):
-    net = Network([Dense(rng.standard_normal((4, 6))), Activation("tanh"),
-                   Dense(rng.standard_normal((6, 4))), Add(-1), Activation("leaky_relu"),
-                   Dense(rng.standard_normal((4, 3)))])
+    net = Network(
+        [
+            Dense(rng.standard_normal((4, 6))),
+            Activation("tanh"),
+            Dense(rng.standard_normal((6, 4))),
+            Add(-1),
+            Activation("leaky_relu"),
+            Dense(rng.standard_normal((4, 3))),
+        ]
+    )
     x, coefficients = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
     values, grads = verify_module.margins_and_gradients(net, x, coefficients, np.zeros(5))
     np.testing.assert_allclose(values, np.sum(net(x) * coefficients, axis=1))
@@ -102,10 +118,15 @@ def test_margins_and_gradients_match_finite_differences(rng):
         np.testing.assert_allclose((moved - values) / 1e-7, grads[:, i], atol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs,message", [({"threshold": [0.0, 1.0, 2.0]}, "threshold"),
-                                            ({"threshold": np.nan}, "threshold"),
-                                            ({"method": "sample"}, "sound bound method"),
-                                            ({"spec": np.ones((1, 4))}, r"\[k, 3\]")])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"threshold": [0.0, 1.0, 2.0]}, "threshold"),
+        ({"threshold": np.nan}, "threshold"),
+        ({"method": "sample"}, "sound bound method"),
+        ({"spec": np.ones((1, 4))}, r"\[k, 3\]"),
+    ],
+)
 def test_verify_rejects_bad_arguments(small, kwargs, message):
     net, center, label = small
     arguments = {"spec": bounds.top_class_spec(3, label)}
@@ -118,15 +139,22 @@ def test_verify_rejects_bad_arguments(small, kwargs, message):
 def npz_model(tmp_path_factory):
     kernels, biases, lower, upper = reference_nets.weights_and_box(reference_nets.CASES[0])
     path = tmp_path_factory.mktemp("verify") / "net.npz"
-    np.savez(path, **{f"kernel_{i}": k for i, k in enumerate(kernels)},
-             **{f"bias_{i}": b for i, b in enumerate(biases)},
-             activations=np.array(["relu", "relu", "linear"]))
+    np.savez(
+        path,
+        **{f"kernel_{i}": k for i, k in enumerate(kernels)},
+        **{f"bias_{i}": b for i, b in enumerate(biases)},
+        activations=np.array(["relu", "relu", "linear"]),
+    )
     return str(path), (lower + upper) / 2
 
 
 def _box_flags(center, radius):
-    return (["--lower"] + [str(v - radius) for v in center]
-            + ["--upper"] + [str(v + radius) for v in center])
+    return (
+        ["--lower"]
+        + [str(v - radius) for v in center]
+        + ["--upper"]
+        + [str(v + radius) for v in center]
+    )
 
 
 @pytest.mark.parametrize("radius,label,status", [(0.01, 1, 0), (0.01, 0, 3), (0.01, 7, 2)])

@@ -30,8 +30,10 @@ def net():
     """A 3-16-16-2 ReLU net with its box [-1, 1]³ and sampled output range."""
     rng = np.random.default_rng(7)
     sizes = (3, 16, 16, 2)
-    network = Network.from_numpy([rng.standard_normal((a, b)) for a, b in zip(sizes, sizes[1:])],
-                                 [rng.standard_normal(b) * 0.3 for b in sizes[1:]])
+    network = Network.from_numpy(
+        [rng.standard_normal((a, b)) for a, b in zip(sizes, sizes[1:])],
+        [rng.standard_normal(b) * 0.3 for b in sizes[1:]],
+    )
     x = rng.uniform(-1, 1, (20000, 3))
     return network, -np.ones(3), np.ones(3), network(x)
 
@@ -44,8 +46,7 @@ def test_union_with_one_reachable_part_is_falsified_by_that_part(net):
     network, lower, upper, y = net
     unreachable = Polytope([[1.0, 0.0]], [y[:, 0].min() - 50])
     reachable = Polytope([[-1.0, 0.0], [0.0, 1.0]], [-np.median(y[:, 0]), y[:, 1].max()])
-    verdict = bounds.verify(network, prop_of(lower, upper, [unreachable, reachable]),
-                            time_limit=30)
+    verdict = bounds.verify(network, prop_of(lower, upper, [unreachable, reachable]), time_limit=30)
     assert verdict.status == "falsified" and verdict.part == 1
     x = verdict.counterexample
     assert np.all(x >= lower) and np.all(x <= upper)
@@ -55,8 +56,10 @@ def test_union_with_one_reachable_part_is_falsified_by_that_part(net):
 
 def test_union_of_unreachable_parts_is_proved(net):
     network, lower, upper, y = net
-    parts = [Polytope([[1.0, 0.0]], [y[:, 0].min() - 50]),
-             Polytope([[0.0, -1.0]], [-(y[:, 1].max() + 50)])]
+    parts = [
+        Polytope([[1.0, 0.0]], [y[:, 0].min() - 50]),
+        Polytope([[0.0, -1.0]], [-(y[:, 1].max() + 50)]),
+    ]
     verdict = bounds.verify(network, prop_of(lower, upper, parts), time_limit=30)
     assert verdict.status == "proved" and np.all(verdict.margins > 0)
 
@@ -124,16 +127,22 @@ def write_onnx(path, network):
     inits = [numpy_helper.from_array(np.zeros((1, 3), np.float32), "mean")]
     nodes, value = [helper.make_node("Sub", ["x", "mean"], ["v0"])], "v0"
     for k, layer in enumerate(dense):
-        inits += [numpy_helper.from_array(layer.kernel.astype(np.float32), f"W{k}"),
-                  numpy_helper.from_array(layer.bias.astype(np.float32), f"b{k}")]
+        inits += [
+            numpy_helper.from_array(layer.kernel.astype(np.float32), f"W{k}"),
+            numpy_helper.from_array(layer.bias.astype(np.float32), f"b{k}"),
+        ]
         out = "y" if k == len(dense) - 1 else f"h{k}"
         nodes.append(helper.make_node("Gemm", [value, f"W{k}", f"b{k}"], [out]))
         if out != "y":
             nodes.append(helper.make_node("Relu", [out], [f"a{k}"]))
             value = f"a{k}"
-    graph = helper.make_graph(nodes, "net", [helper.make_tensor_value_info(
-        "x", TensorProto.FLOAT, ["N", 3])], [helper.make_tensor_value_info(
-            "y", TensorProto.FLOAT, ["N", 2])], initializer=inits)
+    graph = helper.make_graph(
+        nodes,
+        "net",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
+        initializer=inits,
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
 
 
@@ -152,8 +161,9 @@ def bench_dir(tmp_path, net):
     write_onnx(tmp_path / "net.onnx", network)
     write_vnnlib(tmp_path / "violated.vnnlib", float(np.median(y[:, 0])))
     write_vnnlib(tmp_path / "holds.vnnlib", float(y[:, 0].min() - 50))
-    (tmp_path / "instances.csv").write_text("net.onnx,violated.vnnlib,30\n"
-                                            "net.onnx,holds.vnnlib,30\n")
+    (tmp_path / "instances.csv").write_text(
+        "net.onnx,violated.vnnlib,30\nnet.onnx,holds.vnnlib,30\n"
+    )
     return tmp_path
 
 
@@ -161,8 +171,17 @@ def test_cli_writes_the_competition_result_file(bench_dir, net, capsys):
     from tf1norm.cli import app as cli
 
     results = bench_dir / "out.txt"
-    code = cli.main(["verify", str(bench_dir / "net.onnx"), str(bench_dir / "violated.vnnlib"),
-                     "--timeout", "30", "--results", str(results)])
+    code = cli.main(
+        [
+            "verify",
+            str(bench_dir / "net.onnx"),
+            str(bench_dir / "violated.vnnlib"),
+            "--timeout",
+            "30",
+            "--results",
+            str(results),
+        ]
+    )
     assert code == 3
     text = results.read_text()
     assert text.startswith("sat\n((X_0 ")
@@ -173,8 +192,13 @@ def test_cli_writes_the_competition_result_file(bench_dir, net, capsys):
     y = np.array([float(values[f"Y_{j}"]) for j in range(2)])
     np.testing.assert_allclose(bounds.from_onnx(bench_dir / "net.onnx")(x[None])[0], y)
     assert y[0] <= float(np.median(net[3][:, 0]))
-    argv = ["verify", str(bench_dir / "net.onnx"), str(bench_dir / "holds.vnnlib"),
-            "--results", str(results)]
+    argv = [
+        "verify",
+        str(bench_dir / "net.onnx"),
+        str(bench_dir / "holds.vnnlib"),
+        "--results",
+        str(results),
+    ]
     assert cli.main(argv) == 0 and results.read_text() == "unsat\n"
     (bench_dir / "bad.vnnlib").write_text("(declare-const X_0 Real)\n(assert (foo))\n")
     argv[2] = str(bench_dir / "bad.vnnlib")
@@ -184,8 +208,10 @@ def test_cli_writes_the_competition_result_file(bench_dir, net, capsys):
 
 def test_runner_reports_solved_and_flags_a_wrong_published_verdict(bench_dir, capsys):
     published = bench_dir / "tool.csv"
-    published.write_text("bench,./net.onnx,./violated.vnnlib,0.1,violated,1.0\n"
-                         "bench,./net.onnx,./holds.vnnlib,0.1,SAT,1.0\n")
+    published.write_text(
+        "bench,./net.onnx,./violated.vnnlib,0.1,violated,1.0\n"
+        "bench,./net.onnx,./holds.vnnlib,0.1,SAT,1.0\n"
+    )
     assert run_vnncomp.main([str(bench_dir), "--results", str(published)]) == 1
     out = capsys.readouterr().out
     assert "violated.vnnlib" in out and "published sat      solved" in out
@@ -199,8 +225,9 @@ def test_runner_reads_gzipped_files_and_limits(bench_dir, capsys):
     data = (bench_dir / "holds.vnnlib").read_bytes()
     (bench_dir / "holds.vnnlib").unlink()
     (bench_dir / "holds.vnnlib.gz").write_bytes(gzip.compress(data))
-    (bench_dir / "instances.csv").write_text("net.onnx,holds.vnnlib,30\n"
-                                             "net.onnx,violated.vnnlib,30\n")
+    (bench_dir / "instances.csv").write_text(
+        "net.onnx,holds.vnnlib,30\nnet.onnx,violated.vnnlib,30\n"
+    )
     assert run_vnncomp.main([str(bench_dir), "--limit", "1"]) == 0
     out = capsys.readouterr().out
     assert "unsat" in out and "violated.vnnlib" not in out

@@ -80,6 +80,7 @@ def test_data_init_rescales_the_direction_and_keeps_the_function():
 
 def test_first_gradient_step_moves_the_direction_by_lr_over_fan_in():
     """Across v, w moves by (g/‖v‖)²·lr·P∇w = lr/fan_in·P∇w (first order, small lr)."""
+
     def gradient_step(graph):
         records = registry.get_records(keys.WEIGHT_NORM, graph)
         with graph.as_default():
@@ -87,8 +88,9 @@ def test_first_gradient_step_moves_the_direction_by_lr_over_fan_in():
             variables = v1.trainable_variables()
             both = tf.gradients(loss, [r.w for r in records] + variables)
             step = v1.train.GradientDescentOptimizer(0.02).apply_gradients(
-                zip(both[len(records):], variables))
-        return records, both[:len(records)], step
+                zip(both[len(records) :], variables)
+            )
+        return records, both[: len(records)], step
 
     _, session, feed, _, (records, grads, step) = _initialized("mlp", before_session=gradient_step)
     with session:
@@ -100,8 +102,9 @@ def test_first_gradient_step_moves_the_direction_by_lr_over_fan_in():
         across = gradient - unit * (unit * gradient).sum(0)
         along = unit * (unit * gradient).sum(0)
         predicted = -0.02 * (across / before.shape[0] + along)
-        np.testing.assert_allclose(after - before, predicted, rtol=2e-2,
-                                   atol=2e-2 * np.abs(predicted).max())
+        np.testing.assert_allclose(
+            after - before, predicted, rtol=2e-2, atol=2e-2 * np.abs(predicted).max()
+        )
 
 
 def test_data_init_warns_when_the_batch_is_too_small_for_the_dense_layers():
@@ -117,8 +120,10 @@ def test_data_init_warns_when_the_batch_is_too_small_for_the_dense_layers():
 
 def test_data_init_validates_rescale_direction():
     graph, session, feed, _ = _initialized("mlp")
-    with session, pytest.raises(TypeError, match="`rescale_direction` must be True or False; "
-                                                 "got 'yes'"):
+    with (
+        session,
+        pytest.raises(TypeError, match="`rescale_direction` must be True or False; got 'yes'"),
+    ):
         tf1norm.weight_norm_data_init(session, feed, rescale_direction="yes")
 
 
@@ -158,11 +163,15 @@ def test_direction_rescale_of_a_partitioned_kernel(axis):
 
     batch = wn_init_report.reference_batch([32, 10])
     with tf.Graph().as_default() as graph:
-        with v1.variable_scope("", custom_getter=tf1norm.weight_norm_getter(),
-                               partitioner=v1.fixed_size_partitioner(2, axis=axis)):
-            out = slim.fully_connected(tf.constant(batch), 6, scope="fc",
-                                       biases_initializer=None)  # rank 1: no axis 1
-        record, = registry.get_records(keys.WEIGHT_NORM, graph)
+        with v1.variable_scope(
+            "",
+            custom_getter=tf1norm.weight_norm_getter(),
+            partitioner=v1.fixed_size_partitioner(2, axis=axis),
+        ):
+            out = slim.fully_connected(
+                tf.constant(batch), 6, scope="fc", biases_initializer=None
+            )  # rank 1: no axis 1
+        (record,) = registry.get_records(keys.WEIGHT_NORM, graph)
         with v1.Session(graph=graph) as session:
             session.run(v1.global_variables_initializer())
             tf1norm.weight_norm_data_init(session, rescale_direction=False)

@@ -83,12 +83,16 @@ def cli(argv):
     code logs, e.g. "failed call to cuInit") are captured: a C++ log line
     counts as a second line.
     """
+
     def call():
         from tf1norm.cli import app as command_line
 
         err, out = io.StringIO(), io.StringIO()
-        with _descriptor_2_captured() as native, contextlib.redirect_stderr(err), \
-                contextlib.redirect_stdout(out):
+        with (
+            _descriptor_2_captured() as native,
+            contextlib.redirect_stderr(err),
+            contextlib.redirect_stdout(out),
+        ):
             status = command_line.main([str(a) for a in argv])
         if status != 0:
             text = native[0] + err.getvalue()
@@ -120,9 +124,21 @@ def _internal_types():
     import configparser
     import re
 
-    return (AttributeError, KeyError, IndexError, re.error, configparser.Error,
-            UnicodeDecodeError, IsADirectoryError, OverflowError, NameError,
-            NotImplementedError, AssertionError, ZeroDivisionError, RecursionError)
+    return (
+        AttributeError,
+        KeyError,
+        IndexError,
+        re.error,
+        configparser.Error,
+        UnicodeDecodeError,
+        IsADirectoryError,
+        OverflowError,
+        NameError,
+        NotImplementedError,
+        AssertionError,
+        ZeroDivisionError,
+        RecursionError,
+    )
 
 
 def grade(case):
@@ -176,7 +192,7 @@ def load_cases(directory=_ROOT / "tests", pattern="test_bad_input*.py"):
 def audit(cases, progress=None):
     """``[(module, case, grade, detail)]`` for ``[(module, case)]``."""
     results = []
-    for module, case in (cases if progress is None else progress(cases)):
+    for module, case in cases if progress is None else progress(cases):
         results.append((module, case, *grade(case)))
     return results
 
@@ -184,8 +200,11 @@ def audit(cases, progress=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--verbose", action="store_true", help="print every case's message")
-    parser.add_argument("--pattern", default="test_bad_input*.py",
-                        help="case modules in tests/ (default: %(default)s)")
+    parser.add_argument(
+        "--pattern",
+        default="test_bad_input*.py",
+        help="case modules in tests/ (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     from tf1norm.cli.app import quiet_tensorflow
     from tqdm import tqdm
@@ -193,16 +212,19 @@ def main(argv=None):
     quiet_tensorflow(verbose=False)
 
     start = time.perf_counter()
-    results = audit(load_cases(pattern=args.pattern),
-                    progress=lambda c: tqdm(c, desc="cases", disable=None))
+    results = audit(
+        load_cases(pattern=args.pattern), progress=lambda c: tqdm(c, desc="cases", disable=None)
+    )
     counts = collections.Counter(result[2] for result in results)
     for module, case, verdict, detail in results:
         if verdict != "clear" or args.verbose:
             print(f"[{verdict}] {module}: {case}\n    {detail[:300]}")
     apis = {api.split(".")[0] for _, case, _, _ in results for api in case.apis}
-    print(f"{len(results)} cases ({sum(isinstance(c.error, Exit) for _, c, _, _ in results)} "
-          f"command line) over {len(apis)} public names, "
-          f"{time.perf_counter() - start:.1f} s:")
+    print(
+        f"{len(results)} cases ({sum(isinstance(c.error, Exit) for _, c, _, _ in results)} "
+        f"command line) over {len(apis)} public names, "
+        f"{time.perf_counter() - start:.1f} s:"
+    )
     for name in GRADES:
         print(f"  {name:15s} {counts.get(name, 0)}")
     return 0 if counts.get("clear", 0) == len(results) else 1

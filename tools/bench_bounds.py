@@ -59,7 +59,7 @@ def _reference_timings(rounds):
     runs = [(name, method) for name in nets for method in ("crown", "alpha-crown")]
     times, widths = {run: [] for run in runs}, {}
     for r in range(rounds):
-        for name, method in runs[r % len(runs):] + runs[:r % len(runs)]:
+        for name, method in runs[r % len(runs) :] + runs[: r % len(runs)]:
             net, lower, upper = nets[name]
             start = time.perf_counter()
             low, high = bounds.output_bounds(net, lower, upper, method)
@@ -75,21 +75,27 @@ def reference_table(rounds):
     with open(os.path.join(here, "..", "tests", "fixtures", "auto_lirpa_bounds.json")) as handle:
         recorded = json.load(handle)
     ours = _reference_timings(rounds)
-    print(f"{os.cpu_count()} cpus, {rounds} rounds; auto_LiRPA {recorded['auto_LiRPA']} "
-          f"(torch {recorded['torch']}, {recorded['dtype']}, {recorded['threads']} thread, "
-          f"median of {recorded['rounds']}) as recorded")
-    print("| network, L∞ radius | method | mean width: ours | auto_LiRPA | ratio "
-          "| time: ours (ms) | auto_LiRPA (ms) | speed-up |")
+    print(
+        f"{os.cpu_count()} cpus, {rounds} rounds; auto_LiRPA {recorded['auto_LiRPA']} "
+        f"(torch {recorded['torch']}, {recorded['dtype']}, {recorded['threads']} thread, "
+        f"median of {recorded['rounds']}) as recorded"
+    )
+    print(
+        "| network, L∞ radius | method | mean width: ours | auto_LiRPA | ratio "
+        "| time: ours (ms) | auto_LiRPA (ms) | speed-up |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for case in recorded["cases"]:
         for method in ("crown", "alpha-crown"):
             seconds, width = ours[case["name"], method]
             theirs = case[method]
             their_width = float(np.mean(np.subtract(theirs["high"], theirs["low"])))
-            print(f"| {case['name']}, {case['radius']:g} | {method} | {width:.4g} | "
-                  f"{their_width:.4g} | {width / their_width:.3f} | {seconds * 1e3:.1f} | "
-                  f"{theirs['median_seconds'] * 1e3:.1f} | "
-                  f"{theirs['median_seconds'] / seconds:.1f}x |")
+            print(
+                f"| {case['name']}, {case['radius']:g} | {method} | {width:.4g} | "
+                f"{their_width:.4g} | {width / their_width:.3f} | {seconds * 1e3:.1f} | "
+                f"{theirs['median_seconds'] * 1e3:.1f} | "
+                f"{theirs['median_seconds'] / seconds:.1f}x |"
+            )
     return ours
 
 
@@ -97,8 +103,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--exact", action="store_true")
-    parser.add_argument("--reference", action="store_true",
-                        help="ours vs recorded auto_LiRPA on the reference networks")
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="ours vs recorded auto_LiRPA on the reference networks",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error(f"--rounds must be >= 1; got {args.rounds}")
@@ -110,18 +119,19 @@ def main(argv=None):
     methods = ["interval", "crown", "alpha-crown"] + (["exact"] if args.exact else []) + ["sample"]
     times, widths = {m: [] for m in methods}, {}
     for r in range(args.rounds):
-        for method in methods[r % len(methods):] + methods[:r % len(methods)]:
+        for method in methods[r % len(methods) :] + methods[: r % len(methods)]:
             start = time.perf_counter()
             low, high = bounds.output_bounds(net, lower, upper, method)
             times[method].append(time.perf_counter() - start)
             widths[method] = float(np.mean(high - low))
-    print(f"tf {tf.__version__}, {os.cpu_count()} cpus, {args.rounds} rounds; ReLU MLP "
-          "784-256-256-256-256-10, L∞ radius 0.01 around a digits test input")
+    print(
+        f"tf {tf.__version__}, {os.cpu_count()} cpus, {args.rounds} rounds; ReLU MLP "
+        "784-256-256-256-256-10, L∞ radius 0.01 around a digits test input"
+    )
     print("| method | median time (ms) | mean output width |")
     print("| --- | --- | --- |")
     for method in methods:
-        print(f"| {method} | {statistics.median(times[method]) * 1e3:.1f} | "
-              f"{widths[method]:.4f} |")
+        print(f"| {method} | {statistics.median(times[method]) * 1e3:.1f} | {widths[method]:.4f} |")
     return times, widths
 
 

@@ -42,11 +42,17 @@ def networks(seed=0):
         first = Conv2D(k1, (32, 32, 3), strides=2, padding="SAME")
         second = Conv2D(k2, (16, 16, 8), strides=2, padding="SAME")
         first.engine = second.engine = engine
-        built[engine] = bounds.Network([first, bounds.Activation("relu"), second,
-                                        bounds.Activation("relu"), dense])
-    built["dense"] = bounds.Network([bounds.Dense(layer.as_matrix(), layer.bias_vector)
-                                     if isinstance(layer, Conv2D) else layer
-                                     for layer in built["numpy"].layers])
+        built[engine] = bounds.Network(
+            [first, bounds.Activation("relu"), second, bounds.Activation("relu"), dense]
+        )
+    built["dense"] = bounds.Network(
+        [
+            bounds.Dense(layer.as_matrix(), layer.bias_vector)
+            if isinstance(layer, Conv2D)
+            else layer
+            for layer in built["numpy"].layers
+        ]
+    )
     return built
 
 
@@ -71,19 +77,27 @@ def main(argv=None):
     results = [bounds.output_bounds(net, lower, upper, "crown") for net in nets.values()]
     for other in results[1:]:
         np.testing.assert_allclose(other, results[0], rtol=1e-8, atol=1e-8)
-    crown = [Variant(name, lambda net=net: bounds.output_bounds(net, lower, upper, "crown"))
-             for name, net in nets.items()]
-    benchlib.report("crown on the 32x32x3 CNN (one call)",
-                    benchlib.measure(crown, args.rounds, 1, 1))
+    crown = [
+        Variant(name, lambda net=net: bounds.output_bounds(net, lower, upper, "crown"))
+        for name, net in nets.items()
+    ]
+    benchlib.report(
+        "crown on the 32x32x3 CNN (one call)", benchlib.measure(crown, args.rounds, 1, 1)
+    )
     a = np.random.default_rng(2).normal(size=(2048, 2048))
-    backward = [Variant(name, lambda layer=net.layers[0]: layer.backward(a))
-                for name, net in nets.items()]
-    benchlib.report("backward of the first layer, m = 2048 rows",
-                    benchlib.measure(backward, args.rounds, 1, 1))
-    held = sum(layer.kernel.nbytes for layer in nets["dense"].layers
-               if isinstance(layer, bounds.Dense))
-    print(f"\ndense variant holds {held / 2**20:.1f} MiB of matrices; Conv2D kernels: "
-          f"{sum(l.kernel.nbytes for l in nets['numpy'].layers if isinstance(l, Conv2D))} bytes")
+    backward = [
+        Variant(name, lambda layer=net.layers[0]: layer.backward(a)) for name, net in nets.items()
+    ]
+    benchlib.report(
+        "backward of the first layer, m = 2048 rows", benchlib.measure(backward, args.rounds, 1, 1)
+    )
+    held = sum(
+        layer.kernel.nbytes for layer in nets["dense"].layers if isinstance(layer, bounds.Dense)
+    )
+    print(
+        f"\ndense variant holds {held / 2**20:.1f} MiB of matrices; Conv2D kernels: "
+        f"{sum(l.kernel.nbytes for l in nets['numpy'].layers if isinstance(l, Conv2D))} bytes"
+    )
 
 
 if __name__ == "__main__":

@@ -53,18 +53,26 @@ def run(args):
                 times[algorithm].append(time.monotonic() - start)
                 per_net[algorithm, index].append((times[algorithm][-1], bool(found.exact.all())))
                 solved[algorithm] += bool(found.exact.all())
-                gap = max(np.max(found.high - found.attained_high),
-                          np.max(found.attained_low - found.low))
+                gap = max(
+                    np.max(found.high - found.attained_high), np.max(found.attained_low - found.low)
+                )
                 gaps[algorithm] = max(gaps[algorithm], gap)
-                print(f"round {round_} net {index} ({unstable_relus(net, lower, upper)} unstable "
-                      f"ReLUs) {algorithm:5s} {times[algorithm][-1]:7.2f} s "
-                      f"{'exact' if found.exact.all() else 'NOT exact'}", flush=True)
+                print(
+                    f"round {round_} net {index} ({unstable_relus(net, lower, upper)} unstable "
+                    f"ReLUs) {algorithm:5s} {times[algorithm][-1]:7.2f} s "
+                    f"{'exact' if found.exact.all() else 'NOT exact'}",
+                    flush=True,
+                )
     total = args.rounds * args.networks
-    print(f"\n{'algorithm':10s} {'median s/net':>12s} {'max s/net':>10s} {'exact':>8s} "
-          f"{'worst gap':>10s}")
+    print(
+        f"\n{'algorithm':10s} {'median s/net':>12s} {'max s/net':>10s} {'exact':>8s} "
+        f"{'worst gap':>10s}"
+    )
     for algorithm in algorithms:
-        print(f"{algorithm:10s} {np.median(times[algorithm]):12.2f} {max(times[algorithm]):10.2f} "
-              f"{solved[algorithm]:4d}/{total:<3d} {gaps[algorithm]:10.2g}")
+        print(
+            f"{algorithm:10s} {np.median(times[algorithm]):12.2f} {max(times[algorithm]):10.2f} "
+            f"{solved[algorithm]:4d}/{total:<3d} {gaps[algorithm]:10.2g}"
+        )
     print(f"\n{'network':28s} " + " ".join(f"{a + ' median s':>16s}" for a in algorithms))
     for index, (net, lower, upper) in enumerate(nets):
         cells = []
@@ -72,8 +80,10 @@ def run(args):
             runs = per_net[algorithm, index]
             exact_runs = sum(done for _, done in runs)
             cells.append(f"{np.median([t for t, _ in runs]):9.2f} ({exact_runs}/{len(runs)})")
-        print(f"{f'{index} ({unstable_relus(net, lower, upper)} unstable ReLUs)':28s} "
-              + " ".join(f"{c:>16s}" for c in cells))
+        print(
+            f"{f'{index} ({unstable_relus(net, lower, upper)} unstable ReLUs)':28s} "
+            + " ".join(f"{c:>16s}" for c in cells)
+        )
     if {"bab", "milp"} <= set(algorithms):
         ratio = np.median(times["milp"]) / np.median(times["bab"])
         print(f"median time milp / bab: {ratio:.2f}")
@@ -84,8 +94,11 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--networks", type=int, default=4)
     parser.add_argument("--time-limit", type=float, default=60.0)
-    parser.add_argument("--algorithms", default="bab,milp",
-                        help="comma-separated subset of bab,milp (default: both)")
+    parser.add_argument(
+        "--algorithms",
+        default="bab,milp",
+        help="comma-separated subset of bab,milp (default: both)",
+    )
     run(parser.parse_args())
 
 

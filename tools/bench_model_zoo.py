@@ -63,8 +63,11 @@ def _optimizer():
 def time_minimize(model):
     with tf.Graph().as_default():
         built = model_zoo.build(model, "max_norm", training=True)
-        seconds, _ = _timed(lambda: _optimizer().minimize(
-            built.loss, global_step=v1.train.get_or_create_global_step()))
+        seconds, _ = _timed(
+            lambda: _optimizer().minimize(
+                built.loss, global_step=v1.train.get_or_create_global_step()
+            )
+        )
     return {"minimize": seconds}
 
 
@@ -86,7 +89,8 @@ def time_save_and_export(model, directory, export_first):
             session.run(v1.global_variables_initializer())
             save = lambda: saver.save(session, os.path.join(directory, "saved"))  # noqa: E731
             export = lambda: tf1norm.export_plain_checkpoint(  # noqa: E731
-                session, os.path.join(directory, "plain"))
+                session, os.path.join(directory, "plain")
+            )
             order = [("export", export), ("save", save)]
             times = {name: _timed(fn)[0] for name, fn in (order if export_first else order[::-1])}
     return times
@@ -97,30 +101,44 @@ def run_model(model, rounds):
     times = {}
     with tempfile.TemporaryDirectory() as directory:
         for r in range(rounds):
-            parts = [lambda: time_minimize(model), lambda: time_create_and_check(model),
-                     lambda: time_save_and_export(model, directory, r % 2 == 0)]
-            parts = parts[r % 3:] + parts[:r % 3]
+            parts = [
+                lambda: time_minimize(model),
+                lambda: time_create_and_check(model),
+                lambda: time_save_and_export(model, directory, r % 2 == 0),
+            ]
+            parts = parts[r % 3 :] + parts[: r % 3]
             for part in parts:
                 for name, seconds in part().items():
                     times.setdefault(name, []).append(seconds)
-            print(f"  {model} round {r + 1}/{rounds}: " +
-                  ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()), flush=True)
+            print(
+                f"  {model} round {r + 1}/{rounds}: "
+                + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()),
+                flush=True,
+            )
     return times
 
 
 def ratios(times):
     """Median per-round ratios against the issue's baselines."""
+
     def median_ratio(a, b):
         return statistics.median(x / y for x, y in zip(times[a], times[b]))
-    return {"check / minimize": median_ratio("check", "minimize"),
-            "create_train_op / minimize": median_ratio("create_train_op", "minimize"),
-            "export / save": median_ratio("export", "save")}
+
+    return {
+        "check / minimize": median_ratio("check", "minimize"),
+        "create_train_op / minimize": median_ratio("create_train_op", "minimize"),
+        "export / save": median_ratio("export", "save"),
+    }
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["resnet_v1_50", "vgg_a", "inception_v1"],
-                        choices=sorted(model_zoo.MODELS))
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["resnet_v1_50", "vgg_a", "inception_v1"],
+        choices=sorted(model_zoo.MODELS),
+    )
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     rows = []
@@ -128,14 +146,18 @@ def main(argv=None):
         times = run_model(model, args.rounds)
         rows.append((model, {k: statistics.median(v) for k, v in times.items()}, ratios(times)))
     print(f"\nmedians of {args.rounds} rounds, seconds and per-round ratios")
-    print("| model | minimize (s) | create_train_op | check_train_op | Saver.save (s) | "
-          "export_plain_checkpoint |")
+    print(
+        "| model | minimize (s) | create_train_op | check_train_op | Saver.save (s) | "
+        "export_plain_checkpoint |"
+    )
     print("| --- | --- | --- | --- | --- | --- |")
     for model, medians, r in rows:
-        print(f"| {model} | {medians['minimize']:.2f} | "
-              f"{r['create_train_op / minimize']:.2f}× ({medians['create_train_op']:.2f} s) | "
-              f"{r['check / minimize']:.3f}× ({medians['check']:.3f} s) | "
-              f"{medians['save']:.2f} | {r['export / save']:.2f}× ({medians['export']:.2f} s) |")
+        print(
+            f"| {model} | {medians['minimize']:.2f} | "
+            f"{r['create_train_op / minimize']:.2f}× ({medians['create_train_op']:.2f} s) | "
+            f"{r['check / minimize']:.3f}× ({medians['check']:.3f} s) | "
+            f"{medians['save']:.2f} | {r['export / save']:.2f}× ({medians['export']:.2f} s) |"
+        )
 
 
 if __name__ == "__main__":

@@ -59,16 +59,19 @@ BN_SHAPE = (8, 9, 60, 80, 32)
 
 def batch_norm_step(kind):
     def build():
-        x = v1.get_variable("x", initializer=np.random.default_rng(0).standard_normal(
-            BN_SHAPE).astype(np.float32))
+        x = v1.get_variable(
+            "x", initializer=np.random.default_rng(0).standard_normal(BN_SHAPE).astype(np.float32)
+        )
         if kind == "tf1norm":
             y = tf1norm.batch_norm(x, training=True, name="bn")
         else:
             y = v1.layers.batch_normalization(x, training=True, fused=kind, name="bn")
-        upstream = tf.constant(np.random.default_rng(1).standard_normal(BN_SHAPE).astype(
-            np.float32))
+        upstream = tf.constant(
+            np.random.default_rng(1).standard_normal(BN_SHAPE).astype(np.float32)
+        )
         grads = tf.gradients(y, [x] + v1.trainable_variables()[1:], grad_ys=upstream)
         return [grads, v1.get_collection(v1.GraphKeys.UPDATE_OPS)], dict
+
     return build
 
 
@@ -79,20 +82,23 @@ def embedding_step(kind, n_ids):
     rng = np.random.default_rng(0)
 
     def build():
-        table = v1.get_variable("table", [TABLE, DIM], initializer=v1.random_normal_initializer(
-            stddev=0.2, seed=0))
+        table = v1.get_variable(
+            "table", [TABLE, DIM], initializer=v1.random_normal_initializer(stddev=0.2, seed=0)
+        )
         ids = v1.placeholder(tf.int64, [n_ids])
         if kind == "sparse":
             rows = tf1norm.embedding_lookup(table, ids, max_norm=1.0)
         else:
             rows = tf.nn.embedding_lookup(table, ids)
         loss = tf.reduce_sum(tf.square(rows - 1.0))
-        train_op = tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(0.1),
-                                           check_numerics=False)
+        train_op = tf1norm.create_train_op(
+            loss, v1.train.GradientDescentOptimizer(0.1), check_numerics=False
+        )
         if kind == "dense":
             with tf.control_dependencies([train_op]):
                 train_op = table.assign(tf1norm.max_norm(table, 1.0, axes=1), read_value=False)
         return [train_op], lambda: {ids: rng.integers(0, TABLE, n_ids)}
+
     return build
 
 
@@ -106,27 +112,35 @@ def main(argv=None):
     from tensorflow.python.util import _pywrap_util_port
 
     onednn = "on" if _pywrap_util_port.IsMklEnabled() else "off"
-    print(f"tf {tf.__version__}, {os.cpu_count()} cpus, oneDNN {onednn} "
-          f"(TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}), "
-          f"{rounds} rounds x {steps} steps")
+    print(
+        f"tf {tf.__version__}, {os.cpu_count()} cpus, oneDNN {onednn} "
+        f"(TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}), "
+        f"{rounds} rounds x {steps} steps"
+    )
     results = {}
     if args.only in (None, "bn"):
-        variants = [Variant("tf1norm.batch_norm", batch_norm_step("tf1norm")),
-                    Variant("layers.batch_normalization default", batch_norm_step(None)),
-                    Variant("layers.batch_normalization fused=False", batch_norm_step(False))]
+        variants = [
+            Variant("tf1norm.batch_norm", batch_norm_step("tf1norm")),
+            Variant("layers.batch_normalization default", batch_norm_step(None)),
+            Variant("layers.batch_normalization fused=False", batch_norm_step(False)),
+        ]
         results["bn"] = measure(variants, rounds, steps, warmup=3)
-        report(f"Batch norm, x = {list(BN_SHAPE)}, forward + backward + moving averages",
-               results["bn"])
+        report(
+            f"Batch norm, x = {list(BN_SHAPE)}, forward + backward + moving averages", results["bn"]
+        )
     if args.only in (None, "embedding"):
-        variants = [Variant("sparse, 1024 ids", embedding_step("sparse", 1024)),
-                    Variant("dense projection, 1024 ids", embedding_step("dense", 1024))]
+        variants = [
+            Variant("sparse, 1024 ids", embedding_step("sparse", 1024)),
+            Variant("dense projection, 1024 ids", embedding_step("dense", 1024)),
+        ]
         results["embedding"] = measure(variants, rounds, steps, warmup=3)
         report(f"Embedding {TABLE:,} x {DIM}, SGD + max-norm 1.0", results["embedding"])
         del variants
-        variants = [Variant(f"sparse, {n} ids", embedding_step("sparse", n))
-                    for n in (1024, 256, 4096)] + [
-                    Variant(f"no max-norm, {n} ids", embedding_step("plain", n))
-                    for n in (1024, 256, 4096)]
+        variants = [
+            Variant(f"sparse, {n} ids", embedding_step("sparse", n)) for n in (1024, 256, 4096)
+        ] + [
+            Variant(f"no max-norm, {n} ids", embedding_step("plain", n)) for n in (1024, 256, 4096)
+        ]
         results["ids"] = measure(variants, rounds, steps * 5, warmup=3)
         report("Sparse max-norm step cost against the number of ids", results["ids"])
     return results

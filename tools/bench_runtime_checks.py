@@ -58,7 +58,7 @@ class Variant:
 
         self.name = name
         self.graph = tf.Graph()
-        with self.graph.as_default(), (contextlib.nullcontext() if checked else _unchecked()):
+        with self.graph.as_default(), contextlib.nullcontext() if checked else _unchecked():
             x = v1.placeholder(tf.float32, [batch, 784])
             labels = v1.placeholder(tf.int64, [batch])
             threshold = v1.placeholder_with_default(3.0, [])
@@ -67,19 +67,23 @@ class Variant:
                 kernel = v1.get_variable(f"dense{index}/kernel", [net.shape[-1], units])
                 if fed_threshold:
                     kernel = tf1norm.max_norm(kernel, threshold)
-                net = tf.nn.relu(tf1norm.batch_norm(net @ kernel, training=True,
-                                                    name=f"bn{index}"))
+                net = tf.nn.relu(tf1norm.batch_norm(net @ kernel, training=True, name=f"bn{index}"))
             logits = tf.compat.v1.layers.dense(net, 10)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=labels, logits=logits))
-            self.train_op = tf1norm.create_train_op(
-                loss, v1.train.MomentumOptimizer(0.01, 0.9))
-            self.session = v1.Session(config=v1.ConfigProto(
-                intra_op_parallelism_threads=1, inter_op_parallelism_threads=1))
+            loss = tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+            )
+            self.train_op = tf1norm.create_train_op(loss, v1.train.MomentumOptimizer(0.01, 0.9))
+            self.session = v1.Session(
+                config=v1.ConfigProto(
+                    intra_op_parallelism_threads=1, inter_op_parallelism_threads=1
+                )
+            )
             self.session.run(v1.global_variables_initializer())
         rng = np.random.default_rng(0)
-        self.feed = {x: rng.normal(size=(batch, 784)).astype(np.float32),
-                     labels: rng.integers(0, 10, batch)}
+        self.feed = {
+            x: rng.normal(size=(batch, 784)).astype(np.float32),
+            labels: rng.integers(0, 10, batch),
+        }
 
     def steps(self, count):
         start = time.perf_counter()
@@ -98,12 +102,16 @@ def main(argv=None):
 
     quiet_tensorflow(verbose=False)
     for fed in (False, True):
-        variants = [Variant("unchecked", fed, False, args.batch),
-                    Variant("checked", fed, True, args.batch)]
+        variants = [
+            Variant("unchecked", fed, False, args.batch),
+            Variant("checked", fed, True, args.batch),
+        ]
         results = benchlib.measure(variants, args.rounds, args.steps, warmup=args.steps)
-        benchlib.report(f"batch_norm x2{' + max_norm(threshold fed) x2' if fed else ''}, "
-                        f"batch {args.batch}, {args.rounds} rounds x {args.steps} steps",
-                        results)
+        benchlib.report(
+            f"batch_norm x2{' + max_norm(threshold fed) x2' if fed else ''}, "
+            f"batch {args.batch}, {args.rounds} rounds x {args.steps} steps",
+            results,
+        )
     return 0
 
 

@@ -44,12 +44,17 @@ def load_baseline(revision, directory):
     """``{module name: module}`` of the baseline's projections, reparam and embedding."""
     modules = {}
     for name in ("projections", "reparam", "embedding"):
-        source = subprocess.run(["git", "-C", ROOT, "show", f"{revision}:tf1norm/{name}.py"],
-                                check=True, capture_output=True, text=True).stdout
+        source = subprocess.run(
+            ["git", "-C", ROOT, "show", f"{revision}:tf1norm/{name}.py"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         # the live module already registered the lookup's gradient under this name
         source = source.replace("@tf.RegisterGradient(_UPDATE_AFTER)", "")
-        source = source.replace("from tf1norm._math.projections import",
-                                "from baseline_projections import")
+        source = source.replace(
+            "from tf1norm._math.projections import", "from baseline_projections import"
+        )
         path = os.path.join(directory, f"baseline_{name}.py")
         with open(path, "w") as handle:
             handle.write(source)
@@ -62,19 +67,37 @@ def load_baseline(revision, directory):
 
 
 KERNELS = {
-    "max_norm_assignment [784, 300]": ((784, 300), lambda m, w: m["projections"]
-                                       .max_norm_assignment(w, 1.0), False),
-    "max_norm_assignment [2048, 2048]": ((2048, 2048), lambda m, w: m["projections"]
-                                         .max_norm_assignment(w, 1.0), False),
+    "max_norm_assignment [784, 300]": (
+        (784, 300),
+        lambda m, w: m["projections"].max_norm_assignment(w, 1.0),
+        False,
+    ),
+    "max_norm_assignment [2048, 2048]": (
+        (2048, 2048),
+        lambda m, w: m["projections"].max_norm_assignment(w, 1.0),
+        False,
+    ),
     "unit_norm [2048, 2048]": ((2048, 2048), lambda m, w: m["projections"].unit_norm(w), False),
-    "min_max_norm [2048, 2048]": ((2048, 2048), lambda m, w: m["projections"]
-                                  .min_max_norm(w, 0.5, 1.0), False),
-    "weight_norm fwd+grad [2048, 2048]": ((2048, 2048), lambda m, w: m["reparam"].weight_norm(
-        w, tf.ones([w.shape[1]])), True),
-    "spectral_norm fwd+grad [2048, 2048]": ((2048, 2048), lambda m, w: m["reparam"]
-                                            .spectral_norm(w, tf.ones([1, w.shape[1]]))[0], True),
-    "max_norm_rows [1024, 128]": ((1024, 128), lambda m, w: m["embedding"]
-                                  .max_norm_rows(w, 1.0), False),
+    "min_max_norm [2048, 2048]": (
+        (2048, 2048),
+        lambda m, w: m["projections"].min_max_norm(w, 0.5, 1.0),
+        False,
+    ),
+    "weight_norm fwd+grad [2048, 2048]": (
+        (2048, 2048),
+        lambda m, w: m["reparam"].weight_norm(w, tf.ones([w.shape[1]])),
+        True,
+    ),
+    "spectral_norm fwd+grad [2048, 2048]": (
+        (2048, 2048),
+        lambda m, w: m["reparam"].spectral_norm(w, tf.ones([1, w.shape[1]]))[0],
+        True,
+    ),
+    "max_norm_rows [1024, 128]": (
+        (1024, 128),
+        lambda m, w: m["embedding"].max_norm_rows(w, 1.0),
+        False,
+    ),
 }
 
 
@@ -108,14 +131,18 @@ def main(argv=None):
     args = parser.parse_args(argv)
     rounds, steps, warmup = (2, 2, 1) if args.quick else (args.rounds, 20, 10)
     after = {"projections": projections, "reparam": reparam, "embedding": embedding}
-    print(f"tf {tf.__version__}, tf1norm {tf1norm.__file__}, {os.cpu_count()} cpus, "
-          f"{rounds} rounds x {steps} runs, baseline {args.baseline}")
+    print(
+        f"tf {tf.__version__}, tf1norm {tf1norm.__file__}, {os.cpu_count()} cpus, "
+        f"{rounds} rounds x {steps} runs, baseline {args.baseline}"
+    )
     with tempfile.TemporaryDirectory() as directory:
         before = load_baseline(args.baseline, directory)
         all_results = {}
         for title, (shape, build, grad) in KERNELS.items():
-            variants = [Variant("before", before, shape, build, grad),
-                        Variant("after", after, shape, build, grad)]
+            variants = [
+                Variant("before", before, shape, build, grad),
+                Variant("after", after, shape, build, grad),
+            ]
             all_results[title] = measure(variants, rounds, steps, warmup)
             report(f"float32 {title}", all_results[title])
     return all_results

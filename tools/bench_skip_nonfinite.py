@@ -62,6 +62,7 @@ def minimize(x, y, sizes):
 def create(**kwargs):
     def build(x, y, sizes):
         return [[tf1norm.create_train_op(bn_mlp_loss(x, y, sizes), momentum(), **kwargs)]]
+
     return build
 
 
@@ -76,13 +77,16 @@ def time_builds(model, rounds):
             with tf.Graph().as_default():
                 built = model_zoo.build(model, "max_norm", training=True)
                 chain = [tf1norm.skip_nonfinite()] if name == "skip_nonfinite" else []
-                seconds, _ = _timed(lambda: tf1norm.create_train_op(
-                    built.loss, _optimizer(), transforms=chain))
+                seconds, _ = _timed(
+                    lambda: tf1norm.create_train_op(built.loss, _optimizer(), transforms=chain)
+                )
             times[name].append(seconds)
     ratios = [b / a for a, b in zip(times["create_train_op"], times["skip_nonfinite"])]
-    print(f"\n{model}: create_train_op {statistics.median(times['create_train_op']):.2f} s, "
-          f"with skip_nonfinite {statistics.median(times['skip_nonfinite']):.2f} s "
-          f"({statistics.median(ratios):.2f}x, median of {rounds} rounds)")
+    print(
+        f"\n{model}: create_train_op {statistics.median(times['create_train_op']):.2f} s, "
+        f"with skip_nonfinite {statistics.median(times['skip_nonfinite']):.2f} s "
+        f"({statistics.median(ratios):.2f}x, median of {rounds} rounds)"
+    )
     return times
 
 
@@ -97,12 +101,12 @@ def main(argv=None):
         return time_builds(args.build_model, args.rounds)
     rounds, steps, warmup = (3, 3, 2) if args.quick else (args.rounds, args.steps, 30)
     print(f"tf {tf.__version__}, {os.cpu_count()} cpus, {rounds} rounds x {steps} steps")
-    variants = [Variant("minimize", SIZES, 50, minimize),
-                Variant("create_train_op", SIZES, 50, create()),
-                Variant("create_train_op, check_numerics=False", SIZES, 50,
-                        create(check_numerics=False)),
-                Variant("skip_nonfinite", SIZES, 50,
-                        create(transforms=[tf1norm.skip_nonfinite()]))]
+    variants = [
+        Variant("minimize", SIZES, 50, minimize),
+        Variant("create_train_op", SIZES, 50, create()),
+        Variant("create_train_op, check_numerics=False", SIZES, 50, create(check_numerics=False)),
+        Variant("skip_nonfinite", SIZES, 50, create(transforms=[tf1norm.skip_nonfinite()])),
+    ]
     results = measure(variants, rounds, steps, warmup)
     report("Momentum, MLP 784-300-100-10 + batch norm, batch 50", results)
     return results

@@ -39,8 +39,9 @@ def seed_spectral_norm(w, nombre):
     shape = w.shape.as_list()
     w = tf.reshape(w, [-1, shape[-1]])
     with v1.variable_scope(nombre, reuse=v1.AUTO_REUSE):
-        u = v1.get_variable(nombre, [1, shape[-1]], initializer=v1.random_normal_initializer(),
-                            trainable=False)
+        u = v1.get_variable(
+            nombre, [1, shape[-1]], initializer=v1.random_normal_initializer(), trainable=False
+        )
     v_hat = tf.nn.l2_normalize(tf.matmul(u, w, transpose_b=True))
     u_hat = tf.nn.l2_normalize(tf.matmul(v_hat, w))
     u_hat, v_hat = tf.stop_gradient(u_hat), tf.stop_gradient(v_hat)
@@ -59,28 +60,36 @@ class Variant:
             x = v1.placeholder(tf.float32, [None, SIZES[0]])
             y = v1.placeholder(tf.int64, [None])
             loss = self._loss(x, y, kind)
-            self.train_op = tf1norm.create_train_op(loss, v1.train.AdamOptimizer(1e-3),
-                                                    check_numerics=False)
+            self.train_op = tf1norm.create_train_op(
+                loss, v1.train.AdamOptimizer(1e-3), check_numerics=False
+            )
             self.sess = v1.Session(graph=self.graph)
             self.sess.run(v1.global_variables_initializer())
-        self.feed = {x: rng.random((BATCH, SIZES[0]), np.float32),
-                     y: rng.integers(0, SIZES[-1], BATCH)}
+        self.feed = {
+            x: rng.random((BATCH, SIZES[0]), np.float32),
+            y: rng.integers(0, SIZES[-1], BATCH),
+        }
 
     @staticmethod
     def _loss(x, y, kind):
         layers = tf1norm.require_v1_layers()
-        getter = {"immediate": tf1norm.spectral_norm_getter(),
-                  "collection": tf1norm.spectral_norm_getter(update="collection")}.get(kind)
+        getter = {
+            "immediate": tf1norm.spectral_norm_getter(),
+            "collection": tf1norm.spectral_norm_getter(update="collection"),
+        }.get(kind)
         net = x
         with v1.variable_scope("mlp", custom_getter=getter):
             for i, units in enumerate(SIZES[1:]):
                 constraint = None
                 if kind == "seed":
                     constraint = lambda w, i=i: seed_spectral_norm(w, f"layer_{i}_u")  # noqa: E731
-                net = layers.dense(net, units, tf.nn.relu if i < len(SIZES) - 2 else None,
-                                   kernel_constraint=constraint)
-        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y,
-                                                                            logits=net))
+                net = layers.dense(
+                    net,
+                    units,
+                    tf.nn.relu if i < len(SIZES) - 2 else None,
+                    kernel_constraint=constraint,
+                )
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=net))
 
     def steps(self, count):
         start = time.perf_counter()
@@ -96,12 +105,17 @@ def main(argv=None):
     args = parser.parse_args(argv)
     rounds, steps, warmup = (2, 2, 1) if args.quick else (args.rounds, 10, 20)
     print(f"tf {tf.__version__}, {os.cpu_count()} cpus, {rounds} rounds x {steps} steps")
-    variants = [Variant("bare", "bare"), Variant("seed 004 recipe", "seed"),
-                Variant("tf1norm immediate", "immediate"),
-                Variant("tf1norm collection", "collection")]
+    variants = [
+        Variant("bare", "bare"),
+        Variant("seed 004 recipe", "seed"),
+        Variant("tf1norm immediate", "immediate"),
+        Variant("tf1norm collection", "collection"),
+    ]
     results = measure(variants, rounds, steps, warmup)
-    report(f"Adam, MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, spectral norm on every layer",
-           results)
+    report(
+        f"Adam, MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, spectral norm on every layer",
+        results,
+    )
     return results
 
 

@@ -84,21 +84,27 @@ def main(argv=None):
     args = parser.parse_args(argv)
     rounds, steps, warmup = (3, 10, 2) if args.quick else (args.rounds, args.steps, 100)
     every = min(args.every, steps) if args.quick else args.every
-    print(f"tf {tf.__version__}, {os.cpu_count()} cpus, {rounds} rounds x {steps} steps, "
-          f"summary every {every} steps")
+    print(
+        f"tf {tf.__version__}, {os.cpu_count()} cpus, {rounds} rounds x {steps} steps, "
+        f"summary every {every} steps"
+    )
     with tempfile.TemporaryDirectory() as logdir:
-        variants = [Variant("chain", SMALL, 50, chain_step),
-                    SummaryVariant("chain + summaries, never fetched", SMALL, 50, 10 ** 12,
-                                   os.path.join(logdir, "never")),
-                    SummaryVariant(f"chain + summaries every {every}", SMALL, 50, every,
-                                   os.path.join(logdir, "every")),
-                    SummaryVariant("chain + summaries every step", SMALL, 50, 1,
-                                   os.path.join(logdir, "always"))]
+        variants = [
+            Variant("chain", SMALL, 50, chain_step),
+            SummaryVariant(
+                "chain + summaries, never fetched", SMALL, 50, 10**12, os.path.join(logdir, "never")
+            ),
+            SummaryVariant(
+                f"chain + summaries every {every}", SMALL, 50, every, os.path.join(logdir, "every")
+            ),
+            SummaryVariant(
+                "chain + summaries every step", SMALL, 50, 1, os.path.join(logdir, "always")
+            ),
+        ]
         results = measure(variants, rounds, steps, warmup)
         for variant in variants[1:]:
             variant.writer.close()
-    report("Momentum, MLP 784-300-100-10, batch 50: clip_by_global_norm(5) + max-norm 1.0",
-           results)
+    report("Momentum, MLP 784-300-100-10, batch 50: clip_by_global_norm(5) + max-norm 1.0", results)
     return results
 
 

@@ -48,8 +48,10 @@ SIZES, BATCH, THRESHOLD = (784, 300, 100, 10), 50, 1.0
 
 def _data():
     rng = np.random.default_rng(0)
-    return (rng.random((BATCH, SIZES[0]), np.float32),
-            rng.integers(0, SIZES[-1], BATCH).astype(np.int32))
+    return (
+        rng.random((BATCH, SIZES[0]), np.float32),
+        rng.integers(0, SIZES[-1], BATCH).astype(np.int32),
+    )
 
 
 def _xent(logits, y):
@@ -64,8 +66,10 @@ class TF2Variant:
         rng = np.random.default_rng(1)
         self.params = []
         for fan_in, fan_out in zip(SIZES[:-1], SIZES[1:]):
-            self.params += [tf.Variable(rng.normal(0, 0.05, (fan_in, fan_out)).astype(np.float32)),
-                            tf.Variable(np.zeros(fan_out, np.float32))]
+            self.params += [
+                tf.Variable(rng.normal(0, 0.05, (fan_in, fan_out)).astype(np.float32)),
+                tf.Variable(np.zeros(fan_out, np.float32)),
+            ]
         self.x, self.y = (tf.constant(a) for a in _data())
         self.run = tf.function(make_step(self), jit_compile=True)
 
@@ -91,18 +95,29 @@ def bare(optimizer):
                 loss = variant.loss()
             optimizer.apply_gradients(zip(tape.gradient(loss, variant.params), variant.params))
             return loss
+
         return step
+
     return make
 
 
 def with_tf1norm(optimizer, transforms):
     def make(variant):
         for kernel in variant.params[0:4:2]:  # hidden kernels, as max_norm_regularizer does
-            registry.register_projection(registry.Projection(kernel, functools.partial(
-                projections.max_norm_assignment, threshold=THRESHOLD, axes=(0,)), "max_norm",
-                axes=(0,)), tf1norm.keys.MAX_NORM)
+            registry.register_projection(
+                registry.Projection(
+                    kernel,
+                    functools.partial(
+                        projections.max_norm_assignment, threshold=THRESHOLD, axes=(0,)
+                    ),
+                    "max_norm",
+                    axes=(0,),
+                ),
+                tf1norm.keys.MAX_NORM,
+            )
         train = tf1norm.make_train_step(optimizer, transforms)
         return lambda: train(variant.loss, variant.params)
+
     return make
 
 
@@ -113,10 +128,17 @@ class KerasVariant(TF2Variant):
         import keras
 
         self.name = name
-        self.model = keras.Sequential([keras.Input((SIZES[0],))] + [
-            keras.layers.Dense(n, activation="relu" if i < 2 else None,
-                               kernel_constraint=constraint() if i < 2 else None)
-            for i, n in enumerate(SIZES[1:])])
+        self.model = keras.Sequential(
+            [keras.Input((SIZES[0],))]
+            + [
+                keras.layers.Dense(
+                    n,
+                    activation="relu" if i < 2 else None,
+                    kernel_constraint=constraint() if i < 2 else None,
+                )
+                for i, n in enumerate(SIZES[1:])
+            ]
+        )
         self.x, self.y = (tf.constant(a) for a in _data())
         self.run = tf.function(functools.partial(self._step, optimizer), jit_compile=True)
 
@@ -166,8 +188,10 @@ def max_norm_variants():
         KerasVariant("keras bare jit", sgd(), lambda: None),
         KerasVariant("keras MaxNorm jit", sgd(), lambda: keras.constraints.MaxNorm(THRESHOLD)),
         TF1Variant("TF1 minimize", lambda loss, step: momentum().minimize(loss, step)),
-        TF1Variant("TF1 create_train_op", lambda loss, step: tf1norm.create_train_op(
-            loss, momentum(), global_step=step)),
+        TF1Variant(
+            "TF1 create_train_op",
+            lambda loss, step: tf1norm.create_train_op(loss, momentum(), global_step=step),
+        ),
     ]
 
 
@@ -183,20 +207,32 @@ def full_recipe_variants():
         TF2Variant("bare jit", bare(adam())),
         TF2Variant("tf1norm jit", with_tf1norm(adam(), _recipe())),
         KerasVariant("keras bare jit", adam(), lambda: None),
-        KerasVariant("keras AdamW+global_clipnorm+MaxNorm jit", keras.optimizers.AdamW(
-            1e-3, weight_decay=1e-2, global_clipnorm=5.0),
-            lambda: keras.constraints.MaxNorm(THRESHOLD)),
-        TF1Variant("TF1 minimize", lambda loss, step: v1.train.AdamOptimizer(1e-3).minimize(
-            loss, step)),
-        TF1Variant("TF1 create_train_op", lambda loss, step: tf1norm.create_train_op(
-            loss, v1.train.AdamOptimizer(1e-3), global_step=step, transforms=_recipe())),
+        KerasVariant(
+            "keras AdamW+global_clipnorm+MaxNorm jit",
+            keras.optimizers.AdamW(1e-3, weight_decay=1e-2, global_clipnorm=5.0),
+            lambda: keras.constraints.MaxNorm(THRESHOLD),
+        ),
+        TF1Variant(
+            "TF1 minimize", lambda loss, step: v1.train.AdamOptimizer(1e-3).minimize(loss, step)
+        ),
+        TF1Variant(
+            "TF1 create_train_op",
+            lambda loss, step: tf1norm.create_train_op(
+                loss, v1.train.AdamOptimizer(1e-3), global_step=step, transforms=_recipe()
+            ),
+        ),
     ]
 
 
 # (variant, its reference) pairs whose per-round ratios the table reports
-PAIRS = (("bare jit", "bare jit"), ("tf1norm jit", "bare jit"),
-         ("keras bare jit", "keras bare jit"), (None, "keras bare jit"),
-         ("TF1 minimize", "TF1 minimize"), ("TF1 create_train_op", "TF1 minimize"))
+PAIRS = (
+    ("bare jit", "bare jit"),
+    ("tf1norm jit", "bare jit"),
+    ("keras bare jit", "keras bare jit"),
+    (None, "keras bare jit"),
+    ("TF1 minimize", "TF1 minimize"),
+    ("TF1 create_train_op", "TF1 minimize"),
+)
 
 
 def measure(variants, rounds, steps, warmup, title):
@@ -205,7 +241,7 @@ def measure(variants, rounds, steps, warmup, title):
         variant.steps(warmup)
     times = {v.name: [] for v in variants}
     for r in tqdm(range(rounds), desc=title, leave=False):
-        for variant in variants[r % len(variants):] + variants[:r % len(variants)]:
+        for variant in variants[r % len(variants) :] + variants[: r % len(variants)]:
             times[variant.name].append(variant.steps(steps))
     return times
 
@@ -218,8 +254,11 @@ def ratios(times):
         name = name or actual
         result[name] = statistics.median(a / b for a, b in zip(times[name], times[reference]))
     result["vs keras"] = statistics.median(
-        (ours / bare) / (theirs / keras_bare) for ours, bare, theirs, keras_bare in zip(
-            times["tf1norm jit"], times["bare jit"], times[names[3]], times["keras bare jit"]))
+        (ours / bare) / (theirs / keras_bare)
+        for ours, bare, theirs, keras_bare in zip(
+            times["tf1norm jit"], times["bare jit"], times[names[3]], times["keras bare jit"]
+        )
+    )
     return result
 
 
@@ -230,10 +269,14 @@ def report(title, times):
     found = ratios(times)
     for (name, reference), actual in zip(PAIRS, times):
         name = name or actual
-        print(f"| {name} | {statistics.median(times[name]) * 1e3:.3f} | {found[name]:.3f}x "
-              f"(vs {reference}) |")
-    print(f"tf1norm jit's ratio divided by {list(times)[3]}'s (median per round): "
-          f"{found['vs keras']:.3f}")
+        print(
+            f"| {name} | {statistics.median(times[name]) * 1e3:.3f} | {found[name]:.3f}x "
+            f"(vs {reference}) |"
+        )
+    print(
+        f"tf1norm jit's ratio divided by {list(times)[3]}'s (median per round): "
+        f"{found['vs keras']:.3f}"
+    )
     print("RATIOS " + json.dumps({"title": title, "ratios": found}))
 
 
@@ -247,13 +290,21 @@ def across_processes(args):
     import subprocess
 
     runs = {}
-    command = [sys.executable, os.path.abspath(__file__), "--rounds", str(args.rounds),
-               "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--rounds",
+        str(args.rounds),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+    ]
     for index in range(args.processes):
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         for line in output.splitlines():
             if line.startswith("RATIOS "):
-                record = json.loads(line[len("RATIOS "):])
+                record = json.loads(line[len("RATIOS ") :])
                 for name, value in record["ratios"].items():
                     runs.setdefault(record["title"], {}).setdefault(name, []).append(value)
         print(f"process {index + 1}/{args.processes} done", file=sys.stderr, flush=True)
@@ -262,8 +313,10 @@ def across_processes(args):
         print("| variant | per process | median |")
         print("| --- | --- | --- |")
         for name, values in table.items():
-            print(f"| {name} | {' '.join(f'{v:.3f}' for v in values)} | "
-                  f"{statistics.median(values):.3f} |")
+            print(
+                f"| {name} | {' '.join(f'{v:.3f}' for v in values)} | "
+                f"{statistics.median(values):.3f} |"
+            )
 
 
 def main(argv=None):
@@ -271,19 +324,29 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds")
     parser.add_argument("--steps", type=int, default=20, help="steps per variant per round")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps (compilation)")
-    parser.add_argument("--processes", type=int, default=1,
-                        help="repeat in this many fresh processes and report the medians")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="repeat in this many fresh processes and report the medians",
+    )
     args = parser.parse_args(argv)
     if min(args.rounds, args.steps, args.processes) < 1 or args.warmup < 1:
         parser.error("--rounds, --steps, --processes and --warmup must be >= 1")
     if args.processes > 1:
         across_processes(args)
         return
-    print(f"tf {tf.__version__}; MLP {'-'.join(map(str, SIZES))}, batch {BATCH}; "
-          f"{args.rounds} rounds x {args.steps} steps")
-    for title, build in (("max-norm (momentum 0.9, lr 0.01)", max_norm_variants),
-                         ("full recipe (Adam + clip_by_global_norm + decoupled decay + "
-                          "max-norm)", full_recipe_variants)):
+    print(
+        f"tf {tf.__version__}; MLP {'-'.join(map(str, SIZES))}, batch {BATCH}; "
+        f"{args.rounds} rounds x {args.steps} steps"
+    )
+    for title, build in (
+        ("max-norm (momentum 0.9, lr 0.01)", max_norm_variants),
+        (
+            "full recipe (Adam + clip_by_global_norm + decoupled decay + max-norm)",
+            full_recipe_variants,
+        ),
+    ):
         report(title, measure(build(), args.rounds, args.steps, args.warmup, title))
 
 

@@ -43,8 +43,10 @@ class Variant:
         self.name = name
         self.graph = tf.Graph()
         rng = np.random.default_rng(0)
-        self.feed_values = (rng.random((batch, sizes[0]), np.float32),
-                            rng.integers(0, sizes[-1], batch))
+        self.feed_values = (
+            rng.random((batch, sizes[0]), np.float32),
+            rng.integers(0, sizes[-1], batch),
+        )
         with self.graph.as_default():
             v1.set_random_seed(0)
             self.x = v1.placeholder(tf.float32, (None, sizes[0]))
@@ -65,8 +67,9 @@ class Variant:
 def mlp_loss(x, y, sizes, regularizer=None):
     net = x
     for i, units in enumerate(sizes[1:-1]):
-        net = v1.layers.dense(net, units, tf.nn.relu, kernel_regularizer=regularizer,
-                              name=f"hidden{i + 1}")
+        net = v1.layers.dense(
+            net, units, tf.nn.relu, kernel_regularizer=regularizer, name=f"hidden{i + 1}"
+        )
     logits = v1.layers.dense(net, sizes[-1], name="output")
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
 
@@ -98,8 +101,13 @@ def adam():
 def full_recipe(x, y, sizes):
     loss = mlp_loss(x, y, sizes, tf1norm.max_norm_regularizer(1.0))
     chain = [tf1norm.clip_by_global_norm(5.0), tf1norm.add_decoupled_weight_decay(1e-2)]
-    return [[tf1norm.create_train_op(loss, adam(), v1.train.get_or_create_global_step(),
-                                     transforms=chain)]]
+    return [
+        [
+            tf1norm.create_train_op(
+                loss, adam(), v1.train.get_or_create_global_step(), transforms=chain
+            )
+        ]
+    ]
 
 
 SMALL, LARGE = (784, 300, 100, 10), (784, 2048, 2048, 10)
@@ -113,22 +121,31 @@ def main(argv=None):
     args = parser.parse_args(argv)
     rounds, steps, warmup = (3, 3, 2) if args.quick else (args.rounds, args.steps, 30)
     print(f"tf {tf.__version__}, {os.cpu_count()} cpus, {rounds} rounds x {steps} steps")
-    configs = [("MLP 784-300-100-10, batch 50", SMALL, 50),
-               ("MLP 784-300-100-10, batch 512", SMALL, 512),
-               ("MLP 784-2048-2048-10, batch 50", LARGE, 50)]
+    configs = [
+        ("MLP 784-300-100-10, batch 50", SMALL, 50),
+        ("MLP 784-300-100-10, batch 512", SMALL, 512),
+        ("MLP 784-2048-2048-10, batch 50", LARGE, 50),
+    ]
     all_results = {}
     for title, sizes, batch in configs:
-        variants = [Variant("bare", sizes, batch, bare),
-                    Variant("seed recipe (two sess.run)", sizes, batch, seed_recipe),
-                    Variant("tf1norm max-norm", sizes, batch, tf1norm_max_norm)]
-        all_results[title] = measure(variants, rounds, steps if batch == 50 else steps // 2 or 1,
-                                     warmup)
+        variants = [
+            Variant("bare", sizes, batch, bare),
+            Variant("seed recipe (two sess.run)", sizes, batch, seed_recipe),
+            Variant("tf1norm max-norm", sizes, batch, tf1norm_max_norm),
+        ]
+        all_results[title] = measure(
+            variants, rounds, steps if batch == 50 else steps // 2 or 1, warmup
+        )
         report(f"Momentum, {title}", all_results[title])
-    variants = [Variant("bare Adam", SMALL, 50, lambda x, y, s: bare(x, y, s, adam)),
-                Variant("tf1norm full recipe", SMALL, 50, full_recipe)]
+    variants = [
+        Variant("bare Adam", SMALL, 50, lambda x, y, s: bare(x, y, s, adam)),
+        Variant("tf1norm full recipe", SMALL, 50, full_recipe),
+    ]
     all_results["full recipe"] = measure(variants, rounds, steps, warmup)
-    report("Adam, MLP 784-300-100-10, batch 50: clip_by_global_norm + decoupled decay + "
-           "max-norm", all_results["full recipe"])
+    report(
+        "Adam, MLP 784-300-100-10, batch 50: clip_by_global_norm + decoupled decay + max-norm",
+        all_results["full recipe"],
+    )
     return all_results
 
 

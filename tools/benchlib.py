@@ -15,11 +15,13 @@ def measure(variants, rounds, steps, warmup):
         variant.steps(warmup)
     times = {v.name: [] for v in variants}
     for r in range(rounds):
-        for variant in variants[r % len(variants):] + variants[:r % len(variants)]:
+        for variant in variants[r % len(variants) :] + variants[: r % len(variants)]:
             times[variant.name].append(variant.steps(steps))
     base = times[variants[0].name]
-    return {name: (statistics.median(t), statistics.median(a / b for a, b in zip(t, base)))
-            for name, t in times.items()}
+    return {
+        name: (statistics.median(t), statistics.median(a / b for a, b in zip(t, base)))
+        for name, t in times.items()
+    }
 
 
 def report(title, results):

@@ -50,11 +50,13 @@ def build(model, scope, batch=2, training=None, image=IMAGE):
     ``scope`` None builds the plain network (no ``slim_scope``).
     """
     if model not in MODELS:
-        raise ValueError(f"model_zoo.build: `model` must be one of {sorted(MODELS)}; "
-                         f"got {model!r}.")
+        raise ValueError(
+            f"model_zoo.build: `model` must be one of {sorted(MODELS)}; got {model!r}."
+        )
     if scope is not None and scope not in SCOPES:
-        raise ValueError(f"model_zoo.build: `scope` must be None or one of {sorted(SCOPES)}; "
-                         f"got {scope!r}.")
+        raise ValueError(
+            f"model_zoo.build: `scope` must be None or one of {sorted(SCOPES)}; got {scope!r}."
+        )
     arg_scope, network = MODELS[model]
     images = v1.placeholder(tf.float32, [batch, image, image, 3], name="images")
     labels = v1.placeholder(tf.int32, [batch], name="labels")

@@ -57,15 +57,25 @@ def run(case, method):
 
 
 def record(case, rounds):
-    entry = {"name": case["name"], "sizes": case["sizes"], "seed": case["seed"],
-             "radius": case["radius"]}
+    entry = {
+        "name": case["name"],
+        "sizes": case["sizes"],
+        "seed": case["seed"],
+        "radius": case["radius"],
+    }
     for method, key in (("CROWN", "crown"), ("alpha-CROWN", "alpha-crown")):
         runs = [run(case, method) for _ in range(rounds)]
-        entry[key] = {"low": runs[-1][0], "high": runs[-1][1],
-                      "median_seconds": statistics.median(r[2] for r in runs)}
+        entry[key] = {
+            "low": runs[-1][0],
+            "high": runs[-1][1],
+            "median_seconds": statistics.median(r[2] for r in runs),
+        }
         width = np.mean(np.subtract(runs[-1][1], runs[-1][0]))
-        print(f"{case['name']:24s} {method:12s} mean width {width:12.6g}  "
-              f"median {entry[key]['median_seconds'] * 1e3:9.1f} ms", flush=True)
+        print(
+            f"{case['name']:24s} {method:12s} mean width {width:12.6g}  "
+            f"median {entry[key]['median_seconds'] * 1e3:9.1f} ms",
+            flush=True,
+        )
     return entry
 
 
@@ -79,8 +89,14 @@ def main(argv=None):
     import auto_LiRPA
 
     cases = [record(case, args.rounds) for case in reference_nets.CASES]
-    payload = {"auto_LiRPA": auto_LiRPA.__version__, "torch": torch.__version__,
-               "dtype": "float64", "threads": 1, "rounds": args.rounds, "cases": cases}
+    payload = {
+        "auto_LiRPA": auto_LiRPA.__version__,
+        "torch": torch.__version__,
+        "dtype": "float64",
+        "threads": 1,
+        "rounds": args.rounds,
+        "cases": cases,
+    }
     with open(FIXTURE, "w") as handle:
         json.dump(payload, handle, indent=1)
     print(f"wrote {os.path.normpath(FIXTURE)}")

@@ -24,8 +24,9 @@ import pathlib
 import numpy as np
 import torch
 
-FIXTURE = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / \
-    "torch_embedding.npz"
+FIXTURE = (
+    pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "torch_embedding.npz"
+)
 SETTINGS = {"vocabulary": 12, "dim": 5, "max_norm": 1.3, "lr": 0.25, "steps": 10}
 NORM_TYPES = (1.0, 2.0, 3.0)
 DTYPES = ("float32", "float64")
@@ -40,16 +41,24 @@ def problem(seed=0):
     table *= norms / np.linalg.norm(table, axis=1, keepdims=True)
     ids = rng.integers(0, vocabulary - 2, (steps, 3, 2))
     ids[:, 2, 1] = ids[:, 0, 0]  # an id repeated in every batch
-    return {"table": table, "ids": ids, "targets": rng.uniform(-6.0, 6.0, (steps, 3, 2)),
-            "v": rng.standard_normal(dim)}
+    return {
+        "table": table,
+        "ids": ids,
+        "targets": rng.uniform(-6.0, 6.0, (steps, 3, 2)),
+        "v": rng.standard_normal(dim),
+    }
 
 
 def trajectory(data, norm_type, dtype):
     """(tables after every step [steps, V, D], looked-up rows [steps, 3, 2, D])."""
     torch_dtype = getattr(torch, dtype)
-    embedding = torch.nn.Embedding(SETTINGS["vocabulary"], SETTINGS["dim"],
-                                   max_norm=SETTINGS["max_norm"], norm_type=norm_type,
-                                   dtype=torch_dtype)
+    embedding = torch.nn.Embedding(
+        SETTINGS["vocabulary"],
+        SETTINGS["dim"],
+        max_norm=SETTINGS["max_norm"],
+        norm_type=norm_type,
+        dtype=torch_dtype,
+    )
     with torch.no_grad():
         embedding.weight.copy_(torch.from_numpy(data["table"].astype(dtype)))
     optimizer = torch.optim.SGD(embedding.parameters(), lr=SETTINGS["lr"])
@@ -71,16 +80,22 @@ def main():
     parser.add_argument("--out", default=str(FIXTURE))
     args = parser.parse_args()
     data = problem()
-    arrays = {**data, **{k: np.array(v) for k, v in SETTINGS.items()},
-              "norm_types": np.array(NORM_TYPES), "torch_version": np.array(torch.__version__)}
+    arrays = {
+        **data,
+        **{k: np.array(v) for k, v in SETTINGS.items()},
+        "norm_types": np.array(NORM_TYPES),
+        "torch_version": np.array(torch.__version__),
+    }
     for dtype in DTYPES:
         for norm_type in NORM_TYPES:
             tables, rows = trajectory(data, norm_type, dtype)
             arrays[f"{dtype}_p{norm_type:g}_tables"] = tables
             arrays[f"{dtype}_p{norm_type:g}_rows"] = rows
     np.savez_compressed(args.out, **arrays)
-    print(f"wrote {len(DTYPES) * len(NORM_TYPES)} trajectories to {args.out} "
-          f"(torch {torch.__version__})")
+    print(
+        f"wrote {len(DTYPES) * len(NORM_TYPES)} trajectories to {args.out} "
+        f"(torch {torch.__version__})"
+    )
 
 
 if __name__ == "__main__":

@@ -57,9 +57,14 @@ DECAY = {"lr0": 0.05, "weight_decay": 0.3, "steps": 20, "eps": 1e-12}
 def mlp_problem(seed=1):
     """Fixed data and initial parameters shared with the tests."""
     rng = np.random.default_rng(seed)
-    return {"x": rng.standard_normal((16, 5)), "y": rng.standard_normal((16, 3)),
-            "w1": rng.standard_normal((5, 8)) * 0.5, "b1": rng.standard_normal(8) * 0.1,
-            "w2": rng.standard_normal((8, 3)) * 0.5, "b2": rng.standard_normal(3) * 0.1}
+    return {
+        "x": rng.standard_normal((16, 5)),
+        "y": rng.standard_normal((16, 3)),
+        "w1": rng.standard_normal((5, 8)) * 0.5,
+        "b1": rng.standard_normal(8) * 0.1,
+        "w2": rng.standard_normal((8, 3)) * 0.5,
+        "b2": rng.standard_normal(3) * 0.1,
+    }
 
 
 def decay_trajectory(kind):
@@ -75,7 +80,7 @@ def decay_trajectory(kind):
         opt = torch.optim.SGD(params, lr=lr0, momentum=0.9)
     history = {n: [] for n in names}
     for step in range(DECAY["steps"]):
-        lr = lr0 * 0.9 ** step
+        lr = lr0 * 0.9**step
         for group in opt.param_groups:
             group["lr"] = lr
         opt.zero_grad()
@@ -100,10 +105,13 @@ def main():
     arrays["torch_version"] = np.array(torch.__version__)
     np.savez_compressed(args.out, **arrays)
     print(f"wrote {len(arrays) // 3} renorm cases to {args.out} (torch {torch.__version__})")
-    decay = {**decay_trajectory("adamw"), **decay_trajectory("sgdw"),
-             **{k: np.array(v) for k, v in DECAY.items()},
-             **{f"problem_{k}": v for k, v in mlp_problem().items()},
-             "torch_version": np.array(torch.__version__)}
+    decay = {
+        **decay_trajectory("adamw"),
+        **decay_trajectory("sgdw"),
+        **{k: np.array(v) for k, v in DECAY.items()},
+        **{f"problem_{k}": v for k, v in mlp_problem().items()},
+        "torch_version": np.array(torch.__version__),
+    }
     np.savez_compressed(FIXTURES / "torch_decay.npz", **decay)
     print(f"wrote AdamW and SGD+decoupled-decay trajectories to {FIXTURES / 'torch_decay.npz'}")
 

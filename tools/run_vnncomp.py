@@ -37,8 +37,9 @@ def read_instances(folder, limit=None):
         raise SystemExit(f"run_vnncomp: no *instances.csv in {folder!r}")
     with open(os.path.join(folder, names[0]), encoding="utf-8") as handle:
         rows = [row for row in csv.reader(handle) if len(row) >= 3]
-    return [(onnx.strip(), prop.strip(), float(timeout)) for onnx, prop, timeout, *_ in
-            rows][:limit]
+    return [(onnx.strip(), prop.strip(), float(timeout)) for onnx, prop, timeout, *_ in rows][
+        :limit
+    ]
 
 
 def local_file(folder, name, scratch):
@@ -74,8 +75,9 @@ def run_instance(onnx_path, vnnlib_path, timeout):
     start = time.monotonic()
     try:
         network, prop = bounds.from_onnx(onnx_path), bounds.from_vnnlib(vnnlib_path)
-        verdict = bounds.verify(network, prop, time_limit=max(timeout - (time.monotonic()
-                                                                          - start), 0.0))
+        verdict = bounds.verify(
+            network, prop, time_limit=max(timeout - (time.monotonic() - start), 0.0)
+        )
         result = RESULTS[verdict.status]
     except (ValueError, RuntimeError) as error:
         print(f"  error: {error}", file=sys.stderr)
@@ -102,11 +104,16 @@ def summarize(records, group_of):
 
 
 def _summary_row(name, items):
-    counts = {key: sum(r["judged"] == key for r in items) for key in ("solved", "unknown",
-                                                                       "wrong")}
+    counts = {key: sum(r["judged"] == key for r in items) for key in ("solved", "unknown", "wrong")}
     seconds = [r["seconds"] for r in items]
-    return (name, counts["solved"], counts["unknown"], counts["wrong"],
-            float(np.median(seconds)), float(np.sum(seconds)))
+    return (
+        name,
+        counts["solved"],
+        counts["unknown"],
+        counts["wrong"],
+        float(np.median(seconds)),
+        float(np.sum(seconds)),
+    )
 
 
 def print_table(rows, total, out=None):
@@ -114,8 +121,11 @@ def print_table(rows, total, out=None):
     print(f"| {'group':<22} | solved | unknown | wrong | median s | total s |", file=out)
     print("|" + "|".join("-" * w for w in (24, 8, 9, 7, 10, 9)) + "|", file=out)
     for name, solved, unknown, wrong, median, seconds in rows + [total]:
-        print(f"| {name:<22} | {solved:6d} | {unknown:7d} | {wrong:5d} | {median:8.2f} | "
-              f"{seconds:7.1f} |", file=out)
+        print(
+            f"| {name:<22} | {solved:6d} | {unknown:7d} | {wrong:5d} | {median:8.2f} | "
+            f"{seconds:7.1f} |",
+            file=out,
+        )
 
 
 def parse_args(argv=None):
@@ -123,13 +133,24 @@ def parse_args(argv=None):
     parser.add_argument("folder", help="benchmark folder with *instances.csv")
     parser.add_argument("--results", help="published per-tool results CSV to check against")
     parser.add_argument("--limit", type=int, help="run only the first N instances")
-    parser.add_argument("--timeout-scale", type=float, default=1.0,
-                        help="multiply every instance's timeout by this (default 1)")
-    parser.add_argument("--group", choices=["vnnlib", "onnx"], default="vnnlib",
-                        help="summary rows per property file (default) or per network")
+    parser.add_argument(
+        "--timeout-scale",
+        type=float,
+        default=1.0,
+        help="multiply every instance's timeout by this (default 1)",
+    )
+    parser.add_argument(
+        "--group",
+        choices=["vnnlib", "onnx"],
+        default="vnnlib",
+        help="summary rows per property file (default) or per network",
+    )
     parser.add_argument("--csv", help="also write the per-instance records to this CSV")
-    parser.add_argument("--reverse", action="store_true",
-                        help="run the instances last to first (after --limit is applied)")
+    parser.add_argument(
+        "--reverse",
+        action="store_true",
+        help="run the instances last to first (after --limit is applied)",
+    )
     return parser.parse_args(argv)
 
 
@@ -140,15 +161,28 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="vnncomp-") as scratch:
         instances = list(enumerate(read_instances(args.folder, args.limit)))
         for index, (onnx, prop, timeout) in instances[::-1] if args.reverse else instances:
-            result, seconds = run_instance(local_file(args.folder, onnx, scratch),
-                                           local_file(args.folder, prop, scratch),
-                                           timeout * args.timeout_scale)
+            result, seconds = run_instance(
+                local_file(args.folder, onnx, scratch),
+                local_file(args.folder, prop, scratch),
+                timeout * args.timeout_scale,
+            )
             expected = published.get((os.path.basename(onnx), os.path.basename(prop)), "-")
-            records.append({"index": index, "onnx": onnx, "vnnlib": prop, "result": result,
-                            "expected": expected, "seconds": seconds,
-                            "judged": judge(result, expected)})
-            print(f"{index:4d} {onnx:<40} {prop:<22} {result:<8} published {expected:<8} "
-                  f"{records[-1]['judged']:<8} {seconds:7.2f} s", flush=True)
+            records.append(
+                {
+                    "index": index,
+                    "onnx": onnx,
+                    "vnnlib": prop,
+                    "result": result,
+                    "expected": expected,
+                    "seconds": seconds,
+                    "judged": judge(result, expected),
+                }
+            )
+            print(
+                f"{index:4d} {onnx:<40} {prop:<22} {result:<8} published {expected:<8} "
+                f"{records[-1]['judged']:<8} {seconds:7.2f} s",
+                flush=True,
+            )
     if args.csv:
         with open(args.csv, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(records[0]))

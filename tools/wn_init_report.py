@@ -48,6 +48,7 @@ PRODUCTS = ("MatMul", "Conv2D")
 
 # --- openai/weightnorm's data-dependent init, ported -------------------------------------------
 
+
 def _normalized_product(product, direction):
     """``product``'s layer with its kernel replaced by ``direction / ‖direction‖`` per unit."""
     x = product.inputs[0]
@@ -55,9 +56,13 @@ def _normalized_product(product, direction):
         unit = tf.nn.l2_normalize(direction, [0])
         return tf.matmul(x, unit, transpose_a=product.get_attr("transpose_a")), [0], 1e-10
     unit = tf.nn.l2_normalize(direction, [0, 1, 2])  # nn.py ``conv2d``: +1e-8
-    out = tf.nn.conv2d(x, unit, product.get_attr("strides"),
-                       product.get_attr("padding").decode(),
-                       dilations=product.get_attr("dilations"))
+    out = tf.nn.conv2d(
+        x,
+        unit,
+        product.get_attr("strides"),
+        product.get_attr("padding").decode(),
+        dilations=product.get_attr("dilations"),
+    )
     return out, [0, 1, 2], 1e-8
 
 
@@ -105,6 +110,7 @@ def reference_data_init(session, layers, loader, feed_dict=None):
 
 # --- the layers of a network, with or without weight norm ---------------------------------------
 
+
 def layer_tensors(graph):
     """``[(name, pre-activation, effective kernel, g or None, v or None, bias or None)]``."""
     records = registry.get_records(keys.WEIGHT_NORM, graph)
@@ -113,8 +119,11 @@ def layer_tensors(graph):
         return [(r.name,) + _pre(r, variables) + (r.w, r.g, r.direction) for r in records]
     layers = []
     for op in graph.get_operations():
-        kernel = variables.get(registry.storage_op(op.inputs[1])) if op.type in PRODUCTS \
-            and len(op.inputs) > 1 else None
+        kernel = (
+            variables.get(registry.storage_op(op.inputs[1]))
+            if op.type in PRODUCTS and len(op.inputs) > 1
+            else None
+        )
         if kernel is not None and kernel.trainable:
             record = type("Plain", (), {"w": op.inputs[1], "name": kernel.op.name})
             pre, bias = data_init._preactivation(record, variables)
@@ -138,19 +147,27 @@ def _norms(v):
 
 def snapshot(session, layers, feed):
     """Per layer: pre-activation statistics, effective kernel, g, ‖v‖ (one ``session.run``)."""
-    fetches = [(pre, w, g if g is not None else w, v if v is not None else w,
-                 b if b is not None else pre) for _, pre, b, w, g, v in layers]
+    fetches = [
+        (pre, w, g if g is not None else w, v if v is not None else w, b if b is not None else pre)
+        for _, pre, b, w, g, v in layers
+    ]
     rows = []
-    for (name, _, b, _, g, _), (pre, w, gain, v, bias) in zip(layers,
-                                                            session.run(fetches, feed)):
-        rows.append({"name": name, "stats": unit_statistics(pre), "w": w,
-                     "b": None if b is None else np.asarray(bias, np.float64),
-                     "g": None if g is None else np.asarray(gain, np.float64).ravel(),
-                     "v_norm": _norms(v)})
+    for (name, _, b, _, g, _), (pre, w, gain, v, bias) in zip(layers, session.run(fetches, feed)):
+        rows.append(
+            {
+                "name": name,
+                "stats": unit_statistics(pre),
+                "w": w,
+                "b": None if b is None else np.asarray(bias, np.float64),
+                "g": None if g is None else np.asarray(gain, np.float64).ravel(),
+                "v_norm": _norms(v),
+            }
+        )
     return rows
 
 
 # --- one experiment ------------------------------------------------------------------------------
+
 
 def build(model, batch, image, weight_norm, seed=0):
     """The network in a fresh graph, with a Momentum(0.01, 0.9) ``create_train_op``."""
@@ -159,10 +176,12 @@ def build(model, batch, image, weight_norm, seed=0):
     graph = tf.Graph()
     with graph.as_default():
         v1.set_random_seed(seed)
-        built = model_zoo.build(model, "weight_norm" if weight_norm else None, batch=batch,
-                                image=image, training=True)
-        train = tf1norm.create_train_op(built.loss, v1.train.MomentumOptimizer(
-            LEARNING_RATE, MOMENTUM))
+        built = model_zoo.build(
+            model, "weight_norm" if weight_norm else None, batch=batch, image=image, training=True
+        )
+        train = tf1norm.create_train_op(
+            built.loss, v1.train.MomentumOptimizer(LEARNING_RATE, MOMENTUM)
+        )
     return graph, built, train
 
 
@@ -215,14 +234,17 @@ def _train(session, train, feed, steps):
 
 # --- printing ------------------------------------------------------------------------------------
 
+
 def _median(values):
     return float(np.median(values)) if values is not None else float("nan")
 
 
 def layer_table(before, after):
     """Lines: per layer the statistics after init and after the first step."""
-    lines = [f"{'layer':32s} {'|mean|':>8s} {'std':>9s} {'g med':>9s} {'g max':>9s} "
-             f"{'|v| med':>9s} {'dW/W':>9s} {'dg/g':>9s} {'dv^':>9s} {'db/std':>9s} {'std@1':>9s}"]
+    lines = [
+        f"{'layer':32s} {'|mean|':>8s} {'std':>9s} {'g med':>9s} {'g max':>9s} "
+        f"{'|v| med':>9s} {'dW/W':>9s} {'dg/g':>9s} {'dv^':>9s} {'db/std':>9s} {'std@1':>9s}"
+    ]
     marked = False
     for b, a in zip(before, after):
         change = np.linalg.norm(a["w"] - b["w"]) / max(np.linalg.norm(b["w"]), 1e-30)
@@ -231,11 +253,13 @@ def layer_table(before, after):
         marked = marked or grew
         g = b["g"]
         dg, dv = _gain_and_direction_change(b, a)
-        lines.append(f"{b['name'][-32:]:32s} {b['stats'][0]:8.3g} {b['stats'][1]:9.3g} "
-                     f"{_median(g):9.3g} {np.max(g) if g is not None else np.nan:9.3g} "
-                     f"{_median(b['v_norm']):9.3g} {change:9.3g} {dg:9.3g} {dv:9.3g} "
-                     f"{_bias_change(b, a):9.3g} "
-                     f"{a['stats'][1]:9.3g}{mark}")
+        lines.append(
+            f"{b['name'][-32:]:32s} {b['stats'][0]:8.3g} {b['stats'][1]:9.3g} "
+            f"{_median(g):9.3g} {np.max(g) if g is not None else np.nan:9.3g} "
+            f"{_median(b['v_norm']):9.3g} {change:9.3g} {dg:9.3g} {dv:9.3g} "
+            f"{_bias_change(b, a):9.3g} "
+            f"{a['stats'][1]:9.3g}{mark}"
+        )
     return lines
 
 
@@ -260,11 +284,14 @@ def _loss_line(losses):
     if len(floats) < len(losses):
         return f"losses: {text} | stopped: {losses[-1]}"
     ratio = max(floats) / floats[0]
-    return f"losses: {text}\ninitial {floats[0]:.4g}  max {max(floats):.4g} ({ratio:.3g}x)  " \
-           f"final {floats[-1]:.4g}"
+    return (
+        f"losses: {text}\ninitial {floats[0]:.4g}  max {max(floats):.4g} ({ratio:.3g}x)  "
+        f"final {floats[-1]:.4g}"
+    )
 
 
 # --- the fast test's reference: a 6-layer ReLU MLP and a small conv net --------------------------
+
 
 def reference_nets():
     """``{name: (builder, input shape)}``; each builder makes its layers in the default graph.
@@ -279,9 +306,13 @@ def _mlp(x):
     import tf_slim as slim
 
     for index, units in enumerate([32, 32, 32, 32, 32, 10]):
-        x = slim.fully_connected(x, units, activation_fn=tf.nn.relu if index < 5 else None,
-                                 weights_initializer=v1.glorot_uniform_initializer(seed=index),
-                                 scope=f"fc{index + 1}")
+        x = slim.fully_connected(
+            x,
+            units,
+            activation_fn=tf.nn.relu if index < 5 else None,
+            weights_initializer=v1.glorot_uniform_initializer(seed=index),
+            scope=f"fc{index + 1}",
+        )
     return x
 
 
@@ -289,11 +320,22 @@ def _conv_net(x):
     import tf_slim as slim
 
     for index, (channels, stride) in enumerate([(16, 1), (16, 2), (32, 1), (32, 2)]):
-        x = slim.conv2d(x, channels, [3, 3], stride=stride, scope=f"conv{index + 1}",
-                        weights_initializer=v1.glorot_uniform_initializer(seed=10 + index))
+        x = slim.conv2d(
+            x,
+            channels,
+            [3, 3],
+            stride=stride,
+            scope=f"conv{index + 1}",
+            weights_initializer=v1.glorot_uniform_initializer(seed=10 + index),
+        )
     x = tf.reduce_mean(x, [1, 2])
-    return slim.fully_connected(x, 10, activation_fn=None, scope="logits",
-                                weights_initializer=v1.glorot_uniform_initializer(seed=20))
+    return slim.fully_connected(
+        x,
+        10,
+        activation_fn=None,
+        scope="logits",
+        weights_initializer=v1.glorot_uniform_initializer(seed=20),
+    )
 
 
 def reference_batch(shape):
@@ -325,10 +367,13 @@ def reference_statistics(name):
     with v1.Session(graph=graph) as session:
         session.run(v1.global_variables_initializer())
         reference_data_init(session, reference, loader, feed)
-        values = session.run([pre for _, pre in layers] +
-                             [(g, b if b is not None else g) for g, b, _, _ in reference], feed)
+        values = session.run(
+            [pre for _, pre in layers]
+            + [(g, b if b is not None else g) for g, b, _, _ in reference],
+            feed,
+        )
     out = {}
-    for (layer, _), pre, (g, b) in zip(layers, values[:len(layers)], values[len(layers):]):
+    for (layer, _), pre, (g, b) in zip(layers, values[: len(layers)], values[len(layers) :]):
         units = np.asarray(pre, np.float64).reshape(-1, pre.shape[-1])
         out[layer] = (g, b, units.mean(0), units.std(0))
     return out
@@ -351,17 +396,22 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--image", type=int, default=224)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--inits", nargs="+", default=["plain", "none", "tf1norm", "openai"],
-                        choices=["plain", "none", "tf1norm", "openai"])
+    parser.add_argument(
+        "--inits",
+        nargs="+",
+        default=["plain", "none", "tf1norm", "openai"],
+        choices=["plain", "none", "tf1norm", "openai"],
+    )
     parser.add_argument("--fixture", help="write the reference statistics of the small nets here")
     args = parser.parse_args(argv)
     if args.fixture:
         return write_fixture(args.fixture)
-    print(f"{args.model} {args.image}x{args.image}, batch {args.batch}, "
-          f"Momentum({LEARNING_RATE}, {MOMENTUM}), {args.steps} steps")
+    print(
+        f"{args.model} {args.image}x{args.image}, batch {args.batch}, "
+        f"Momentum({LEARNING_RATE}, {MOMENTUM}), {args.steps} steps"
+    )
     for init in args.inits:
-        before, after, losses, seconds = run(args.model, args.batch, args.image, init,
-                                             args.steps)
+        before, after, losses, seconds = run(args.model, args.batch, args.image, init, args.steps)
         print(f"\n== init: {init} ({seconds:.1f} s)")
         print("\n".join(layer_table(before, after)))
         print(_loss_line(losses), flush=True)

@@ -66,8 +66,10 @@ def low_norm(dtype, p=2.0):
 
 def _range_text(dtype):
     info = finfo(dtype)
-    return (f"{tf.as_dtype(dtype).name} holds positive values from "
-            f"{float(info.smallest_subnormal):.4g} to {float(info.max):.6g}")
+    return (
+        f"{tf.as_dtype(dtype).name} holds positive values from "
+        f"{float(info.smallest_subnormal):.4g} to {float(info.max):.6g}"
+    )
 
 
 def threshold(value, weight_dtype, fn, arg, allow_zero=False):
@@ -87,9 +89,11 @@ def threshold(value, weight_dtype, fn, arg, allow_zero=False):
     with np.errstate(over="ignore", under="ignore"):
         rounded = np.asarray(value, dtype=tf.as_dtype(weight_dtype).base_dtype.as_numpy_dtype)
     if not np.isfinite(rounded) or (rounded == 0 and (value != 0 or not allow_zero)):
-        raise ValueError(f"{fn}: `{arg}` does not fit the weight's dtype; got {value!r}, "
-                         f"which rounds to {float(rounded)!r} ({_range_text(weight_dtype)}). "
-                         f"Pass a threshold inside that range, or use a wider dtype.")
+        raise ValueError(
+            f"{fn}: `{arg}` does not fit the weight's dtype; got {value!r}, "
+            f"which rounds to {float(rounded)!r} ({_range_text(weight_dtype)}). "
+            f"Pass a threshold inside that range, or use a wider dtype."
+        )
     return tf.constant(float(rounded), wide)
 
 
@@ -102,7 +106,7 @@ def plain_norm(x, axes, p=2.0):
         return tf.reduce_max(magnitude, axis=axes, keepdims=True)
     if p == 1:
         return tf.reduce_sum(magnitude, axis=axes, keepdims=True)
-    return tf.reduce_sum(magnitude ** p, axis=axes, keepdims=True) ** (1.0 / p)
+    return tf.reduce_sum(magnitude**p, axis=axes, keepdims=True) ** (1.0 / p)
 
 
 def scaled_parts(x, axes, p=2.0, norm_fn=plain_norm):
@@ -191,14 +195,18 @@ def cap_factors(wide, axes, limit):
     ``cap_exact`` instead.
     """
     k = float(finfo(wide.dtype).maxexp - 28)
-    low, high = (tf.constant(2.0 ** e, wide.dtype) for e in (-k, k))
+    low, high = (tf.constant(2.0**e, wide.dtype) for e in (-k, k))
     m = tf.reduce_max(tf.abs(wide), axis=axes, keepdims=True)
     pre = tf.clip_by_value(1 / tf.maximum(m, low), low, high)
     r = eager.euclidean_norm(wide * pre, axes)
     over = (r / pre > limit) & (r > 0)  # r/pre may be inf: still over
     one = tf.ones_like(r)
-    return (tf.where(over, pre, one), tf.where(over, 1 / tf.where(over, r, one), one),
-            tf.where(over, limit * one, one), over)
+    return (
+        tf.where(over, pre, one),
+        tf.where(over, 1 / tf.where(over, r, one), one),
+        tf.where(over, limit * one, one),
+        over,
+    )
 
 
 def exact_floor(dtype, unit_size):

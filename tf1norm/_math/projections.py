@@ -41,12 +41,21 @@ from tf1norm._src import bits as _bits
 from tf1norm._src import checks as _checks
 from tf1norm._math import norms as _norms
 from tf1norm._src import eager
-from tf1norm._math.norms import (HALF, accurate, all_of, below, cap_factors, finfo, guarded,
-                            guarded_factors, low_norm,
-                            normal_scale, scaled_parts)
+from tf1norm._math.norms import (
+    HALF,
+    accurate,
+    all_of,
+    below,
+    cap_factors,
+    finfo,
+    guarded,
+    guarded_factors,
+    low_norm,
+    normal_scale,
+    scaled_parts,
+)
 from tf1norm._math.norms import p_norm, renorm_guarded, safe_positive
 from tf1norm._src.compat import tf
-
 
 
 def _compute_dtype(x):
@@ -112,8 +121,7 @@ def max_norm(w, threshold, axes=None, name=None):
         rank = _checks.static_rank(w, "max_norm")
         axes = _checks.axes_tuple(axes, rank, "max_norm")
         threshold = _checks.positive_scalar(threshold, "max_norm", "threshold")
-        return _cap_l2_norm(w, axes, _norms.threshold(threshold, w.dtype, "max_norm",
-                                                      "threshold"))
+        return _cap_l2_norm(w, axes, _norms.threshold(threshold, w.dtype, "max_norm", "threshold"))
 
 
 def max_norm_assignment(w, threshold, axes=None, name=None):
@@ -150,8 +158,11 @@ def _traced_cap(dtype, limit_dtype, rank, axes):
     the body when the session runs it, so the step costs the same.
     """
     signature = [tf.TensorSpec([None] * rank, dtype), tf.TensorSpec([], limit_dtype)]
-    return eager.traced_once(("max_norm", dtype, limit_dtype, rank, axes),
-                             lambda x, limit: _cap_forward(x, axes, limit), signature)
+    return eager.traced_once(
+        ("max_norm", dtype, limit_dtype, rank, axes),
+        lambda x, limit: _cap_forward(x, axes, limit),
+        signature,
+    )
 
 
 def _cap_forward(x, axes, limit):
@@ -172,15 +183,19 @@ def _cap_forward(x, axes, limit):
     if above_floor is False:
         return _cap_exact(x, wide, axes, limit)
     if x.dtype == tf.float16:
-        return guarded(_apply(x, wide, scale), above_floor,  # x * 1.0 == x: bit-exact under t
-                       lambda: _cap_exact(x, wide, axes, limit))
+        return guarded(
+            _apply(x, wide, scale),
+            above_floor,  # x * 1.0 == x: bit-exact under t
+            lambda: _cap_exact(x, wide, axes, limit),
+        )
     low = low_norm(limit.dtype)
     # scale = t/max(n, t) is in (0, 1]: 0 or subnormal exactly where n overflowed or is huge
     tiny = tf.constant(float(finfo(scale.dtype).tiny), scale.dtype)
     if eager.in_xla():
         trusted = all_of(tf.reduce_min(scale) >= tiny, accurate(norm, low, limit))
         factored = lambda: guarded_factors(  # noqa: E731
-            x, wide, scale, trusted, lambda: cap_factors(wide, axes, limit))
+            x, wide, scale, trusted, lambda: cap_factors(wide, axes, limit)
+        )
         if above_floor is True:
             return factored()
         return tf.cond(above_floor, factored, lambda: _cap_exact(x, wide, axes, limit))
@@ -192,7 +207,7 @@ def _cap_forward(x, axes, limit):
 def _above_exact_floor(x, axes, limit):
     """``limit >= _norms.exact_floor`` for ``x``'s units: a Python bool when ``limit`` is known."""
     sizes = [x.shape[a] for a in axes]
-    unit_size = math.prod(sizes) if None not in sizes else 2 ** 31
+    unit_size = math.prod(sizes) if None not in sizes else 2**31
     floor = _norms.exact_floor(x.dtype, unit_size)
     static = tf.get_static_value(limit)
     if static is not None:
@@ -214,6 +229,7 @@ def _cap_l2_norm(w, axes, limit):
     as ``(s/m)/r``, so huge units do not overflow), for sub-tensors over the
     threshold ``d(t·s/n) = (t/n)·(dy − u·<u, dy>)``, elsewhere ``dy``.
     """
+
     @tf.custom_gradient
     def cap(x):
         def grad(dy):
@@ -279,11 +295,12 @@ def renorm(x, p, axis, maxnorm, name=None):
 
 def _check_p(p):
     if isinstance(p, bool) or not isinstance(p, (int, float)):
-        raise TypeError(f"renorm: `p` must be a Python number; got {p!r}. "
-                        "Pass e.g. p=2.")
+        raise TypeError(f"renorm: `p` must be a Python number; got {p!r}. Pass e.g. p=2.")
     if not p > 0 or math.isnan(p):
-        raise ValueError(f"renorm: `p` must be > 0; got {p!r}. "
-                         "Use p=2 for the Euclidean norm, math.inf for the max norm.")
+        raise ValueError(
+            f"renorm: `p` must be > 0; got {p!r}. "
+            "Use p=2 for the Euclidean norm, math.inf for the max norm."
+        )
     return float(p)
 
 
@@ -311,8 +328,9 @@ def unit_norm(w, axes=None, epsilon=1e-12, name=None):
         w = _checks.float_tensor(w, "unit_norm")
         axes = _checks.axes_tuple(axes, _checks.static_rank(w, "unit_norm"), "unit_norm")
         epsilon = _checks.positive_number(epsilon, "unit_norm", "epsilon")
-        return _unit_norm(w, axes, _norms.threshold(epsilon, _compute_dtype(w), "unit_norm",
-                                                    "epsilon"))
+        return _unit_norm(
+            w, axes, _norms.threshold(epsilon, _compute_dtype(w), "unit_norm", "epsilon")
+        )
 
 
 def _unit_norm(w, axes, epsilon):
@@ -329,8 +347,9 @@ def _unit_norm(w, axes, epsilon):
     def slow():
         m, r = scaled_parts(wide, axes, norm_fn=lambda y, a, q: p_norm(y, q, a))
         unit = (wide / m) / _divide_safe(r)
-        return tf.cast(tf.where(m * r >= tf.sqrt(epsilon), unit,
-                                wide * tf.math.rsqrt(epsilon)), w.dtype)
+        return tf.cast(
+            tf.where(m * r >= tf.sqrt(epsilon), unit, wide * tf.math.rsqrt(epsilon)), w.dtype
+        )
 
     return guarded(fast, trusted, slow)
 
@@ -354,11 +373,12 @@ def min_max_norm(w, min_value=0.0, max_value=1.0, rate=1.0, axes=None, name=None
     """
     with tf.name_scope(name or "min_max_norm"):
         w = _checks.float_tensor(w, "min_max_norm")
-        axes = _checks.axes_tuple(axes, _checks.static_rank(w, "min_max_norm"),
-                                  "min_max_norm")
+        axes = _checks.axes_tuple(axes, _checks.static_rank(w, "min_max_norm"), "min_max_norm")
         min_value, max_value, rate = check_min_max(min_value, max_value, rate)
-        bounds = [_norms.threshold(v, w.dtype, "min_max_norm", arg, allow_zero=True)
-                  for v, arg in ((min_value, "min_value"), (max_value, "max_value"))]
+        bounds = [
+            _norms.threshold(v, w.dtype, "min_max_norm", arg, allow_zero=True)
+            for v, arg in ((min_value, "min_value"), (max_value, "max_value"))
+        ]
         rate = _norms.threshold(rate, _compute_dtype(w), "min_max_norm", "rate")
         return _min_max_guarded(w, axes, bounds, rate, min_value == 0)
 
@@ -397,11 +417,14 @@ def check_min_max(min_value, max_value, rate, fn="min_max_norm"):
     max_value = _checks.positive_number(max_value, fn, "max_value")
     rate = _checks.positive_number(rate, fn, "rate")
     if max_value < min_value:
-        raise ValueError(f"{fn}: `max_value` must be >= `min_value`; got max_value="
-                         f"{max_value!r}, min_value={min_value!r}. Swap them.")
+        raise ValueError(
+            f"{fn}: `max_value` must be >= `min_value`; got max_value="
+            f"{max_value!r}, min_value={min_value!r}. Swap them."
+        )
     if rate > 1:
-        raise ValueError(f"{fn}: `rate` must be in (0, 1]; got {rate!r}. "
-                         "Use rate=1.0 for a full projection.")
+        raise ValueError(
+            f"{fn}: `rate` must be in (0, 1]; got {rate!r}. Use rate=1.0 for a full projection."
+        )
     return min_value, max_value, rate
 
 

@@ -49,19 +49,20 @@ def weight_norm_parts(v, g, axes=None, epsilon=1e-12, name=None):
     """
     with tf.name_scope(name or "weight_norm"):
         v = _checks.float_tensor(v, "weight_norm", "v")
-        axes = _checks.axes_tuple(axes, _checks.static_rank(v, "weight_norm", "v"),
-                                  "weight_norm")
+        axes = _checks.axes_tuple(axes, _checks.static_rank(v, "weight_norm", "v"), "weight_norm")
         epsilon = _checks.positive_number(epsilon, "weight_norm", "epsilon")
-        _checks.static_dimensions(v, [a for a in range(v.shape.rank) if a not in axes],
-                                  "weight_norm", "v")
+        _checks.static_dimensions(
+            v, [a for a in range(v.shape.rank) if a not in axes], "weight_norm", "v"
+        )
         g = tf.cast(g, v.dtype)
         kept = [d for a, d in enumerate(v.shape) if a not in axes]
         if g.shape.rank is not None and g.shape.as_list() != kept:
-            raise ValueError(f"weight_norm: `g` must have shape {kept} (v's shape without "
-                             f"axes {axes}); got {g.shape}.")
+            raise ValueError(
+                f"weight_norm: `g` must have shape {kept} (v's shape without "
+                f"axes {axes}); got {g.shape}."
+            )
         gain = tf.reshape(g, [1 if a in axes else d for a, d in enumerate(v.shape)])
-        epsilon = _norms.threshold(epsilon, _norms.compute_dtype(v.dtype), "weight_norm",
-                                   "epsilon")
+        epsilon = _norms.threshold(epsilon, _norms.compute_dtype(v.dtype), "weight_norm", "epsilon")
         return _gain_times_direction(v, gain, axes, epsilon)
 
 
@@ -84,13 +85,18 @@ def _gain_times_direction(v, gain, axes, epsilon):
     fast = wide * factor
     if v.dtype != tf.float16:
         low = 2 * _norms.low_norm(epsilon.dtype) ** 2  # on squares: eps >= 4·low_norm² is safe
-        trusted = _norms.all_of(_norms.below(squared, math.inf),
-                                _norms.accurate(squared, low, epsilon))
+        trusted = _norms.all_of(
+            _norms.below(squared, math.inf), _norms.accurate(squared, low, epsilon)
+        )
+
         def slow():
             m, r = _norms.scaled_parts(wide, axes, norm_fn=_masked_norm)
             safe_r = tf.where(r > 0, r, tf.ones_like(r))
-            return tf.where(m * r >= tf.sqrt(epsilon), (wide / m) * (gain / safe_r),
-                            wide * tf.math.rsqrt(epsilon) * gain)
+            return tf.where(
+                m * r >= tf.sqrt(epsilon),
+                (wide / m) * (gain / safe_r),
+                wide * tf.math.rsqrt(epsilon) * gain,
+            )
 
         guarded = _norms.guarded(fast, trusted, slow)
     else:
@@ -118,8 +124,11 @@ def _iterate(matrix, u_in, power_iterations, epsilon, normalize):
     for _ in range(power_iterations):
         v_hat, v_squared = normalize(tf.matmul(u_hat, matrix, transpose_b=True), epsilon)
         u_hat, u_squared = normalize(tf.matmul(v_hat, matrix), epsilon)
-        smallest = tf.minimum(v_squared, u_squared) if smallest is None else \
-            tf.minimum(smallest, tf.minimum(v_squared, u_squared))
+        smallest = (
+            tf.minimum(v_squared, u_squared)
+            if smallest is None
+            else tf.minimum(smallest, tf.minimum(v_squared, u_squared))
+        )
     # σ = v̂ W ûᵀ with û = v̂W/‖v̂W‖ is ‖v̂W‖: no third matrix-vector product.
     sigma = tf.sqrt(u_squared)
     return tf.stop_gradient(u_hat), tf.stop_gradient(v_hat), tf.stop_gradient(sigma), smallest
@@ -148,16 +157,17 @@ def _power_iteration(w, rank, u, power_iterations, epsilon):
     compute = _norms.compute_dtype(w.dtype)
     floor = _norms.threshold(epsilon, compute, "spectral_norm", "epsilon")
     matrix = tf.cast(tf.reshape(w, [-1, w.shape[rank - 1]]), compute)
-    u_in = tf.reshape(tf.cast(_checks.row_vector(u, w.shape[-1], "spectral_norm", "u"),
-                              compute), [1, -1])
-    u_hat, v_hat, sigma, smallest = _iterate(matrix, u_in, power_iterations, floor,
-                                             _normalize_plain)
+    u_in = tf.reshape(
+        tf.cast(_checks.row_vector(u, w.shape[-1], "spectral_norm", "u"), compute), [1, -1]
+    )
+    u_hat, v_hat, sigma, smallest = _iterate(
+        matrix, u_in, power_iterations, floor, _normalize_plain
+    )
     low = max(_norms.low_norm(compute) ** 2, float(epsilon))
     trusted = (smallest >= low) & (smallest < math.inf) & (sigma < math.inf)
 
     def fast():
-        return (tf.ones([], compute), tf.identity(sigma), tf.identity(u_hat),
-                tf.identity(v_hat))
+        return (tf.ones([], compute), tf.identity(sigma), tf.identity(u_hat), tf.identity(v_hat))
 
     def slow():
         scaled, k = _scaled_by_max(tf.stop_gradient(matrix))
@@ -216,17 +226,22 @@ def spectral_norm(w, u, power_iterations=1, epsilon=1e-12, name=None):
         w = _checks.float_tensor(w, "spectral_norm")
         rank = _checks.static_rank(w, "spectral_norm", minimum=2)
         _checks.static_dimensions(w, [rank - 1], "spectral_norm")
-        power_iterations = _checks.positive_int(power_iterations, "spectral_norm",
-                                                "power_iterations")
+        power_iterations = _checks.positive_int(
+            power_iterations, "spectral_norm", "power_iterations"
+        )
         epsilon = _checks.positive_number(epsilon, "spectral_norm", "epsilon")
-        matrix, k, sigma_value, u_hat, v_hat = _power_iteration(w, rank, u, power_iterations,
-                                                                epsilon)
+        matrix, k, sigma_value, u_hat, v_hat = _power_iteration(
+            w, rank, u, power_iterations, epsilon
+        )
         normalized = _divide_by_sigma(matrix, sigma_value, u_hat, v_hat)
         # The σ returned keeps its differentiable form (∂σ/∂W = v̂ᵀû); it is
         # only computed when used, e.g. by spectral_norm_regularizer.
         sigma = k * tf.reshape(tf.matmul(tf.matmul(v_hat, matrix), u_hat, transpose_b=True), [])
-        return (tf.reshape(tf.cast(normalized, w.dtype), tf.shape(w)), tf.cast(sigma, w.dtype),
-                tf.cast(u_hat, w.dtype))
+        return (
+            tf.reshape(tf.cast(normalized, w.dtype), tf.shape(w)),
+            tf.cast(sigma, w.dtype),
+            tf.cast(u_hat, w.dtype),
+        )
 
 
 def spectral_projection(w, u, power_iterations=1, epsilon=1e-12):
@@ -267,7 +282,7 @@ def _divide_by_sigma(matrix, sigma, u_hat, v_hat):
         def grad(upstream):
             dot = tf.reduce_sum(upstream * out)
             column = tf.transpose(v_hat * (dot * inverse))  # [in, 1]
-            return upstream * inverse - column * u_hat      # rank-1 term by broadcasting
+            return upstream * inverse - column * u_hat  # rank-1 term by broadcasting
 
         return out, grad
 

@@ -15,12 +15,16 @@ from tf1norm._src import eager
 from tf1norm._src import embedding_checks as _arg
 from tf1norm._src.compat import tf
 
-_UNIT = 2.0 ** -53  # float64 unit roundoff: the norms of max_norm_rows are float64
+_UNIT = 2.0**-53  # float64 unit roundoff: the norms of max_norm_rows are float64
 # Relative rounding error of max_norm_rows's scaled rows beyond the float64 ones:
 # float32 rounds the scale and the product; the half types round the float64
 # product once, but Eigen casts float64 to them through float32.
-_SCALING_ERROR = {tf.float16: 2.0 ** -11 + 2.0 ** -24, tf.bfloat16: 2.0 ** -8 + 2.0 ** -24,
-                  tf.float32: 2.0 ** -23, tf.float64: 0.0}
+_SCALING_ERROR = {
+    tf.float16: 2.0**-11 + 2.0**-24,
+    tf.bfloat16: 2.0**-8 + 2.0**-24,
+    tf.float32: 2.0**-23,
+    tf.float64: 0.0,
+}
 _HALF = (tf.float16, tf.bfloat16)
 
 
@@ -71,11 +75,21 @@ def max_norm_rows(rows, max_norm, norm_type=2.0):
         return tf.cast(wide * scale, rows.dtype)  # exact round trip where the scale is 1
     fast = rows * tf.cast(scale, rows.dtype)  # x · 1.0 == x where the scale is 1
     # float64 rows can overflow Σx² (or underflow it): those rows are recomputed scaled
-    trusted = _norms.all_of(_trusted_norm(norm, max_norm, norm_type),
-                            _norms.normal_scale(tf.cast(scale, rows.dtype)))
-    return _norms.guarded(fast, trusted, lambda: _norms.cap_scaled(
-        wide, (1,), norm_type, lambda n: n > max_norm * (1.0 - error - 4 * _UNIT), target,
-        rows.dtype))
+    trusted = _norms.all_of(
+        _trusted_norm(norm, max_norm, norm_type), _norms.normal_scale(tf.cast(scale, rows.dtype))
+    )
+    return _norms.guarded(
+        fast,
+        trusted,
+        lambda: _norms.cap_scaled(
+            wide,
+            (1,),
+            norm_type,
+            lambda n: n > max_norm * (1.0 - error - 4 * _UNIT),
+            target,
+            rows.dtype,
+        ),
+    )
 
 
 def _trusted_norm(norm, max_norm, norm_type):
@@ -83,8 +97,9 @@ def _trusted_norm(norm, max_norm, norm_type):
     if norm_type == math.inf:
         return True
     low = _norms.low_norm(norm.dtype, norm_type)
-    return _norms.all_of(_norms.below(norm, math.inf),
-                         _norms.accurate(norm, low, tf.constant(max_norm, norm.dtype)))
+    return _norms.all_of(
+        _norms.below(norm, math.inf), _norms.accurate(norm, low, tf.constant(max_norm, norm.dtype))
+    )
 
 
 def torch_renorm_rows(rows, max_norm, norm_type=2.0):
@@ -115,11 +130,16 @@ def torch_renorm_rows(rows, max_norm, norm_type=2.0):
     fast = shrink_where_over(rows, norm, limit, RENORM_EPSILON)
     # Where torch's own arithmetic overflows or underflows (it then zeroes the row or
     # skips it) the row is renormalized with the same formula on a float64, scaled norm.
-    trusted = _norms.all_of(_trusted_norm(plain, max_norm, norm_type),
-                            _norms.below(norm, math.inf), _norms.normal_scale(
-                                tf.cast(renorm_scale(norm, limit, RENORM_EPSILON), rows.dtype)))
-    return _norms.guarded(fast, trusted, lambda: renorm_scaled(
-        tf.cast(rows, tf.float64), norm_type, (1,), limit, rows.dtype))
+    trusted = _norms.all_of(
+        _trusted_norm(plain, max_norm, norm_type),
+        _norms.below(norm, math.inf),
+        _norms.normal_scale(tf.cast(renorm_scale(norm, limit, RENORM_EPSILON), rows.dtype)),
+    )
+    return _norms.guarded(
+        fast,
+        trusted,
+        lambda: renorm_scaled(tf.cast(rows, tf.float64), norm_type, (1,), limit, rows.dtype),
+    )
 
 
 def row_norms(rows, norm_type):
@@ -137,4 +157,4 @@ def row_norms(rows, norm_type):
         return tf.reduce_max(magnitude, axis=1, keepdims=True)
     if norm_type == 1:
         return tf.reduce_sum(magnitude, axis=1, keepdims=True)
-    return tf.reduce_sum(magnitude ** norm_type, axis=1, keepdims=True) ** (1.0 / norm_type)
+    return tf.reduce_sum(magnitude**norm_type, axis=1, keepdims=True) ** (1.0 / norm_type)

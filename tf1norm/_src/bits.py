@@ -26,8 +26,12 @@ float32 uses int32 patterns (8 exponent bits, 23 fraction bits), float64 int64
 from tf1norm._src.compat import tf
 
 # dtype -> (integer dtype of the same width, fraction bits, exponent bias)
-LAYOUT = {tf.float32: (tf.int32, 23, 127), tf.float64: (tf.int64, 52, 1023),
-          tf.float16: (tf.int16, 10, 15), tf.bfloat16: (tf.int16, 7, 127)}
+LAYOUT = {
+    tf.float32: (tf.int32, 23, 127),
+    tf.float64: (tf.int64, 52, 1023),
+    tf.float16: (tf.int16, 10, 15),
+    tf.bfloat16: (tf.int16, 7, 127),
+}
 NO_EXPONENT = -(1 << 20)  # below every real exponent (float64 subnormals reach -1074)
 
 
@@ -35,8 +39,14 @@ def _layout(dtype):
     int_dtype, fraction_bits, bias = LAYOUT[tf.as_dtype(dtype).base_dtype]
     width = int_dtype.size * 8
     constant = lambda value: tf.constant(value, int_dtype)  # noqa: E731
-    return (int_dtype, constant(fraction_bits), constant(bias), constant(-(1 << (width - 1))),
-            constant((1 << fraction_bits) - 1), constant(2 * bias + 1))
+    return (
+        int_dtype,
+        constant(fraction_bits),
+        constant(bias),
+        constant(-(1 << (width - 1))),
+        constant((1 << fraction_bits) - 1),
+        constant(2 * bias + 1),
+    )
 
 
 def split_exponent(x):
@@ -60,8 +70,10 @@ def split_exponent(x):
     exponent = tf.where(subnormal, from_fraction, field - bias)
     zero = tf.equal(magnitude, 0)
     s_bits = sign | tf.bitwise.left_shift(bias, fraction_bits) | fraction
-    return (tf.bitcast(tf.where(zero, bits, s_bits), x.dtype),
-            tf.where(zero, tf.zeros_like(exponent), exponent))
+    return (
+        tf.bitcast(tf.where(zero, bits, s_bits), x.dtype),
+        tf.where(zero, tf.zeros_like(exponent), exponent),
+    )
 
 
 def times_power_of_two(s, e):
@@ -77,8 +89,11 @@ def times_power_of_two(s, e):
     field = tf.bitwise.right_shift(magnitude, fraction_bits) + e
     implicit_one = tf.bitwise.left_shift(tf.ones_like(bias), fraction_bits)
     significand = (magnitude & fraction_mask) | implicit_one
-    normal = sign | tf.bitwise.left_shift(tf.clip_by_value(field, 1, exponent_mask - 1),
-                                          fraction_bits) | (magnitude & fraction_mask)
+    normal = (
+        sign
+        | tf.bitwise.left_shift(tf.clip_by_value(field, 1, exponent_mask - 1), fraction_bits)
+        | (magnitude & fraction_mask)
+    )
     shift = tf.clip_by_value(1 - field, 0, fraction_bits + 1)
     subnormal = sign | tf.bitwise.right_shift(significand, shift)
     infinite = sign | tf.bitwise.left_shift(exponent_mask, fraction_bits)

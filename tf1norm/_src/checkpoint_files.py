@@ -54,12 +54,18 @@ def remove_stale_temporary_files(prefix, fn):
         except OSError:
             kept.append(path)
     if removed:
-        warnings.warn(f"{fn}: removed {len(removed)} temporary file(s) an interrupted "
-                      f"checkpoint write left at {os.fspath(prefix)!r}: {removed}",
-                      StaleCheckpointFilesWarning, stacklevel=3)
+        warnings.warn(
+            f"{fn}: removed {len(removed)} temporary file(s) an interrupted "
+            f"checkpoint write left at {os.fspath(prefix)!r}: {removed}",
+            StaleCheckpointFilesWarning,
+            stacklevel=3,
+        )
     if kept:
-        warnings.warn(f"{fn}: temporary checkpoint file(s) at {os.fspath(prefix)!r} left in "
-                      f"place (written since this process started, or not removable; delete "
-                      f"them once no other save is running): {kept}",
-                      StaleCheckpointFilesWarning, stacklevel=3)
+        warnings.warn(
+            f"{fn}: temporary checkpoint file(s) at {os.fspath(prefix)!r} left in "
+            f"place (written since this process started, or not removable; delete "
+            f"them once no other save is running): {kept}",
+            StaleCheckpointFilesWarning,
+            stacklevel=3,
+        )
     return removed, kept

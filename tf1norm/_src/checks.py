@@ -28,12 +28,24 @@ def _fail(error, fn, arg, problem, got, fix):
 def float_tensor(x, fn, arg="w"):
     """``x`` as a floating-point tensor (variables are read) or TypeError."""
     if x is None or isinstance(x, (str, bytes)):
-        raise _fail(TypeError, fn, arg, "must be a floating-point tensor", x,
-                    f"Pass a {_FLOAT_NAMES} tensor or variable.")
+        raise _fail(
+            TypeError,
+            fn,
+            arg,
+            "must be a floating-point tensor",
+            x,
+            f"Pass a {_FLOAT_NAMES} tensor or variable.",
+        )
     x = tf.convert_to_tensor(x)
     if not x.dtype.is_floating:
-        raise _fail(TypeError, fn, arg, f"must have a floating dtype ({_FLOAT_NAMES})",
-                    x.dtype.name, f"Cast it first, e.g. tf.cast({arg}, tf.float32).")
+        raise _fail(
+            TypeError,
+            fn,
+            arg,
+            f"must have a floating dtype ({_FLOAT_NAMES})",
+            x.dtype.name,
+            f"Cast it first, e.g. tf.cast({arg}, tf.float32).",
+        )
     return x
 
 
@@ -41,12 +53,21 @@ def static_rank(x, fn, arg="w", minimum=1):
     """The static rank of ``x``; ValueError when unknown or below ``minimum``."""
     rank = x.shape.rank
     if rank is None:
-        raise _fail(ValueError, fn, arg, "needs a statically known rank", str(x.shape),
-                    "Give the tensor a static shape, e.g. with tf.ensure_shape.")
+        raise _fail(
+            ValueError,
+            fn,
+            arg,
+            "needs a statically known rank",
+            str(x.shape),
+            "Give the tensor a static shape, e.g. with tf.ensure_shape.",
+        )
     if rank < minimum:
-        fix = ("Pass the weight tensor itself, not a scalar." if minimum == 1 else
-               f"Pass a matrix or a kernel; reshape a vector first, e.g. "
-               f"tf.reshape({arg}, [1, -1]).")
+        fix = (
+            "Pass the weight tensor itself, not a scalar."
+            if minimum == 1
+            else f"Pass a matrix or a kernel; reshape a vector first, e.g. "
+            f"tf.reshape({arg}, [1, -1])."
+        )
         raise _fail(ValueError, fn, arg, f"must have rank >= {minimum}", rank, fix)
     return rank
 
@@ -55,9 +76,14 @@ def static_dimensions(x, axes, fn, arg="w"):
     """ValueError unless the sizes of ``axes`` of ``x`` are known when the graph is built."""
     unknown = [a for a in axes if x.shape[a] is None]
     if unknown:
-        raise _fail(ValueError, fn, arg, f"needs a statically known size on axes {unknown} "
-                    "(the output units)", str(x.shape),
-                    f"Give it a static shape, e.g. tf.ensure_shape({arg}, [..., units]).")
+        raise _fail(
+            ValueError,
+            fn,
+            arg,
+            f"needs a statically known size on axes {unknown} (the output units)",
+            str(x.shape),
+            f"Give it a static shape, e.g. tf.ensure_shape({arg}, [..., units]).",
+        )
 
 
 def default_axes(rank):
@@ -71,25 +97,49 @@ def axes_tuple(axes, rank, fn, arg="axes"):
         return default_axes(rank)
     normalized = [_one_axis(a, rank, fn, arg, axes) for a in _axis_items(axes, fn, arg)]
     if len(set(normalized)) != len(normalized):
-        raise _fail(ValueError, fn, arg, "names an axis more than once", axes,
-                    "List each axis once (negative axes count from the end).")
+        raise _fail(
+            ValueError,
+            fn,
+            arg,
+            "names an axis more than once",
+            axes,
+            "List each axis once (negative axes count from the end).",
+        )
     return tuple(sorted(normalized))
 
 
 def _axis_items(axes, fn, arg):
     """``axes`` (an int or a sequence of ints) as a non-empty list of ints, or raise."""
     if isinstance(axes, (tf.Tensor, tf.Variable)):
-        raise _fail(TypeError, fn, arg, "must be Python ints, not a tensor (the axes shape "
-                    "the graph, so they must be known when it is built)", axes,
-                    "Pass a list of ints, e.g. axes=[0].")
+        raise _fail(
+            TypeError,
+            fn,
+            arg,
+            "must be Python ints, not a tensor (the axes shape "
+            "the graph, so they must be known when it is built)",
+            axes,
+            "Pass a list of ints, e.g. axes=[0].",
+        )
     items = [axes] if isinstance(axes, numbers.Integral) else axes
     if isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):
-        raise _fail(TypeError, fn, arg, "must be None, an int or a list of ints", axes,
-                    "Name the axes to reduce over, e.g. axes=[0] for a dense kernel.")
+        raise _fail(
+            TypeError,
+            fn,
+            arg,
+            "must be None, an int or a list of ints",
+            axes,
+            "Name the axes to reduce over, e.g. axes=[0] for a dense kernel.",
+        )
     items = list(items)
     if not items:
-        raise _fail(ValueError, fn, arg, "must name at least one axis", axes,
-                    "Use axes=None for every axis but the last.")
+        raise _fail(
+            ValueError,
+            fn,
+            arg,
+            "must name at least one axis",
+            axes,
+            "Use axes=None for every axis but the last.",
+        )
     for axis in items:
         _int_axis(axis, fn, arg, axes)
     return items
@@ -97,23 +147,36 @@ def _axis_items(axes, fn, arg):
 
 def _int_axis(axis, fn, arg, axes):
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-        raise _fail(TypeError, fn, arg, "must contain only ints", axes,
-                    "Use Python ints such as 0 or -1.")
+        raise _fail(
+            TypeError, fn, arg, "must contain only ints", axes, "Use Python ints such as 0 or -1."
+        )
 
 
 def _one_axis(axis, rank, fn, arg, axes):
     _int_axis(axis, fn, arg, axes)
     if not -rank <= axis < rank:
-        raise _fail(ValueError, fn, arg, f"is out of range for a rank-{rank} tensor", axes,
-                    f"Use axes in [-{rank}, {rank - 1}].")
+        raise _fail(
+            ValueError,
+            fn,
+            arg,
+            f"is out of range for a rank-{rank} tensor",
+            axes,
+            f"Use axes in [-{rank}, {rank - 1}].",
+        )
     return int(axis) % rank
 
 
 def single_axis(axis, rank, fn, arg="axis"):
     """One axis as a non-negative int, or TypeError/ValueError."""
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-        raise _fail(TypeError, fn, arg, "must be a single int", axis,
-                    "Pass the axis that indexes the slices, e.g. axis=0.")
+        raise _fail(
+            TypeError,
+            fn,
+            arg,
+            "must be a single int",
+            axis,
+            "Pass the axis that indexes the slices, e.g. axis=0.",
+        )
     return _one_axis(axis, rank, fn, arg, axis)
 
 
@@ -123,22 +186,23 @@ def axes_argument(axes, fn, arg="axes"):
         return axes
     axes = tuple(_axis_items(axes, fn, arg))
     if len(set(axes)) != len(axes):  # -1 and 1 may still clash: checked once the rank is known
-        raise _fail(ValueError, fn, arg, "names an axis more than once", axes,
-                    "List each axis once.")
+        raise _fail(
+            ValueError, fn, arg, "names an axis more than once", axes, "List each axis once."
+        )
     return axes
 
 
 def positive_number(value, fn, arg, allow_zero=False):
     """A finite Python number > 0 (>= 0 with ``allow_zero``), or raise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise _fail(TypeError, fn, arg, "must be a Python number", value,
-                    "Pass a float such as 1.0.")
+        raise _fail(
+            TypeError, fn, arg, "must be a Python number", value, "Pass a float such as 1.0."
+        )
     if not _fits_a_float(value):
         raise _fail(ValueError, fn, arg, "must be finite", value, "Pass a finite float.")
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise _fail(ValueError, fn, arg, f"must be {bound}", value,
-                    f"Pass a value {bound}.")
+        raise _fail(ValueError, fn, arg, f"must be {bound}", value, f"Pass a value {bound}.")
     return float(value)
 
 
@@ -170,8 +234,14 @@ def positive_scalar(value, fn, arg):
         return positive_number(value, fn, arg)
     tensor = float_tensor(value, fn, arg)
     if tensor.shape.rank not in (None, 0):
-        raise _fail(ValueError, fn, arg, "must be a scalar", str(tensor.shape),
-                    "Pass one threshold for the whole tensor.")
+        raise _fail(
+            ValueError,
+            fn,
+            arg,
+            "must be a scalar",
+            str(tensor.shape),
+            "Pass one threshold for the whole tensor.",
+        )
     static = tf.get_static_value(tensor)
     if static is not None:
         positive_number(float(static), fn, arg)
@@ -181,8 +251,10 @@ def positive_scalar(value, fn, arg):
 
 def asserted_positive(tensor, fn, arg):
     """``tensor`` made to depend on a run-time check that it is finite and > 0."""
-    message = (f"{fn}: `{arg}` must be finite and > 0 (checked at run time, the value is fed "
-               "or computed); got")
+    message = (
+        f"{fn}: `{arg}` must be finite and > 0 (checked at run time, the value is fed "
+        "or computed); got"
+    )
     with tf.name_scope(f"check_{arg}"):
         ok = _bits.is_positive(tensor)  # a subnormal threshold is > 0 (``tensor > 0`` says no)
         check = tf.debugging.Assert(tf.reduce_all(ok), [message, tensor])
@@ -193,8 +265,14 @@ def asserted_positive(tensor, fn, arg):
 def string(value, fn, arg):
     """A non-empty str, or TypeError/ValueError."""
     if not isinstance(value, str):
-        raise _fail(TypeError, fn, arg, "must be a string", value,
-                    'Pass a collection name such as "max_norm".')
+        raise _fail(
+            TypeError,
+            fn,
+            arg,
+            "must be a string",
+            value,
+            'Pass a collection name such as "max_norm".',
+        )
     if not value:
         raise _fail(ValueError, fn, arg, "must not be empty", value, "Pass a non-empty name.")
     return value
@@ -204,9 +282,11 @@ def scalar_at_run_time(x, fn, arg):
     """``x`` (of unknown rank) made to depend on a run-time check that it is a scalar."""
     if x.shape.rank is not None:
         return x
-    message = (f"{fn}: `{arg}` must be a scalar (its rank is unknown when the graph is built, "
-               "so it is checked at run time). Reduce it first, e.g. tf.reduce_mean(loss); got "
-               "shape")
+    message = (
+        f"{fn}: `{arg}` must be a scalar (its rank is unknown when the graph is built, "
+        "so it is checked at run time). Reduce it first, e.g. tf.reduce_mean(loss); got "
+        "shape"
+    )
     with tf.name_scope(f"check_{re.sub(r'[^A-Za-z0-9_]', '', arg)}_is_scalar"):
         check = tf.debugging.Assert(tf.equal(tf.rank(x), 0), [message, tf.shape(x)])
         with tf.control_dependencies([check]):
@@ -218,18 +298,31 @@ def regular_expression(pattern, fn, arg):
     try:
         return re.compile(pattern)
     except (TypeError, re.error) as error:
-        raise _fail(ValueError, fn, arg, f"holds an invalid regular expression ({error})",
-                    pattern, "Escape special characters, e.g. re.escape(name).") from None
+        raise _fail(
+            ValueError,
+            fn,
+            arg,
+            f"holds an invalid regular expression ({error})",
+            pattern,
+            "Escape special characters, e.g. re.escape(name).",
+        ) from None
 
 
 def row_vector(u, size, fn, arg):
     """``u`` as a floating tensor of ``size`` elements (shape ``[1, size]`` or ``[size]``)."""
     u = float_tensor(u, fn, arg)
     count = u.shape.num_elements()
-    if u.shape.rank not in (None, 1, 2) or (count is not None and size is not None
-                                             and count != size):
-        raise _fail(ValueError, fn, arg, f"must have shape [1, {size}] (one entry per output "
-                    "unit)", str(u.shape), f"Create it with shape [1, {size}].")
+    if u.shape.rank not in (None, 1, 2) or (
+        count is not None and size is not None and count != size
+    ):
+        raise _fail(
+            ValueError,
+            fn,
+            arg,
+            f"must have shape [1, {size}] (one entry per output unit)",
+            str(u.shape),
+            f"Create it with shape [1, {size}].",
+        )
     return u
 
 
@@ -246,17 +339,25 @@ def scalar_loss(loss, fn, arg="loss"):
     its rank is unknown; a vector would silently train on its sum."""
     loss = float_tensor(loss, fn, arg)
     if loss.shape.rank not in (None, 0):
-        raise _fail(ValueError, fn, arg, "must be a scalar (a per-example loss would train on "
-                    "its sum)", str(loss.shape), "Reduce it first, e.g. tf.reduce_mean(loss).")
+        raise _fail(
+            ValueError,
+            fn,
+            arg,
+            "must be a scalar (a per-example loss would train on its sum)",
+            str(loss.shape),
+            "Reduce it first, e.g. tf.reduce_mean(loss).",
+        )
     return scalar_at_run_time(loss, fn, arg)
 
 
 def not_a_class(optimizer, fn, arg="optimizer"):
     """TypeError when ``optimizer`` is a class (``AdamOptimizer``) rather than an object."""
     if isinstance(optimizer, type):
-        raise TypeError(f"{fn}: `{arg}` must be an optimizer object, not its class; got the "
-                        f"class {optimizer.__name__}. Create one, e.g. "
-                        f"{optimizer.__name__}(learning_rate=0.001).")
+        raise TypeError(
+            f"{fn}: `{arg}` must be an optimizer object, not its class; got the "
+            f"class {optimizer.__name__}. Create one, e.g. "
+            f"{optimizer.__name__}(learning_rate=0.001)."
+        )
     return optimizer
 
 
@@ -271,19 +372,32 @@ class CheckpointError(ValueError):
 def checkpoint_reader(path, fn, arg="path"):
     """A reader of the checkpoint at ``path`` (a prefix, or a folder: its latest one)."""
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-        raise _fail(TypeError, fn, arg, "must be a checkpoint prefix or directory", path,
-                    "Pass the prefix Saver.save returned, e.g. 'model.ckpt-1000'.")
+        raise _fail(
+            TypeError,
+            fn,
+            arg,
+            "must be a checkpoint prefix or directory",
+            path,
+            "Pass the prefix Saver.save returned, e.g. 'model.ckpt-1000'.",
+        )
     path = os.fspath(path)
     try:
         found = tf.train.latest_checkpoint(path) if tf.io.gfile.isdir(path) else path
         return tf.train.load_checkpoint(found or path)
     except (ValueError, OSError, tf.errors.OpError) as error:
-        cause = ("no checkpoint files start with that prefix"
-                 if isinstance(error, tf.errors.NotFoundError) else first_line(error))
-        raise CheckpointError(fn, arg, f"cannot read checkpoint {path!r} ({cause}); pass "
-                              "the prefix Saver.save returned (e.g. 'model.ckpt-1000') or its "
-                              "directory, and check that its .index and .data files are "
-                              "complete") from None
+        cause = (
+            "no checkpoint files start with that prefix"
+            if isinstance(error, tf.errors.NotFoundError)
+            else first_line(error)
+        )
+        raise CheckpointError(
+            fn,
+            arg,
+            f"cannot read checkpoint {path!r} ({cause}); pass "
+            "the prefix Saver.save returned (e.g. 'model.ckpt-1000') or its "
+            "directory, and check that its .index and .data files are "
+            "complete",
+        ) from None
 
 
 def checkpoint_tensor(reader, name, path, fn, arg="path"):
@@ -291,9 +405,13 @@ def checkpoint_tensor(reader, name, path, fn, arg="path"):
     try:
         return reader.get_tensor(name)
     except (tf.errors.OpError, OSError, ValueError, IndexError) as error:
-        raise CheckpointError(fn, arg, f"cannot read {name!r} from checkpoint {path!r} "
-                              f"({first_line(error)}); its .data file may be truncated or "
-                              "corrupt: copy it again or pick another checkpoint") from None
+        raise CheckpointError(
+            fn,
+            arg,
+            f"cannot read {name!r} from checkpoint {path!r} "
+            f"({first_line(error)}); its .data file may be truncated or "
+            "corrupt: copy it again or pick another checkpoint",
+        ) from None
 
 
 def first_line(error):

@@ -87,8 +87,10 @@ def adopt_as_constraint(variable, projection):
     # A distributed variable reads its primary's constraint; an optimizer's
     # cross-replica update applies each component's own.
     components = getattr(variable, "_values", None) or [variable]
-    if any(getattr(c, "constraint", None) is not None or not hasattr(c, "_constraint")
-           for c in components):
+    if any(
+        getattr(c, "constraint", None) is not None or not hasattr(c, "_constraint")
+        for c in components
+    ):
         return False
 
     def constraint(value):
@@ -97,7 +99,7 @@ def adopt_as_constraint(variable, projection):
     for component in components:
         component._constraint = constraint  # no public setter; tf.Variable reads it
     if getattr(variable, "constraint", None) is not constraint:  # a wrapper that reads
-        for component in components:                           # elsewhere (ps variables)
+        for component in components:  # elsewhere (ps variables)
             component._constraint = None
         return False
     projection.adopted = True
@@ -225,13 +227,22 @@ def euclidean_norm(x, axis, keepdims=True):
 # ------------------------------------------------------ the shim's lazy regularizers
 
 _MARK = "_tf1norm_records_on_creation"
-_SHIM_HOOKS = (("tf_keras.src.legacy_tf_layers.variable_scope_shim", "_EagerVariableStore",
-                "add_regularizer", 1),
-               ("tf_keras.src.engine.base_layer", "Layer", "_handle_weight_regularization", 2),
-               ("tensorflow.python.keras.legacy_tf_layers.variable_scope_shim",
-                "_EagerVariableStore", "add_regularizer", 1),
-               ("tensorflow.python.keras.engine.base_layer", "Layer",
-                "_handle_weight_regularization", 2))
+_SHIM_HOOKS = (
+    (
+        "tf_keras.src.legacy_tf_layers.variable_scope_shim",
+        "_EagerVariableStore",
+        "add_regularizer",
+        1,
+    ),
+    ("tf_keras.src.engine.base_layer", "Layer", "_handle_weight_regularization", 2),
+    (
+        "tensorflow.python.keras.legacy_tf_layers.variable_scope_shim",
+        "_EagerVariableStore",
+        "add_regularizer",
+        1,
+    ),
+    ("tensorflow.python.keras.engine.base_layer", "Layer", "_handle_weight_regularization", 2),
+)
 _hooked = []
 
 

@@ -38,7 +38,7 @@ class _LegacyLayersAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname, path=None, target=None):
         if fullname != self.OLD and not fullname.startswith(self.OLD + "."):
             return None
-        moved = self.NEW + fullname[len(self.OLD):]
+        moved = self.NEW + fullname[len(self.OLD) :]
         if importlib.util.find_spec(moved) is None:
             return None
         return importlib.util.spec_from_loader(fullname, self, is_package=fullname == self.OLD)
@@ -47,7 +47,7 @@ class _LegacyLayersAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return None  # a plain new module
 
     def exec_module(self, module):
-        moved = importlib.import_module(self.NEW + module.__name__[len(self.OLD):])
+        moved = importlib.import_module(self.NEW + module.__name__[len(self.OLD) :])
         namespace = {k: v for k, v in vars(moved).items() if not k.startswith("__")}
         module.__dict__.update(namespace)
         if hasattr(moved, "__path__"):

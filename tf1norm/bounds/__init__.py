@@ -37,16 +37,31 @@ from tf1norm.bounds.exact import exact, milp
 from tf1norm.bounds.exact_result import ExactRange
 from tf1norm.bounds.formats import from_nnet, from_onnx, write_nnet
 from tf1norm.bounds.interval import apply_spec, interval, sample
-from tf1norm.bounds.network import (Activation, Add, Dense, Diagonal, Linear, Network,
-                                    Permute, check_box, check_network)
+from tf1norm.bounds.network import (
+    Activation,
+    Add,
+    Dense,
+    Diagonal,
+    Linear,
+    Network,
+    Permute,
+    check_box,
+    check_network,
+)
 from tf1norm.bounds.sources import from_graph, from_keras, graph_value_reader
 from tf1norm.bounds.property_verify import verify_property
 from tf1norm.bounds.verdict import Verdict
 from tf1norm.bounds.verification import verify
 from tf1norm.bounds.vnnlib import Case, Polytope, VnnLibProperty, from_vnnlib
 
-METHODS = {"interval": interval, "crown": crown, "alpha-crown": alpha_crown, "exact": exact,
-           "milp": milp, "sample": sample}
+METHODS = {
+    "interval": interval,
+    "crown": crown,
+    "alpha-crown": alpha_crown,
+    "exact": exact,
+    "milp": milp,
+    "sample": sample,
+}
 
 
 def check_spec(network, spec, caller="output_bounds"):
@@ -60,16 +75,22 @@ def check_spec(network, spec, caller="output_bounds"):
     try:
         matrix = np.asarray(spec, np.float64)
     except (TypeError, ValueError):
-        raise TypeError(f"{caller}: `spec` must be a numeric matrix [k, "
-                        f"{network.output_size}]; got {type(spec).__name__}.") from None
+        raise TypeError(
+            f"{caller}: `spec` must be a numeric matrix [k, "
+            f"{network.output_size}]; got {type(spec).__name__}."
+        ) from None
     if matrix.ndim == 1 and matrix.size == network.output_size:
         matrix = matrix[None]
     if matrix.ndim != 2 or matrix.shape[0] < 1 or matrix.shape[1] != network.output_size:
-        raise ValueError(f"{caller}: `spec` must be a matrix [k, {network.output_size}] (one "
-                         f"column per network output, k >= 1 rows); got shape {matrix.shape}.")
+        raise ValueError(
+            f"{caller}: `spec` must be a matrix [k, {network.output_size}] (one "
+            f"column per network output, k >= 1 rows); got shape {matrix.shape}."
+        )
     if not np.all(np.isfinite(matrix)):
-        raise ValueError(f"{caller}: `spec` must be finite; got non-finite entries at "
-                         f"{np.argwhere(~np.isfinite(matrix))[:3].tolist()}.")
+        raise ValueError(
+            f"{caller}: `spec` must be finite; got non-finite entries at "
+            f"{np.argwhere(~np.isfinite(matrix))[:3].tolist()}."
+        )
     return matrix
 
 
@@ -86,11 +107,11 @@ def top_class_spec(num_outputs, label):
       ValueError: ``num_outputs < 2`` or ``label`` not in ``range(num_outputs)``.
     """
     if not isinstance(num_outputs, (int, np.integer)) or num_outputs < 2:
-        raise ValueError(f"top_class_spec: `num_outputs` must be an int >= 2; got "
-                         f"{num_outputs!r}.")
+        raise ValueError(f"top_class_spec: `num_outputs` must be an int >= 2; got {num_outputs!r}.")
     if not isinstance(label, (int, np.integer)) or not 0 <= label < num_outputs:
-        raise ValueError(f"top_class_spec: `label` must be an int in [0, {num_outputs}); got "
-                         f"{label!r}.")
+        raise ValueError(
+            f"top_class_spec: `label` must be an int in [0, {num_outputs}); got {label!r}."
+        )
     others = [j for j in range(num_outputs) if j != label]
     spec = -np.eye(num_outputs)[others]
     spec[:, label] = 1.0
@@ -101,8 +122,7 @@ def top_class_spec(num_outputs, label):
 def _parameters(function):
     """``(names of keyword parameters, takes **kwargs)`` of a method function."""
     parameters = inspect.signature(function).parameters.values()
-    names = tuple(p.name for p in parameters if p.kind in (p.KEYWORD_ONLY,
-                                                           p.POSITIONAL_OR_KEYWORD))
+    names = tuple(p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
     return names, any(p.kind == p.VAR_KEYWORD for p in parameters)
 
 
@@ -111,9 +131,11 @@ def _check_options(method, function, options):
     unknown = sorted(set(options) - set(names))
     if unknown and not open_ended:
         accepted = [n for n in names if n not in ("network", "lower", "upper", "spec")]
-        raise TypeError(f"output_bounds: method {method!r} takes no option "
-                        f"{', '.join(map(repr, unknown))}; its options are: "
-                        f"{', '.join(accepted) or 'none'}.")
+        raise TypeError(
+            f"output_bounds: method {method!r} takes no option "
+            f"{', '.join(map(repr, unknown))}; its options are: "
+            f"{', '.join(accepted) or 'none'}."
+        )
 
 
 def output_bounds(network, lower, upper, method="crown", spec=None, **options):
@@ -144,8 +166,9 @@ def output_bounds(network, lower, upper, method="crown", spec=None, **options):
       TypeError: ``network`` is not a ``Network``, an unknown option.
     """
     if method not in METHODS:
-        raise ValueError(f"output_bounds: unknown method {method!r}; choose one of "
-                         f"{', '.join(METHODS)}.")
+        raise ValueError(
+            f"output_bounds: unknown method {method!r}; choose one of {', '.join(METHODS)}."
+        )
     check_network(network, "output_bounds")
     lower, upper = check_box(network, lower, upper)
     spec, function = check_spec(network, spec), METHODS[method]
@@ -172,17 +195,40 @@ def lipschitz_bound(network):
         if isinstance(layer, Linear):
             constant *= layer.largest_singular_value()
         elif isinstance(layer, Add):
-            raise ValueError("lipschitz_bound: the network has residual Add layers, for which "
-                             "the product of per-layer constants is not a bound; use a "
-                             "network without residual branches.")
+            raise ValueError(
+                "lipschitz_bound: the network has residual Add layers, for which "
+                "the product of per-layer constants is not a bound; use a "
+                "network without residual branches."
+            )
         elif layer.kind == "sigmoid":
             constant *= 0.25
     return float(constant)
 
 
-__all__ = ["Activation", "Add", "Case", "Conv2D", "Dense", "Diagonal", "ExactRange", "Network",
-           "Permute", "Polytope", "Verdict", "VnnLibProperty",
-           "from_graph", "from_keras", "from_nnet", "from_onnx", "from_vnnlib",
-           "graph_value_reader",
-           "lipschitz_bound", "optimized_pre_activation_bounds", "output_bounds",
-           "top_class_spec", "verify", "verify_property", "write_nnet"]
+__all__ = [
+    "Activation",
+    "Add",
+    "Case",
+    "Conv2D",
+    "Dense",
+    "Diagonal",
+    "ExactRange",
+    "Network",
+    "Permute",
+    "Polytope",
+    "Verdict",
+    "VnnLibProperty",
+    "from_graph",
+    "from_keras",
+    "from_nnet",
+    "from_onnx",
+    "from_vnnlib",
+    "graph_value_reader",
+    "lipschitz_bound",
+    "optimized_pre_activation_bounds",
+    "output_bounds",
+    "top_class_spec",
+    "verify",
+    "verify_property",
+    "write_nnet",
+]

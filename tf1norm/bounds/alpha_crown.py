@@ -23,15 +23,26 @@ import numpy as np
 from tqdm import tqdm
 
 from tf1norm.bounds import relaxations
-from tf1norm.bounds.crown import (backsubstitute, both_sides, crown, pre_activation_bounds,
-                                   spec_rows, split_sides)
+from tf1norm.bounds.crown import (
+    backsubstitute,
+    both_sides,
+    crown,
+    pre_activation_bounds,
+    spec_rows,
+    split_sides,
+)
 from tf1norm.bounds.network import Activation, Add, Linear
 
 DEFAULTS = {"steps": 20, "learning_rate": 0.5, "decay": 0.98, "batch": 512}
 
 
-def check_options(steps=DEFAULTS["steps"], learning_rate=DEFAULTS["learning_rate"],
-                  decay=DEFAULTS["decay"], batch=DEFAULTS["batch"], **unknown):
+def check_options(
+    steps=DEFAULTS["steps"],
+    learning_rate=DEFAULTS["learning_rate"],
+    decay=DEFAULTS["decay"],
+    batch=DEFAULTS["batch"],
+    **unknown,
+):
     """The validated optimizer options as a dict.
 
     Raises:
@@ -40,22 +51,35 @@ def check_options(steps=DEFAULTS["steps"], learning_rate=DEFAULTS["learning_rate
       TypeError: an unknown option.
     """
     if unknown:
-        raise TypeError(f"alpha_crown: unknown option(s) {', '.join(map(repr, sorted(unknown)))}; "
-                        f"the options are {', '.join(DEFAULTS)}.")
+        raise TypeError(
+            f"alpha_crown: unknown option(s) {', '.join(map(repr, sorted(unknown)))}; "
+            f"the options are {', '.join(DEFAULTS)}."
+        )
     if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 0:
-        raise ValueError(f"alpha_crown: `steps` must be an int >= 0 (Adam steps per bound); "
-                         f"got {steps!r}.")
+        raise ValueError(
+            f"alpha_crown: `steps` must be an int >= 0 (Adam steps per bound); got {steps!r}."
+        )
     if not np.isfinite(learning_rate) or learning_rate <= 0:
-        raise ValueError(f"alpha_crown: `learning_rate` must be a finite number > 0 "
-                         f"(e.g. 0.5); got {learning_rate!r}.")
+        raise ValueError(
+            f"alpha_crown: `learning_rate` must be a finite number > 0 "
+            f"(e.g. 0.5); got {learning_rate!r}."
+        )
     if not 0 < decay <= 1:
-        raise ValueError(f"alpha_crown: `decay` (learning rate factor per step) must be in "
-                         f"(0, 1]; got {decay!r}.")
+        raise ValueError(
+            f"alpha_crown: `decay` (learning rate factor per step) must be in "
+            f"(0, 1]; got {decay!r}."
+        )
     if not isinstance(batch, (int, np.integer)) or isinstance(batch, bool) or batch < 1:
-        raise ValueError(f"alpha_crown: `batch` (neurons optimized together; memory grows with "
-                         f"it) must be an int >= 1; got {batch!r}.")
-    return {"steps": int(steps), "learning_rate": float(learning_rate), "decay": float(decay),
-            "batch": int(batch)}
+        raise ValueError(
+            f"alpha_crown: `batch` (neurons optimized together; memory grows with "
+            f"it) must be an int >= 1; got {batch!r}."
+        )
+    return {
+        "steps": int(steps),
+        "learning_rate": float(learning_rate),
+        "decay": float(decay),
+        "batch": int(batch),
+    }
 
 
 def _slope_box(layer, relaxation, l, u):
@@ -116,8 +140,11 @@ class _Adam:
             m, v = self.moments.get(k, (0.0, 0.0))
             m, v = 0.9 * m + 0.1 * grad, 0.999 * v + 0.001 * grad * grad
             self.moments[k] = (m, v)
-            ascent = self.rate * (m / (1 - 0.9 ** self.step)) / (
-                np.sqrt(v / (1 - 0.999 ** self.step)) + 1e-8)
+            ascent = (
+                self.rate
+                * (m / (1 - 0.9**self.step))
+                / (np.sqrt(v / (1 - 0.999**self.step)) + 1e-8)
+            )
             params[k] = np.clip(params[k] + ascent, *self.boxes[k])
         self.rate *= self.decay
 
@@ -134,11 +161,13 @@ def optimize_rows(network, start, index, pre_bounds, relaxed, lower, upper, opti
     adam = _Adam(boxes, options["learning_rate"], options["decay"])
     for step in range(options["steps"] + 1 if boxes else 1):
         record = {}
-        best = np.maximum(best, backsubstitute(network, start, index, relaxed, lower, upper,
-                                               slopes, record))
+        best = np.maximum(
+            best, backsubstitute(network, start, index, relaxed, lower, upper, slopes, record)
+        )
         if step < options["steps"]:
-            adam.update(slopes, slope_gradients(network, index, relaxed, slopes, record,
-                                                lower, upper))
+            adam.update(
+                slopes, slope_gradients(network, index, relaxed, slopes, record, lower, upper)
+            )
     return best
 
 
@@ -162,18 +191,19 @@ def _optimized_layers(network, lower, upper, options):
     reference = pre_activation_bounds(network, lower, upper)
     pre_bounds, relaxed = {}, {}
     activations = [k for k, layer in enumerate(network.layers) if isinstance(layer, Activation)]
-    for index in tqdm(activations, desc="alpha-crown layers", unit="layer", disable=None,
-                      delay=1.0, leave=False):
+    for index in tqdm(
+        activations, desc="alpha-crown layers", unit="layer", disable=None, delay=1.0, leave=False
+    ):
         layer = network.layers[index]
         low, high = (bound.copy() for bound in reference[index])
         chosen = _rows_to_optimize(layer, low, high)
         for start in range(0, chosen.size, options["batch"]):
-            part = chosen[start:start + options["batch"]]
+            part = chosen[start : start + options["batch"]]
             rows = both_sides(np.eye(network.sizes[index - 1])[part])
-            new_low, new_high = split_sides(optimize_rows(network, rows, index - 1, pre_bounds,
-                                                          relaxed, lower, upper, options))
-            low[part], high[part] = np.maximum(low[part], new_low), np.minimum(high[part],
-                                                                               new_high)
+            new_low, new_high = split_sides(
+                optimize_rows(network, rows, index - 1, pre_bounds, relaxed, lower, upper, options)
+            )
+            low[part], high[part] = np.maximum(low[part], new_low), np.minimum(high[part], new_high)
         pre_bounds[index] = (low, high)
         relaxed[index] = relaxations.for_layer(layer, low, high)
     return pre_bounds, relaxed
@@ -214,6 +244,9 @@ def alpha_crown(network, lower, upper, spec=None, **options):
     crown_low, crown_high = crown(network, lower, upper, spec)
     pre_bounds, relaxed = _optimized_layers(network, lower, upper, options)
     rows = both_sides(spec_rows(network, spec))
-    low, high = split_sides(optimize_rows(network, rows, len(network.layers) - 1, pre_bounds,
-                                          relaxed, lower, upper, options))
+    low, high = split_sides(
+        optimize_rows(
+            network, rows, len(network.layers) - 1, pre_bounds, relaxed, lower, upper, options
+        )
+    )
     return np.maximum(low, crown_low), np.minimum(high, crown_high)

@@ -132,8 +132,10 @@ class BranchAndBound:
                     uppers.append(high)
                     parents.append(box.pre)
         if lowers:
-            pre = {k: tuple(np.stack([p[k][side] for p in parents]) for side in (0, 1))
-                   for k in parents[0]}
+            pre = {
+                k: tuple(np.stack([p[k][side] for p in parents]) for side in (0, 1))
+                for k in parents[0]
+            }
             self._bound_children(np.stack(lowers), np.stack(uppers), pre)
         self.in_flight[:] = -np.inf
 
@@ -163,22 +165,23 @@ class BranchAndBound:
     def _bound_children(self, lowers, uppers, parent_pre):
         bounds = BoxBounds(self.network, lowers, uppers, parent_pre)
         self.boxes += lowers.shape[0]
-        points = np.concatenate([bounds.argmax.reshape(-1, lowers.shape[1]),
-                                 (lowers + uppers) / 2])
+        points = np.concatenate([bounds.argmax.reshape(-1, lowers.shape[1]), (lowers + uppers) / 2])
         self._offer(points)
         unstable = bounds.unstable_counts()
         for b in range(lowers.shape[0]):
             pre = {k: (l[b], u[b]) for k, (l, u) in bounds.pre.items()}
-            self._push(lowers[b], uppers[b], pre, bounds.upper_bound[b], unstable[b],
-                       bounds.slope[b])
+            self._push(
+                lowers[b], uppers[b], pre, bounds.upper_bound[b], unstable[b], bounds.slope[b]
+            )
 
     def _push(self, lower, upper, pre, bound, unstable, slope):
         gap = np.max(bound - self.best)
         if gap <= 0 or np.all(bound <= self.best + self._tol()):
             self.closed = np.maximum(self.closed, bound)
             return
-        heapq.heappush(self.heap, _Box(-gap, next(self.order), lower, upper, pre, bound,
-                                       unstable, slope))
+        heapq.heappush(
+            self.heap, _Box(-gap, next(self.order), lower, upper, pre, bound, unstable, slope)
+        )
 
     def _offer(self, points):
         """Make the best of ``points`` (``[P, n]`` inputs) the incumbents where they improve."""
@@ -212,7 +215,8 @@ class BranchAndBound:
         if hasattr(progress, "update") and hasattr(progress, "set_postfix"):
             progress.total = gaps.size
             progress.n = done
-            progress.set_postfix(boxes=self.boxes, open=len(self.heap), gap=f"{gaps.max():.2g}",
-                                 refresh=True)
+            progress.set_postfix(
+                boxes=self.boxes, open=len(self.heap), gap=f"{gaps.max():.2g}", refresh=True
+            )
         else:
             progress(done, gaps.size)

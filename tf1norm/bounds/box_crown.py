@@ -142,5 +142,8 @@ class BoxBounds:
     def _concretize(self, a, c, upper_side):
         """The linear bound ``a·x + c`` maximized (or minimized) over each box."""
         first, second = (self.upper, self.lower) if upper_side else (self.lower, self.upper)
-        return (np.einsum("bms,bs->bm", np.maximum(a, 0), first)
-                + np.einsum("bms,bs->bm", np.minimum(a, 0), second) + c)
+        return (
+            np.einsum("bms,bs->bm", np.maximum(a, 0), first)
+            + np.einsum("bms,bs->bm", np.minimum(a, 0), second)
+            + c
+        )

@@ -42,8 +42,9 @@ def _pair(value, name):
     if len(values) == 4:  # TF's [1, s, s, 1]
         values = values[1:3]
     if len(values) != 2 or any(int(v) != v or v < 1 for v in values):
-        raise ValueError(f"Conv2D: `{name}` must be a positive int or a pair of them; "
-                         f"got {value!r}.")
+        raise ValueError(
+            f"Conv2D: `{name}` must be a positive int or a pair of them; got {value!r}."
+        )
     return tuple(int(v) for v in values)
 
 
@@ -57,8 +58,10 @@ def _same_pads(size, kernel, stride, dilation):
 def _explicit_pads(padding):
     pads = np.asarray(padding, dtype=np.int64)
     if pads.shape != (2, 2) or np.any(pads < 0):
-        raise ValueError(f"Conv2D: explicit `padding` must be ((top, bottom), (left, right)) "
-                         f"of non-negative ints; got {padding!r}.")
+        raise ValueError(
+            f"Conv2D: explicit `padding` must be ((top, bottom), (left, right)) "
+            f"of non-negative ints; got {padding!r}."
+        )
     return tuple(map(tuple, pads.tolist()))
 
 
@@ -87,11 +90,16 @@ class Conv2D(Linear):
     def __init__(self, kernel, input_shape, bias=None, strides=1, padding="VALID", dilations=1):
         self.kernel = np.asarray(kernel, np.float64)
         self.input_shape = tuple(int(s) for s in input_shape)
-        if self.kernel.ndim != 4 or len(self.input_shape) != 3 or \
-                self.kernel.shape[2] != self.input_shape[2]:
-            raise ValueError(f"Conv2D: need a HWIO `kernel` whose 3rd axis equals the channels "
-                             f"of `input_shape` (H, W, C); got kernel {self.kernel.shape} and "
-                             f"input_shape {input_shape!r}.")
+        if (
+            self.kernel.ndim != 4
+            or len(self.input_shape) != 3
+            or self.kernel.shape[2] != self.input_shape[2]
+        ):
+            raise ValueError(
+                f"Conv2D: need a HWIO `kernel` whose 3rd axis equals the channels "
+                f"of `input_shape` (H, W, C); got kernel {self.kernel.shape} and "
+                f"input_shape {input_shape!r}."
+            )
         self.strides, self.dilations = _pair(strides, "strides"), _pair(dilations, "dilations")
         self.pads = self._pads(padding)
         # TF's CPU kernels have no dilated transposed convolution.
@@ -100,18 +108,27 @@ class Conv2D(Linear):
         channels = self.kernel.shape[3]
         self.bias = np.zeros(channels) if bias is None else np.asarray(bias, np.float64).ravel()
         if self.bias.shape != (channels,):
-            raise ValueError(f"Conv2D: `bias` must have shape ({channels},); got "
-                             f"{self.bias.shape}.")
+            raise ValueError(
+                f"Conv2D: `bias` must have shape ({channels},); got {self.bias.shape}."
+            )
 
     def _pads(self, padding):
         if isinstance(padding, str):
             if padding.upper() not in ("SAME", "VALID"):
-                raise ValueError(f"Conv2D: `padding` must be 'SAME', 'VALID' or explicit pairs; "
-                                 f"got {padding!r}.")
+                raise ValueError(
+                    f"Conv2D: `padding` must be 'SAME', 'VALID' or explicit pairs; got {padding!r}."
+                )
             if padding.upper() == "VALID":
                 return (0, 0), (0, 0)
-            return tuple(_same_pads(self.input_shape[axis], self.kernel.shape[axis],
-                                    self.strides[axis], self.dilations[axis]) for axis in (0, 1))
+            return tuple(
+                _same_pads(
+                    self.input_shape[axis],
+                    self.kernel.shape[axis],
+                    self.strides[axis],
+                    self.dilations[axis],
+                )
+                for axis in (0, 1)
+            )
         return _explicit_pads(padding)
 
     def _output_shape(self):
@@ -121,9 +138,11 @@ class Conv2D(Linear):
             reach = (self.kernel.shape[axis] - 1) * self.dilations[axis] + 1
             shape.append((padded - reach) // self.strides[axis] + 1)
         if min(shape) < 1:
-            raise ValueError(f"Conv2D: kernel {self.kernel.shape[:2]} (dilations "
-                             f"{self.dilations}) does not fit the padded input "
-                             f"{self.input_shape}; the output would be empty.")
+            raise ValueError(
+                f"Conv2D: kernel {self.kernel.shape[:2]} (dilations "
+                f"{self.dilations}) does not fit the padded input "
+                f"{self.input_shape}; the output would be empty."
+            )
         return shape[0], shape[1], self.kernel.shape[3]
 
     in_size = property(lambda self: int(np.prod(self.input_shape)))
@@ -136,8 +155,12 @@ class Conv2D(Linear):
         oh, ow = self.output_shape[:2]
         for i in range(self.kernel.shape[0]):
             for j in range(self.kernel.shape[1]):
-                yield (i, j, slice(i * dh, i * dh + sh * (oh - 1) + 1, sh),
-                       slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
+                yield (
+                    i,
+                    j,
+                    slice(i * dh, i * dh + sh * (oh - 1) + 1, sh),
+                    slice(j * dw, j * dw + sw * (ow - 1) + 1, sw),
+                )
 
     def _convolve(self, x, kernel):
         x = np.asarray(x, np.float64)
@@ -145,9 +168,11 @@ class Conv2D(Linear):
             return self._convolve(x[None], kernel)[0]
         images = x.reshape((-1,) + self.input_shape)
         if self.engine == "tf":
-            out = run_eagerly(lambda: tf.nn.conv2d(images, kernel, self.strides,
-                                                   self._tf_padding(),
-                                                   dilations=self.dilations).numpy())
+            out = run_eagerly(
+                lambda: tf.nn.conv2d(
+                    images, kernel, self.strides, self._tf_padding(), dilations=self.dilations
+                ).numpy()
+            )
         else:
             out = self._convolve_numpy(images, kernel)
         return out.reshape(len(x), -1)
@@ -186,9 +211,16 @@ class Conv2D(Linear):
         grads = a.reshape((-1,) + self.output_shape)
         if self.engine == "tf":
             shape = [len(a)] + list(self.input_shape)
-            out = run_eagerly(lambda: tf.nn.conv2d_transpose(
-                grads, self.kernel, shape, self.strides, self._tf_padding(),
-                dilations=self.dilations).numpy())
+            out = run_eagerly(
+                lambda: tf.nn.conv2d_transpose(
+                    grads,
+                    self.kernel,
+                    shape,
+                    self.strides,
+                    self._tf_padding(),
+                    dilations=self.dilations,
+                ).numpy()
+            )
         else:
             out = self._backward_numpy(grads)
         return out.reshape(len(a), -1)
@@ -199,7 +231,7 @@ class Conv2D(Linear):
         out = np.zeros((len(grads), height + top + bottom, width + left + right, channels))
         for i, j, rows, cols in self._taps():
             out[:, rows, cols, :] += grads @ self.kernel[i, j].T
-        return out[:, top:top + height, left:left + width, :]
+        return out[:, top : top + height, left : left + width, :]
 
     def singular_value_bound(self):
         """``sqrt(‖W‖₁·‖W‖∞) >= σ(W)`` from the kernel alone (no dense matrix).
@@ -218,6 +250,8 @@ class Conv2D(Linear):
         return self.backward(np.eye(self.out_size)).T
 
     def __repr__(self):
-        return (f"Conv2D(kernel {self.kernel.shape}, input {self.input_shape} -> output "
-                f"{self.output_shape}, strides {self.strides}, pads {self.pads}, "
-                f"dilations {self.dilations})")
+        return (
+            f"Conv2D(kernel {self.kernel.shape}, input {self.input_shape} -> output "
+            f"{self.output_shape}, strides {self.strides}, pads {self.pads}, "
+            f"dilations {self.dilations})"
+        )

@@ -146,6 +146,12 @@ def crown(network, lower, upper, spec=None):
       ``(low, high)`` arrays with one entry per row of ``spec`` (or per output).
     """
     pre_bounds = pre_activation_bounds(network, lower, upper)
-    values = backsubstitute(network, both_sides(spec_rows(network, spec)),
-                            len(network.layers) - 1, relax(network, pre_bounds), lower, upper)
+    values = backsubstitute(
+        network,
+        both_sides(spec_rows(network, spec)),
+        len(network.layers) - 1,
+        relax(network, pre_bounds),
+        lower,
+        upper,
+    )
     return split_sides(values)

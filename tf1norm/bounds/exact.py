@@ -46,11 +46,13 @@ def solver_box_problem(lower, upper, names=("`lower`", "`upper`")):
         huge = np.abs(np.asarray(corner, np.float64)) > SOLVER_BOX_LIMIT
         if np.any(huge):
             feature = int(np.argmax(huge))
-            return (f"{name} must lie within ±{SOLVER_BOX_LIMIT:g} for the exact methods; got "
-                    f"{corner[feature]:g} for feature {feature}. The MILP solver (HiGHS) "
-                    "treats magnitudes of 1e20 as infinite and its tolerances are absolute. "
-                    "Rescale the inputs (e.g. normalize the data), or use the crown or "
-                    "interval method, which have no such limit")
+            return (
+                f"{name} must lie within ±{SOLVER_BOX_LIMIT:g} for the exact methods; got "
+                f"{corner[feature]:g} for feature {feature}. The MILP solver (HiGHS) "
+                "treats magnitudes of 1e20 as infinite and its tolerances are absolute. "
+                "Rescale the inputs (e.g. normalize the data), or use the crown or "
+                "interval method, which have no such limit"
+            )
     return None
 
 
@@ -75,22 +77,28 @@ def _closed_form(objective_net, lower, upper, kernel, bias):
     return values, values.copy(), corners, "exact"
 
 
-def _milp_maxima(objective_net, lower, upper, deadline, progress, should_stop,
-                 use_alpha_crown=False):
+def _milp_maxima(
+    objective_net, lower, upper, deadline, progress, should_stop, use_alpha_crown=False
+):
     """Each objective's maximum by one MILP; sound bounds when stopped early."""
     pre = _big_m_bounds(objective_net, lower, upper, use_alpha_crown)
     problem = MilpProblem(objective_net, lower, upper, pre)
     count = objective_net.output_size
     from tf1norm.bounds.box_crown import BoxBounds
 
-    crown = BoxBounds(objective_net, lower[None], upper[None], {k: (l[None], u[None])
-                                                                for k, (l, u) in pre.items()})
+    crown = BoxBounds(
+        objective_net,
+        lower[None],
+        upper[None],
+        {k: (l[None], u[None]) for k, (l, u) in pre.items()},
+    )
     bound, best = crown.upper_bound[0].copy(), np.full(count, -np.inf)
     witness, status = np.tile((lower + upper) / 2, (count, 1)), "exact"
     try:
         for j in range(count):
             if (deadline is not None and time.monotonic() >= deadline) or (
-                    should_stop is not None and should_stop()):
+                should_stop is not None and should_stop()
+            ):
                 status = "interrupted" if should_stop and should_stop() else "time limit"
                 break
             remaining = None if deadline is None else deadline - time.monotonic()
@@ -122,9 +130,15 @@ def _big_m_bounds(network, lower, upper, use_alpha_crown):
         optimized = optimized_pre_activation_bounds(network, lower, upper)
     except Exception:  # noqa: BLE001  (a tighter M is an optimization; CROWN's are sound)
         return pre
-    return {k: (np.maximum(l, optimized[k][0]), np.maximum(np.minimum(u, optimized[k][1]),
-                                                           np.maximum(l, optimized[k][0])))
-            if k in optimized else (l, u) for k, (l, u) in pre.items()}
+    return {
+        k: (
+            np.maximum(l, optimized[k][0]),
+            np.maximum(np.minimum(u, optimized[k][1]), np.maximum(l, optimized[k][0])),
+        )
+        if k in optimized
+        else (l, u)
+        for k, (l, u) in pre.items()
+    }
 
 
 def _tick(progress, done, total):
@@ -139,8 +153,9 @@ def _tick(progress, done, total):
 
 def _choose(algorithm, network):
     if algorithm not in ALGORITHMS:
-        raise ValueError(f"exact: `algorithm` must be one of {', '.join(ALGORITHMS)}; got "
-                         f"{algorithm!r}.")
+        raise ValueError(
+            f"exact: `algorithm` must be one of {', '.join(ALGORITHMS)}; got {algorithm!r}."
+        )
     if algorithm == "auto":
         return "bab" if network.input_size <= BAB_MAX_INPUTS else "milp"
     return algorithm
@@ -148,14 +163,27 @@ def _choose(algorithm, network):
 
 def _check_options(time_limit, tolerance):
     if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit >= 0):
-        raise ValueError(f"exact: `time_limit` must be a number of seconds >= 0 or None (no "
-                         f"limit); got {time_limit!r}.")
+        raise ValueError(
+            f"exact: `time_limit` must be a number of seconds >= 0 or None (no "
+            f"limit); got {time_limit!r}."
+        )
     if not (isinstance(tolerance, (int, float)) and 0 < tolerance < 1):
         raise ValueError(f"exact: `tolerance` must be in (0, 1), e.g. 1e-6; got {tolerance!r}.")
 
 
-def exact(network, lower, upper, spec=None, time_limit=None, progress=None, algorithm="auto",
-          tolerance=1e-6, should_stop=None, alpha_crown_big_m=False, **search_options):
+def exact(
+    network,
+    lower,
+    upper,
+    spec=None,
+    time_limit=None,
+    progress=None,
+    algorithm="auto",
+    tolerance=1e-6,
+    should_stop=None,
+    alpha_crown_big_m=False,
+    **search_options,
+):
     """Exact range of ``spec @ y`` over the box, or the best sound bounds in the time given.
 
     Args:
@@ -207,12 +235,21 @@ def exact(network, lower, upper, spec=None, time_limit=None, progress=None, algo
         search = BranchAndBound(objective_net, lower, upper, tolerance, **search_options)
         found = search.run(deadline, should_stop, progress)
     else:
-        found = _milp_maxima(objective_net, lower, upper, deadline, progress, should_stop,
-                             alpha_crown_big_m)
+        found = _milp_maxima(
+            objective_net, lower, upper, deadline, progress, should_stop, alpha_crown_big_m
+        )
     return ExactRange.from_maxima(*found, tolerance=tolerance, seconds=time.monotonic() - start)
 
 
 def milp(network, lower, upper, spec=None, time_limit=None, progress=None, **options):
     """``exact(..., algorithm="milp")``: one big-M MILP per bound (see ``exact``)."""
-    return exact(network, lower, upper, spec=spec, time_limit=time_limit, progress=progress,
-                 algorithm="milp", **options)
+    return exact(
+        network,
+        lower,
+        upper,
+        spec=spec,
+        time_limit=time_limit,
+        progress=progress,
+        algorithm="milp",
+        **options,
+    )

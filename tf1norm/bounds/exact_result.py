@@ -15,9 +15,11 @@ def bound_spec(network, spec):
     if matrix.ndim == 1:
         matrix = matrix[None]
     if matrix.ndim != 2 or matrix.shape[1] != network.output_size or not matrix.shape[0]:
-        raise ValueError(f"exact: `spec` must be a matrix [k, {network.output_size}] (one row "
-                         f"per bounded combination of the {network.output_size} outputs); got "
-                         f"shape {np.shape(spec)}.")
+        raise ValueError(
+            f"exact: `spec` must be a matrix [k, {network.output_size}] (one row "
+            f"per bounded combination of the {network.output_size} outputs); got "
+            f"shape {np.shape(spec)}."
+        )
     if not np.all(np.isfinite(matrix)):
         raise ValueError("exact: `spec` has NaN or infinite entries; give finite coefficients.")
     return matrix
@@ -55,15 +57,26 @@ class ExactRange(tuple):
         attained_high, attained_low = best[:k], -best[k:]
         with np.errstate(invalid="ignore"):  # no witness yet: attained = ∓inf
             exact_high = np.isfinite(attained_high) & (
-                high - attained_high <= tolerance * (1 + np.abs(attained_high)))
+                high - attained_high <= tolerance * (1 + np.abs(attained_high))
+            )
             exact_low = np.isfinite(attained_low) & (
-                attained_low - low <= tolerance * (1 + np.abs(attained_low)))
+                attained_low - low <= tolerance * (1 + np.abs(attained_low))
+            )
         exact = exact_low & exact_high
         reason = "not exact" if status == "exact" else status
-        return cls(low, high, attained_low=attained_low, attained_high=attained_high,
-                   low_inputs=witness[k:], high_inputs=witness[:k], exact_low=exact_low,
-                   exact_high=exact_high, exact=exact,
-                   status=[("exact" if ok else reason) for ok in exact], seconds=seconds)
+        return cls(
+            low,
+            high,
+            attained_low=attained_low,
+            attained_high=attained_high,
+            low_inputs=witness[k:],
+            high_inputs=witness[:k],
+            exact_low=exact_low,
+            exact_high=exact_high,
+            exact=exact,
+            status=[("exact" if ok else reason) for ok in exact],
+            seconds=seconds,
+        )
 
     def __repr__(self):
         labels = ", ".join(sorted(set(self.status)))

@@ -48,12 +48,13 @@ def _nnet_lines(path):
         with open(path, encoding="utf-8") as handle:
             lines = [line.strip() for line in handle]
     except UnicodeDecodeError as error:
-        raise ValueError(f"from_nnet: {path!r} is not a text .nnet file (byte {error.start} is "
-                         "not UTF-8 text); pass a .nnet file as NNet's writeNNet or "
-                         "tf1norm.bounds.write_nnet writes it.") from None
+        raise ValueError(
+            f"from_nnet: {path!r} is not a text .nnet file (byte {error.start} is "
+            "not UTF-8 text); pass a .nnet file as NNet's writeNNet or "
+            "tf1norm.bounds.write_nnet writes it."
+        ) from None
     except OSError as error:
-        raise ValueError(f"from_nnet: cannot read {path!r}: {error.strerror or error}.") \
-            from error
+        raise ValueError(f"from_nnet: cannot read {path!r}: {error.strerror or error}.") from error
     return [line for line in lines if line and not line.startswith("//")]
 
 
@@ -74,13 +75,16 @@ class _Reader:
         try:
             values = _numbers(self.lines[self.position])
         except ValueError as error:
-            raise ValueError(f"from_nnet: {self.path!r}, data line {self.position + 1}: "
-                             f"expected {what}; got {_shortened(self.lines[self.position])}.") \
-                from error
+            raise ValueError(
+                f"from_nnet: {self.path!r}, data line {self.position + 1}: "
+                f"expected {what}; got {_shortened(self.lines[self.position])}."
+            ) from error
         self.position += 1
         if count is not None and len(values) < count:
-            raise ValueError(f"from_nnet: {self.path!r}, data line {self.position}: expected "
-                             f"{count} numbers ({what}); got {len(values)}.")
+            raise ValueError(
+                f"from_nnet: {self.path!r}, data line {self.position}: expected "
+                f"{count} numbers ({what}); got {len(values)}."
+            )
         return np.array(values[:count] if count is not None else values)
 
     def matrix(self, rows, columns, what):
@@ -92,14 +96,18 @@ def _read_header(reader):
     layers, inputs, outputs = counts[:3]
     sizes = reader.line(layers + 1, f"{layers + 1} layer sizes").astype(int)
     if sizes[0] != inputs or sizes[-1] != outputs:
-        raise ValueError(f"from_nnet: {reader.path!r}: layer sizes {sizes.tolist()} do not "
-                         f"start with inputSize {inputs} and end with outputSize {outputs}.")
+        raise ValueError(
+            f"from_nnet: {reader.path!r}: layer sizes {sizes.tolist()} do not "
+            f"start with inputSize {inputs} and end with outputSize {outputs}."
+        )
     reader.line(None, "the legacy flag line")
     box = reader.line(inputs, "input mins"), reader.line(inputs, "input maxes")
     means, ranges = reader.line(inputs + 1, "means"), reader.line(inputs + 1, "ranges")
     if np.any(ranges == 0):
-        raise ValueError(f"from_nnet: {reader.path!r}: the normalization ranges must be "
-                         f"non-zero; got {ranges.tolist()}.")
+        raise ValueError(
+            f"from_nnet: {reader.path!r}: the normalization ranges must be "
+            f"non-zero; got {ranges.tolist()}."
+        )
     return sizes, box, means, ranges
 
 
@@ -157,11 +165,15 @@ def write_nnet(path, weights, biases, mins, maxes, means, ranges):
     The inverse of ``from_nnet``; used by the tests and to export networks.
     """
     sizes = [weights[0].shape[0]] + [w.shape[1] for w in weights]
-    rows = ["// written by tf1norm.bounds.formats.write_nnet",
-            f"{len(weights)},{sizes[0]},{sizes[-1]},{max(sizes)},",
-            ",".join(map(str, sizes)) + ",", "0,"]
-    rows += [",".join(repr(float(v)) for v in values) + "," for values in
-             (mins, maxes, means, ranges)]
+    rows = [
+        "// written by tf1norm.bounds.formats.write_nnet",
+        f"{len(weights)},{sizes[0]},{sizes[-1]},{max(sizes)},",
+        ",".join(map(str, sizes)) + ",",
+        "0,",
+    ]
+    rows += [
+        ",".join(repr(float(v)) for v in values) + "," for values in (mins, maxes, means, ranges)
+    ]
     for kernel, bias in zip(weights, biases):
         rows += [",".join(repr(float(v)) for v in row) + "," for row in np.asarray(kernel).T]
         rows += [repr(float(v)) + "," for v in np.asarray(bias).ravel()]
@@ -189,8 +201,9 @@ def from_onnx(path):
         import onnx
         from onnx import numpy_helper
     except ImportError as error:
-        raise ImportError('from_onnx needs the onnx package: pip install "tf1norm[onnx]" '
-                          "(or pip install onnx).") from error
+        raise ImportError(
+            'from_onnx needs the onnx package: pip install "tf1norm[onnx]" (or pip install onnx).'
+        ) from error
     from tf1norm.bounds.onnx_import import OnnxConverter
 
     try:

@@ -15,8 +15,10 @@ from tf1norm.bounds.conv import Conv2D
 from tf1norm.bounds.network import Activation, Add, Dense, Diagonal, zero_layer
 
 _ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "LeakyRelu": "leaky_relu"}
-_SUPPORTED = ("MatMul, Conv2D, BiasAdd, Add, AddV2, FusedBatchNorm, Reshape, Relu, LeakyRelu, "
-              "Sigmoid, Tanh, Identity")
+_SUPPORTED = (
+    "MatMul, Conv2D, BiasAdd, Add, AddV2, FusedBatchNorm, Reshape, Relu, LeakyRelu, "
+    "Sigmoid, Tanh, Identity"
+)
 
 
 def scale_channels(layer, scale, shift):
@@ -28,8 +30,14 @@ def scale_channels(layer, scale, shift):
     if isinstance(layer, Dense) and layer.out_size == scale.size:
         return Dense(layer.kernel * scale, layer.bias * scale + shift)
     if isinstance(layer, Conv2D) and layer.kernel.shape[3] == scale.size:
-        return Conv2D(layer.kernel * scale, layer.input_shape, layer.bias * scale + shift,
-                      layer.strides, layer.pads, layer.dilations)
+        return Conv2D(
+            layer.kernel * scale,
+            layer.input_shape,
+            layer.bias * scale + shift,
+            layer.strides,
+            layer.pads,
+            layer.dilations,
+        )
     return None
 
 
@@ -70,8 +78,9 @@ def _depends_on(tensor, source):
 def _flat_size(tensor, what):
     shape = tensor.shape
     if shape.rank is None or not shape[1:].is_fully_defined():
-        raise ValueError(f"from_graph: {what} needs a static shape (besides the batch); "
-                         f"got {shape}.")
+        raise ValueError(
+            f"from_graph: {what} needs a static shape (besides the batch); got {shape}."
+        )
     return int(np.prod(shape[1:].as_list()))
 
 
@@ -104,8 +113,10 @@ class GraphTracer:
             if op.type in _ACTIVATIONS:
                 handler = self._op_activation
             if handler is None:
-                raise ValueError(f"from_graph: op {op.name} of type {op.type} is not "
-                                 f"supported; supported: {_SUPPORTED}.")
+                raise ValueError(
+                    f"from_graph: op {op.name} of type {op.type} is not "
+                    f"supported; supported: {_SUPPORTED}."
+                )
             self.index[tensor.name] = handler(op)
         return self.index[tensor.name]
 
@@ -143,15 +154,25 @@ class GraphTracer:
     def _op_Conv2D(self, op):
         shape = op.inputs[0].shape
         if op.get_attr("data_format") != b"NHWC" or not shape[1:].is_fully_defined():
-            raise ValueError(f"from_graph: Conv2D {op.name} needs NHWC data and a static input "
-                             f"shape; got {op.get_attr('data_format')!r} and {shape}.")
+            raise ValueError(
+                f"from_graph: Conv2D {op.name} needs NHWC data and a static input "
+                f"shape; got {op.get_attr('data_format')!r} and {shape}."
+            )
         padding = op.get_attr("padding").decode()
         if padding == "EXPLICIT":
             pads = list(op.get_attr("explicit_paddings"))
             padding = (pads[2:4], pads[4:6])
         self._continue_from(op.inputs[0])
-        return self._append(Conv2D(self.value_of(op.inputs[1]), shape[1:].as_list(), None,
-                                   op.get_attr("strides"), padding, op.get_attr("dilations")))
+        return self._append(
+            Conv2D(
+                self.value_of(op.inputs[1]),
+                shape[1:].as_list(),
+                None,
+                op.get_attr("strides"),
+                padding,
+                op.get_attr("dilations"),
+            )
+        )
 
     def _op_BiasAdd(self, op):
         operands = sorted(op.inputs, key=lambda t: not _depends_on(t, self.input))
@@ -177,16 +198,21 @@ class GraphTracer:
         source = self._build(first)
         self._continue_from(second)
         if source == len(self.layers) - 1:
-            raise ValueError(f"from_graph: {op.type} {op.name} adds a tensor to itself; "
-                             "unsupported (use a multiplication by 2).")
+            raise ValueError(
+                f"from_graph: {op.type} {op.name} adds a tensor to itself; "
+                "unsupported (use a multiplication by 2)."
+            )
         return self._append(Add(source))
 
     def _op_FusedBatchNorm(self, op):
         if op.get_attr("is_training") or op.get_attr("data_format") != b"NHWC":
-            raise ValueError(f"from_graph: {op.type} {op.name} must be in inference mode "
-                             "(is_training=False) with NHWC data.")
-        gamma, beta, mean, variance = (np.asarray(self.value_of(t), np.float64).reshape(-1)
-                                       for t in op.inputs[1:5])
+            raise ValueError(
+                f"from_graph: {op.type} {op.name} must be in inference mode "
+                "(is_training=False) with NHWC data."
+            )
+        gamma, beta, mean, variance = (
+            np.asarray(self.value_of(t), np.float64).reshape(-1) for t in op.inputs[1:5]
+        )
         scale = gamma / np.sqrt(variance + op.get_attr("epsilon"))
         index = self._continue_from(op.inputs[0])
         fold = index >= 0 and len(op.inputs[0].consumers()) == 1

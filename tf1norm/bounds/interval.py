@@ -25,8 +25,9 @@ class IntervalBounds:
             return self.apply_activation(layer)
         if isinstance(layer, Add):
             if history is None or layer.source not in history:
-                raise ValueError(f"IntervalBounds: Add needs the bounds of layer "
-                                 f"{layer.source}; pass `history`.")
+                raise ValueError(
+                    f"IntervalBounds: Add needs the bounds of layer {layer.source}; pass `history`."
+                )
             return self.apply_add(history[layer.source])
         raise TypeError(f"IntervalBounds: no rule for layer {type(layer).__name__}.")
 
@@ -42,8 +43,10 @@ class IntervalBounds:
 
     def apply_activation(self, layer):
         # Every supported activation is monotone non-decreasing.
-        return IntervalBounds(evaluate(layer.kind, self.lower, layer.alpha),
-                              evaluate(layer.kind, self.upper, layer.alpha))
+        return IntervalBounds(
+            evaluate(layer.kind, self.lower, layer.alpha),
+            evaluate(layer.kind, self.upper, layer.alpha),
+        )
 
 
 def layer_bounds(network, lower, upper):
@@ -62,8 +65,10 @@ def apply_spec(spec, low, high):
         return low, high
     spec = np.asarray(spec, np.float64)
     if spec.ndim != 2 or spec.shape[1] != low.size:
-        raise ValueError(f"bounds: `spec` must be a matrix [k, {low.size}] (one column per "
-                         f"output); got shape {spec.shape}.")
+        raise ValueError(
+            f"bounds: `spec` must be a matrix [k, {low.size}] (one column per "
+            f"output); got shape {spec.shape}."
+        )
     positive, negative = np.maximum(spec, 0), np.minimum(spec, 0)
     return positive @ low + negative @ high, positive @ high + negative @ low
 
@@ -82,7 +87,7 @@ def sample(network, lower, upper, spec=None, samples=10000, seed=0, max_vertices
     """
     rng = np.random.default_rng(seed)
     points = [lower + (upper - lower) * rng.random((samples, lower.size))]
-    if 2 ** lower.size <= max_vertices:
+    if 2**lower.size <= max_vertices:
         corners = np.array(list(itertools.product((0.0, 1.0), repeat=lower.size)))
     else:
         corners = rng.integers(0, 2, (max_vertices, lower.size)).astype(np.float64)

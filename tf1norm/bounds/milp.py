@@ -51,9 +51,11 @@ def check_supported(network, method="exact"):
     """Raise ``ValueError`` if ``network`` has activations a MILP cannot encode."""
     for index, layer in enumerate(network.layers):
         if isinstance(layer, Activation) and layer.kind not in ("relu", "linear"):
-            raise ValueError(f"{method}: exact bounds support ReLU and linear layers only; layer "
-                             f"{index} is {layer.kind!r}. Use method='crown' or 'alpha-crown' "
-                             f"for sound bounds of this network.")
+            raise ValueError(
+                f"{method}: exact bounds support ReLU and linear layers only; layer "
+                f"{index} is {layer.kind!r}. Use method='crown' or 'alpha-crown' "
+                f"for sound bounds of this network."
+            )
 
 
 def _affine_layer(layer, expression):
@@ -78,7 +80,7 @@ class _Expressions:
         self.n = network.input_size
         unstable = sum(int(np.sum((l < 0) & (u > 0))) for l, u in pre_bounds.values())
         self.terms = self.n + unstable
-        self.unstable = []   # (row of z as an expression, l, u, column of a)
+        self.unstable = []  # (row of z as an expression, l, u, column of a)
         expression = np.zeros((self.terms + 1, self.n))
         expression[np.arange(self.n), np.arange(self.n)] = 1.0
         outputs, used = {-1: expression}, self.n
@@ -121,8 +123,9 @@ class MilpProblem:
         self.size, self.n = terms + m, network.input_size
         self._rows(m)
         self.low = np.concatenate([lower, np.zeros(m), np.zeros(m)])
-        self.high = np.concatenate([upper, [u for _, _, u, _ in self.expressions.unstable],
-                                    np.ones(m)])
+        self.high = np.concatenate(
+            [upper, [u for _, _, u, _ in self.expressions.unstable], np.ones(m)]
+        )
         self.integrality = np.concatenate([np.zeros(terms), np.ones(m)])
 
     def _rows(self, m):
@@ -131,14 +134,14 @@ class MilpProblem:
         low, high = np.full(3 * m, -np.inf), np.zeros(3 * m)
         for r, (z, l, u, column) in enumerate(self.expressions.unstable):
             delta = terms + r
-            matrix[3 * r, :terms] = -z[:-1]           # a − e·v >= c
+            matrix[3 * r, :terms] = -z[:-1]  # a − e·v >= c
             matrix[3 * r, column] += 1.0
             low[3 * r], high[3 * r] = z[-1], np.inf
-            matrix[3 * r + 1, :terms] = -z[:-1]       # a − e·v − l·δ <= c − l
+            matrix[3 * r + 1, :terms] = -z[:-1]  # a − e·v − l·δ <= c − l
             matrix[3 * r + 1, column] += 1.0
             matrix[3 * r + 1, delta] = -l
             high[3 * r + 1] = z[-1] - l
-            matrix[3 * r + 2, column], matrix[3 * r + 2, delta] = 1.0, -u   # a − u·δ <= 0
+            matrix[3 * r + 2, column], matrix[3 * r + 2, delta] = 1.0, -u  # a − u·δ <= 0
         self.matrix, self.row_low, self.row_high = matrix, low, high
 
     def maximize(self, direction, time_limit=None):
@@ -153,24 +156,27 @@ class MilpProblem:
 
         objective = self.expressions.output @ np.asarray(direction, np.float64)
         cost = np.zeros(self.size)
-        cost[:self.expressions.terms] = -objective[:-1]
+        cost[: self.expressions.terms] = -objective[:-1]
         options = {"mip_rel_gap": 0.0, "disp": False}
         if time_limit is not None:
             options["time_limit"] = max(float(time_limit), 1e-3)
         constraints = ()
         if self.matrix.shape[0]:
-            constraints = scipy.optimize.LinearConstraint(self.matrix, self.row_low,
-                                                          self.row_high)
+            constraints = scipy.optimize.LinearConstraint(self.matrix, self.row_low, self.row_high)
         with _solver_stdout_silenced():
-            result = scipy.optimize.milp(cost, integrality=self.integrality,
-                                         bounds=scipy.optimize.Bounds(self.low, self.high),
-                                         constraints=constraints, options=options)
+            result = scipy.optimize.milp(
+                cost,
+                integrality=self.integrality,
+                bounds=scipy.optimize.Bounds(self.low, self.high),
+                constraints=constraints,
+                options=options,
+            )
         return self._answer(result, objective[-1])
 
     def _answer(self, result, constant):
         if result.status not in (0, 1):
             raise RuntimeError(f"exact bounds: the MILP solver stopped: {result.message}")
-        x = None if result.x is None else result.x[:self.n]
+        x = None if result.x is None else result.x[: self.n]
         dual = getattr(result, "mip_dual_bound", None)  # None when no branching was needed
         if result.status == 0:
             bound = -result.fun if dual is None else -min(result.fun, dual)

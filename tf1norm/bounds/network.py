@@ -50,9 +50,11 @@ class Linear:
         return self.singular_value_bound()
 
     def singular_value_bound(self):
-        raise ValueError(f"lipschitz_bound: {type(self).__name__} of {self.in_size} x "
-                         f"{self.out_size} is too large for an exact SVD and has no cheaper "
-                         f"sound bound of its largest singular value.")
+        raise ValueError(
+            f"lipschitz_bound: {type(self).__name__} of {self.in_size} x "
+            f"{self.out_size} is too large for an exact SVD and has no cheaper "
+            f"sound bound of its largest singular value."
+        )
 
 
 DENSE_SVD_LIMIT = 4_000_000
@@ -64,8 +66,9 @@ class Dense(Linear):
     def __init__(self, kernel, bias=None):
         self.kernel = np.asarray(kernel, np.float64)
         if self.kernel.ndim != 2:
-            raise ValueError(f"Dense: `kernel` must be a matrix [in, out]; got shape "
-                             f"{self.kernel.shape}.")
+            raise ValueError(
+                f"Dense: `kernel` must be a matrix [in, out]; got shape {self.kernel.shape}."
+            )
         out = self.kernel.shape[1]
         self.bias = np.zeros(out) if bias is None else np.asarray(bias, np.float64).reshape(-1)
         if self.bias.shape != (out,):
@@ -102,11 +105,16 @@ class Diagonal(Linear):
 
     def __init__(self, scale, shift=None):
         self.scale = np.asarray(scale, np.float64).reshape(-1)
-        self.shift = (np.zeros_like(self.scale) if shift is None
-                      else np.asarray(shift, np.float64).reshape(-1))
+        self.shift = (
+            np.zeros_like(self.scale)
+            if shift is None
+            else np.asarray(shift, np.float64).reshape(-1)
+        )
         if self.shift.shape != self.scale.shape:
-            raise ValueError(f"Diagonal: `shift` must have shape {self.scale.shape} like "
-                             f"`scale`; got {self.shift.shape}.")
+            raise ValueError(
+                f"Diagonal: `shift` must have shape {self.scale.shape} like "
+                f"`scale`; got {self.shift.shape}."
+            )
 
     in_size = out_size = property(lambda self: self.scale.size)
     bias_vector = property(lambda self: self.shift)
@@ -136,8 +144,9 @@ class Permute(Linear):
     def __init__(self, order):
         self.order = np.asarray(order).reshape(-1)
         if not np.array_equal(np.sort(self.order), np.arange(self.order.size)):
-            raise ValueError(f"Permute: `order` must be a permutation of 0..n-1; got "
-                             f"{self.order[:10]}...")
+            raise ValueError(
+                f"Permute: `order` must be a permutation of 0..n-1; got {self.order[:10]}..."
+            )
 
     in_size = out_size = property(lambda self: self.order.size)
     bias_vector = property(lambda self: np.zeros(self.order.size))
@@ -177,8 +186,10 @@ class Add:
 
     def __init__(self, source):
         if not isinstance(source, (int, np.integer)) or isinstance(source, bool) or source < -1:
-            raise ValueError(f"Add: `source` must be a layer index >= -1 (-1 = the network "
-                             f"input); got {source!r}.")
+            raise ValueError(
+                f"Add: `source` must be a layer index >= -1 (-1 = the network "
+                f"input); got {source!r}."
+            )
         self.source = int(source)
 
 
@@ -187,8 +198,9 @@ class Activation:
 
     def __init__(self, kind, alpha=0.2):
         if kind not in ACTIVATIONS:
-            raise ValueError(f"Activation: unsupported activation {kind!r}; supported: "
-                             f"{', '.join(ACTIVATIONS)}.")
+            raise ValueError(
+                f"Activation: unsupported activation {kind!r}; supported: {', '.join(ACTIVATIONS)}."
+            )
         if kind == "leaky_relu" and not 0 <= alpha < 1:
             raise ValueError(f"Activation: leaky_relu `alpha` must be in [0, 1); got {alpha!r}.")
         self.kind, self.alpha = kind, float(alpha)
@@ -228,18 +240,24 @@ class Network:
             size = sizes[-1] if sizes else self.input_size
             if isinstance(layer, Linear):
                 if layer.in_size != size:
-                    raise ValueError(f"Network: layer {index} ({type(layer).__name__}) expects "
-                                     f"{layer.in_size} inputs but the previous layer gives {size}.")
+                    raise ValueError(
+                        f"Network: layer {index} ({type(layer).__name__}) expects "
+                        f"{layer.in_size} inputs but the previous layer gives {size}."
+                    )
                 size = layer.out_size
             elif isinstance(layer, Add):
                 source = self.size_at(sizes, layer.source)
                 if layer.source >= index or source != size:
-                    raise ValueError(f"Network: Add at layer {index} needs an earlier source of "
-                                     f"size {size}; got source={layer.source} (size {source}).")
+                    raise ValueError(
+                        f"Network: Add at layer {index} needs an earlier source of "
+                        f"size {size}; got source={layer.source} (size {source})."
+                    )
             elif not isinstance(layer, Activation):
-                raise TypeError(f"Network: layer {index} is a {type(layer).__name__}; use "
-                                f"Linear (Dense, Conv2D, Diagonal, Permute), Activation or "
-                                f"Add layers.")
+                raise TypeError(
+                    f"Network: layer {index} is a {type(layer).__name__}; use "
+                    f"Linear (Dense, Conv2D, Diagonal, Permute), Activation or "
+                    f"Add layers."
+                )
             sizes.append(size)
         return sizes
 
@@ -256,21 +274,30 @@ class Network:
         ``activations[i]`` follows layer ``i`` (default: relu between layers,
         linear after the last).
         """
-        examples = {"weights": "[kernel_0, kernel_1]", "biases": "[bias_0, bias_1]",
-                    "activations": "['relu', 'linear']"}
-        for arg, values in (("weights", weights), ("biases", biases),
-                            ("activations", activations)):
-            if isinstance(values, (str, bytes)) or values is not None and \
-                    not hasattr(values, "__iter__"):
-                raise TypeError(f"Network.from_numpy: `{arg}` must be a list with one entry "
-                                f"per layer; got {values!r:.80}. Pass a list, e.g. "
-                                f"{arg}={examples[arg]}.")
+        examples = {
+            "weights": "[kernel_0, kernel_1]",
+            "biases": "[bias_0, bias_1]",
+            "activations": "['relu', 'linear']",
+        }
+        for arg, values in (("weights", weights), ("biases", biases), ("activations", activations)):
+            if (
+                isinstance(values, (str, bytes))
+                or values is not None
+                and not hasattr(values, "__iter__")
+            ):
+                raise TypeError(
+                    f"Network.from_numpy: `{arg}` must be a list with one entry "
+                    f"per layer; got {values!r:.80}. Pass a list, e.g. "
+                    f"{arg}={examples[arg]}."
+                )
         biases = [None] * len(weights) if biases is None else list(biases)
         if activations is None:
             activations = ["relu"] * (len(weights) - 1) + ["linear"]
         if not len(weights) == len(biases) == len(activations):
-            raise ValueError(f"Network.from_numpy: got {len(weights)} weights, {len(biases)} "
-                             f"biases and {len(activations)} activations; give one per layer.")
+            raise ValueError(
+                f"Network.from_numpy: got {len(weights)} weights, {len(biases)} "
+                f"biases and {len(activations)} activations; give one per layer."
+            )
         layers = []
         for kernel, bias, activation in zip(weights, biases, activations):
             layers.append(Dense(kernel, bias))
@@ -289,8 +316,10 @@ class Network:
 def check_network(network, caller):
     """TypeError unless ``network`` is a ``Network``."""
     if not isinstance(network, Network):
-        raise TypeError(f"{caller}: `network` must be a tf1norm.bounds.Network; got "
-                        f"{type(network).__name__}. Build one with Network.from_numpy.")
+        raise TypeError(
+            f"{caller}: `network` must be a tf1norm.bounds.Network; got "
+            f"{type(network).__name__}. Build one with Network.from_numpy."
+        )
     return network
 
 
@@ -303,12 +332,15 @@ def check_box(network, lower, upper):
     lower, upper = _box_corner(lower, "lower"), _box_corner(upper, "upper")
     check_finite_layers(network)
     if lower.shape != (network.input_size,) or upper.shape != (network.input_size,):
-        raise ValueError(f"bounds: `lower` and `upper` need {network.input_size} values (one per "
-                         f"input feature); got {lower.size} and {upper.size}.")
+        raise ValueError(
+            f"bounds: `lower` and `upper` need {network.input_size} values (one per "
+            f"input feature); got {lower.size} and {upper.size}."
+        )
     if np.any(lower > upper):
         bad = int(np.argmax(lower > upper))
-        raise ValueError(f"bounds: `lower` must be <= `upper`; feature {bad} has "
-                         f"{lower[bad]} > {upper[bad]}.")
+        raise ValueError(
+            f"bounds: `lower` must be <= `upper`; feature {bad} has {lower[bad]} > {upper[bad]}."
+        )
     check_input_domain(network, lower, upper)
     return lower, upper
 
@@ -329,22 +361,27 @@ def check_input_domain(network, lower, upper):
     outside = (lower < domain_lower - slack) | (upper > domain_upper + slack)
     if np.any(outside):
         i = int(np.argmax(outside))
-        raise ValueError(f"bounds: the box [{lower[i]:g}, {upper[i]:g}] of input {i} leaves the "
-                         f"network's input domain [{domain_lower[i]:g}, {domain_upper[i]:g}] "
-                         "(the .nnet file's mins/maxes, raw units). Give the box in raw units "
-                         "(x = x_normalized·input_ranges + input_means) inside that domain.")
+        raise ValueError(
+            f"bounds: the box [{lower[i]:g}, {upper[i]:g}] of input {i} leaves the "
+            f"network's input domain [{domain_lower[i]:g}, {domain_upper[i]:g}] "
+            "(the .nnet file's mins/maxes, raw units). Give the box in raw units "
+            "(x = x_normalized·input_ranges + input_means) inside that domain."
+        )
 
 
 def _box_corner(values, arg):
     try:
         corner = np.asarray(values, np.float64).reshape(-1)
     except (TypeError, ValueError):
-        raise TypeError(f"bounds: `{arg}` must be numbers, one per input feature; got "
-                        f"{values!r}.") from None
+        raise TypeError(
+            f"bounds: `{arg}` must be numbers, one per input feature; got {values!r}."
+        ) from None
     if not np.all(np.isfinite(corner)):
         bad = int(np.argmax(~np.isfinite(corner)))
-        raise ValueError(f"bounds: `{arg}` must be finite; got {corner[bad]} for feature {bad}. "
-                         "Bound every input by finite numbers (e.g. the data's min and max).")
+        raise ValueError(
+            f"bounds: `{arg}` must be finite; got {corner[bad]} for feature {bad}. "
+            "Bound every input by finite numbers (e.g. the data's min and max)."
+        )
     return corner
 
 
@@ -354,7 +391,9 @@ def check_finite_layers(network):
         for arg in ("kernel", "bias"):
             values = getattr(layer, arg, None)
             if values is not None and not np.all(np.isfinite(values)):
-                raise ValueError(f"bounds: layer {index} ({type(layer).__name__}) `{arg}` has a "
-                                 f"non-finite entry ({values[~np.isfinite(values)][0]}); bounds "
-                                 "of such a network are NaN. Check the checkpoint or weights "
-                                 "it was built from.")
+                raise ValueError(
+                    f"bounds: layer {index} ({type(layer).__name__}) `{arg}` has a "
+                    f"non-finite entry ({values[~np.isfinite(values)][0]}); bounds "
+                    "of such a network are NaN. Check the checkpoint or weights "
+                    "it was built from."
+                )

@@ -16,9 +16,11 @@ from tf1norm.bounds.conv import Conv2D
 from tf1norm.bounds.graph_trace import last_output_size
 from tf1norm.bounds.network import Activation, Add, Dense, Diagonal, Permute, zero_layer
 
-SUPPORTED = ("Gemm, MatMul, Add, Sub, Mul, Div (by constants), Relu, LeakyRelu, Sigmoid, "
-             "Tanh, Flatten, Reshape (to flat), "
-             "Conv, Identity, Constant")
+SUPPORTED = (
+    "Gemm, MatMul, Add, Sub, Mul, Div (by constants), Relu, LeakyRelu, Sigmoid, "
+    "Tanh, Flatten, Reshape (to flat), "
+    "Conv, Identity, Constant"
+)
 _ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "LeakyRelu": "leaky_relu"}
 
 
@@ -31,8 +33,12 @@ def nchw_to_nhwc_order(shape):
 def nhwc_to_nchw_order(shape):
     """Indices taking an NHWC-flattened vector of ONNX shape ``(C, H, W)`` to NCHW order."""
     channels, height, width = shape
-    return np.arange(channels * height * width).reshape(height, width, channels) \
-        .transpose(2, 0, 1).ravel()
+    return (
+        np.arange(channels * height * width)
+        .reshape(height, width, channels)
+        .transpose(2, 0, 1)
+        .ravel()
+    )
 
 
 def fold_affine(layers):
@@ -50,14 +56,17 @@ def fold_affine(layers):
     for layer in layers:
         previous = folded[-1] if folded else None
         if type(layer) is Diagonal and type(previous) is Diagonal:
-            folded[-1] = Diagonal(previous.scale * layer.scale,
-                                  previous.shift * layer.scale + layer.shift)
+            folded[-1] = Diagonal(
+                previous.scale * layer.scale, previous.shift * layer.scale + layer.shift
+            )
         elif type(layer) is Diagonal and type(previous) is Dense:
-            folded[-1] = Dense(previous.kernel * layer.scale,
-                               previous.bias * layer.scale + layer.shift)
+            folded[-1] = Dense(
+                previous.kernel * layer.scale, previous.bias * layer.scale + layer.shift
+            )
         elif type(layer) is Dense and type(previous) is Diagonal:
-            folded[-1] = Dense(previous.scale[:, None] * layer.kernel,
-                               previous.shift @ layer.kernel + layer.bias)
+            folded[-1] = Dense(
+                previous.scale[:, None] * layer.kernel, previous.shift @ layer.kernel + layer.bias
+            )
         else:
             folded.append(layer)
     return folded
@@ -72,14 +81,18 @@ class OnnxConverter:
         self.layers, self.values = [], {}
         inputs = [i for i in graph.input if i.name not in self.constants]
         if len(inputs) != 1 or len(graph.output) != 1:
-            raise ValueError(f"from_onnx: {path!r} must have one data input and one output; "
-                             f"got {[i.name for i in inputs]} and "
-                             f"{[o.name for o in graph.output]}.")
+            raise ValueError(
+                f"from_onnx: {path!r} must have one data input and one output; "
+                f"got {[i.name for i in inputs]} and "
+                f"{[o.name for o in graph.output]}."
+            )
         dims = inputs[0].type.tensor_type.shape.dim[1:]
         shape = tuple(d.dim_value for d in dims)
         if not shape or min(shape) < 1:
-            raise ValueError(f"from_onnx: {path!r}: input {inputs[0].name} needs a static shape "
-                             f"besides the batch axis; got {shape}.")
+            raise ValueError(
+                f"from_onnx: {path!r}: input {inputs[0].name} needs a static shape "
+                f"besides the batch axis; got {shape}."
+            )
         self.input_shape = shape
         self.values[inputs[0].name] = (-1, shape, False)
         self.nodes, self.output = graph.node, graph.output[0].name
@@ -91,8 +104,10 @@ class OnnxConverter:
             if node.op_type in _ACTIVATIONS:
                 handler = self._op_activation
             if handler is None:
-                raise ValueError(f"from_onnx: {self.path!r}: node {self._name(node)} of op type "
-                                 f"{node.op_type} is not supported; supported: {SUPPORTED}.")
+                raise ValueError(
+                    f"from_onnx: {self.path!r}: node {self._name(node)} of op type "
+                    f"{node.op_type} is not supported; supported: {SUPPORTED}."
+                )
             result = handler(node)
             if result is not None:
                 self.values[node.output[0]] = result
@@ -105,12 +120,15 @@ class OnnxConverter:
     def _value(self, name, node):
         if name not in self.values:
             where = node if isinstance(node, str) else f"node {self._name(node)} ({node.op_type})"
-            raise ValueError(f"from_onnx: {self.path!r}: {where} reads {name!r}, which is "
-                             "neither computed from the input nor a supported constant.")
+            raise ValueError(
+                f"from_onnx: {self.path!r}: {where} reads {name!r}, which is "
+                "neither computed from the input nor a supported constant."
+            )
         return self.values[name]
 
     def _attrs(self, node):
         from onnx import helper
+
         return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
     def _continue_from(self, name, node="the graph output"):
@@ -152,9 +170,11 @@ class OnnxConverter:
 
     def _op_Flatten(self, node):
         if self._attrs(node).get("axis", 1) != 1:
-            raise ValueError(f"from_onnx: {self.path!r}: Flatten {self._name(node)} must use "
-                             "axis=1 "
-                             f"(keep the batch axis); got {self._attrs(node)['axis']}.")
+            raise ValueError(
+                f"from_onnx: {self.path!r}: Flatten {self._name(node)} must use "
+                "axis=1 "
+                f"(keep the batch axis); got {self._attrs(node)['axis']}."
+            )
         size = self._flat_input(node)
         return len(self.layers) - 1, (size,), False
 
@@ -163,17 +183,21 @@ class OnnxConverter:
         _, shape, _ = self._value(node.input[0], node)
         size = int(np.prod(shape))
         if target is None or len(target) != 2 or target[1] not in (-1, size):
-            raise ValueError(f"from_onnx: {self.path!r}: Reshape {self._name(node)} must "
-                             "flatten to "
-                             f"[batch, {size}] with a constant shape; got {target}.")
+            raise ValueError(
+                f"from_onnx: {self.path!r}: Reshape {self._name(node)} must "
+                "flatten to "
+                f"[batch, {size}] with a constant shape; got {target}."
+            )
         self._flat_input(node)
         return len(self.layers) - 1, (size,), False
 
     def _op_Gemm(self, node):
         attrs = self._attrs(node)
         if attrs.get("transA", 0) or node.input[1] not in self.constants:
-            raise ValueError(f"from_onnx: {self.path!r}: Gemm {self._name(node)} needs data as A "
-                             "(transA=0) and a constant B.")
+            raise ValueError(
+                f"from_onnx: {self.path!r}: Gemm {self._name(node)} needs data as A "
+                "(transA=0) and a constant B."
+            )
         kernel = self.constants[node.input[1]].astype(np.float64)
         kernel = attrs.get("alpha", 1.0) * (kernel.T if attrs.get("transB", 0) else kernel)
         bias = np.zeros(kernel.shape[1])
@@ -184,9 +208,11 @@ class OnnxConverter:
 
     def _op_MatMul(self, node):
         if node.input[1] not in self.constants or self.constants[node.input[1]].ndim != 2:
-            raise ValueError(f"from_onnx: {self.path!r}: MatMul {self._name(node)} must "
-                             "multiply the "
-                             "data (first operand) by a constant matrix.")
+            raise ValueError(
+                f"from_onnx: {self.path!r}: MatMul {self._name(node)} must "
+                "multiply the "
+                "data (first operand) by a constant matrix."
+            )
         kernel = self.constants[node.input[1]].astype(np.float64)
         self._flat_input(node)
         return self._append(Dense(kernel), (kernel.shape[1],), False)
@@ -221,13 +247,17 @@ class OnnxConverter:
         data, divisor = node.input
         values = self.constants.get(divisor)
         if values is None or data in self.constants or np.any(values == 0):
-            raise ValueError(f"from_onnx: {self.path!r}: Div {self._name(node)} must divide "
-                             "the data by a constant without zeros.")
+            raise ValueError(
+                f"from_onnx: {self.path!r}: Div {self._name(node)} must divide "
+                "the data by a constant without zeros."
+            )
         return self._elementwise(node, data, 1.0 / values.astype(np.float64), 0.0)
 
     def _needs_constant(self, node):
-        return ValueError(f"from_onnx: {self.path!r}: {node.op_type} {self._name(node)} needs "
-                          "one constant operand (an elementwise affine map of the data).")
+        return ValueError(
+            f"from_onnx: {self.path!r}: {node.op_type} {self._name(node)} needs "
+            "one constant operand (an elementwise affine map of the data)."
+        )
 
     @staticmethod
     def _name(node):
@@ -249,9 +279,11 @@ class OnnxConverter:
         try:
             value = np.broadcast_to(value, shape)
         except ValueError:
-            raise ValueError(f"from_onnx: {self.path!r}: {node.op_type} {self._name(node)}: "
-                             f"constant of shape {value.shape} does not broadcast to the data "
-                             f"shape {shape}.") from None
+            raise ValueError(
+                f"from_onnx: {self.path!r}: {node.op_type} {self._name(node)}: "
+                f"constant of shape {value.shape} does not broadcast to the data "
+                f"shape {shape}."
+            ) from None
         return (value.transpose(1, 2, 0) if nhwc else value).ravel()
 
     def _residual(self, node, left, right):
@@ -260,21 +292,31 @@ class OnnxConverter:
         If one is held in NHWC order and the other in ONNX order, the NHWC one
         is permuted to ONNX order first (and so is the sum).
         """
-        (_, shape, left_nhwc), (_, right_shape, right_nhwc) = (self._value(left, node),
-                                                               self._value(right, node))
+        (_, shape, left_nhwc), (_, right_shape, right_nhwc) = (
+            self._value(left, node),
+            self._value(right, node),
+        )
         if shape != right_shape:
-            raise ValueError(f"from_onnx: {self.path!r}: Add {self._name(node)} sums values of "
-                             f"shapes {shape} and {right_shape}; they must match.")
-        if right_nhwc and not left_nhwc or \
-                left_nhwc == right_nhwc and self._value(right, node)[0] == len(self.layers) - 1:
+            raise ValueError(
+                f"from_onnx: {self.path!r}: Add {self._name(node)} sums values of "
+                f"shapes {shape} and {right_shape}; they must match."
+            )
+        if (
+            right_nhwc
+            and not left_nhwc
+            or left_nhwc == right_nhwc
+            and self._value(right, node)[0] == len(self.layers) - 1
+        ):
             left, right = right, left  # continue from `left`, add `right`
         source = self._value(right, node)[0]
         self._continue_from(left, node)
         if left_nhwc != right_nhwc:
             self.layers.append(Permute(nhwc_to_nchw_order(shape)))
         if source == len(self.layers) - 1:
-            raise ValueError(f"from_onnx: {self.path!r}: Add {self._name(node)} adds a value to "
-                             "itself; unsupported.")
+            raise ValueError(
+                f"from_onnx: {self.path!r}: Add {self._name(node)} adds a value to "
+                "itself; unsupported."
+            )
         return self._append(Add(source), shape, left_nhwc and right_nhwc)
 
     def _op_Conv(self, node):
@@ -290,18 +332,29 @@ class OnnxConverter:
         """A ``Conv2D`` for an ONNX Conv node on an input of ONNX shape ``(C, H, W)``."""
         attrs, where = self._attrs(node), f"from_onnx: {self.path!r}: Conv {self._name(node)}"
         if len(shape) != 3 or node.input[1] not in self.constants or attrs.get("group", 1) != 1:
-            raise ValueError(f"{where} needs a (C, H, W) input, a constant kernel and group=1; "
-                             f"got input shape {shape}, group {attrs.get('group', 1)}.")
+            raise ValueError(
+                f"{where} needs a (C, H, W) input, a constant kernel and group=1; "
+                f"got input shape {shape}, group {attrs.get('group', 1)}."
+            )
         kernel = self.constants[node.input[1]].astype(np.float64).transpose(2, 3, 1, 0)
         bias = self.constants[node.input[2]] if len(node.input) > 2 and node.input[2] else None
         auto_pad = attrs.get("auto_pad", b"NOTSET")
         auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
         if auto_pad not in ("NOTSET", "VALID", "SAME_UPPER"):
-            raise ValueError(f"{where}: auto_pad {auto_pad} is unsupported; use explicit pads, "
-                             "VALID or SAME_UPPER.")
+            raise ValueError(
+                f"{where}: auto_pad {auto_pad} is unsupported; use explicit pads, "
+                "VALID or SAME_UPPER."
+            )
         pads = list(attrs.get("pads", [0, 0, 0, 0]))
         padding = {"VALID": "VALID", "SAME_UPPER": "SAME"}.get(
-            auto_pad, ((pads[0], pads[2]), (pads[1], pads[3])))
+            auto_pad, ((pads[0], pads[2]), (pads[1], pads[3]))
+        )
         channels, height, width = shape
-        return Conv2D(kernel, (height, width, channels), bias, attrs.get("strides", 1),
-                      padding, attrs.get("dilations", 1))
+        return Conv2D(
+            kernel,
+            (height, width, channels),
+            bias,
+            attrs.get("strides", 1),
+            padding,
+            attrs.get("dilations", 1),
+        )

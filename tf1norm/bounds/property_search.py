@@ -85,7 +85,7 @@ def combined_bound(slope, intercept, lower, upper, steps=LAMBDA_STEPS):
         value = np.sum(lam * per_row, axis=1)
         better = value > best
         best[better], best_lam[better], best_x[better] = value[better], lam[better], x[better]
-        lam = lam * np.exp(np.clip(2.0 * (0.7 ** step) * per_row / scale, -30, 30))
+        lam = lam * np.exp(np.clip(2.0 * (0.7**step) * per_row / scale, -30, 30))
         lam /= lam.sum(axis=1, keepdims=True)
     return best, best_lam, best_x
 
@@ -108,7 +108,7 @@ def attack_part(network, lower, upper, polytope, steps=30, starts=24, seed=0):
             return None
         row = np.argmax(slack, axis=1)
         _, grads = margins_and_gradients(network, x, polytope.A[row], polytope.b[row])
-        x = np.clip(x - step * (0.85 ** i) * np.sign(grads), lower, upper)
+        x = np.clip(x - step * (0.85**i) * np.sign(grads), lower, upper)
 
 
 class PolytopeSearch:
@@ -170,23 +170,29 @@ class PolytopeSearch:
         self.boxes += len(lowers)
         slope, intercept = -bounds.slope, -bounds.intercept
         value, _, x_lam = combined_bound(slope, intercept, lowers, uppers)
-        candidates = np.concatenate([bounds.argmax.reshape(-1, lowers.shape[1]),
-                                     (lowers + uppers) / 2, x_lam])
+        candidates = np.concatenate(
+            [bounds.argmax.reshape(-1, lowers.shape[1]), (lowers + uppers) / 2, x_lam]
+        )
         found = self._counterexample(candidates)
         if found is None:
             found = self._attack_best(lowers, uppers, value)
         if found is not None:
             return found
         unstable = bounds.unstable_counts()
-        direction = slope[np.arange(len(slope)), np.argmax(_row_minima(slope, intercept, lowers,
-                                                                       uppers), axis=1)]
+        direction = slope[
+            np.arange(len(slope)), np.argmax(_row_minima(slope, intercept, lowers, uppers), axis=1)
+        ]
         for i in range(len(lowers)):
             if value[i] > 0:
                 self.margin = min(self.margin, value[i])
                 continue
             pre = {k: (l[i], u[i]) for k, (l, u) in bounds.pre.items()}
-            heapq.heappush(self.heap, _Box(value[i], next(self.order), lowers[i], uppers[i],
-                                           pre, direction[i], unstable[i]))
+            heapq.heappush(
+                self.heap,
+                _Box(
+                    value[i], next(self.order), lowers[i], uppers[i], pre, direction[i], unstable[i]
+                ),
+            )
         return None
 
     def _attack_best(self, lowers, uppers, value, boxes=8):
@@ -195,8 +201,15 @@ class PolytopeSearch:
         for i in np.argsort(value)[:boxes]:
             if value[i] > 0:
                 break
-            x = attack_part(self.network, lowers[i], uppers[i], polytope, steps=10, starts=4,
-                            seed=self.boxes + int(i))
+            x = attack_part(
+                self.network,
+                lowers[i],
+                uppers[i],
+                polytope,
+                steps=10,
+                starts=4,
+                seed=self.boxes + int(i),
+            )
             if x is not None:
                 return x
         return None
@@ -232,8 +245,10 @@ class PolytopeSearch:
         halves = np.arange(0, 2 * keep.size, 2)
         child_upper[halves, side] = middle
         child_lower[halves + 1, side] = middle
-        parent = {k: tuple(np.stack([boxes[r].pre[k][s] for r in rows]) for s in (0, 1))
-                  for k in boxes[0].pre}
+        parent = {
+            k: tuple(np.stack([boxes[r].pre[k][s] for r in rows]) for s in (0, 1))
+            for k in boxes[0].pre
+        }
         return child_lower, child_upper, parent
 
     def _solve_affine(self, box):
@@ -243,8 +258,13 @@ class PolytopeSearch:
         self.lps += 1
         kernel, bias = _affine_map(self.network, box.pre)
         rows, rhs = self.A @ kernel.T, self.b - self.A @ bias
-        result = linprog(np.zeros(box.lower.size), A_ub=rows, b_ub=rhs,
-                         bounds=list(zip(box.lower, box.upper)), method="highs")
+        result = linprog(
+            np.zeros(box.lower.size),
+            A_ub=rows,
+            b_ub=rhs,
+            bounds=list(zip(box.lower, box.upper)),
+            method="highs",
+        )
         if result.status == 2:  # infeasible: the box is closed
             return None
         if result.status == 0:

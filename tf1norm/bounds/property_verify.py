@@ -36,8 +36,9 @@ INPUT_SPLIT_MAX_INPUTS = 16
 
 def parts_of(prop):
     """``[(lower, upper, polytope)]``: every input box with each of its polytopes."""
-    return [(case.lower, case.upper, polytope) for case in prop.cases
-            for polytope in case.polytopes]
+    return [
+        (case.lower, case.upper, polytope) for case in prop.cases for polytope in case.polytopes
+    ]
 
 
 def row_bounds(network, lower, upper, polytopes, method):
@@ -54,7 +55,7 @@ def row_bounds(network, lower, upper, polytopes, method):
     margins, start = [], 0
     for polytope in polytopes:
         count = len(polytope.b)
-        margins.append(np.max(low[start:start + count] - polytope.b) if count else -np.inf)
+        margins.append(np.max(low[start : start + count] - polytope.b) if count else -np.inf)
         start += count
     return np.array(margins, np.float64)
 
@@ -98,8 +99,7 @@ class _Run:
         return verdict
 
 
-def verify_property(network, prop, time_limit=None, method="alpha-crown", seed=0,
-                    progress=None):
+def verify_property(network, prop, time_limit=None, method="alpha-crown", seed=0, progress=None):
     """Prove a VNN-LIB property of ``network`` or find a counterexample, within ``time_limit``.
 
     Args:
@@ -145,6 +145,7 @@ def _one_blas_thread():
         from threadpoolctl import threadpool_limits
     except ImportError:
         import contextlib
+
         return contextlib.nullcontext()
     return threadpool_limits(1, user_api="blas")
 
@@ -154,10 +155,12 @@ def _check_sizes(network, prop):
     from tf1norm.bounds.network import check_box
 
     if (prop.num_inputs, prop.num_outputs) != (network.input_size, network.output_size):
-        raise ValueError(f"verify: the property {prop.path!r} declares {prop.num_inputs} inputs "
-                         f"and {prop.num_outputs} outputs but the network has "
-                         f"{network.input_size} and {network.output_size}; use the network "
-                         "the property was written for.")
+        raise ValueError(
+            f"verify: the property {prop.path!r} declares {prop.num_inputs} inputs "
+            f"and {prop.num_outputs} outputs but the network has "
+            f"{network.input_size} and {network.output_size}; use the network "
+            "the property was written for."
+        )
     for case in prop.cases:
         check_box(network, case.lower, case.upper)
 
@@ -186,8 +189,9 @@ def _bound_stage(run, method, seed):
                 break  # alpha-CROWN cannot be interrupted; it would overrun the deadline
             run.report(f"{step} on {len(parts)} parts")
             started = time.monotonic()
-            run.margins[parts] = np.maximum(run.margins[parts], row_bounds(
-                run.network, lower, upper, polytopes, step))
+            run.margins[parts] = np.maximum(
+                run.margins[parts], row_bounds(run.network, lower, upper, polytopes, step)
+            )
             run.crown_seconds = time.monotonic() - started
             if np.all(run.margins[parts] > 0) or run.expired():
                 break
@@ -201,8 +205,11 @@ ALPHA_CROWN_COST = 40  # alpha-CROWN's time in units of one CROWN pass (20 steps
 
 def _bound_methods(method):
     """CROWN first (cheap, and it times the network), then ``method`` if different."""
-    return ["crown"] + ([method] if method not in ("crown", "interval") else []) \
-        if method != "interval" else ["interval"]
+    return (
+        ["crown"] + ([method] if method not in ("crown", "interval") else [])
+        if method != "interval"
+        else ["interval"]
+    )
 
 
 def _search_stage(run, method, seed):
@@ -228,8 +235,9 @@ def _input_split(run, k, lower, upper, polytope):
     from tf1norm.bounds.property_search import PolytopeSearch
 
     search = PolytopeSearch(run.network, lower, upper, polytope.A, polytope.b)
-    status, x = search.run(run.deadline, lambda text: run.report(
-        f"part {k + 1}/{len(run.parts)}: {text}"))
+    status, x = search.run(
+        run.deadline, lambda text: run.report(f"part {k + 1}/{len(run.parts)}: {text}")
+    )
     return status, x, search.margin
 
 

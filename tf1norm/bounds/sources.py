@@ -19,16 +19,19 @@ from tf1norm.bounds.conv import Conv2D
 from tf1norm.bounds.graph_trace import GraphTracer, append_channel_affine
 from tf1norm.bounds.network import ACTIVATIONS, Activation, Dense, Network
 
-_KERAS_SUPPORTED = ("Dense, Conv2D, Flatten, BatchNormalization, Activation, ReLU, LeakyReLU, "
-                    "Dropout")
+_KERAS_SUPPORTED = (
+    "Dense, Conv2D, Flatten, BatchNormalization, Activation, ReLU, LeakyReLU, Dropout"
+)
 
 
 def _activation_layers(name, alpha=0.2):
     name = {"softmax": None}.get(name, name)
     if name is None or name not in ACTIVATIONS:
-        raise ValueError(f"from_keras: activation {name!r} is not supported; supported: "
-                         f"{', '.join(ACTIVATIONS)} (drop a final softmax: it is monotone "
-                         "per output only jointly, bound the logits instead).")
+        raise ValueError(
+            f"from_keras: activation {name!r} is not supported; supported: "
+            f"{', '.join(ACTIVATIONS)} (drop a final softmax: it is monotone "
+            "per output only jointly, bound the logits instead)."
+        )
     return [] if name == "linear" else [Activation(name, alpha)]
 
 
@@ -44,12 +47,20 @@ def _keras_conv(layer, shape):
     config = layer.get_config()
     data_format = config.get("data_format", "channels_last")
     if data_format != "channels_last" or config.get("groups", 1) != 1:
-        raise ValueError(f"from_keras: Conv2D {layer.name!r} must be channels_last with "
-                         f"groups=1; got {config.get('data_format')}, groups "
-                         f"{config.get('groups')}.")
+        raise ValueError(
+            f"from_keras: Conv2D {layer.name!r} must be channels_last with "
+            f"groups=1; got {config.get('data_format')}, groups "
+            f"{config.get('groups')}."
+        )
     kernel, *bias = layer.get_weights()
-    return Conv2D(kernel, shape, bias[0] if bias else None, config["strides"],
-                  config["padding"].upper(), config["dilation_rate"])
+    return Conv2D(
+        kernel,
+        shape,
+        bias[0] if bias else None,
+        config["strides"],
+        config["padding"].upper(),
+        config["dilation_rate"],
+    )
 
 
 def _keras_layer(layer, shape, layers):
@@ -69,11 +80,14 @@ def _keras_layer(layer, shape, layers):
         return shape
     if kind in ("Activation", "ReLU", "LeakyReLU"):
         name = {"ReLU": "relu", "LeakyReLU": "leaky_relu"}.get(kind, config.get("activation"))
-        layers.extend(_activation_layers(name, config.get("negative_slope",
-                                                          config.get("alpha", 0.2))))
+        layers.extend(
+            _activation_layers(name, config.get("negative_slope", config.get("alpha", 0.2)))
+        )
         return shape
-    raise ValueError(f"from_keras: layer {layer.name!r} of type {kind} is not supported; "
-                     f"supported: {_KERAS_SUPPORTED}.")
+    raise ValueError(
+        f"from_keras: layer {layer.name!r} of type {kind} is not supported; "
+        f"supported: {_KERAS_SUPPORTED}."
+    )
 
 
 def from_keras(model):
@@ -133,8 +147,9 @@ def graph_value_reader(session=None, checkpoint=None):
         if static is not None:
             return static
         if reader is not None:
-            return _checks.checkpoint_tensor(reader, registry.storage_op(tensor).name,
-                                             checkpoint, fn, "checkpoint")
+            return _checks.checkpoint_tensor(
+                reader, registry.storage_op(tensor).name, checkpoint, fn, "checkpoint"
+            )
         return session.run(tensor)
 
     return value_of

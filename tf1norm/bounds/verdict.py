@@ -7,7 +7,6 @@ both run before any bound: projected sign-gradient descent on the NumPy
 network from random starts, the box centre and, for few inputs, its vertices.
 """
 
-
 import numpy as np
 
 from tf1norm.bounds.network import Activation, Add, Linear, evaluate
@@ -30,16 +29,19 @@ class Verdict:
       seconds: wall time of the call.
     """
 
-    def __init__(self, status, margins, method, seconds, counterexample=None,
-                 counterexample_margins=None):
+    def __init__(
+        self, status, margins, method, seconds, counterexample=None, counterexample_margins=None
+    ):
         self.status, self.margins, self.method, self.seconds = status, margins, method, seconds
         self.counterexample, self.counterexample_margins = counterexample, counterexample_margins
 
     proved = property(lambda self: self.status == "proved")
 
     def __repr__(self):
-        return (f"Verdict(status={self.status!r}, method={self.method!r}, "
-                f"min margin={np.min(self.margins):.6g})")
+        return (
+            f"Verdict(status={self.status!r}, method={self.method!r}, "
+            f"min margin={np.min(self.margins):.6g})"
+        )
 
 
 def _derivative(layer, z):
@@ -59,8 +61,11 @@ def margins_and_gradients(network, x, coefficients, threshold):
     for k, layer in enumerate(network.layers):
         if isinstance(layer, Activation):
             slopes[k] = _derivative(layer, outputs[k - 1])
-        outputs[k] = outputs[k - 1] + outputs[layer.source] if isinstance(layer, Add) \
+        outputs[k] = (
+            outputs[k - 1] + outputs[layer.source]
+            if isinstance(layer, Add)
             else layer(outputs[k - 1])
+        )
     g, pending = coefficients, {}
     for k in range(len(network.layers) - 1, -1, -1):
         layer = network.layers[k]
@@ -79,7 +84,7 @@ def _starts(lower, upper, count, rng):
     """Random points, the centre and (up to 64) box vertices."""
     points = [lower + (upper - lower) * rng.random((count, lower.size)), (lower + upper)[None] / 2]
     if lower.size <= 6:
-        bits = (np.arange(2 ** lower.size)[:, None] >> np.arange(lower.size)) & 1
+        bits = (np.arange(2**lower.size)[:, None] >> np.arange(lower.size)) & 1
         points.append(np.where(bits == 1, upper, lower))
     return np.concatenate(points)
 
@@ -104,7 +109,8 @@ def run_attack(network, lower, upper, spec, threshold, rows, steps=40, starts=32
         found = table[winner, np.arange(len(rows))]
         better = found < best[rows]
         best[rows] = np.where(better, found, best[rows])
-        best_x[rows] = np.where(better[:, None], x[winner * len(rows) + np.arange(len(rows))],
-                                best_x[rows])
-        x = np.clip(x - step * (0.9 ** i) * np.sign(grads), lower, upper)
+        best_x[rows] = np.where(
+            better[:, None], x[winner * len(rows) + np.arange(len(rows))], best_x[rows]
+        )
+        x = np.clip(x - step * (0.9**i) * np.sign(grads), lower, upper)
     return best, best_x

@@ -20,11 +20,14 @@ import numpy as np
 
 from tf1norm.bounds.verdict import Verdict, run_attack
 
+
 def _check_threshold(threshold, rows):
     values = np.asarray(threshold, np.float64)
     if values.ndim > 1 or values.size not in (1, rows) or not np.all(np.isfinite(values)):
-        raise ValueError(f"verify: `threshold` must be a finite number or {rows} finite values "
-                         f"(one per spec row); got {threshold!r}.")
+        raise ValueError(
+            f"verify: `threshold` must be a finite number or {rows} finite values "
+            f"(one per spec row); got {threshold!r}."
+        )
     return np.broadcast_to(values, (rows,)).copy()
 
 
@@ -47,8 +50,20 @@ def _falsified(network, spec, threshold, x, method, start, margins):
     return Verdict("falsified", margins, method, time.monotonic() - start, np.array(x), values)
 
 
-def verify(network, lower, upper=None, spec=None, threshold=0.0, method="alpha-crown",
-           time_limit=None, attack=True, attack_steps=40, attack_starts=32, seed=0, **options):
+def verify(
+    network,
+    lower,
+    upper=None,
+    spec=None,
+    threshold=0.0,
+    method="alpha-crown",
+    time_limit=None,
+    attack=True,
+    attack_steps=40,
+    attack_starts=32,
+    seed=0,
+    **options,
+):
     """Decide whether ``spec · y > threshold`` for every input ``x`` in ``[lower, upper]``.
 
     ``verify(network, prop, time_limit=S)`` with a ``VnnLibProperty`` (from
@@ -84,17 +99,22 @@ def verify(network, lower, upper=None, spec=None, threshold=0.0, method="alpha-c
     if isinstance(lower, VnnLibProperty):
         from tf1norm.bounds.property_verify import verify_property
 
-        return verify_property(network, lower, time_limit, method, seed,
-                               options.pop("progress", None))
+        return verify_property(
+            network, lower, time_limit, method, seed, options.pop("progress", None)
+        )
     if upper is None:
-        raise TypeError("verify: give `lower` and `upper` (an input box) or a VnnLibProperty "
-                        "as the second argument; got no `upper`.")
+        raise TypeError(
+            "verify: give `lower` and `upper` (an input box) or a VnnLibProperty "
+            "as the second argument; got no `upper`."
+        )
     start = time.monotonic()
     spec = check_spec(network, np.eye(network.output_size) if spec is None else spec, "verify")
     threshold = _check_threshold(threshold, len(spec))
     if method in ("exact", "sample"):
-        raise ValueError(f"verify: `method` must be a sound bound method (interval, crown, "
-                         f"alpha-crown); got {method!r}. Use time_limit= for the exact step.")
+        raise ValueError(
+            f"verify: `method` must be a sound bound method (interval, crown, "
+            f"alpha-crown); got {method!r}. Use time_limit= for the exact step."
+        )
     low, _ = output_bounds(network, lower, upper, method, spec=spec, **options)
     margins = low - threshold
     open_rows = np.flatnonzero(margins <= 0)
@@ -102,12 +122,22 @@ def verify(network, lower, upper=None, spec=None, threshold=0.0, method="alpha-c
         return Verdict("proved", margins, method, time.monotonic() - start)
     lower, upper = (np.asarray(v, np.float64).reshape(-1) for v in (lower, upper))
     if attack:
-        verdict = _attack_step(network, lower, upper, spec, threshold, open_rows, margins, start,
-                               (attack_steps, attack_starts, seed))
+        verdict = _attack_step(
+            network,
+            lower,
+            upper,
+            spec,
+            threshold,
+            open_rows,
+            margins,
+            start,
+            (attack_steps, attack_starts, seed),
+        )
         if verdict is not None:
             return verdict
-    return _finish(network, lower, upper, spec, threshold, margins, open_rows, time_limit,
-                   method, start)
+    return _finish(
+        network, lower, upper, spec, threshold, margins, open_rows, time_limit, method, start
+    )
 
 
 def _attack_step(network, lower, upper, spec, threshold, open_rows, margins, start, settings):
@@ -118,8 +148,7 @@ def _attack_step(network, lower, upper, spec, threshold, open_rows, margins, sta
     return _falsified(network, spec, threshold, inputs[np.argmin(found)], "attack", start, margins)
 
 
-def _finish(network, lower, upper, spec, threshold, margins, open_rows, time_limit, method,
-            start):
+def _finish(network, lower, upper, spec, threshold, margins, open_rows, time_limit, method, start):
     """Step 3 (exact search within ``time_limit``) or an unknown verdict."""
     from tf1norm.bounds.milp import check_supported
 
@@ -129,8 +158,9 @@ def _finish(network, lower, upper, spec, threshold, margins, open_rows, time_lim
         time_limit = None
     if time_limit is None:
         return Verdict("unknown", margins, method, time.monotonic() - start)
-    exact_margins, witness = _exact_step(network, lower, upper, spec, threshold, open_rows,
-                                         time_limit)
+    exact_margins, witness = _exact_step(
+        network, lower, upper, spec, threshold, open_rows, time_limit
+    )
     margins = margins.copy()
     margins[open_rows] = np.maximum(margins[open_rows], exact_margins)
     if witness is not None:

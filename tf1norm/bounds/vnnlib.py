@@ -113,12 +113,18 @@ class VnnLibProperty:
 
     def is_counterexample(self, x, y):
         """Whether input ``x`` with output ``y`` lies in the unsafe set."""
-        return any(np.all(x >= case.lower) and np.all(x <= case.upper)
-                   and any(p.contains(y) for p in case.polytopes) for case in self.cases)
+        return any(
+            np.all(x >= case.lower)
+            and np.all(x <= case.upper)
+            and any(p.contains(y) for p in case.polytopes)
+            for case in self.cases
+        )
 
     def __repr__(self):
-        return (f"VnnLibProperty({self.path!r}, {self.num_inputs} inputs, {self.num_outputs} "
-                f"outputs, {len(self.cases)} cases)")
+        return (
+            f"VnnLibProperty({self.path!r}, {self.num_inputs} inputs, {self.num_outputs} "
+            f"outputs, {len(self.cases)} cases)"
+        )
 
 
 def tokenize(text):
@@ -148,8 +154,11 @@ def parse_expressions(tokens, path):
         raise _error(path, stack[-1][1], "this '(' is never closed")
     for item in stack[0][0]:
         if not isinstance(item, _Expression):
-            raise _error(path, item, "a bare token at the top level; expected (declare-const "
-                         "...) or (assert ...)")
+            raise _error(
+                path,
+                item,
+                "a bare token at the top level; expected (declare-const ...) or (assert ...)",
+            )
     return stack[0][0]
 
 
@@ -182,8 +191,11 @@ class _Reader:
             elif head == "assert" and len(expression) == 2:
                 terms.append(self._dnf(expression[1]))
             else:
-                raise _error(self.path, head or expression, "expected (declare-const NAME Real) "
-                             "or (assert EXPRESSION)")
+                raise _error(
+                    self.path,
+                    head or expression,
+                    "expected (declare-const NAME Real) or (assert EXPRESSION)",
+                )
         sizes = self._sizes()
         return sizes, self._cases(self._expand(terms), *sizes)
 
@@ -192,16 +204,21 @@ class _Reader:
             raise _error(self.path, expression, "expected (declare-const NAME Real)")
         match = _VARIABLE.match(expression[1])
         if match is None or expression[2] != "Real":
-            raise _error(self.path, expression[1], "only Real constants named X_i (inputs) or "
-                         "Y_j (outputs) are supported")
+            raise _error(
+                self.path,
+                expression[1],
+                "only Real constants named X_i (inputs) or Y_j (outputs) are supported",
+            )
         self.declared[match.group(1)].add(int(match.group(2)))
 
     def _sizes(self):
         for kind, indices in self.declared.items():
             if indices != set(range(len(indices))) or not indices:
-                raise VnnLibError(f"from_vnnlib: {self.path}: the {kind} variables must be "
-                                  f"{kind}_0 ... {kind}_n-1 with none missing; got "
-                                  f"{sorted(indices)[:10]}.")
+                raise VnnLibError(
+                    f"from_vnnlib: {self.path}: the {kind} variables must be "
+                    f"{kind}_0 ... {kind}_n-1 with none missing; got "
+                    f"{sorted(indices)[:10]}."
+                )
         return len(self.declared["X"]), len(self.declared["Y"])
 
     def _dnf(self, expression):
@@ -217,28 +234,36 @@ class _Reader:
         if head in _COMPARISONS and len(expression) == 3:
             left, right = self._linear(expression[1]), self._linear(expression[2])
             sign = _COMPARISONS[head]
-            coefficients = {v: sign * (left[0].get(v, 0.0) - right[0].get(v, 0.0))
-                            for v in set(left[0]) | set(right[0])}
+            coefficients = {
+                v: sign * (left[0].get(v, 0.0) - right[0].get(v, 0.0))
+                for v in set(left[0]) | set(right[0])
+            }
             return [[(coefficients, sign * (left[1] - right[1]), head)]]
-        raise _error(self.path, head, "unsupported; expected and, or, <=, >=, < or > with two "
-                     "operands")
+        raise _error(
+            self.path, head, "unsupported; expected and, or, <=, >=, < or > with two operands"
+        )
 
     def _expand(self, disjunctions):
         """The DNF of a conjunction of DNFs (every combination of one term from each)."""
         count = int(np.prod([len(d) for d in disjunctions], dtype=np.float64))
         if count > MAX_TERMS:
-            raise VnnLibError(f"from_vnnlib: {self.path}: the property expands to {count} "
-                              f"conjunctions (more than {MAX_TERMS}); split it into files.")
-        return [list(itertools.chain.from_iterable(combination))
-                for combination in itertools.product(*disjunctions)]
+            raise VnnLibError(
+                f"from_vnnlib: {self.path}: the property expands to {count} "
+                f"conjunctions (more than {MAX_TERMS}); split it into files."
+            )
+        return [
+            list(itertools.chain.from_iterable(combination))
+            for combination in itertools.product(*disjunctions)
+        ]
 
     def _linear(self, term):
         """``({variable: coefficient}, constant)`` of a linear term."""
         if isinstance(term, Token):
             return self._atom(term)
         if not term or not isinstance(term[0], Token):
-            raise _error(self.path, term, "expected a number, a variable or (+ ...), (- ...), "
-                         "(* ...)")
+            raise _error(
+                self.path, term, "expected a number, a variable or (+ ...), (- ...), (* ...)"
+            )
         parts = [self._linear(part) for part in term[1:]]
         if term[0] == "+" and parts:
             return _combine(parts, [1.0] * len(parts))
@@ -248,8 +273,12 @@ class _Reader:
         if term[0] == "*" and len(parts) == 2 and not (parts[0][0] and parts[1][0]):
             (scale, other) = (parts[0], parts[1]) if not parts[0][0] else (parts[1], parts[0])
             return _combine([other], [scale[1]])
-        raise _error(self.path, term[0], "unsupported term; the supported ones are numbers, "
-                     "X_i, Y_j, (+ ...), (- ...) and (* constant term)")
+        raise _error(
+            self.path,
+            term[0],
+            "unsupported term; the supported ones are numbers, "
+            "X_i, Y_j, (+ ...), (- ...) and (* constant term)",
+        )
 
     def _atom(self, token):
         match = _VARIABLE.match(token)
@@ -260,8 +289,7 @@ class _Reader:
         try:
             return {}, float(token)
         except ValueError:
-            raise _error(self.path, token, "unknown name; expected a number, X_i or Y_j") \
-                from None
+            raise _error(self.path, token, "unknown name; expected a number, X_i or Y_j") from None
 
     def _cases(self, terms, num_inputs, num_outputs):
         """Group the expanded terms by their input box into ``Case``s."""
@@ -291,22 +319,28 @@ class _Reader:
                 rows.append(row)
                 rhs.append(0.0 - constant)
             elif kinds == {"X"} and len(coefficients) == 1:
-                ((_, i), c), = coefficients.items()
+                (((_, i), c),) = coefficients.items()
                 if c > 0:
                     upper[i] = min(upper[i], -constant / c)
                 else:
                     lower[i] = max(lower[i], -constant / c)
             else:
-                raise _error(self.path, token, "a constraint over several inputs, or over "
-                             "inputs and outputs together, is unsupported; inputs must be "
-                             "bounded one at a time")
+                raise _error(
+                    self.path,
+                    token,
+                    "a constraint over several inputs, or over "
+                    "inputs and outputs together, is unsupported; inputs must be "
+                    "bounded one at a time",
+                )
         return self._finite_box(lower, upper), Polytope(np.reshape(rows, (-1, num_outputs)), rhs)
 
     def _finite_box(self, lower, upper):
         if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))):
             missing = int(np.argmax(~(np.isfinite(lower) & np.isfinite(upper))))
-            raise VnnLibError(f"from_vnnlib: {self.path}: input X_{missing} is not bounded "
-                              "from both sides; every input needs (<= X_i c) and (>= X_i c).")
+            raise VnnLibError(
+                f"from_vnnlib: {self.path}: input X_{missing} is not bounded "
+                "from both sides; every input needs (<= X_i c) and (>= X_i c)."
+            )
         return None if np.any(lower > upper) else (lower, upper)
 
 

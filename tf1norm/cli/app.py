@@ -27,8 +27,13 @@ import warnings
 
 from tf1norm.cli import convert as cli_convert
 from tf1norm.cli import verify as cli_verify
-from tf1norm.cli.errors import (FAILURE_STATUS, INTERRUPTED_STATUS, USAGE_STATUS, CommandError,
-                                UsageError)
+from tf1norm.cli.errors import (
+    FAILURE_STATUS,
+    INTERRUPTED_STATUS,
+    USAGE_STATUS,
+    CommandError,
+    UsageError,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,79 +67,130 @@ def regex(text):
     try:
         return re.compile(text)
     except re.error as error:
-        raise argparse.ArgumentTypeError(f"is not a valid regular expression {text!r}: "
-                                         f"{error}; escape special characters with \\") from None
+        raise argparse.ArgumentTypeError(
+            f"is not a valid regular expression {text!r}: "
+            f"{error}; escape special characters with \\"
+        ) from None
 
 
 def _common_flags():
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--verbose", action="store_true",
-                        help="show TensorFlow's log lines (hidden by default)")
-    common.add_argument("--debug", action="store_true",
-                        help="show the full traceback of an error")
+    common.add_argument(
+        "--verbose", action="store_true", help="show TensorFlow's log lines (hidden by default)"
+    )
+    common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     return common
 
 
 def _add_norms(commands, common):
-    norms = commands.add_parser("norms", parents=[common],
-                                help="per-unit weight norms of a checkpoint")
+    norms = commands.add_parser(
+        "norms", parents=[common], help="per-unit weight norms of a checkpoint"
+    )
     norms.add_argument("checkpoint", help="checkpoint prefix, or a directory (latest checkpoint)")
-    norms.add_argument("--threshold", type=positive_number,
-                       help="count units whose norm exceeds it; exit status 1 when any does")
-    norms.add_argument("--exclude", type=regex, action="append", default=[], metavar="REGEX",
-                       help="leave out variables whose name matches (re.search); repeatable, "
-                            "e.g. --exclude '^output/'")
+    norms.add_argument(
+        "--threshold",
+        type=positive_number,
+        help="count units whose norm exceeds it; exit status 1 when any does",
+    )
+    norms.add_argument(
+        "--exclude",
+        type=regex,
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="leave out variables whose name matches (re.search); repeatable, "
+        "e.g. --exclude '^output/'",
+    )
     norms.add_argument("--all", action="store_true", help="include optimizer slot variables")
 
 
 def _add_tensors(commands, common):
-    tensors = commands.add_parser("tensors", parents=[common],
-                                  help="list variables and candidate input/output tensors")
+    tensors = commands.add_parser(
+        "tensors", parents=[common], help="list variables and candidate input/output tensors"
+    )
     tensors.add_argument("checkpoint", help="checkpoint prefix, directory or .meta file")
 
 
 def _add_bounds(commands, common):
-    ranges = commands.add_parser("bounds", parents=[common],
-                                 help="output bounds of a network over an input box")
+    ranges = commands.add_parser(
+        "bounds", parents=[common], help="output bounds of a network over an input box"
+    )
     ranges.add_argument("model", help=".keras, .h5, .npz, .nnet, .onnx or a TF1 checkpoint prefix")
-    ranges.add_argument("--lower", type=finite_number, nargs="+", required=True,
-                        help="box lower corner: one value for every input, or one per input")
-    ranges.add_argument("--upper", type=finite_number, nargs="+", required=True,
-                        help="box upper corner: one value for every input, or one per input")
-    ranges.add_argument("--method", nargs="+", default=["crown"], metavar="METHOD",
-                        choices=["interval", "crown", "alpha-crown", "exact", "milp", "sample",
-                                 "all"],
-                        help="one or more of interval, crown, alpha-crown, exact, milp, sample; "
-                             "'all' = every method but exact and milp (default: crown)")
+    ranges.add_argument(
+        "--lower",
+        type=finite_number,
+        nargs="+",
+        required=True,
+        help="box lower corner: one value for every input, or one per input",
+    )
+    ranges.add_argument(
+        "--upper",
+        type=finite_number,
+        nargs="+",
+        required=True,
+        help="box upper corner: one value for every input, or one per input",
+    )
+    ranges.add_argument(
+        "--method",
+        nargs="+",
+        default=["crown"],
+        metavar="METHOD",
+        choices=["interval", "crown", "alpha-crown", "exact", "milp", "sample", "all"],
+        help="one or more of interval, crown, alpha-crown, exact, milp, sample; "
+        "'all' = every method but exact and milp (default: crown)",
+    )
     ranges.add_argument("--input", help="input placeholder name (TF1 checkpoints), e.g. X:0")
-    ranges.add_argument("--output", help="output tensor name (TF1 checkpoints); see "
-                                         "`tf1norm tensors CHECKPOINT`")
-    ranges.add_argument("--time-limit", type=positive_number, metavar="SECONDS",
-                        help="stop exact/milp after this many seconds and show the sound bounds "
-                             "found so far, marked not exact (default: 600)")
-    ranges.add_argument("--plot", metavar="FILE.png",
-                        help="also draw each output's range per method into this image")
+    ranges.add_argument(
+        "--output", help="output tensor name (TF1 checkpoints); see `tf1norm tensors CHECKPOINT`"
+    )
+    ranges.add_argument(
+        "--time-limit",
+        type=positive_number,
+        metavar="SECONDS",
+        help="stop exact/milp after this many seconds and show the sound bounds "
+        "found so far, marked not exact (default: 600)",
+    )
+    ranges.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="also draw each output's range per method into this image",
+    )
 
 
 def _add_plot(commands, common):
     plot = commands.add_parser("plot", help="draw figures (PNG)")
     kinds = plot.add_subparsers(dest="kind", required=True, parser_class=_Parser)
-    norms = kinds.add_parser("norms", parents=[common],
-                             help="per-layer unit-norm distributions over checkpoints")
-    norms.add_argument("paths", nargs="+", metavar="LOGDIR|CHECKPOINT",
-                       help="checkpoint prefixes, or directories (all their checkpoints)")
-    norms.add_argument("-o", "--output", required=True, metavar="FILE.png",
-                       help="the image to write")
+    norms = kinds.add_parser(
+        "norms", parents=[common], help="per-layer unit-norm distributions over checkpoints"
+    )
+    norms.add_argument(
+        "paths",
+        nargs="+",
+        metavar="LOGDIR|CHECKPOINT",
+        help="checkpoint prefixes, or directories (all their checkpoints)",
+    )
+    norms.add_argument(
+        "-o", "--output", required=True, metavar="FILE.png", help="the image to write"
+    )
     norms.add_argument("--threshold", type=positive_number, help="draw this max-norm line")
-    norms.add_argument("--exclude", type=regex, action="append", default=[], metavar="REGEX",
-                       help="leave out variables whose name matches; repeatable")
+    norms.add_argument(
+        "--exclude",
+        type=regex,
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="leave out variables whose name matches; repeatable",
+    )
 
 
 def build_parser():
     """The ``tf1norm`` argument parser (no TensorFlow import)."""
-    parser = _Parser(prog="tf1norm", description="tf1norm tools: inspect checkpoints, bound "
-                     "network outputs, plot norms. Exit status: 0 ok, 1 failure, 2 usage "
-                     "error, 130 interrupted.")
+    parser = _Parser(
+        prog="tf1norm",
+        description="tf1norm tools: inspect checkpoints, bound "
+        "network outputs, plot norms. Exit status: 0 ok, 1 failure, 2 usage "
+        "error, 130 interrupted.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     common = _common_flags()
     for add in (_add_norms, _add_tensors, _add_bounds, _add_plot):
@@ -193,9 +249,13 @@ def native_stderr_silenced():
     original.flush()
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     if _writes_to_descriptor(original, 2):
-        sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1,
-                               encoding=getattr(original, "encoding", None) or "utf-8",
-                               errors="backslashreplace")
+        sys.stderr = os.fdopen(
+            os.dup(saved),
+            "w",
+            buffering=1,
+            encoding=getattr(original, "encoding", None) or "utf-8",
+            errors="backslashreplace",
+        )
     os.dup2(devnull, 2)
     try:
         yield
@@ -222,10 +282,14 @@ def _run(args):
 
     with contextlib.nullcontext() if args.verbose else native_stderr_silenced():
         quiet_tensorflow(args.verbose)
-        command = {"norms": cli_commands.norms, "tensors": cli_commands.tensors,
-                   "bounds": cli_commands.bounds, "plot": cli_commands.plot,
-                   "verify": cli_verify.verify,
-                   "convert-checkpoint": cli_convert.convert}[args.command]
+        command = {
+            "norms": cli_commands.norms,
+            "tensors": cli_commands.tensors,
+            "bounds": cli_commands.bounds,
+            "plot": cli_commands.plot,
+            "verify": cli_verify.verify,
+            "convert-checkpoint": cli_convert.convert,
+        }[args.command]
         return command(args, sys.stdout)
 
 
@@ -259,13 +323,18 @@ def main(argv=None):
     except (UsageError, CommandError) as error:
         if args.debug:
             raise
-        return _fail(args, error, USAGE_STATUS if isinstance(error, UsageError)
-                     else FAILURE_STATUS)
+        return _fail(args, error, USAGE_STATUS if isinstance(error, UsageError) else FAILURE_STATUS)
     except Exception as error:  # noqa: BLE001  (one line unless --debug)
         if args.debug:
             raise
-        return _fail(args, f"{type(error).__name__}: {error} (rerun with --debug for the "
-                     "traceback)".replace("\n", " "), FAILURE_STATUS)
+        return _fail(
+            args,
+            f"{type(error).__name__}: {error} (rerun with --debug for the traceback)".replace(
+                "\n", " "
+            ),
+            FAILURE_STATUS,
+        )
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -31,11 +31,12 @@ DESCRIPTIONS = {
     "crown": "sound bounds (CROWN linear relaxation)",
     "alpha-crown": "sound bounds (alpha-CROWN, optimized slopes)",
     "exact": "the true range (branch and bound), up to 1e-6 relative; rows not settled in "
-             "time are sound bounds marked not exact",
+    "time are sound bounds marked not exact",
     "milp": "the true range (one MILP per bound), up to 1e-6 relative; rows not settled in "
-            "time are sound bounds marked not exact",
-    "sample": ("an INNER range of sampled points and box vertices, not a bound: "
-               "the true range contains it"),
+    "time are sound bounds marked not exact",
+    "sample": (
+        "an INNER range of sampled points and box vertices, not a bound: the true range contains it"
+    ),
 }
 
 
@@ -52,17 +53,23 @@ def _load_numpy(path):
     from tf1norm import bounds
 
     if not zipfile.is_zipfile(path):
-        raise CommandError(f"cannot read model file {path!r}: it is not a .npz archive (no zip "
-                           "header); write the network with numpy.savez(path, kernel_0=..., "
-                           "bias_0=..., activations=[...]), see Network.from_numpy")
+        raise CommandError(
+            f"cannot read model file {path!r}: it is not a .npz archive (no zip "
+            "header); write the network with numpy.savez(path, kernel_0=..., "
+            "bias_0=..., activations=[...]), see Network.from_numpy"
+        )
     with np.load(path) as data:
         count = sum(1 for k in data.files if k.startswith("kernel_"))
         if not count or "activations" not in data.files:
-            raise CommandError(f"{path!r} is not a tf1norm network .npz: it needs kernel_0, "
-                               "bias_0, ... and activations; see Network.from_numpy")
-        return bounds.Network.from_numpy([data[f"kernel_{i}"] for i in range(count)],
-                                         [data[f"bias_{i}"] for i in range(count)],
-                                         [str(a) for a in data["activations"]])
+            raise CommandError(
+                f"{path!r} is not a tf1norm network .npz: it needs kernel_0, "
+                "bias_0, ... and activations; see Network.from_numpy"
+            )
+        return bounds.Network.from_numpy(
+            [data[f"kernel_{i}"] for i in range(count)],
+            [data[f"bias_{i}"] for i in range(count)],
+            [str(a) for a in data["activations"]],
+        )
 
 
 def _load_keras(path):
@@ -90,8 +97,9 @@ def _load_verification_format(path):
         raise CommandError(f"cannot read {path!r}: {error}") from error
     except (OSError, ValueError) as error:
         message = cli_inspect.first_line(error)
-        raise CommandError(message if path in message else f"cannot read {path!r}: {message}") \
-            from error
+        raise CommandError(
+            message if path in message else f"cannot read {path!r}: {message}"
+        ) from error
 
 
 def load_network(path, input_name=None, output_name=None):
@@ -104,9 +112,11 @@ def load_network(path, input_name=None, output_name=None):
         try:
             return _load_numpy(path) if path.endswith(".npz") else _load_keras(path)
         except (OSError, ValueError, KeyError, EOFError) as error:  # zipfile.BadZipFile: OSError
-            raise CommandError(f"cannot read model file {path!r} ("
-                               f"{cli_inspect.first_line(error)}); check that it is a complete "
-                               ".keras, .h5 or tf1norm .npz file") from error
+            raise CommandError(
+                f"cannot read model file {path!r} ("
+                f"{cli_inspect.first_line(error)}); check that it is a complete "
+                ".keras, .h5 or tf1norm .npz file"
+            ) from error
     checkpoint = cli_inspect.resolve_checkpoint(path)
     graph = cli_inspect.import_graph(checkpoint)
     if not (input_name and output_name):
@@ -118,8 +128,10 @@ def _missing_names_message(graph, path):
     inputs = [name for name, _, _ in cli_inspect.input_candidates(graph)]
     outputs = [name for name, _, _ in cli_inspect.output_candidates(graph)]
     example = f"e.g. --input {inputs[0]} --output {outputs[0]}; " if inputs and outputs else ""
-    return (f"a TF1 checkpoint needs --input and --output tensor names; {example}"
-            f"list the candidates with `tf1norm tensors {path}`")
+    return (
+        f"a TF1 checkpoint needs --input and --output tensor names; {example}"
+        f"list the candidates with `tf1norm tensors {path}`"
+    )
 
 
 def _network_from_graph(graph, checkpoint, path, input_name, output_name):
@@ -132,11 +144,13 @@ def _network_from_graph(graph, checkpoint, path, input_name, output_name):
     except ValueError as error:
         if hasattr(error, "problem"):  # a truncated checkpoint, as `tf1norm norms` says it
             raise CommandError(error.problem) from None
-        raise CommandError(f"cannot trace {output_name!r} back to {input_name!r}: "
-                           f"{cli_inspect.first_line(error)}") from error
+        raise CommandError(
+            f"cannot trace {output_name!r} back to {input_name!r}: {cli_inspect.first_line(error)}"
+        ) from error
     except (KeyError, TypeError) as error:
-        raise CommandError(f"cannot trace {output_name!r} back to {input_name!r}: "
-                           f"{cli_inspect.first_line(error)}") from error
+        raise CommandError(
+            f"cannot trace {output_name!r} back to {input_name!r}: {cli_inspect.first_line(error)}"
+        ) from error
 
 
 def input_box(network, lower, upper):
@@ -145,13 +159,17 @@ def input_box(network, lower, upper):
     for flag, values in (("--lower", lower), ("--upper", upper)):
         values = np.asarray(values, np.float64)
         if values.size not in (1, network.input_size):
-            raise UsageError(f"{flag} needs 1 or {network.input_size} values (the network has "
-                             f"{network.input_size} inputs); got {values.size}")
+            raise UsageError(
+                f"{flag} needs 1 or {network.input_size} values (the network has "
+                f"{network.input_size} inputs); got {values.size}"
+            )
         boxes.append(np.broadcast_to(values, (network.input_size,)).copy())
     bad = np.flatnonzero(boxes[0] > boxes[1])
     if bad.size:
-        raise UsageError(f"--lower must be <= --upper; input {bad[0]} has lower "
-                         f"{boxes[0][bad[0]]:g} > upper {boxes[1][bad[0]]:g}; swap them")
+        raise UsageError(
+            f"--lower must be <= --upper; input {bad[0]} has lower "
+            f"{boxes[0][bad[0]]:g} > upper {boxes[1][bad[0]]:g}; swap them"
+        )
     return boxes
 
 
@@ -185,14 +203,26 @@ def run_exact(network, lower, upper, time_limit=None, method="exact"):
     from tqdm import tqdm
 
     limit = DEFAULT_TIME_LIMIT if time_limit is None else time_limit
-    print(f"{method}: {_strategy(network, method)} for {network.output_size} outputs; "
-          f"time limit {limit:g} s (--time-limit), Ctrl-C stops", file=sys.stderr, flush=True)
+    print(
+        f"{method}: {_strategy(network, method)} for {network.output_size} outputs; "
+        f"time limit {limit:g} s (--time-limit), Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
     outcome, stop = {}, threading.Event()
     with tqdm(total=2 * network.output_size, desc=method, unit="bound", disable=None) as bar:
-        options = dict(time_limit=limit, progress=bar, should_stop=stop.is_set,
-                       algorithm="milp" if method == "milp" else "auto")
-        worker = threading.Thread(target=_solve, args=(network, lower, upper, options, outcome),
-                                  name="tf1norm-exact", daemon=True)
+        options = dict(
+            time_limit=limit,
+            progress=bar,
+            should_stop=stop.is_set,
+            algorithm="milp" if method == "milp" else "auto",
+        )
+        worker = threading.Thread(
+            target=_solve,
+            args=(network, lower, upper, options, outcome),
+            name="tf1norm-exact",
+            daemon=True,
+        )
         worker.start()
         try:
             _wait(worker, limit + GRACE)
@@ -201,8 +231,9 @@ def run_exact(network, lower, upper, time_limit=None, method="exact"):
     if worker.is_alive():
         return _fallback(network, lower, upper, limit)
     if "error" in outcome:
-        raise CommandError(f"{method}: {cli_inspect.first_line(outcome['error'])}") \
-            from outcome["error"]
+        raise CommandError(f"{method}: {cli_inspect.first_line(outcome['error'])}") from outcome[
+            "error"
+        ]
     return outcome["value"]
 
 
@@ -218,10 +249,14 @@ def _fallback(network, lower, upper, limit):
 
     low, high = bounds.output_bounds(network, lower, upper, "crown")
     size = network.output_size
-    print(f"exact: still running {GRACE:g} s after the time limit; showing CROWN bounds",
-          file=sys.stderr, flush=True)
-    return bounds.ExactRange(low, high, exact=np.zeros(size, bool),
-                             status=["time limit"] * size, seconds=limit + GRACE)
+    print(
+        f"exact: still running {GRACE:g} s after the time limit; showing CROWN bounds",
+        file=sys.stderr,
+        flush=True,
+    )
+    return bounds.ExactRange(
+        low, high, exact=np.zeros(size, bool), status=["time limit"] * size, seconds=limit + GRACE
+    )
 
 
 def _solve(network, lower, upper, options, outcome):
@@ -250,8 +285,11 @@ def print_results(network, results, out):
         low, high = result
         status = getattr(result, "status", None)
         print(f"\nmethod {method}: {DESCRIPTIONS[method]}", file=out)
-        print(f"{'output':>6s} {'lower':>14s} {'upper':>14s} {'width':>12s}"
-              + ("  status" if status is not None else ""), file=out)
+        print(
+            f"{'output':>6s} {'lower':>14s} {'upper':>14s} {'width':>12s}"
+            + ("  status" if status is not None else ""),
+            file=out,
+        )
         for j, (a, b) in enumerate(zip(low, high)):
             print(f"{j:6d} {a:14.6g} {b:14.6g} {b - a:12.6g}" + _label(status, j), file=out)
 

@@ -17,17 +17,20 @@ def norms(args, out):
     checkpoint = cli_inspect.resolve_checkpoint(args.checkpoint)
     rows = cli_inspect.norms_table(checkpoint, args.threshold, args.all, args.exclude)
     if not rows:
-        raise CommandError(f"no weight tensors of rank >= 2 in {checkpoint!r}"
-                           + (" after --exclude; loosen the patterns" if args.exclude else ""))
-    print(f"{'variable':40s} {'shape':>16s} {'min':>9s} {'median':>9s} {'max':>9s}  over",
-          file=out)
+        raise CommandError(
+            f"no weight tensors of rank >= 2 in {checkpoint!r}"
+            + (" after --exclude; loosen the patterns" if args.exclude else "")
+        )
+    print(f"{'variable':40s} {'shape':>16s} {'min':>9s} {'median':>9s} {'max':>9s}  over", file=out)
     for name, shape, low, mid, high, over in rows:
-        print(f"{name:40s} {str(shape):>16s} {low:9.4f} {mid:9.4f} {high:9.4f}  {over}",
-              file=out)
+        print(f"{name:40s} {str(shape):>16s} {low:9.4f} {mid:9.4f} {high:9.4f}  {over}", file=out)
     flagged = [row[0] for row in rows if row[-1]]
     if flagged:
-        print(f"{sum(row[-1] for row in rows)} units above --threshold {args.threshold:g} in "
-              f"{', '.join(flagged)} (leave a layer out with --exclude REGEX)", file=out)
+        print(
+            f"{sum(row[-1] for row in rows)} units above --threshold {args.threshold:g} in "
+            f"{', '.join(flagged)} (leave a layer out with --exclude REGEX)",
+            file=out,
+        )
     return 1 if flagged else 0
 
 
@@ -48,19 +51,28 @@ def tensors(args, out):
         _print_tensor_rows(f"variables in {checkpoint}", variables, out)
     meta = path if checkpoint is None else checkpoint + ".meta"
     if checkpoint is None and not os.path.isfile(meta):
-        raise CommandError(f"no graph file {meta!r}; pass an existing .meta file, a checkpoint "
-                           "prefix or its directory")
+        raise CommandError(
+            f"no graph file {meta!r}; pass an existing .meta file, a checkpoint "
+            "prefix or its directory"
+        )
     if not os.path.exists(meta):
         print(f"no {meta} graph file: input/output candidates need the MetaGraph", file=out)
         return 0
     graph = cli_inspect.import_graph(meta)
-    shapes = [(n, s.as_list() if s.rank is not None else "?", d)
-              for n, s, d in cli_inspect.input_candidates(graph)]
+    shapes = [
+        (n, s.as_list() if s.rank is not None else "?", d)
+        for n, s, d in cli_inspect.input_candidates(graph)
+    ]
     _print_tensor_rows("inputs (placeholders, for bounds --input)", shapes, out)
-    shapes = [(n, s.as_list() if s.rank is not None else "?", d)
-              for n, s, d in cli_inspect.output_candidates(graph)]
-    _print_tensor_rows("outputs (linear ops feeding a softmax/loss/argmax or nothing, for "
-                       "bounds --output)", shapes, out)
+    shapes = [
+        (n, s.as_list() if s.rank is not None else "?", d)
+        for n, s, d in cli_inspect.output_candidates(graph)
+    ]
+    _print_tensor_rows(
+        "outputs (linear ops feeding a softmax/loss/argmax or nothing, for bounds --output)",
+        shapes,
+        out,
+    )
     return 0
 
 
@@ -75,8 +87,9 @@ def bounds(args, out):
 
         problem = solver_box_problem(lower, upper, ("--lower", "--upper"))
         if problem:
-            raise UsageError(problem.replace("the crown or interval method",
-                                             "--method crown or interval"))
+            raise UsageError(
+                problem.replace("the crown or interval method", "--method crown or interval")
+            )
     results = cli_bounds.compute(network, lower, upper, methods, args.time_limit)
     cli_bounds.print_results(network, results, out)
     if args.plot:
@@ -101,10 +114,12 @@ def checkpoints_in_step_order(paths):
     found = []
     for path in paths:
         if os.path.isdir(path):
-            prefixes = [p[:-len(".index")] for p in glob.glob(os.path.join(path, "*.index"))]
+            prefixes = [p[: -len(".index")] for p in glob.glob(os.path.join(path, "*.index"))]
             if not prefixes:
-                raise CommandError(f"no checkpoints (*.index files) in directory {path!r}; "
-                                   "pass a training logdir or checkpoint prefixes")
+                raise CommandError(
+                    f"no checkpoints (*.index files) in directory {path!r}; "
+                    "pass a training logdir or checkpoint prefixes"
+                )
             found.extend(prefixes)
         else:
             found.append(cli_inspect.resolve_checkpoint(path))
@@ -125,8 +140,10 @@ def plot(args, out):
         label = str(steps[prefix]) if steps[prefix] is not None else os.path.basename(prefix)
         series.append((label, {name: values for name, (_, values) in norms.items()}))
     if not any(norms for _, norms in series):
-        raise CommandError("no weight tensors of rank >= 2 in these checkpoints"
-                           + (" after --exclude" if args.exclude else ""))
+        raise CommandError(
+            "no weight tensors of rank >= 2 in these checkpoints"
+            + (" after --exclude" if args.exclude else "")
+        )
     plots.plot_norms(series, args.output, threshold=args.threshold)
     print(f"wrote {args.output}: {len(series)} checkpoints", file=out)
     return 0

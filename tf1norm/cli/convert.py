@@ -20,14 +20,25 @@ from tf1norm.cli.errors import CommandError, UsageError
 def add_parser(commands, common, regex):
     """The ``convert-checkpoint`` subparser (arguments only; no TensorFlow import)."""
     parser = commands.add_parser(
-        "convert-checkpoint", parents=[common],
-        help="write a TF1 checkpoint as a TF2 object-based checkpoint keyed by TF1 names")
+        "convert-checkpoint",
+        parents=[common],
+        help="write a TF1 checkpoint as a TF2 object-based checkpoint keyed by TF1 names",
+    )
     parser.add_argument("checkpoint", help="TF1 checkpoint prefix, or its directory (latest)")
-    parser.add_argument("output", metavar="OUTPUT_PREFIX",
-                        help="where to write, e.g. tf2/model (gets .index and .data-* files)")
-    parser.add_argument("--exclude", type=regex, action="append", default=[], metavar="REGEX",
-                        help="leave out variables whose name matches (re.search); repeatable, "
-                             "e.g. --exclude '_power$'")
+    parser.add_argument(
+        "output",
+        metavar="OUTPUT_PREFIX",
+        help="where to write, e.g. tf2/model (gets .index and .data-* files)",
+    )
+    parser.add_argument(
+        "--exclude",
+        type=regex,
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="leave out variables whose name matches (re.search); repeatable, "
+        "e.g. --exclude '_power$'",
+    )
 
 
 def convert(args, out):
@@ -37,23 +48,28 @@ def convert(args, out):
 
     directory = os.path.dirname(os.path.abspath(args.output))
     if os.path.exists(directory) and not os.path.isdir(directory):
-        raise UsageError(f"OUTPUT_PREFIX {args.output!r}: {directory!r} is a file, not a "
-                         "folder; pass e.g. tf2/model.")
+        raise UsageError(
+            f"OUTPUT_PREFIX {args.output!r}: {directory!r} is a file, not a "
+            "folder; pass e.g. tf2/model."
+        )
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", _checkpoint_files.StaleCheckpointFilesWarning)
             prefix, names = migration_checkpoints.convert_checkpoint(
-                args.checkpoint, args.output, [p.pattern for p in args.exclude])
+                args.checkpoint, args.output, [p.pattern for p in args.exclude]
+            )
     except ValueError as error:  # a CheckpointError's problem reads without the function
-        raise CommandError(getattr(error, "problem", None)
-                           or str(error).replace("convert_checkpoint: ", "")) from None
+        raise CommandError(
+            getattr(error, "problem", None) or str(error).replace("convert_checkpoint: ", "")
+        ) from None
     for warning in caught:  # the CLI hides Python warnings (unless --verbose); these it reports
         if issubclass(warning.category, _checkpoint_files.StaleCheckpointFilesWarning):
             text = str(warning.message).replace("convert_checkpoint: ", "")
             print(f"tf1norm convert-checkpoint: {text}", file=sys.stderr)
         else:
-            warnings.warn_explicit(warning.message, warning.category, warning.filename,
-                                   warning.lineno)
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
     for name in names:
         print(f"  {name}", file=out)
     print(f"wrote {len(names)} variables to {prefix}", file=out)

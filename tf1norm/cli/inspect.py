@@ -14,8 +14,16 @@ from tf1norm.cli.errors import CommandError, UsageError
 
 _CHECKPOINT_SUFFIXES = re.compile(r"\.(index|meta|data-\d+-of-\d+)$")
 _LINEAR_OPS = {"BiasAdd", "MatMul", "Add", "AddV2"}
-_HEAD_OPS = {"Softmax", "LogSoftmax", "Sigmoid", "ArgMax", "SoftmaxCrossEntropyWithLogits",
-             "SparseSoftmaxCrossEntropyWithLogits", "SigmoidCrossEntropyWithLogits", "TopKV2"}
+_HEAD_OPS = {
+    "Softmax",
+    "LogSoftmax",
+    "Sigmoid",
+    "ArgMax",
+    "SoftmaxCrossEntropyWithLogits",
+    "SparseSoftmaxCrossEntropyWithLogits",
+    "SigmoidCrossEntropyWithLogits",
+    "TopKV2",
+}
 _PASS_THROUGH_OPS = {"Identity", "Reshape", "StopGradient", "Squeeze"}
 _TRAINING_SCOPES = re.compile(r"^(gradients(_\d+)?|save(_\d+)?)/|_grad/")
 
@@ -31,14 +39,18 @@ def resolve_checkpoint(path):
     if os.path.isdir(path):
         latest = tf.train.latest_checkpoint(path)
         if latest is None:
-            raise CommandError(f"no checkpoint in directory {path!r}: it has no `checkpoint` "
-                               "file; pass a prefix such as DIR/model.ckpt-1000 (the file "
-                               "name before .index)")
+            raise CommandError(
+                f"no checkpoint in directory {path!r}: it has no `checkpoint` "
+                "file; pass a prefix such as DIR/model.ckpt-1000 (the file "
+                "name before .index)"
+            )
         return latest
     prefix = _CHECKPOINT_SUFFIXES.sub("", path)
     if not os.path.exists(prefix + ".index"):
-        raise CommandError(f"no checkpoint at {path!r}: {prefix + '.index'!r} does not exist; "
-                           "pass the prefix (the file name before .index) or the directory")
+        raise CommandError(
+            f"no checkpoint at {path!r}: {prefix + '.index'!r} does not exist; "
+            "pass the prefix (the file name before .index) or the directory"
+        )
     return prefix
 
 
@@ -118,23 +130,30 @@ def import_graph(path):
 
     meta = path if path.endswith(".meta") else _CHECKPOINT_SUFFIXES.sub("", path) + ".meta"
     if not os.path.exists(meta):
-        raise CommandError(f"no graph file {meta!r}: the checkpoint was saved without its "
-                           "MetaGraph; save with tf.compat.v1.train.Saver (write_meta_graph"
-                           "=True, the default) or pass a .keras/.h5/.npz model")
+        raise CommandError(
+            f"no graph file {meta!r}: the checkpoint was saved without its "
+            "MetaGraph; save with tf.compat.v1.train.Saver (write_meta_graph"
+            "=True, the default) or pass a .keras/.h5/.npz model"
+        )
     graph = tf.Graph()
     with graph.as_default():
         try:
             v1.train.import_meta_graph(meta, clear_devices=True)
         except (tf.errors.OpError, OSError, ValueError, KeyError) as error:
-            raise CommandError(f"cannot import graph {meta!r} ({first_line(error)}); it may "
-                               "use ops of a library that is not imported here") from error
+            raise CommandError(
+                f"cannot import graph {meta!r} ({first_line(error)}); it may "
+                "use ops of a library that is not imported here"
+            ) from error
     return graph
 
 
 def _forward_ops(graph):
     """Ops computed from a placeholder, outside gradient and saver scopes, in graph order."""
-    reached = {op.name for op in graph.get_operations()
-               if op.type in ("Placeholder", "PlaceholderWithDefault")}
+    reached = {
+        op.name
+        for op in graph.get_operations()
+        if op.type in ("Placeholder", "PlaceholderWithDefault")
+    }
     pending = list(reached)
     while pending:
         for tensor in graph.get_operation_by_name(pending.pop()).outputs:
@@ -153,18 +172,23 @@ def _feeds_a_head(op, forward, depth=3):
     for consumer in _consumers(op, forward):
         if consumer.type in _HEAD_OPS:
             return True
-        if consumer.type in _PASS_THROUGH_OPS and depth and _feeds_a_head(consumer, forward,
-                                                                          depth - 1):
+        if (
+            consumer.type in _PASS_THROUGH_OPS
+            and depth
+            and _feeds_a_head(consumer, forward, depth - 1)
+        ):
             return True
     return False
 
 
 def input_candidates(graph):
     """``[(tensor name, shape, dtype)]`` of the graph's placeholders (not the saver's)."""
-    return [(op.outputs[0].name, op.outputs[0].shape, op.outputs[0].dtype.name)
-            for op in graph.get_operations()
-            if op.type in ("Placeholder", "PlaceholderWithDefault")
-            and not _TRAINING_SCOPES.search(op.name)]
+    return [
+        (op.outputs[0].name, op.outputs[0].shape, op.outputs[0].dtype.name)
+        for op in graph.get_operations()
+        if op.type in ("Placeholder", "PlaceholderWithDefault")
+        and not _TRAINING_SCOPES.search(op.name)
+    ]
 
 
 def output_candidates(graph):
@@ -176,16 +200,21 @@ def output_candidates(graph):
     """
     forward_ops = [op for op in _forward_ops(graph) if op.outputs]
     forward = {op.name for op in forward_ops}
-    return [(op.outputs[0].name, op.outputs[0].shape, op.outputs[0].dtype.name)
-            for op in forward_ops if _is_batch_of_vectors(op)
-            and (_feeds_a_head(op, forward) or not _consumers(op, forward))]
+    return [
+        (op.outputs[0].name, op.outputs[0].shape, op.outputs[0].dtype.name)
+        for op in forward_ops
+        if _is_batch_of_vectors(op) and (_feeds_a_head(op, forward) or not _consumers(op, forward))
+    ]
 
 
 def _is_batch_of_vectors(op):
     """A linear op with a float output of rank >= 2 (a loss or a scalar is not an output)."""
     tensor = op.outputs[0]
-    return (op.type in _LINEAR_OPS and tensor.dtype.is_floating
-            and (tensor.shape.rank is None or tensor.shape.rank >= 2))
+    return (
+        op.type in _LINEAR_OPS
+        and tensor.dtype.is_floating
+        and (tensor.shape.rank is None or tensor.shape.rank >= 2)
+    )
 
 
 def get_tensor(graph, name, flag, path):
@@ -196,5 +225,7 @@ def get_tensor(graph, name, flag, path):
         names = [t.name for op in graph.get_operations() for t in op.outputs]
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
         hint = f"did you mean {' or '.join(close)}? " if close else ""
-        raise UsageError(f"{flag} {name!r} is not a tensor of {path!r}; {hint}list the "
-                         f"candidates with `tf1norm tensors {path}`") from error
+        raise UsageError(
+            f"{flag} {name!r} is not a tensor of {path!r}; {hint}list the "
+            f"candidates with `tf1norm tensors {path}`"
+        ) from error

@@ -9,16 +9,22 @@ import numpy as np
 
 from tf1norm.cli.errors import CommandError
 
-METHOD_COLORS = {"interval": "tab:red", "crown": "tab:orange", "alpha-crown": "tab:green",
-                 "exact": "tab:blue", "sample": "tab:gray"}
+METHOD_COLORS = {
+    "interval": "tab:red",
+    "crown": "tab:orange",
+    "alpha-crown": "tab:green",
+    "exact": "tab:blue",
+    "sample": "tab:gray",
+}
 
 
 def _pyplot():
     try:
         import matplotlib
     except ImportError as error:
-        raise CommandError("plots need matplotlib: pip install 'tf1norm[plots]' (or "
-                           "pip install matplotlib)") from error
+        raise CommandError(
+            "plots need matplotlib: pip install 'tf1norm[plots]' (or pip install matplotlib)"
+        ) from error
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
@@ -29,8 +35,10 @@ def _save(plt, figure, path, dpi):
     try:
         figure.savefig(path, dpi=dpi)
     except (OSError, ValueError) as error:
-        raise CommandError(f"cannot write plot {path!r}: {error}; check the directory exists "
-                           "and the name ends in .png, .pdf or .svg") from error
+        raise CommandError(
+            f"cannot write plot {path!r}: {error}; check the directory exists "
+            "and the name ends in .png, .pdf or .svg"
+        ) from error
     finally:
         plt.close(figure)
 
@@ -50,11 +58,12 @@ def plot_norms(series, path, threshold=None, size=(1000, 600), dpi=100):
     layers = sorted({name for _, norms in series for name in norms})
     columns = min(len(layers), 3)
     rows = -(-len(layers) // columns)
-    figure, axes = plt.subplots(rows, columns, squeeze=False,
-                                figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
+    figure, axes = plt.subplots(
+        rows, columns, squeeze=False, figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi
+    )
     for panel, layer in zip(axes.ravel(), layers):
         _norm_panel(panel, layer, series, threshold)
-    for panel in axes.ravel()[len(layers):]:
+    for panel in axes.ravel()[len(layers) :]:
         panel.set_visible(False)
     figure.tight_layout()
     _save(plt, figure, path, dpi)
@@ -63,14 +72,23 @@ def plot_norms(series, path, threshold=None, size=(1000, 600), dpi=100):
 def _norm_panel(panel, layer, series, threshold):
     present = [(label, norms[layer]) for label, norms in series if layer in norms]
     positions = np.arange(len(present))
-    panel.boxplot([values for _, values in present], positions=positions, widths=0.6,
-                  showfliers=True, flierprops={"markersize": 2})
+    panel.boxplot(
+        [values for _, values in present],
+        positions=positions,
+        widths=0.6,
+        showfliers=True,
+        flierprops={"markersize": 2},
+    )
     panel.plot(positions, [np.median(v) for _, v in present], color="tab:blue", lw=1)
     if threshold:
         panel.axhline(threshold, color="tab:red", ls="--", lw=1, label=f"max norm {threshold:g}")
         panel.legend(fontsize="small", loc="lower right")
-    panel.set_xticks(positions, [label for label, _ in present], fontsize="small",
-                     rotation=45 if len(present) > 6 else 0)
+    panel.set_xticks(
+        positions,
+        [label for label, _ in present],
+        fontsize="small",
+        rotation=45 if len(present) > 6 else 0,
+    )
     panel.set_title(layer, fontsize="medium")
     panel.set_xlabel("step")
     panel.set_ylabel("unit L2 norm")
@@ -91,10 +109,17 @@ def plot_bounds(results, path, size=(1000, 500), dpi=100):
     for k, (method, (low, high)) in enumerate(results.items()):
         x = np.arange(len(low)) - 0.4 + width * (k + 0.5)
         inner = method == "sample"  # drawn hollow: a sampled range, not a bound
-        panel.bar(x, np.asarray(high) - np.asarray(low), width * 0.9, bottom=low,
-                  color=METHOD_COLORS.get(method, "black"), fill=not inner,
-                  hatch="//" if inner else None, edgecolor=METHOD_COLORS.get(method, "black"),
-                  label=method + (" (inner range, not a bound)" if inner else ""))
+        panel.bar(
+            x,
+            np.asarray(high) - np.asarray(low),
+            width * 0.9,
+            bottom=low,
+            color=METHOD_COLORS.get(method, "black"),
+            fill=not inner,
+            hatch="//" if inner else None,
+            edgecolor=METHOD_COLORS.get(method, "black"),
+            label=method + (" (inner range, not a bound)" if inner else ""),
+        )
     panel.set_xticks(np.arange(len(low)))
     panel.set_xlabel("output")
     panel.set_ylabel("output range")

@@ -47,9 +47,16 @@ def _progress_bar(timeout):
     """``(callback, bar)``: the callback moves the bar to the elapsed seconds."""
     from tqdm import tqdm
 
-    bar = tqdm(total=timeout, unit="s", desc="verify", disable=None, leave=False,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total} s {postfix}"
-               if timeout else "{desc}: {n:.1f} s {postfix}")
+    bar = tqdm(
+        total=timeout,
+        unit="s",
+        desc="verify",
+        disable=None,
+        leave=False,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total} s {postfix}"
+        if timeout
+        else "{desc}: {n:.1f} s {postfix}",
+    )
     start = time.monotonic()
 
     def report(text):
@@ -69,8 +76,9 @@ def verify_vnnlib(args, out):
         prop = bounds.from_vnnlib(args.property)
         report, bar = _progress_bar(args.timeout)
         try:
-            verdict = bounds.verify(network, prop, time_limit=args.timeout, method=args.method,
-                                    progress=report)
+            verdict = bounds.verify(
+                network, prop, time_limit=args.timeout, method=args.method, progress=report
+            )
         finally:
             bar.close()
     except (CommandError, ValueError) as error:
@@ -79,8 +87,11 @@ def verify_vnnlib(args, out):
     if verdict.method == "interrupted":
         raise KeyboardInterrupt
     write_results(args.results, result_text(verdict))
-    print(f"{RESULTS[verdict.status]} ({verdict.status} by {verdict.method}, "
-          f"{verdict.seconds:.3g} s)", file=out)
+    print(
+        f"{RESULTS[verdict.status]} ({verdict.status} by {verdict.method}, "
+        f"{verdict.seconds:.3g} s)",
+        file=out,
+    )
     if verdict.counterexample is not None:
         print(result_text(verdict).split("\n", 1)[1].rstrip(), file=out)
     return STATUS_CODES[verdict.status]

@@ -38,15 +38,21 @@ from tf1norm._math.batch_stats import biased_variance, debias_factor, fused_layo
 from tf1norm._math.batch_stats import moving_average_delta
 
 PARAM_NAMES = ("beta", "gamma", "moving_mean", "moving_variance")
-DEFAULT_INITIALIZERS = {"beta": v1.zeros_initializer, "gamma": v1.ones_initializer,
-                        "moving_mean": v1.zeros_initializer,
-                        "moving_variance": v1.ones_initializer}
+DEFAULT_INITIALIZERS = {
+    "beta": v1.zeros_initializer,
+    "gamma": v1.ones_initializer,
+    "moving_mean": v1.zeros_initializer,
+    "moving_variance": v1.ones_initializer,
+}
 
 Params = collections.namedtuple("Params", "gamma beta moving_mean moving_variance")
 
 
-class Options(collections.namedtuple("Options", "decay epsilon channels_first unbiased_variance "
-                                                "zero_debias updates_collections")):
+class Options(
+    collections.namedtuple(
+        "Options", "decay epsilon channels_first unbiased_variance zero_debias updates_collections"
+    )
+):
     """How ``normalize`` runs and updates (already validated by the front end).
 
     Fields:
@@ -85,8 +91,13 @@ def create_params(make, center, scale, affine_order=("gamma", "beta")):
 
 
 def _layers_variable(name, channels):
-    return v1.get_variable(name, [channels], tf.float32, DEFAULT_INITIALIZERS[name](),
-                           trainable=name in ("gamma", "beta"))
+    return v1.get_variable(
+        name,
+        [channels],
+        tf.float32,
+        DEFAULT_INITIALIZERS[name](),
+        trainable=name in ("gamma", "beta"),
+    )
 
 
 def _debias_variables(moving):
@@ -99,10 +110,12 @@ def _debias_variables(moving):
     in ``GLOBAL_VARIABLES`` only.
     """
     with unpartitioned_scope(), v1.variable_scope(moving.op.name):
-        biased = v1.get_variable("biased", moving.shape, moving.dtype, v1.zeros_initializer(),
-                                 trainable=False)
-        step = v1.get_variable("local_step", [], moving.dtype, v1.zeros_initializer(),
-                               trainable=False)
+        biased = v1.get_variable(
+            "biased", moving.shape, moving.dtype, v1.zeros_initializer(), trainable=False
+        )
+        step = v1.get_variable(
+            "local_step", [], moving.dtype, v1.zeros_initializer(), trainable=False
+        )
     return biased, step
 
 
@@ -122,14 +135,22 @@ def normalize(x, params, training, options):
     beta = tf.zeros([channels]) if params.beta is None else params.beta
 
     def infer():
-        return v1.nn.fused_batch_norm(flat, gamma, beta, params.moving_mean,
-                                      params.moving_variance, options.epsilon,
-                                      data_format=data_format, is_training=False)[0]
+        return v1.nn.fused_batch_norm(
+            flat,
+            gamma,
+            beta,
+            params.moving_mean,
+            params.moving_variance,
+            options.epsilon,
+            data_format=data_format,
+            is_training=False,
+        )[0]
 
     if training is False:
         return _restore_shape(infer(), x)
-    out, mean, variance = v1.nn.fused_batch_norm(flat, gamma, beta, epsilon=options.epsilon,
-                                                 data_format=data_format, is_training=True)
+    out, mean, variance = v1.nn.fused_batch_norm(
+        flat, gamma, beta, epsilon=options.epsilon, data_format=data_format, is_training=True
+    )
     if training is not True:
         out = tf.where(training, out, infer())
     if options.updates_collections == ():
@@ -151,9 +172,11 @@ def _checked_statistics(mean, variance, count, training, params, x):
     With a tensor ``training`` that is False the updates have weight 0 and
     read the moving statistics themselves (0·NaN would still be NaN).
     """
-    message = ("batch_norm: `x` has an empty batch (0 examples) in training mode; its mean and "
-               "variance are NaN and would be written into moving_mean and moving_variance. "
-               "Skip empty batches, or run them with training=False; got shape")
+    message = (
+        "batch_norm: `x` has an empty batch (0 examples) in training mode; its mean and "
+        "variance are NaN and would be written into moving_mean and moving_variance. "
+        "Skip empty batches, or run them with training=False; got shape"
+    )
     if training is True and x.shape.num_elements() == 0:
         raise ValueError(f"{message} {x.shape}.")
     ok = count > 0
@@ -184,10 +207,12 @@ def _update_ops(params, mean, variance, training, options):
             mean_update = _assign_zero_debiased(params.moving_mean, mean, weight, gate, training)
         else:
             mean_update = params.moving_mean.assign_sub(
-                moving_average_delta(params.moving_mean, mean, gated))
+                moving_average_delta(params.moving_mean, mean, gated)
+            )
     with tf.name_scope("AssignMovingAvg"):
         variance_update = params.moving_variance.assign_sub(
-            moving_average_delta(params.moving_variance, variance, gated))
+            moving_average_delta(params.moving_variance, variance, gated)
+        )
     return [mean_update, variance_update]
 
 
@@ -200,7 +225,8 @@ def _assign_zero_debiased(moving, value, weight, gate, training):
     """
     biased, local_step = _debias_variables(moving)
     new_biased = biased.assign_sub(
-        moving_average_delta(biased, value, weight if gate is None else weight * gate))
+        moving_average_delta(biased, value, weight if gate is None else weight * gate)
+    )
     step = local_step.assign_add(1.0 if gate is None else gate)
     unbiased = new_biased / debias_factor(weight, step)
     if gate is not None:
@@ -225,15 +251,21 @@ def check_input(x, fn, arg):
     """``x`` as a float32/float16 tensor of rank 2-5, or TypeError/ValueError."""
     x = _checks.float_tensor(x, fn, arg)
     if x.dtype not in (tf.float32, tf.float16):
-        raise TypeError(f"{fn}: `{arg}` must be float32 or float16 (the fused kernel's types); "
-                        f"got {x.dtype.name}. Cast it, e.g. tf.cast({arg}, tf.float32).")
+        raise TypeError(
+            f"{fn}: `{arg}` must be float32 or float16 (the fused kernel's types); "
+            f"got {x.dtype.name}. Cast it, e.g. tf.cast({arg}, tf.float32)."
+        )
     rank = x.shape.rank
     if rank is None:
-        raise ValueError(f"{fn}: `{arg}` has undefined rank; it must have rank 2 to 5. Give it "
-                         "a static shape, e.g. with tf.ensure_shape.")
+        raise ValueError(
+            f"{fn}: `{arg}` has undefined rank; it must have rank 2 to 5. Give it "
+            "a static shape, e.g. with tf.ensure_shape."
+        )
     if not 2 <= rank <= 5:
-        raise ValueError(f"{fn}: `{arg}` must have rank 2 to 5; got rank {rank}. Reshape it, "
-                         "or use tf.compat.v1.layers for other layouts.")
+        raise ValueError(
+            f"{fn}: `{arg}` must have rank 2 to 5; got rank {rank}. Reshape it, "
+            "or use tf.compat.v1.layers for other layouts."
+        )
     return x
 
 
@@ -241,9 +273,11 @@ def channels_of(x, channels_first, fn, arg):
     """The static channel count of ``x`` (axis 1 or -1), or ValueError."""
     channels = x.shape[1 if channels_first else -1]
     if channels is None:
-        raise ValueError(f"{fn}: `{arg}` has an undefined channel dimension "
-                         f"({'1' if channels_first else 'last'}); got shape {x.shape}. Set it "
-                         "with tf.ensure_shape.")
+        raise ValueError(
+            f"{fn}: `{arg}` has an undefined channel dimension "
+            f"({'1' if channels_first else 'last'}); got shape {x.shape}. Set it "
+            "with tf.ensure_shape."
+        )
     return int(channels)
 
 
@@ -258,12 +292,16 @@ def static_training(training, fn, arg):
         return bool(training)
     fix = "Pass True, False or e.g. tf.compat.v1.placeholder_with_default(False, [])."
     if not isinstance(training, (tf.Tensor, tf.Variable)):
-        raise TypeError(f"{fn}: `{arg}` must be a Python bool or a boolean scalar tensor; got "
-                        f"{training!r}. {fix}")
+        raise TypeError(
+            f"{fn}: `{arg}` must be a Python bool or a boolean scalar tensor; got "
+            f"{training!r}. {fix}"
+        )
     tensor = tf.convert_to_tensor(training)
     if tensor.dtype != tf.bool or tensor.shape.rank not in (None, 0):
-        raise TypeError(f"{fn}: `{arg}` must be a Python bool or a boolean scalar tensor; got a "
-                        f"{tensor.dtype.name} tensor of shape {tensor.shape}. {fix}")
+        raise TypeError(
+            f"{fn}: `{arg}` must be a Python bool or a boolean scalar tensor; got a "
+            f"{tensor.dtype.name} tensor of shape {tensor.shape}. {fix}"
+        )
     static = tf.get_static_value(tensor)
     return tensor if static is None else bool(static)
 
@@ -271,17 +309,28 @@ def static_training(training, fn, arg):
 def _channels_first_axis(axis, rank):
     """Whether ``axis`` (the layers API's channel axis) is 1 rather than the last."""
     if isinstance(axis, bool) or not isinstance(axis, int) or axis not in (-1, 1, rank - 1):
-        raise ValueError(f"batch_norm: `axis` must be the channel axis, -1 (or {rank - 1}, "
-                         f"channels last) or 1 (channels first); got {axis!r}. Transpose the "
-                         "input so that its channels come first or last.")
+        raise ValueError(
+            f"batch_norm: `axis` must be the channel axis, -1 (or {rank - 1}, "
+            f"channels last) or 1 (channels first); got {axis!r}. Transpose the "
+            "input so that its channels come first or last."
+        )
     return axis == 1 and rank > 2
 
 
 # ----------------------------------------------------------------- layers API
 
 
-def batch_norm(x, training=False, momentum=0.99, epsilon=1e-3, center=True, scale=True,
-               name=None, reuse=None, axis=-1):
+def batch_norm(
+    x,
+    training=False,
+    momentum=0.99,
+    epsilon=1e-3,
+    center=True,
+    scale=True,
+    name=None,
+    reuse=None,
+    axis=-1,
+):
     """Batch normalization over every axis but the channel axis, on the fused kernel.
 
     Training mode normalizes with the batch mean and *biased* batch variance
@@ -320,10 +369,14 @@ def batch_norm(x, training=False, momentum=0.99, epsilon=1e-3, center=True, scal
     x = check_input(x, "batch_norm", "x")
     channels_first = _channels_first_axis(axis, x.shape.rank)
     channels = channels_of(x, channels_first, "batch_norm", "x")
-    options = Options(decay=check_decay(momentum, "batch_norm", "momentum"),
-                      epsilon=_checks.positive_number(epsilon, "batch_norm", "epsilon"),
-                      channels_first=channels_first, unbiased_variance=False,
-                      zero_debias=False, updates_collections=keys.UPDATE_OPS)
+    options = Options(
+        decay=check_decay(momentum, "batch_norm", "momentum"),
+        epsilon=_checks.positive_number(epsilon, "batch_norm", "epsilon"),
+        channels_first=channels_first,
+        unbiased_variance=False,
+        zero_debias=False,
+        updates_collections=keys.UPDATE_OPS,
+    )
     training = static_training(training, "batch_norm", "training")
     with v1.variable_scope(name, default_name="batch_normalization", reuse=reuse):
         params = create_params(lambda n: _layers_variable(n, channels), center, scale)

@@ -55,14 +55,18 @@ class Constraint(_ConstraintRoot):
         """
         known = list(inspect.signature(cls).parameters)
         if not isinstance(config, dict):
-            raise TypeError(f"{cls.__name__}.from_config: `config` must be a dict of "
-                            f"constructor arguments; got {config!r:.100}. Pass the dict "
-                            "get_config() returned.")
+            raise TypeError(
+                f"{cls.__name__}.from_config: `config` must be a dict of "
+                f"constructor arguments; got {config!r:.100}. Pass the dict "
+                "get_config() returned."
+            )
         unknown = sorted(set(config) - set(known))
         if unknown:
-            raise TypeError(f"{cls.__name__}.from_config: `config` has unknown keys {unknown}; "
-                            f"got {config!r:.200}. {cls.__name__} takes {known or 'no keys'}: "
-                            "pass the dict its get_config() returned.")
+            raise TypeError(
+                f"{cls.__name__}.from_config: `config` has unknown keys {unknown}; "
+                f"got {config!r:.200}. {cls.__name__} takes {known or 'no keys'}: "
+                "pass the dict its get_config() returned."
+            )
         return cls(**config)
 
     def __repr__(self):
@@ -116,16 +120,20 @@ class MinMaxNorm(Constraint):
 
     def __init__(self, min_value=0.0, max_value=1.0, rate=1.0, axes=None):
         self.min_value, self.max_value, self.rate = projections.check_min_max(
-            min_value, max_value, rate, fn="MinMaxNorm")
+            min_value, max_value, rate, fn="MinMaxNorm"
+        )
         self.axes = _checks.axes_argument(axes, "MinMaxNorm")
 
     def __call__(self, w):
-        return projections.min_max_norm(w, self.min_value, self.max_value, self.rate,
-                                        self.axes)
+        return projections.min_max_norm(w, self.min_value, self.max_value, self.rate, self.axes)
 
     def get_config(self):
-        return {"min_value": self.min_value, "max_value": self.max_value,
-                "rate": self.rate, "axes": _config_axes(self.axes)}
+        return {
+            "min_value": self.min_value,
+            "max_value": self.max_value,
+            "rate": self.rate,
+            "axes": _config_axes(self.axes),
+        }
 
 
 class NonNeg(Constraint):
@@ -152,8 +160,9 @@ class SpectralNorm(Constraint):
     """
 
     def __init__(self, power_iterations=1):
-        self.power_iterations = _checks.positive_int(power_iterations, "SpectralNorm",
-                                                     "power_iterations")
+        self.power_iterations = _checks.positive_int(
+            power_iterations, "SpectralNorm", "power_iterations"
+        )
 
     def __call__(self, w):
         from tf1norm._src.compat import tf
@@ -162,8 +171,7 @@ class SpectralNorm(Constraint):
 
         variable = _graph_checks.variable(eager.tf_variable(w), "SpectralNorm")  # Keras 3 too
         u = power_iteration_vector(variable)
-        projected, _, u_new = spectral_projection(variable, u.read_value(),
-                                                  self.power_iterations)
+        projected, _, u_new = spectral_projection(variable, u.read_value(), self.power_iterations)
         with tf.control_dependencies([u.assign(u_new, read_value=False)]):
             return tf.identity(projected)
 

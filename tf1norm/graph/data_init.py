@@ -20,8 +20,15 @@ from tf1norm.graph import keys
 from tf1norm.graph import registry
 from tf1norm.graph.reparam_tools import _assemble, _load, _region
 
-_PRODUCTS = ("MatMul", "BatchMatMulV2", "Conv2D", "Conv3D", "Conv2DBackpropInput",
-             "DepthwiseConv2dNative", "Conv1D")
+_PRODUCTS = (
+    "MatMul",
+    "BatchMatMulV2",
+    "Conv2D",
+    "Conv3D",
+    "Conv2DBackpropInput",
+    "DepthwiseConv2dNative",
+    "Conv1D",
+)
 
 
 def _variables_by_handle(graph):
@@ -34,8 +41,10 @@ def _preactivation(record, variables):
     """(pre-activation tensor, bias variable or None) of the layer using ``record.w``."""
     product = next((op for op in record.w.consumers() if op.type in _PRODUCTS), None)
     if product is None:
-        raise ValueError(f"weight_norm_data_init: cannot find the layer that uses "
-                         f"{record.name} (no MatMul/Conv consumer).")
+        raise ValueError(
+            f"weight_norm_data_init: cannot find the layer that uses "
+            f"{record.name} (no MatMul/Conv consumer)."
+        )
     out = product.outputs[0]
     for consumer in out.consumers():
         if consumer.type in ("BiasAdd", "Add", "AddV2"):
@@ -46,8 +55,9 @@ def _preactivation(record, variables):
     return out, None
 
 
-def weight_norm_data_init(session, feed_dict=None, init_scale=1.0, epsilon=1e-8,
-                          min_samples=16, rescale_direction=True):
+def weight_norm_data_init(
+    session, feed_dict=None, init_scale=1.0, epsilon=1e-8, min_samples=16, rescale_direction=True
+):
     """Data-dependent initialization of weight-normalized layers (Salimans & Kingma §3).
 
     Layer by layer, in the order the layers were built: run the layer's
@@ -109,19 +119,24 @@ def weight_norm_data_init(session, feed_dict=None, init_scale=1.0, epsilon=1e-8,
     epsilon = _checks.positive_number(epsilon, fn, "epsilon")
     min_samples = _checks.positive_int(min_samples, fn, "min_samples")
     if not isinstance(rescale_direction, bool):
-        raise TypeError(f"{fn}: `rescale_direction` must be True or False; got "
-                        f"{rescale_direction!r}.")
+        raise TypeError(
+            f"{fn}: `rescale_direction` must be True or False; got {rescale_direction!r}."
+        )
     records = registry.get_records(keys.WEIGHT_NORM, session.graph)
     if not records:
-        raise ValueError("weight_norm_data_init: no weight-normalized weights in this graph. "
-                         "Build the model under weight_norm_getter or "
-                         "slim_scope(weight_norm=True).")
+        raise ValueError(
+            "weight_norm_data_init: no weight-normalized weights in this graph. "
+            "Build the model under weight_norm_getter or "
+            "slim_scope(weight_norm=True)."
+        )
     variables = _variables_by_handle(session.graph)
     layers = [(record,) + _preactivation(record, variables) for record in records]
     pre_activations = [pre for _, pre, _ in layers]
     _check_feeds(pre_activations, feed_dict)
-    parameters = _Parameters(session, [record.g for record in records] +
-                             [bias for _, _, bias in layers if bias is not None])
+    parameters = _Parameters(
+        session,
+        [record.g for record in records] + [bias for _, _, bias in layers if bias is not None],
+    )
     report, few = [], []
     for index, (record, _, bias) in enumerate(layers):
         # The same fetches and feeds every time: one executor for all layers
@@ -145,8 +160,10 @@ def _check_feeds(tensors, feed_dict):
     """ValueError naming the placeholders ``tensors`` read that ``feed_dict`` leaves unfed."""
     fn = "weight_norm_data_init"
     if feed_dict is not None and not isinstance(feed_dict, collections.abc.Mapping):
-        raise TypeError(f"{fn}: `feed_dict` must be a dict {{placeholder: batch}}; got "
-                        f"{feed_dict!r:.100}. E.g. feed_dict={{x: x_batch}}.")
+        raise TypeError(
+            f"{fn}: `feed_dict` must be a dict {{placeholder: batch}}; got "
+            f"{feed_dict!r:.100}. E.g. feed_dict={{x: x_batch}}."
+        )
     fed = {_tensor_name(key) for key in (feed_dict or {})}
     missing, seen, stack = set(), set(), list(tensors)
     while stack:
@@ -160,15 +177,19 @@ def _check_feeds(tensors, feed_dict):
             stack.extend(tensor.op.inputs)
     if missing:
         names = sorted(missing)
-        raise ValueError(f"{fn}: `feed_dict` does not feed the placeholders {names} that the "
-                         f"weight-normalized layers read; got feed_dict with "
-                         f"{sorted(fed) or 'no entries'}. Pass a batch of data, e.g. "
-                         f"feed_dict={{{names[0].split(':')[0]}: x_batch}}.")
+        raise ValueError(
+            f"{fn}: `feed_dict` does not feed the placeholders {names} that the "
+            f"weight-normalized layers read; got feed_dict with "
+            f"{sorted(fed) or 'no entries'}. Pass a batch of data, e.g. "
+            f"feed_dict={{{names[0].split(':')[0]}: x_batch}}."
+        )
 
 
 def _tensor_name(key):
     name = getattr(key, "name", key)
     return name if not isinstance(name, str) or ":" in name else f"{name}:0"
+
+
 def _too_few(name, shape, min_samples):
     """``[(name, examples, values per example)]`` if the layer sees < ``min_samples`` per unit."""
     examples = shape[0] if len(shape) > 1 else 1
@@ -190,7 +211,9 @@ def _warn_too_few(few, min_samples):
         f"their sigma is pooled over the layer's units and their per-unit means rest on as "
         f"few as {fewest} value(s). Feed at least {needed} examples to weight_norm_data_init "
         "(the init batch need not be the training batch: feed a larger batch of training inputs "
-        "once, then train on batches of any size).", stacklevel=3)
+        "once, then train on batches of any size).",
+        stacklevel=3,
+    )
 
 
 def _rescale_direction(session, record, gains):

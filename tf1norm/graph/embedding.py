@@ -17,7 +17,6 @@ Partitioned tables map ids to rows as ``tf.compat.v1.nn.embedding_lookup``
 does; each row is read, renormalized and projected in its own partition.
 """
 
-
 from tf1norm._src import checks as _checks
 from tf1norm._src import embedding_checks as _arg
 from tf1norm._src import eager
@@ -37,8 +36,16 @@ def _gradient_after_lookup(op, grad):
         return tf.identity(grad)
 
 
-def embedding_lookup(params, ids, max_norm=None, norm_type=2.0, mode="after_update",
-                     partition_strategy="div", collection=keys.EMBEDDING_MAX_NORM, name=None):
+def embedding_lookup(
+    params,
+    ids,
+    max_norm=None,
+    norm_type=2.0,
+    mode="after_update",
+    partition_strategy="div",
+    collection=keys.EMBEDDING_MAX_NORM,
+    name=None,
+):
     """``tf.nn.embedding_lookup`` with ``torch.nn.Embedding(max_norm=...)``'s row max-norm.
 
     With ``max_norm``, only the rows of ``ids`` are ever renormalized (cost
@@ -120,13 +127,23 @@ def embedding_lookup(params, ids, max_norm=None, norm_type=2.0, mode="after_upda
     fn = "embedding_lookup"
     with tf.name_scope(name or "embedding_lookup"):
         ids = _arg.checked_ids(fn, ids)
-        strategy = _arg.checked_choice(fn, "partition_strategy", partition_strategy, _STRATEGIES,
-                                       "Use 'div' for a table's own row order, 'mod' for the "
-                                       "tf.compat.v1.nn.embedding_lookup default.")
-        lookup = _arg.checked_choice(fn, "mode", mode, tuple(_MODES),
-                                     "Use 'torch' to renormalize before the lookup as "
-                                     "torch.nn.Embedding does, 'after_update' to project after "
-                                     "the optimizer update.")
+        strategy = _arg.checked_choice(
+            fn,
+            "partition_strategy",
+            partition_strategy,
+            _STRATEGIES,
+            "Use 'div' for a table's own row order, 'mod' for the "
+            "tf.compat.v1.nn.embedding_lookup default.",
+        )
+        lookup = _arg.checked_choice(
+            fn,
+            "mode",
+            mode,
+            tuple(_MODES),
+            "Use 'torch' to renormalize before the lookup as "
+            "torch.nn.Embedding does, 'after_update' to project after "
+            "the optimizer update.",
+        )
         norm_type = _arg.checked_norm_type(fn, norm_type)
         if max_norm is None:
             ids = _arg.ids_in_range(fn, ids, _arg.vocabulary_size(params))
@@ -134,19 +151,22 @@ def embedding_lookup(params, ids, max_norm=None, norm_type=2.0, mode="after_upda
         max_norm = _checks.positive_number(max_norm, fn, "max_norm")
         parts = _partitions(fn, params)
         ids = _arg.ids_in_range(fn, ids, sum(p.shape[0] for p in parts))
-        return _MODES[lookup](parts, ids, max_norm, norm_type, strategy,
-                              _checks.string(collection, fn, "collection"))
+        return _MODES[lookup](
+            parts, ids, max_norm, norm_type, strategy, _checks.string(collection, fn, "collection")
+        )
 
 
 def _lookup_after_update(parts, ids, max_norm, norm_type, strategy, collection):
     """Record the row projections; return the capped rows (gradient straight through)."""
+
     def project(rows):
         return max_norm_rows(rows, max_norm, norm_type)
 
     row_ids, positions = _row_ids(parts, ids, strategy)
     for part, part_ids in zip(parts, row_ids):
-        registry.register_projection(registry.RowProjection(part, part_ids, project,
-                                                            "row_max_norm"), collection)
+        registry.register_projection(
+            registry.RowProjection(part, part_ids, project, "row_max_norm"), collection
+        )
     rows = _read_rows(parts, ids, row_ids, positions)
     capped = tf.reshape(project(tf.reshape(rows, [-1, parts[0].shape[1]])), tf.shape(rows))
     # capped + 0 exactly (x - x == 0), with the gradient of the identity
@@ -161,8 +181,10 @@ def _lookup_torch(parts, ids, max_norm, norm_type, strategy, collection):
         return torch_renorm_rows(rows, max_norm, norm_type)
 
     row_ids, positions = _row_ids(parts, ids, strategy)
-    renorms = [registry.RowProjection(part, part_ids, renorm, "row_renorm").build()
-               for part, part_ids in zip(parts, row_ids)]
+    renorms = [
+        registry.RowProjection(part, part_ids, renorm, "row_renorm").build()
+        for part, part_ids in zip(parts, row_ids)
+    ]
     return _read_rows(parts, ids, row_ids, positions, after=renorms)
 
 
@@ -181,8 +203,10 @@ def _row_ids(parts, ids, strategy):
     flat = tf.reshape(ids, [-1])
     partition, local = partition_ids(flat, [p.shape[0] for p in parts], strategy)
     positions = tf.range(tf.size(flat))
-    return (tf.dynamic_partition(local, partition, len(parts)),
-            tf.dynamic_partition(positions, partition, len(parts)))
+    return (
+        tf.dynamic_partition(local, partition, len(parts)),
+        tf.dynamic_partition(positions, partition, len(parts)),
+    )
 
 
 def _read_rows(parts, ids, row_ids, positions, after=()):
@@ -204,8 +228,9 @@ def _read_rows(parts, ids, row_ids, positions, after=()):
                 reads.append(tf.gather(part, part_ids))
     rows = reads[0]
     if positions is not None:
-        rows = tf.reshape(tf.dynamic_stitch(positions, reads),
-                          tf.concat([tf.shape(ids), [parts[0].shape[1]]], 0))
+        rows = tf.reshape(
+            tf.dynamic_stitch(positions, reads), tf.concat([tf.shape(ids), [parts[0].shape[1]]], 0)
+        )
         rows.set_shape(ids.shape.concatenate(parts[0].shape[1:]))
     if tf.executing_eagerly():
         return rows  # eager ops run in program order: nothing to wait for
@@ -244,19 +269,24 @@ def partition_ids(ids, sizes, strategy):
 
 def _partitions(fn, params):
     """``params`` as a list of float rank-2 variables, or TypeError/ValueError."""
-    parts = list(params) if _is_partitioned(params) or isinstance(params, (list, tuple)) \
-        else [params]
+    parts = (
+        list(params) if _is_partitioned(params) or isinstance(params, (list, tuple)) else [params]
+    )
     if not parts:
-        raise ValueError(f"{fn}: `params` must name at least one variable; got {params!r}. "
-                         "Pass the table variable.")
+        raise ValueError(
+            f"{fn}: `params` must name at least one variable; got {params!r}. "
+            "Pass the table variable."
+        )
     for part in parts:
         _arg.check_table_variable(fn, part)
     dims = sorted({p.shape[1] for p in parts})
     full = params.get_shape() if _is_partitioned(params) else None
     if len(dims) > 1 or full is not None and full[1] != dims[0]:
-        raise ValueError(f"{fn}: `params` must be split into row shards (partitioned along "
-                         f"axis 0); got shards of shapes {[p.shape.as_list() for p in parts]}. "
-                         "Use e.g. fixed_size_partitioner(n, axis=0).")
+        raise ValueError(
+            f"{fn}: `params` must be split into row shards (partitioned along "
+            f"axis 0); got shards of shapes {[p.shape.as_list() for p in parts]}. "
+            "Use e.g. fixed_size_partitioner(n, axis=0)."
+        )
     _arg.check_layout(fn, [p.shape[0] for p in parts])
     return parts
 

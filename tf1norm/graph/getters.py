@@ -27,8 +27,9 @@ def compile_filter(name_filter, fn):
     try:
         return re.compile(name_filter)
     except (TypeError, re.error) as error:
-        raise ValueError(f"{fn}: `name_filter` must be a regular expression; got "
-                         f"{name_filter!r} ({error}).") from error
+        raise ValueError(
+            f"{fn}: `name_filter` must be a regular expression; got {name_filter!r} ({error})."
+        ) from error
 
 
 def _whole(variable):
@@ -71,13 +72,18 @@ def _initial_value(variable):
 
 def _wanted(pattern, name, variable, fn):
     if pattern.search(name) is not None and isinstance(variable, tf.Tensor):
-        raise ValueError(f"{fn}: the weight {name!r} is already reparameterized by an enclosing "
-                         "weight_norm_getter or spectral_norm_getter (got the tensor "
-                         f"{variable.name!r}, not a variable). Nest at most one reparameterizing "
-                         "getter over a weight, as slim_scope does; use `name_filter` to choose "
-                         "the weights of each.")
-    return pattern.search(name) is not None and variable.shape.rank is not None \
+        raise ValueError(
+            f"{fn}: the weight {name!r} is already reparameterized by an enclosing "
+            "weight_norm_getter or spectral_norm_getter (got the tensor "
+            f"{variable.name!r}, not a variable). Nest at most one reparameterizing "
+            "getter over a weight, as slim_scope does; use `name_filter` to choose "
+            "the weights of each."
+        )
+    return (
+        pattern.search(name) is not None
+        and variable.shape.rank is not None
         and variable.shape.rank >= 2
+    )
 
 
 def _extra_variable(getter, name, kwargs, **overrides):
@@ -114,8 +120,13 @@ class PowerIterationRefresh(registry.Projection):
         return self.u.assign(self.u_new, read_value=False)
 
 
-def spectral_norm_getter(power_iterations=1, name_filter=DEFAULT_FILTER, update="immediate",
-                         collection=keys.SPECTRAL_NORM, training=True):
+def spectral_norm_getter(
+    power_iterations=1,
+    name_filter=DEFAULT_FILTER,
+    update="immediate",
+    collection=keys.SPECTRAL_NORM,
+    training=True,
+):
     """Custom getter: matching weights become ``W / σ(W)`` (spectral normalization).
 
     For each matching weight of rank >= 2 (dense ``[in, out]``, conv kernels
@@ -170,14 +181,24 @@ def spectral_norm_getter(power_iterations=1, name_filter=DEFAULT_FILTER, update=
         variable = getter(name, *args, **kwargs)
         if not _wanted(pattern, name, variable, fn):
             return variable
-        u = _extra_variable(getter, name + "/sn_u", kwargs, shape=[1, variable.shape[-1]],
-                            initializer=v1.random_normal_initializer(), trainable=False)
+        u = _extra_variable(
+            getter,
+            name + "/sn_u",
+            kwargs,
+            shape=[1, variable.shape[-1]],
+            initializer=v1.random_normal_initializer(),
+            trainable=False,
+        )
         weight, trained, full_name = _whole(variable)
         normalized, sigma, u_new = spectral_norm(weight, u, power_iterations)
         if not tf.executing_eagerly():
             v1.add_to_collection(keys.SPECTRAL_NORM_SIGMA, sigma)
-        registry.add_record(eager.record_key(u, transient=True), keys.SPECTRAL_NORM_WEIGHTS,
-                            u.ref(), SpectralNormRecord(variable, u, normalized, full_name))
+        registry.add_record(
+            eager.record_key(u, transient=True),
+            keys.SPECTRAL_NORM_WEIGHTS,
+            u.ref(),
+            SpectralNormRecord(variable, u, normalized, full_name),
+        )
         if training is False:
             return normalized
         if training is not True:
@@ -195,12 +216,17 @@ def _training_flag(training, fn):
     """``training`` as True, False or a scalar boolean tensor; ValueError otherwise."""
     if isinstance(training, bool):
         return training
-    if isinstance(training, (tf.Tensor, tf.Variable)) and training.dtype == tf.bool \
-            and training.shape.rank in (0, None):
+    if (
+        isinstance(training, (tf.Tensor, tf.Variable))
+        and training.dtype == tf.bool
+        and training.shape.rank in (0, None)
+    ):
         return training
-    raise ValueError(f"{fn}: `training` must be a Python bool or a scalar boolean tensor "
-                     f"(e.g. tf.compat.v1.placeholder_with_default(True, [])); got "
-                     f"{training!r}.")
+    raise ValueError(
+        f"{fn}: `training` must be a Python bool or a scalar boolean tensor "
+        f"(e.g. tf.compat.v1.placeholder_with_default(True, [])); got "
+        f"{training!r}."
+    )
 
 
 class SpectralNormRecord:
@@ -261,14 +287,19 @@ def weight_norm_getter(name_filter=DEFAULT_FILTER, epsilon=1e-12):
             return variable
         initial, shape = _gain_initializer(variable)
         extra = {} if shape is None else {"shape": shape}
-        g = _extra_variable(getter, name + "/wn_g", kwargs, initializer=initial,
-                            trainable=kwargs.get("trainable", True), **extra)
+        g = _extra_variable(
+            getter,
+            name + "/wn_g",
+            kwargs,
+            initializer=initial,
+            trainable=kwargs.get("trainable", True),
+            **extra,
+        )
         direction, _, full_name = _whole(variable)
         normalized, plain, plain_ok = weight_norm_parts(direction, g, epsilon=epsilon)
         record = WeightNormRecord(variable, g, normalized, direction, full_name, epsilon)
         record.plain = (plain, plain_ok)
-        registry.add_record(eager.record_key(g, transient=True), keys.WEIGHT_NORM, g.ref(),
-                            record)
+        registry.add_record(eager.record_key(g, transient=True), keys.WEIGHT_NORM, g.ref(), record)
         return normalized
 
     return custom_getter
@@ -281,12 +312,17 @@ def power_iteration_vector(variable):
     as a non-trainable resource variable named ``<weight>/sn_u_state``; for an
     eager variable (TF2, Keras) once per variable, kept on the variable.
     """
+
     def build():
         with tf.init_scope(), v1.get_default_graph().name_scope(""):  # absolute name
-            return v1.Variable(v1.random_normal_initializer(seed=0)([1, variable.shape[-1]],
-                                                                    variable.dtype.base_dtype),
-                               trainable=False, use_resource=True,
-                               name=eager.variable_name(variable) + "/sn_u_state")
+            return v1.Variable(
+                v1.random_normal_initializer(seed=0)(
+                    [1, variable.shape[-1]], variable.dtype.base_dtype
+                ),
+                trainable=False,
+                use_resource=True,
+                name=eager.variable_name(variable) + "/sn_u_state",
+            )
 
     if eager.is_eager(variable):
         return eager.attached(variable, "sn_u_state", build)
@@ -303,7 +339,6 @@ def spectral_sigma(variable, power_iterations=1, defer=False):
     u = power_iteration_vector(variable)
     _, sigma, u_new = spectral_norm(variable, u.read_value(), power_iterations)
     if defer and eager.is_eager(variable):
-        registry.register_projection(PowerIterationRefresh(variable, u, u_new),
-                                     keys.SPECTRAL_NORM)
+        registry.register_projection(PowerIterationRefresh(variable, u, u_new), keys.SPECTRAL_NORM)
         return sigma, tf.no_op()
     return sigma, u.assign(u_new, read_value=False)

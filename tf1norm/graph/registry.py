@@ -124,10 +124,11 @@ class PartitionedProjection(Projection):
     def build(self):
         """One assign op per part (a list); build it after every part's update."""
         whole = tf.concat([fresh_read(p) for p in self.parts], self.axis)
-        pieces = tf.split(self.fn(whole), [int(p.shape[self.axis]) for p in self.parts],
-                          self.axis)
-        return [p.assign(piece, name=self.name, read_value=False)
-                for p, piece in zip(self.parts, pieces)]
+        pieces = tf.split(self.fn(whole), [int(p.shape[self.axis]) for p in self.parts], self.axis)
+        return [
+            p.assign(piece, name=self.name, read_value=False)
+            for p, piece in zip(self.parts, pieces)
+        ]
 
 
 def partition_axis(variable):
@@ -135,8 +136,9 @@ def partition_axis(variable):
     info = getattr(variable, "_save_slice_info", None)
     if info is None:
         return None
-    split = [i for i, (part, full) in enumerate(zip(info.var_shape, info.full_shape))
-             if part != full]
+    split = [
+        i for i, (part, full) in enumerate(zip(info.var_shape, info.full_shape)) if part != full
+    ]
     return split[0] if split else None
 
 
@@ -149,8 +151,12 @@ def group_partitions(projections):
     groups, result = {}, []
     for projection in projections:
         axis = partition_axis(projection.variable)
-        if axis is None or projection.axes is None or axis not in projection.axes \
-                or type(projection) is not Projection:
+        if (
+            axis is None
+            or projection.axes is None
+            or axis not in projection.axes
+            or type(projection) is not Projection
+        ):
             result.append(projection)
             continue
         info = projection.variable._save_slice_info
@@ -208,10 +214,12 @@ class RowProjection(Projection):
             rows = tf.gather(self.variable, unique_ids)
             if hasattr(self.variable, "handle"):
                 return tf.raw_ops.ResourceScatterUpdate(
-                    resource=self.variable.handle, indices=unique_ids, updates=self.fn(rows),
-                    name=self.name)
-            return v1.scatter_update(self.variable, unique_ids, self.fn(rows),
-                                     name=self.name).op
+                    resource=self.variable.handle,
+                    indices=unique_ids,
+                    updates=self.fn(rows),
+                    name=self.name,
+                )
+            return v1.scatter_update(self.variable, unique_ids, self.fn(rows), name=self.name).op
 
 
 def fresh_read(variable):
@@ -222,8 +230,7 @@ def fresh_read(variable):
     for ref variables, whose ``value()`` is a snapshot taken at creation.
     """
     if hasattr(variable, "handle"):
-        return tf.raw_ops.ReadVariableOp(resource=variable.handle,
-                                         dtype=variable.dtype.base_dtype)
+        return tf.raw_ops.ReadVariableOp(resource=variable.handle, dtype=variable.dtype.base_dtype)
     return variable.read_value()
 
 
@@ -304,8 +311,7 @@ def recorded_collections(graph=None):
     """Names of the collections with recorded projections in ``graph`` (and TF2, as above)."""
     graph = graph or v1.get_default_graph()
     names = [name for name, table in _graph_state(graph)["projections"].items() if table]
-    return names + [name for name, table in _tf2_tables().items()
-                    if table and name not in names]
+    return names + [name for name, table in _tf2_tables().items() if table and name not in names]
 
 
 def clear_step_records():

@@ -87,8 +87,9 @@ def max_norm_regularizer(threshold=1.0, axes=None, name="max_norm", collection=k
 
     def max_norm_fn(weights):
         variable = _graph_checks.variable(weights, fn_name)
-        reduced = _checks.axes_tuple(axes, _checks.static_rank(variable, fn_name, "weights"),
-                                     fn_name)
+        reduced = _checks.axes_tuple(
+            axes, _checks.static_rank(variable, fn_name, "weights"), fn_name
+        )
         projection = _projection_of(variable, reduced, project, name)
         if projection is None or not registry.register_projection(projection, collection):
             return None
@@ -120,7 +121,9 @@ def _projection_of(variable, reduced_axes, project, name):
             "reduced axis (fixed_size_partitioner splits axis 0, the input axis of a kernel), "
             "running the collection caps each partition's share of a unit's norm. Use "
             "create_train_op, or split along the last axis (fixed_size_partitioner(n, "
-            "axis=-1)).", stacklevel=4)
+            "axis=-1)).",
+            stacklevel=4,
+        )
     return registry.Projection(variable, project, name, axes=reduced_axes)
 
 
@@ -165,8 +168,9 @@ def l1_l2_regularizer(scale_l1=1.0, scale_l2=1.0, scope=None, collection=None):
     scale_l2 = _checks.positive_number(scale_l2, fn_name, "scale_l2", allow_zero=True)
 
     def penalty(w):
-        return (tf.cast(scale_l1, w.dtype) * _sum_abs(w)
-                + tf.cast(scale_l2, w.dtype) * tf.nn.l2_loss(w))
+        return tf.cast(scale_l1, w.dtype) * _sum_abs(w) + tf.cast(
+            scale_l2, w.dtype
+        ) * tf.nn.l2_loss(w)
 
     scale = 1.0 if scale_l1 or scale_l2 else 0.0
     return _penalty_regularizer(fn_name, penalty, scale, scope, collection)
@@ -201,8 +205,9 @@ def _penalty_regularizer(fn_name, penalty, scale, scope, collection, prepare=Non
     def regularizer(weights):
         if not isinstance(weights, (tf.Variable, tf.Tensor)):
             return build(weights)
-        return registry.cached(eager.cache_graph(weights), (regularizer, weights.ref()),
-                               lambda: build(weights))
+        return registry.cached(
+            eager.cache_graph(weights), (regularizer, weights.ref()), lambda: build(weights)
+        )
 
     return regularizer
 
@@ -225,8 +230,14 @@ def spectral_norm_regularizer(scale, power_iterations=1, scope=None, collection=
         with tf.control_dependencies([refresh]):
             return 0.5 * tf.square(sigma)
 
-    return _penalty_regularizer(fn_name, half_sigma_squared, scale, scope, collection,
-                                prepare=lambda weights: _graph_checks.variable(weights, fn_name))
+    return _penalty_regularizer(
+        fn_name,
+        half_sigma_squared,
+        scale,
+        scope,
+        collection,
+        prepare=lambda weights: _graph_checks.variable(weights, fn_name),
+    )
 
 
 def total_loss(loss=None, collections=(keys.REGULARIZATION_LOSSES,), name="total_loss"):
@@ -253,15 +264,23 @@ def total_loss(loss=None, collections=(keys.REGULARIZATION_LOSSES,), name="total
     for collection in collections:
         _checks.string(collection, "total_loss", "collections")
         terms.extend(v1.get_collection(collection))
-    unique = list({term.ref(): term for term in
-                   (_checks.float_tensor(t, "total_loss", "loss") for t in terms)}.values())
+    unique = list(
+        {
+            term.ref(): term
+            for term in (_checks.float_tensor(t, "total_loss", "loss") for t in terms)
+        }.values()
+    )
     if not unique:
-        raise ValueError(f"total_loss: nothing to sum; got loss={loss!r} and empty "
-                         f"collections {list(collections)!r}. Pass a loss or build the "
-                         "layers with a regularizer first.")
+        raise ValueError(
+            f"total_loss: nothing to sum; got loss={loss!r} and empty "
+            f"collections {list(collections)!r}. Pass a loss or build the "
+            "layers with a regularizer first."
+        )
     for term in unique:
         if term.shape.rank not in (None, 0):
-            raise ValueError(f"total_loss: every term must be a scalar; got {term.name} "
-                             f"with shape {term.shape}. Reduce it, e.g. tf.reduce_mean.")
+            raise ValueError(
+                f"total_loss: every term must be a scalar; got {term.name} "
+                f"with shape {term.shape}. Reduce it, e.g. tf.reduce_mean."
+            )
     dtype = unique[0].dtype
     return tf.add_n([tf.cast(t, dtype) for t in unique], name=name)

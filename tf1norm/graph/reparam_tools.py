@@ -19,6 +19,7 @@ from tf1norm.graph import keys
 from tf1norm.graph import registry
 from tf1norm._src.compat import tf, v1
 
+
 def _load(variable, value, session):
     """Set ``variable`` to ``value`` through its initializer: no new ops."""
     session.run(variable.initializer, {variable.initializer.inputs[1]: value})
@@ -48,16 +49,23 @@ def restore_plain_checkpoint(session, path):
     with session.graph.as_default():
         variables = v1.global_variables()
     for variable in variables:
-        value = _stored_value(variable, lambda name: _checks.checkpoint_tensor(
-            reader, name, os.fspath(path), "restore_plain_checkpoint"), stored)
+        value = _stored_value(
+            variable,
+            lambda name: _checks.checkpoint_tensor(
+                reader, name, os.fspath(path), "restore_plain_checkpoint"
+            ),
+            stored,
+        )
         if value is not None:
             _load(variable, _checked_shape(variable, value, path), session)
             restored.append(variable.op.name)
     if not restored:
-        raise ValueError(f"restore_plain_checkpoint: `path` {path!r} holds none of the graph's "
-                         f"{len(variables)} variables (checkpoint: {sorted(stored)[:5]}...; "
-                         f"graph: {[v.op.name for v in variables[:5]]}...). Build the model "
-                         "under the same scope names as the plain model, or pass its checkpoint.")
+        raise ValueError(
+            f"restore_plain_checkpoint: `path` {path!r} holds none of the graph's "
+            f"{len(variables)} variables (checkpoint: {sorted(stored)[:5]}...; "
+            f"graph: {[v.op.name for v in variables[:5]]}...). Build the model "
+            "under the same scope names as the plain model, or pass its checkpoint."
+        )
     derived = []
     for record in registry.get_records(keys.WEIGHT_NORM, session.graph):
         if record.g.op.name not in stored:
@@ -77,10 +85,12 @@ def _open_checkpoint(session, path, fn):
 
 def _checked_shape(variable, value, path):
     if tuple(value.shape) != tuple(variable.shape.as_list()):
-        raise ValueError(f"restore_plain_checkpoint: `path` {path!r} stores "
-                         f"{variable.op.name} with shape {list(value.shape)}, but the graph's "
-                         f"variable has shape {variable.shape.as_list()}. Build the same model "
-                         "as the one that wrote the checkpoint.")
+        raise ValueError(
+            f"restore_plain_checkpoint: `path` {path!r} stores "
+            f"{variable.op.name} with shape {list(value.shape)}, but the graph's "
+            f"variable has shape {variable.shape.as_list()}. Build the same model "
+            "as the one that wrote the checkpoint."
+        )
     return value
 
 
@@ -161,17 +171,27 @@ def _fetchable(tensor, graph):
 def _writable_prefix(path, fn):
     """``path`` as a string whose folder exists and is writable, or TypeError/ValueError."""
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-        raise TypeError(f"{fn}: `path` must be a checkpoint prefix (a non-empty string); got "
-                        f"{path!r}. E.g. '/tmp/plain/model.ckpt'.")
+        raise TypeError(
+            f"{fn}: `path` must be a checkpoint prefix (a non-empty string); got "
+            f"{path!r}. E.g. '/tmp/plain/model.ckpt'."
+        )
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    problem = ("does not exist" if not os.path.exists(folder) else "is not a folder"
-               if not os.path.isdir(folder) else None if os.access(folder, os.W_OK | os.X_OK)
-               else "is not writable")
+    problem = (
+        "does not exist"
+        if not os.path.exists(folder)
+        else "is not a folder"
+        if not os.path.isdir(folder)
+        else None
+        if os.access(folder, os.W_OK | os.X_OK)
+        else "is not writable"
+    )
     if problem:
-        raise ValueError(f"{fn}: `path` {path!r} cannot be written: its folder {folder!r} "
-                         f"{problem}. Create the folder first (os.makedirs(folder, "
-                         "exist_ok=True)) or pick a writable one.")
+        raise ValueError(
+            f"{fn}: `path` {path!r} cannot be written: its folder {folder!r} "
+            f"{problem}. Create the folder first (os.makedirs(folder, "
+            "exist_ok=True)) or pick a writable one."
+        )
     return path
 
 
@@ -207,7 +227,7 @@ def _aligned_empty(shape, dtype, alignment=64):
     size = int(np.prod(shape)) * np.dtype(dtype).itemsize
     raw = np.empty(size + alignment, np.uint8)
     start = -raw.ctypes.data % alignment
-    return raw[start:start + size].view(dtype).reshape(shape)
+    return raw[start : start + size].view(dtype).reshape(shape)
 
 
 def _assemble(parts, arrays):
@@ -245,19 +265,26 @@ def _save_values(values, path):
     names = sorted(values)
     _checkpoint_files.remove_stale_temporary_files(path, "export_plain_checkpoint")
     with tf.Graph().as_default():
-        placeholders = [v1.placeholder(tf.as_dtype(values[n].dtype), values[n].shape)
-                        for n in names]
+        placeholders = [
+            v1.placeholder(tf.as_dtype(values[n].dtype), values[n].shape) for n in names
+        ]
         prefix = v1.placeholder(tf.string, [])
-        save = tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names,
-                                 shape_and_slices=[""] * len(names), tensors=placeholders)
+        save = tf.raw_ops.SaveV2(
+            prefix=prefix,
+            tensor_names=names,
+            shape_and_slices=[""] * len(names),
+            tensors=placeholders,
+        )
         with v1.Session() as export_session:
             feed = dict(zip(placeholders, (values[n] for n in names)))
             feed[prefix] = path
             try:
                 export_session.run(save, feed)
             except tf.errors.OpError as error:  # e.g. the disk is full, or the folder vanished
-                raise ValueError(f"export_plain_checkpoint: `path` {path!r} cannot be written "
-                                 f"({_checks.first_line(error)}). Pick a writable folder with "
-                                 "free space.") from None
+                raise ValueError(
+                    f"export_plain_checkpoint: `path` {path!r} cannot be written "
+                    f"({_checks.first_line(error)}). Pick a writable folder with "
+                    "free space."
+                ) from None
     v1.train.update_checkpoint_state(os.path.dirname(os.path.abspath(path)), path)
     return path

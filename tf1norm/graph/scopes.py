@@ -36,8 +36,12 @@ def _combine(regularizers):
 def _regularizing_getter(pattern, regularizer):
     def custom_getter(getter, name, *args, **kwargs):
         shape = kwargs.get("shape")
-        if regularizer is not None and pattern.search(name) and shape is not None \
-                and len(shape) >= 2:
+        if (
+            regularizer is not None
+            and pattern.search(name)
+            and shape is not None
+            and len(shape) >= 2
+        ):
             kwargs["regularizer"] = _combine([kwargs.get("regularizer"), regularizer])
         return getter(name, *args, **kwargs)
 
@@ -59,8 +63,9 @@ def _compose(outer, inner):
 
 
 @contextlib.contextmanager
-def slim_scope(max_norm=None, l2=None, weight_norm=False, spectral_norm=None,
-               name_filter=DEFAULT_FILTER):
+def slim_scope(
+    max_norm=None, l2=None, weight_norm=False, spectral_norm=None, name_filter=DEFAULT_FILTER
+):
     """Apply constraints, regularizers and reparameterizations to every layer built inside.
 
     Args:
@@ -88,14 +93,20 @@ def slim_scope(max_norm=None, l2=None, weight_norm=False, spectral_norm=None,
             net = tf.compat.v1.layers.dense(slim.flatten(net), 10)
     """
     if weight_norm and spectral_norm:
-        raise ValueError("slim_scope: choose one reparameterization, `weight_norm` or "
-                         "`spectral_norm`, not both.")
+        raise ValueError(
+            "slim_scope: choose one reparameterization, `weight_norm` or `spectral_norm`, not both."
+        )
     pattern = compile_filter(name_filter, "slim_scope")
-    regularizer = _combine([
-        None if max_norm is None else max_norm_regularizer(
-            _checks.positive_number(max_norm, "slim_scope", "max_norm")),
-        None if l2 is None else l2_regularizer(
-            _checks.positive_number(l2, "slim_scope", "l2", allow_zero=True))])
+    regularizer = _combine(
+        [
+            None
+            if max_norm is None
+            else max_norm_regularizer(_checks.positive_number(max_norm, "slim_scope", "max_norm")),
+            None
+            if l2 is None
+            else l2_regularizer(_checks.positive_number(l2, "slim_scope", "l2", allow_zero=True)),
+        ]
+    )
     reparam = None
     if weight_norm:
         reparam = weight_norm_getter(name_filter)
@@ -103,18 +114,26 @@ def slim_scope(max_norm=None, l2=None, weight_norm=False, spectral_norm=None,
         options = spectral_norm if isinstance(spectral_norm, dict) else {}
         unknown = sorted(set(options) - {"power_iterations", "update", "collection", "training"})
         if unknown:
-            raise TypeError(f"slim_scope: `spectral_norm` holds unknown options {unknown}; got "
-                            f"{spectral_norm!r}. Use True, or a dict of spectral_norm_getter "
-                            "arguments: power_iterations, update, collection, training.")
+            raise TypeError(
+                f"slim_scope: `spectral_norm` holds unknown options {unknown}; got "
+                f"{spectral_norm!r}. Use True, or a dict of spectral_norm_getter "
+                "arguments: power_iterations, update, collection, training."
+            )
         reparam = spectral_norm_getter(name_filter=name_filter, **options)
     if regularizer is None and reparam is None:
-        raise ValueError("slim_scope: nothing to apply; pass max_norm=, l2=, weight_norm=True "
-                         "or spectral_norm=True.")
-    getter = _compose(_regularizing_getter(pattern, regularizer), reparam) if regularizer \
-        else reparam
-    with _max_norm_not_nested(max_norm), \
-            v1.variable_scope(v1.get_variable_scope(), custom_getter=getter,
-                              auxiliary_name_scope=False):
+        raise ValueError(
+            "slim_scope: nothing to apply; pass max_norm=, l2=, weight_norm=True "
+            "or spectral_norm=True."
+        )
+    getter = (
+        _compose(_regularizing_getter(pattern, regularizer), reparam) if regularizer else reparam
+    )
+    with (
+        _max_norm_not_nested(max_norm),
+        v1.variable_scope(
+            v1.get_variable_scope(), custom_getter=getter, auxiliary_name_scope=False
+        ),
+    ):
         yield
 
 
@@ -125,13 +144,15 @@ def _max_norm_not_nested(max_norm):
 
     active = registry.cached(v1.get_default_graph(), "slim_scope_max_norms", list)
     if max_norm is not None and active:
-        raise ValueError(f"slim_scope: `max_norm`={max_norm!r} inside an enclosing "
-                         f"slim_scope(max_norm={active[-1]!r}); a weight keeps one max-norm "
-                         "projection, so one threshold would be silently dropped. Give the "
-                         "threshold in one scope only (e.g. use the inner scope for l2= or "
-                         "spectral_norm= alone), or put the scopes side by side.")
+        raise ValueError(
+            f"slim_scope: `max_norm`={max_norm!r} inside an enclosing "
+            f"slim_scope(max_norm={active[-1]!r}); a weight keeps one max-norm "
+            "projection, so one threshold would be silently dropped. Give the "
+            "threshold in one scope only (e.g. use the inner scope for l2= or "
+            "spectral_norm= alone), or put the scopes side by side."
+        )
     active.extend([] if max_norm is None else [max_norm])
     try:
         yield
     finally:
-        del active[len(active) - (max_norm is not None):]
+        del active[len(active) - (max_norm is not None) :]

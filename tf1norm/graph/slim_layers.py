@@ -34,29 +34,49 @@ from tf1norm._src.compat import tf, v1
 
 _FN = "slim_layers.batch_norm"
 _CHANNELS_FIRST = {"NHWC": False, "NCHW": True, "NDHWC": False, "NCDHW": True}
-_LAYER_PATH_FIX = ("call tf_slim.batch_norm for it: its tf.compat.v1.layers path (default "
-                   "updates_collections, no zero_debias_moving_mean) supports it and still "
-                   "runs on TF 2.21.")
+_LAYER_PATH_FIX = (
+    "call tf_slim.batch_norm for it: its tf.compat.v1.layers path (default "
+    "updates_collections, no zero_debias_moving_mean) supports it and still "
+    "runs on TF 2.21."
+)
 _UNSUPPORTED_FIX = {
     "batch_weights": "Weighted moments need the non-fused kernel, and tf-slim's own "
-                     "batch_weights path is broken on TF 2.21 (utils.constant_value uses the "
-                     "removed ops.Tensor); compute tf.nn.weighted_moments and normalize with "
-                     "tf.nn.batch_normalization yourself, or repeat samples instead.",
+    "batch_weights path is broken on TF 2.21 (utils.constant_value uses the "
+    "removed ops.Tensor); compute tf.nn.weighted_moments and normalize with "
+    "tf.nn.batch_normalization yourself, or repeat samples instead.",
     "renorm": "Batch renormalization needs the non-fused kernel; " + _LAYER_PATH_FIX,
     "renorm_clipping": "It only applies with renorm, which needs the non-fused kernel; "
-                       + _LAYER_PATH_FIX,
+    + _LAYER_PATH_FIX,
     "adjustment": "The adjustment needs the non-fused kernel; " + _LAYER_PATH_FIX,
 }
 
 
 @tf_slim.add_arg_scope
-def batch_norm(inputs, decay=0.999, center=True, scale=False, epsilon=0.001, activation_fn=None,
-               param_initializers=None, param_regularizers=None,
-               updates_collections=v1.GraphKeys.UPDATE_OPS, is_training=True, reuse=None,
-               variables_collections=None, outputs_collections=None, trainable=True,
-               batch_weights=None, fused=None, data_format="NHWC", zero_debias_moving_mean=False,
-               scope=None, renorm=False, renorm_clipping=None, renorm_decay=0.99,
-               adjustment=None):
+def batch_norm(
+    inputs,
+    decay=0.999,
+    center=True,
+    scale=False,
+    epsilon=0.001,
+    activation_fn=None,
+    param_initializers=None,
+    param_regularizers=None,
+    updates_collections=v1.GraphKeys.UPDATE_OPS,
+    is_training=True,
+    reuse=None,
+    variables_collections=None,
+    outputs_collections=None,
+    trainable=True,
+    batch_weights=None,
+    fused=None,
+    data_format="NHWC",
+    zero_debias_moving_mean=False,
+    scope=None,
+    renorm=False,
+    renorm_clipping=None,
+    renorm_decay=0.99,
+    adjustment=None,
+):
     """``tf_slim.batch_norm`` on the fused kernel, for rank 2-5 inputs.
 
     ``y = γ·(x − μ)/sqrt(σ² + epsilon) + β`` per channel, over every axis but
@@ -143,25 +163,38 @@ def batch_norm(inputs, decay=0.999, center=True, scale=False, epsilon=0.001, act
     References:
       Ioffe & Szegedy, Batch Normalization, 2015 (arXiv:1502.03167).
     """
-    _check_unsupported(batch_weights=batch_weights, renorm=renorm,
-                       renorm_clipping=renorm_clipping, adjustment=adjustment)
+    _check_unsupported(
+        batch_weights=batch_weights,
+        renorm=renorm,
+        renorm_clipping=renorm_clipping,
+        adjustment=adjustment,
+    )
     _check_data_format(data_format)
     inputs = check_input(inputs, _FN, "inputs")
-    options, path = _options(inputs.shape.rank, decay, epsilon, fused, data_format,
-                             zero_debias_moving_mean, updates_collections,
-                             _flag(trainable, "trainable"))
+    options, path = _options(
+        inputs.shape.rank,
+        decay,
+        epsilon,
+        fused,
+        data_format,
+        zero_debias_moving_mean,
+        updates_collections,
+        _flag(trainable, "trainable"),
+    )
     channels = channels_of(inputs, options.channels_first, _FN, "inputs")
     make = functools.partial(
-        _model_variable, channels=channels, trainable=trainable,
+        _model_variable,
+        channels=channels,
+        trainable=trainable,
         initializers=_param_dict(param_initializers, PARAM_NAMES, "param_initializers"),
         regularizers=_param_dict(param_regularizers, ("beta", "gamma"), "param_regularizers"),
-        collections=_variables_collections(variables_collections))
+        collections=_variables_collections(variables_collections),
+    )
     center, scale = _flag(center, "center"), _flag(scale, "scale")
     training = static_training(is_training, _FN, "is_training")
     order = ("gamma", "beta") if path.endswith("layer") else ("beta", "gamma")
     getter = _also_a_model_variable if path == "legacy" else None
-    with v1.variable_scope(scope, "BatchNorm", [inputs], reuse=reuse,
-                           custom_getter=getter) as sc:
+    with v1.variable_scope(scope, "BatchNorm", [inputs], reuse=reuse, custom_getter=getter) as sc:
         params = create_params(make, center, scale, affine_order=order)
         outputs = normalize(inputs, params, training, options)
         if activation_fn is not None:
@@ -169,21 +202,25 @@ def batch_norm(inputs, decay=0.999, center=True, scale=False, epsilon=0.001, act
         return tf_slim.utils.collect_named_outputs(outputs_collections, sc.name, outputs)
 
 
-def _options(rank, decay, epsilon, fused, data_format, zero_debias, updates_collections,
-             trainable):
+def _options(rank, decay, epsilon, fused, data_format, zero_debias, updates_collections, trainable):
     """Validated ``Options`` and tf-slim's code path (``slim_code_path``)."""
-    updates_collections = _collection_names(updates_collections, "updates_collections",
-                                            allow_none=True)
+    updates_collections = _collection_names(
+        updates_collections, "updates_collections", allow_none=True
+    )
     zero_debias = _flag(zero_debias, "zero_debias_moving_mean")
-    path = slim_code_path(rank, _fused(fused), updates_collections == (v1.GraphKeys.UPDATE_OPS,),
-                          zero_debias)
+    path = slim_code_path(
+        rank, _fused(fused), updates_collections == (v1.GraphKeys.UPDATE_OPS,), zero_debias
+    )
     if path.endswith("layer") and not trainable:
         updates_collections = ()  # a non-trainable layer reports no updates
-    options = Options(decay=check_decay(decay, _FN, "decay"),
-                      epsilon=_checks.positive_number(epsilon, _FN, "epsilon", allow_zero=True),
-                      channels_first=_channels_first(data_format, rank) and rank > 2,
-                      unbiased_variance=path in ("fused", "fused layer"),
-                      zero_debias=zero_debias, updates_collections=updates_collections)
+    options = Options(
+        decay=check_decay(decay, _FN, "decay"),
+        epsilon=_checks.positive_number(epsilon, _FN, "epsilon", allow_zero=True),
+        channels_first=_channels_first(data_format, rank) and rank > 2,
+        unbiased_variance=path in ("fused", "fused layer"),
+        zero_debias=zero_debias,
+        updates_collections=updates_collections,
+    )
     return options, path
 
 
@@ -219,10 +256,15 @@ def _model_variable(name, channels, trainable, initializers, regularizers, colle
     """``tf_slim.model_variable`` as ``slim.batch_norm`` calls it (arg_scope applies)."""
     initializer = initializers.get(name) or DEFAULT_INITIALIZERS[name]()
     extra = collections.get(name) if isinstance(collections, dict) else collections
-    return tf_slim.model_variable(name, shape=[channels], dtype=tf.float32,
-                                  initializer=initializer, regularizer=regularizers.get(name),
-                                  collections=extra,
-                                  trainable=trainable and name in ("beta", "gamma"))
+    return tf_slim.model_variable(
+        name,
+        shape=[channels],
+        dtype=tf.float32,
+        initializer=initializer,
+        regularizer=regularizers.get(name),
+        collections=extra,
+        trainable=trainable and name in ("beta", "gamma"),
+    )
 
 
 def _also_a_model_variable(getter, *args, **kwargs):
@@ -240,36 +282,42 @@ def _check_unsupported(**given):
     """NotImplementedError for the first slim feature the fused kernel cannot run."""
     for arg, value in given.items():
         if value is not None and value is not False:
-            raise NotImplementedError(f"{_FN}: `{arg}` is not supported; got {value!r}. "
-                                      + _UNSUPPORTED_FIX[arg])
+            raise NotImplementedError(
+                f"{_FN}: `{arg}` is not supported; got {value!r}. " + _UNSUPPORTED_FIX[arg]
+            )
 
 
 def _flag(value, arg):
     if not isinstance(value, bool):
-        raise TypeError(f"{_FN}: `{arg}` must be a Python bool; got {value!r}. Pass True or "
-                        "False.")
+        raise TypeError(f"{_FN}: `{arg}` must be a Python bool; got {value!r}. Pass True or False.")
     return value
 
 
 def _fused(fused):
     if fused is not None and not isinstance(fused, bool):
-        raise TypeError(f"{_FN}: `fused` must be None, True or False; got {fused!r}. It only "
-                        "selects the moving-variance convention (see the docstring).")
+        raise TypeError(
+            f"{_FN}: `fused` must be None, True or False; got {fused!r}. It only "
+            "selects the moving-variance convention (see the docstring)."
+        )
     return fused
 
 
 def _check_data_format(data_format):
     if data_format not in _CHANNELS_FIRST:
-        raise ValueError(f"{_FN}: data_format has to be either NCHW or NHWC (channels first or "
-                         "last, any rank), or NCDHW/NDHWC for rank-5 input; got "
-                         f"{data_format!r}. Use 'NCHW' for channels first.")
+        raise ValueError(
+            f"{_FN}: data_format has to be either NCHW or NHWC (channels first or "
+            "last, any rank), or NCDHW/NDHWC for rank-5 input; got "
+            f"{data_format!r}. Use 'NCHW' for channels first."
+        )
 
 
 def _channels_first(data_format, rank):
     if data_format in ("NDHWC", "NCDHW") and rank != 5:
-        raise ValueError(f"{_FN}: data_format {data_format!r} is for rank-5 input; got "
-                         f"rank-{rank} input. Use {data_format.replace('D', '')!r} "
-                         "(channels last or first, any rank).")
+        raise ValueError(
+            f"{_FN}: data_format {data_format!r} is for rank-5 input; got "
+            f"rank-{rank} input. Use {data_format.replace('D', '')!r} "
+            "(channels last or first, any rank)."
+        )
     return _CHANNELS_FIRST[data_format]
 
 
@@ -278,15 +326,20 @@ def _param_dict(params, allowed, arg):
     if params is None:
         return {}
     if not isinstance(params, collections.abc.Mapping):
-        raise TypeError(f"{_FN}: `{arg}` must be a dict keyed by {', '.join(allowed)}; got "
-                        f"{params!r}. Pass e.g. {{'{allowed[0]}': ...}}.")
+        raise TypeError(
+            f"{_FN}: `{arg}` must be a dict keyed by {', '.join(allowed)}; got "
+            f"{params!r}. Pass e.g. {{'{allowed[0]}': ...}}."
+        )
     for key, value in params.items():
         if key not in allowed:
-            raise ValueError(f"{_FN}: `{arg}` has the unknown key {key!r}. Use only "
-                             f"{', '.join(allowed)}.")
+            raise ValueError(
+                f"{_FN}: `{arg}` has the unknown key {key!r}. Use only {', '.join(allowed)}."
+            )
         if value is not None and not callable(value):
-            raise ValueError(f"{_FN}: `{arg}[{key!r}]` must be callable; got {value!r}. Pass "
-                             "an initializer/regularizer such as tf.compat.v1.ones_initializer().")
+            raise ValueError(
+                f"{_FN}: `{arg}[{key!r}]` must be callable; got {value!r}. Pass "
+                "an initializer/regularizer such as tf.compat.v1.ones_initializer()."
+            )
     return dict(params)
 
 
@@ -300,9 +353,11 @@ def _collection_names(names, arg, allow_none=False):
         items = tuple(names)
         if all(isinstance(name, str) for name in items):
             return items
-    raise TypeError(f"{_FN}: `{arg}` must be a collection name or a list of names"
-                    f"{' (or None)' if allow_none else ''}; got {names!r}. Pass e.g. "
-                    "[tf.compat.v1.GraphKeys.UPDATE_OPS].")
+    raise TypeError(
+        f"{_FN}: `{arg}` must be a collection name or a list of names"
+        f"{' (or None)' if allow_none else ''}; got {names!r}. Pass e.g. "
+        "[tf.compat.v1.GraphKeys.UPDATE_OPS]."
+    )
 
 
 def _variables_collections(collections_):
@@ -312,5 +367,7 @@ def _variables_collections(collections_):
     if not isinstance(collections_, collections.abc.Mapping):
         return _collection_names(collections_, "variables_collections")
     _param_dict({k: None for k in collections_}, PARAM_NAMES, "variables_collections")
-    return {name: _collection_names(value, f"variables_collections[{name!r}]", allow_none=True)
-            for name, value in collections_.items()}
+    return {
+        name: _collection_names(value, f"variables_collections[{name!r}]", allow_none=True)
+        for name, value in collections_.items()
+    }

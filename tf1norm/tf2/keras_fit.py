@@ -51,10 +51,13 @@ def attach_transforms(model, transforms):
     """
     keras_step = getattr(model, "train_step", None)
     if not callable(keras_step):
-        raise TypeError(f"attach_transforms: `model` must be a Keras Model (it has no "
-                        f"train_step); got {type(model).__name__}.")
-    transforms = _graph_checks.instance_list(transforms, Transform, "attach_transforms",
-                                             "transforms", "tf1norm.clip_by_norm(5.0)")
+        raise TypeError(
+            f"attach_transforms: `model` must be a Keras Model (it has no "
+            f"train_step); got {type(model).__name__}."
+        )
+    transforms = _graph_checks.instance_list(
+        transforms, Transform, "attach_transforms", "transforms", "tf1norm.clip_by_norm(5.0)"
+    )
     steps = {}
 
     def current_step():

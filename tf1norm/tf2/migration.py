@@ -68,9 +68,11 @@ def _optimizer_names(optimizer, variables, name_fn):
     if isinstance(optimizer, v1.train.Optimizer):
         return _v1_optimizer_names(optimizer, variables, name_fn)
     if type(optimizer).__name__ != "Adam":
-        raise TypeError(f"tf1_variable_map: Keras optimizer {type(optimizer).__name__} has no "
-                        "known TF1 slot names (Keras Adam has); use a tf.compat.v1.train "
-                        "optimizer in the TF2 step for a name-for-name port.")
+        raise TypeError(
+            f"tf1_variable_map: Keras optimizer {type(optimizer).__name__} has no "
+            "known TF1 slot names (Keras Adam has); use a tf.compat.v1.train "
+            "optimizer in the TF2 step for a name-for-name port."
+        )
     names = {}
     for variable in variables:
         index = _keras_slot_index(optimizer, variable)
@@ -98,7 +100,7 @@ def _v1_optimizer_names(optimizer, variables, name_fn):
         for slot_name in optimizer.get_slot_names():
             slot = optimizer.get_slot(variable, slot_name)
             if slot is not None:
-                suffix = variable_name(slot)[len(own) + 1:]
+                suffix = variable_name(slot)[len(own) + 1 :]
                 names[f"{name_fn(variable)}/{suffix}"] = slot
     for slot in sorted(optimizer._non_slot_dict.values(), key=variable_name):
         names[variable_name(slot)] = slot
@@ -145,15 +147,16 @@ class StepComparison:
         common = [n for n in tf1_values if n in tf2_values]
         self.only_tf1 = sorted(set(tf1_values) - set(tf2_values))
         self.only_tf2 = sorted(set(tf2_values) - set(tf1_values))
-        self.per_variable = {n: relative_difference(tf1_values[n], tf2_values[n])
-                             for n in common}
+        self.per_variable = {n: relative_difference(tf1_values[n], tf2_values[n]) for n in common}
         worst = max(self.per_variable.items(), key=lambda item: item[1], default=("", 0.0))
         self.worst_per_step.append(worst)
         self.per_step.append(worst[1])
 
     def __str__(self):
-        lines = [f"step {i + 1:3d}: max relative difference {d:.3g} ({name})"
-                 for i, (name, d) in enumerate(self.worst_per_step)]
+        lines = [
+            f"step {i + 1:3d}: max relative difference {d:.3g} ({name})"
+            for i, (name, d) in enumerate(self.worst_per_step)
+        ]
         if self.only_tf1:
             lines.append(f"not compared (TF1 only): {', '.join(self.only_tf1)}")
         if self.only_tf2:
@@ -209,8 +212,9 @@ def _run_tf1(build_tf1, batches, steps, mode):
     """``[{name: value}]`` after each step of the graph program."""
     tool = v1.keras.utils.DeterministicRandomTestTool(mode=mode)
     with tool.scope(), tf.Graph().as_default():
-        inputs = [v1.placeholder(a.dtype, a.shape, name=f"input_{i}")
-                  for i, a in enumerate(batches[0])]
+        inputs = [
+            v1.placeholder(a.dtype, a.shape, name=f"input_{i}") for i, a in enumerate(batches[0])
+        ]
         train_op = build_tf1(inputs)
         variables = {variable_name(v): v for v in v1.global_variables()}
         values = []

@@ -52,13 +52,17 @@ def restore_tf1_checkpoint(path, variable_map, allow_missing=False):
         if name not in shapes:
             if allow_missing:
                 continue
-            raise ValueError(f"restore_tf1_checkpoint: {name!r} is not in the checkpoint "
-                             f"{path!r}; it has {sorted(shapes)[:8]}... Rename, or pass "
-                             "allow_missing=True.")
+            raise ValueError(
+                f"restore_tf1_checkpoint: {name!r} is not in the checkpoint "
+                f"{path!r}; it has {sorted(shapes)[:8]}... Rename, or pass "
+                "allow_missing=True."
+            )
         value = _checks.checkpoint_tensor(reader, name, path, "restore_tf1_checkpoint")
         if tuple(value.shape) != tuple(variable.shape):
-            raise ValueError(f"restore_tf1_checkpoint: {name!r} has shape {value.shape} in "
-                             f"the checkpoint but {tuple(variable.shape)} in the TF2 model.")
+            raise ValueError(
+                f"restore_tf1_checkpoint: {name!r} has shape {value.shape} in "
+                f"the checkpoint but {tuple(variable.shape)} in the TF2 model."
+            )
         variable.assign(value)
         restored.append(name)
     return restored, sorted(set(shapes) - set(variable_map))
@@ -90,15 +94,20 @@ def convert_checkpoint(path, output_prefix, exclude=()):
     """
     patterns = _patterns(exclude)
     reader = _reader(path, "convert_checkpoint")
-    names = sorted(n for n in reader.get_variable_to_shape_map()
-                   if not any(p.search(n) for p in patterns))
+    names = sorted(
+        n for n in reader.get_variable_to_shape_map() if not any(p.search(n) for p in patterns)
+    )
     if not names:
-        raise ValueError(f"convert_checkpoint: no variable left to write from {path!r} "
-                         f"(exclude={list(exclude)!r}).")
-    arrays = {name: _checks.checkpoint_tensor(reader, name, path, "convert_checkpoint")
-              for name in names}  # all read before any variable is made
-    values = {name: tf.Variable(array, name=name.replace("/", "_"))
-              for name, array in arrays.items()}
+        raise ValueError(
+            f"convert_checkpoint: no variable left to write from {path!r} "
+            f"(exclude={list(exclude)!r})."
+        )
+    arrays = {
+        name: _checks.checkpoint_tensor(reader, name, path, "convert_checkpoint") for name in names
+    }  # all read before any variable is made
+    values = {
+        name: tf.Variable(array, name=name.replace("/", "_")) for name, array in arrays.items()
+    }
     _checkpoint_files.remove_stale_temporary_files(output_prefix, "convert_checkpoint")
     written = tf.train.Checkpoint(variables=values).write(output_prefix)
     return written, names
@@ -110,5 +119,6 @@ def _patterns(exclude):
     try:
         return [re.compile(p) for p in exclude]
     except (TypeError, re.error) as error:
-        raise ValueError(f"convert_checkpoint: `exclude` must be regular expressions; got "
-                         f"{exclude!r} ({error}).") from None
+        raise ValueError(
+            f"convert_checkpoint: `exclude` must be regular expressions; got {exclude!r} ({error})."
+        ) from None

@@ -113,10 +113,11 @@ class TrainStep:
             (an unknown rank is checked when the step runs).
         """
         if not callable(loss_fn):
-            raise TypeError(f"TrainStep: `loss_fn` must be a callable returning the loss; got "
-                            f"{loss_fn!r}. E.g. step(lambda: loss(model(x), y)).")
-        restore = self.snapshot(restore_on_skip() if callable(restore_on_skip)
-                                else restore_on_skip)
+            raise TypeError(
+                f"TrainStep: `loss_fn` must be a callable returning the loss; got "
+                f"{loss_fn!r}. E.g. step(lambda: loss(model(x), y))."
+            )
+        restore = self.snapshot(restore_on_skip() if callable(restore_on_skip) else restore_on_skip)
         with tf.GradientTape() as tape:
             loss = _checks.scalar_loss(loss_fn(), "TrainStep", "loss_fn()")
         if variables is None:
@@ -144,19 +145,32 @@ class TrainStep:
         pairs = [(g, v) for g, v in grads_and_vars]
         if not any(g is not None for g, _ in pairs):
             names = [v.name for _, v in pairs]
-            raise ValueError(f"TrainStep: no gradient flows from the loss to any of the "
-                             f"variables {names}. Check `variables` and the loss.")
+            raise ValueError(
+                f"TrainStep: no gradient flows from the loss to any of the "
+                f"variables {names}. Check `variables` and the loss."
+            )
         originals = {_tf_variable(v).ref(): v for _, v in pairs}
         pairs = _all_reduced([(g, _tf_variable(v)) for g, v in pairs])
         self.build([originals[v.ref()] for g, v in pairs if g is not None])
-        context = TF2StepContext(self.optimizer, self.global_step, [v for _, v in pairs],
-                                 self.persistent, _record_graph(), loss)
+        context = TF2StepContext(
+            self.optimizer,
+            self.global_step,
+            [v for _, v in pairs],
+            self.persistent,
+            _record_graph(),
+            loss,
+        )
         chain = self.transforms + _automatic_projections(self.transforms, context.graph)
         for transform in chain:
             pairs = pre_applied(transform, pairs, context, "make_train_step")
         applied = skipping.conditional_update(
-            context, pairs, lambda final: self._update(final, originals, chain, context),
-            restore, _replicas(several=False), lambda: self._written(context.variables))
+            context,
+            pairs,
+            lambda final: self._update(final, originals, chain, context),
+            restore,
+            _replicas(several=False),
+            lambda: self._written(context.variables),
+        )
         if tf.executing_eagerly():
             registry.clear_step_records()  # the next forward pass records afresh
         return applied
@@ -170,8 +184,9 @@ class TrainStep:
         """
         with tf.init_scope():
             if self.global_step is None:
-                self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                               name="global_step")
+                self.global_step = tf.Variable(
+                    0, dtype=tf.int64, trainable=False, name="global_step"
+                )
             if isinstance(self.optimizer, v1.train.Optimizer):
                 self.optimizer._create_slots([_tf_variable(v) for v in variables])
             elif not getattr(self.optimizer, "built", getattr(self.optimizer, "_built", False)):
@@ -187,13 +202,20 @@ class TrainStep:
     def _update(self, pairs, originals, chain, context):
         apply_update = self.apply_update or self.optimizer.apply_gradients
         v1_optimizer = isinstance(self.optimizer, v1.train.Optimizer)
-        constrained = {v.ref() for v in context.variables
-                       if getattr(originals[v.ref()], "constraint", None) is not None}
+        constrained = {
+            v.ref()
+            for v in context.variables
+            if getattr(originals[v.ref()], "constraint", None) is not None
+        }
         for transform in _before_update(chain):
-            transform.post_apply([v for v in context.variables if v.ref() in constrained],
-                                 context)
-        apply_update([(g, v if v1_optimizer else originals[v.ref()])
-                      for g, v in _shares(pairs) if g is not None])
+            transform.post_apply([v for v in context.variables if v.ref() in constrained], context)
+        apply_update(
+            [
+                (g, v if v1_optimizer else originals[v.ref()])
+                for g, v in _shares(pairs)
+                if g is not None
+            ]
+        )
         for transform in chain:
             variables = context.variables
             if transform in _before_update(chain):
@@ -203,8 +225,9 @@ class TrainStep:
                     transform.post_apply([variable], context)
             else:
                 transform.post_apply(variables, context)
-        _constrain_last([originals[v.ref()] for g, v in pairs if g is not None], chain,
-                        v1_optimizer)
+        _constrain_last(
+            [originals[v.ref()] for g, v in pairs if g is not None], chain, v1_optimizer
+        )
         self.global_step.assign_add(1)
 
     def __repr__(self):
@@ -239,19 +262,25 @@ def make_train_step(optimizer, transforms=()):
         def train(x, y):
             return step(lambda: loss_fn(model(x), y), lambda: model.trainable_variables)
     """
-    if not callable(getattr(_checks.not_a_class(optimizer, "make_train_step"),
-                            "apply_gradients", None)):
-        raise TypeError(f"make_train_step: `optimizer` must have apply_gradients (a Keras or "
-                        f"tf.compat.v1.train optimizer); got {optimizer!r}.")
-    transforms = _graph_checks.instance_list(transforms, Transform, "make_train_step", "transforms",
-                                       "tf1norm.clip_by_norm(5.0)")
+    if not callable(
+        getattr(_checks.not_a_class(optimizer, "make_train_step"), "apply_gradients", None)
+    ):
+        raise TypeError(
+            f"make_train_step: `optimizer` must have apply_gradients (a Keras or "
+            f"tf.compat.v1.train optimizer); got {optimizer!r}."
+        )
+    transforms = _graph_checks.instance_list(
+        transforms, Transform, "make_train_step", "transforms", "tf1norm.clip_by_norm(5.0)"
+    )
     for transform in transforms:
         if type(transform).__name__ == "_SgdDecayStep":
-            raise TypeError("make_train_step: sgd_decay_step reads a graph collection of "
-                            "penalty tensors, which TF2 does not keep; use "
-                            "add_decoupled_weight_decay(rate, scale_by_learning_rate=False) "
-                            "(θ ← θ − rate·θ_old, the same step for an L2 penalty) or "
-                            "add_l2_to_gradients.")
+            raise TypeError(
+                "make_train_step: sgd_decay_step reads a graph collection of "
+                "penalty tensors, which TF2 does not keep; use "
+                "add_decoupled_weight_decay(rate, scale_by_learning_rate=False) "
+                "(θ ← θ − rate·θ_old, the same step for an L2 penalty) or "
+                "add_l2_to_gradients."
+            )
     return TrainStep(optimizer, transforms)
 
 
@@ -262,8 +291,10 @@ def _tf_variable(variable):
     inner = getattr(variable, "value", None)
     if isinstance(inner, tf.Variable):
         return inner
-    raise TypeError(f"TrainStep: cannot train {variable!r}; expected a tf.Variable or a Keras "
-                    "variable of the TensorFlow backend.")
+    raise TypeError(
+        f"TrainStep: cannot train {variable!r}; expected a tf.Variable or a Keras "
+        "variable of the TensorFlow backend."
+    )
 
 
 def _replicas(several=True):
@@ -339,8 +370,9 @@ def _constrain_last(variables, chain, v1_optimizer):
 
 def _writes_variables(transform):
     """True for a transform whose post_apply writes variables (recorded projections aside)."""
-    return (type(transform).post_apply is not Transform.post_apply
-            and not isinstance(transform, _ProjectConstraints))
+    return type(transform).post_apply is not Transform.post_apply and not isinstance(
+        transform, _ProjectConstraints
+    )
 
 
 def _record_graph():

@@ -44,8 +44,12 @@ def _apply_and_post_apply(optimizer, grads_and_vars, transforms, context):
     apply_op = optimizer.apply_gradients(grads_and_vars)
     updates = _update_ops_by_variable(graph.get_operations()[first_new_op:], graph)
     last = context.last_ops
-    last.update({v.ref(): updates.get(registry.handle_op(v).outputs[0].ref(), apply_op)
-                 for v in context.variables})
+    last.update(
+        {
+            v.ref(): updates.get(registry.handle_op(v).outputs[0].ref(), apply_op)
+            for v in context.variables
+        }
+    )
     for transform in transforms:
         _post_apply_stage(transform, context, last)
     with tf.control_dependencies([apply_op] + list(last.values())):
@@ -81,9 +85,18 @@ def _one_op(ops):
     return tf.group(*ops)
 
 
-_UPDATE_OP_PREFIXES = ("ResourceApply", "ResourceSparseApply", "Apply", "SparseApply",
-                       "AssignVariableOp", "AssignSubVariableOp", "AssignAddVariableOp",
-                       "Assign", "ResourceScatter", "Scatter")
+_UPDATE_OP_PREFIXES = (
+    "ResourceApply",
+    "ResourceSparseApply",
+    "Apply",
+    "SparseApply",
+    "AssignVariableOp",
+    "AssignSubVariableOp",
+    "AssignAddVariableOp",
+    "Assign",
+    "ResourceScatter",
+    "Scatter",
+)
 
 
 def _update_ops_by_variable(new_ops, graph):

@@ -21,10 +21,24 @@ import warnings
 from tf1norm._src.compat import tf, v1
 
 # Stateful ops that take a variable but never write it.
-_READ_ONLY = frozenset({
-    "ReadVariableOp", "ResourceGather", "ResourceGatherNd", "VariableShape",
-    "VarIsInitializedOp", "IsVariableInitialized", "DestroyResourceOp", "RefIdentity",
-    "RefSwitch", "RefEnter", "RefExit", "RefMerge", "RefNextIteration", "RefSelect"})
+_READ_ONLY = frozenset(
+    {
+        "ReadVariableOp",
+        "ResourceGather",
+        "ResourceGatherNd",
+        "VariableShape",
+        "VarIsInitializedOp",
+        "IsVariableInitialized",
+        "DestroyResourceOp",
+        "RefIdentity",
+        "RefSwitch",
+        "RefEnter",
+        "RefExit",
+        "RefMerge",
+        "RefNextIteration",
+        "RefSelect",
+    }
+)
 _HANDLE_OPS = ("VarHandleOp",)
 _REF_OPS = ("VariableV2", "Variable")
 
@@ -45,8 +59,11 @@ class Rollback:
 
     def restore(self):
         """Ops writing every resource variable's snapshot back (build them in the skip branch)."""
-        return [tf.raw_ops.AssignVariableOp(resource=record.target, value=self.snapshots[name])
-                for name, record in self._written.items() if not record.is_ref]
+        return [
+            tf.raw_ops.AssignVariableOp(resource=record.target, value=self.snapshots[name])
+            for name, record in self._written.items()
+            if not record.is_ref
+        ]
 
     def restore_references(self, applied):
         """Ops writing reference variables back, built *after* the ``tf.cond``.
@@ -78,8 +95,12 @@ def protect_step(loss, grads_and_vars, conditions):
     """
     if loss is None:
         return Rollback({}, {})
-    grads = [t for g, _ in grads_and_vars if g is not None
-             for t in ((g.values, g.indices) if isinstance(g, tf.IndexedSlices) else (g,))]
+    grads = [
+        t
+        for g, _ in grads_and_vars
+        if g is not None
+        for t in ((g.values, g.indices) if isinstance(g, tf.IndexedSlices) else (g,))
+    ]
     return protect_writes([loss] + grads + list(conditions))
 
 
@@ -131,8 +152,8 @@ def _written_variables(ops):
             record = written.get(variable.name)
             if record is None:
                 record = written[variable.name] = _Written(
-                    variable.outputs[0], variable.get_attr("dtype"),
-                    variable.type in _REF_OPS, [])
+                    variable.outputs[0], variable.get_attr("dtype"), variable.type in _REF_OPS, []
+                )
             if op not in record.writes:
                 record.writes.append(op)
     return written
@@ -147,9 +168,12 @@ def _protectable(op):
     """False (with a warning) for a write inside TF1 control flow: no edge can reach it."""
     if getattr(op, "_control_flow_context", None) is None:
         return True
-    warnings.warn(f"skip_nonfinite: {op.name} writes a variable inside a TF1 while loop or "
-                  "cond; a skipped step cannot undo it. Use TF2 control flow "
-                  "(tf.compat.v1.enable_control_flow_v2()).", stacklevel=5)
+    warnings.warn(
+        f"skip_nonfinite: {op.name} writes a variable inside a TF1 while loop or "
+        "cond; a skipped step cannot undo it. Use TF2 control flow "
+        "(tf.compat.v1.enable_control_flow_v2()).",
+        stacklevel=5,
+    )
     return False
 
 
@@ -165,8 +189,11 @@ def _variable_of(tensor):
 
 def _snapshot(record):
     """A copy of the variable's value, built outside every control dependency."""
-    with tf.control_dependencies(None), v1.colocate_with(record.target.op), \
-            tf.name_scope("skip_nonfinite_snapshot"):
+    with (
+        tf.control_dependencies(None),
+        v1.colocate_with(record.target.op),
+        tf.name_scope("skip_nonfinite_snapshot"),
+    ):
         if record.is_ref:
             return tf.raw_ops.DeepCopy(x=record.target)
         return tf.raw_ops.ReadVariableOp(resource=record.target, dtype=record.dtype)

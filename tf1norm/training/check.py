@@ -10,8 +10,16 @@ from tf1norm._src.compat import tf, v1
 
 Finding = collections.namedtuple("Finding", "kind subject message")
 
-_UPDATE_PREFIXES = ("ResourceApply", "Apply", "ResourceSparseApply", "SparseApply",
-                    "ResourceScatterAdd", "ScatterAdd", "ResourceScatterSub", "ScatterSub")
+_UPDATE_PREFIXES = (
+    "ResourceApply",
+    "Apply",
+    "ResourceSparseApply",
+    "SparseApply",
+    "ResourceScatterAdd",
+    "ScatterAdd",
+    "ResourceScatterSub",
+    "ScatterSub",
+)
 _PROJECTION_TYPES = ("Assign", "AssignVariableOp", "ResourceScatterUpdate", "ScatterUpdate")
 _BRANCH_OPS = ("If", "StatelessIf")
 
@@ -51,14 +59,19 @@ def check_train_op(train_op, collections_to_check=(keys.MAX_NORM,)):
 
 def _checked_collections(collections_to_check):
     if isinstance(collections_to_check, str):
-        raise TypeError(f"check_train_op: `collections_to_check` must be a list of collection "
-                        f"names; got the string {collections_to_check!r}. Pass "
-                        f"[{collections_to_check!r}].")
+        raise TypeError(
+            f"check_train_op: `collections_to_check` must be a list of collection "
+            f"names; got the string {collections_to_check!r}. Pass "
+            f"[{collections_to_check!r}]."
+        )
     if not hasattr(collections_to_check, "__iter__"):
-        raise TypeError(f"check_train_op: `collections_to_check` must be a list of collection "
-                        f"names; got {collections_to_check!r}. E.g. ['max_norm'].")
-    return [_checks.string(c, "check_train_op", "collections_to_check")
-            for c in collections_to_check]
+        raise TypeError(
+            f"check_train_op: `collections_to_check` must be a list of collection "
+            f"names; got {collections_to_check!r}. E.g. ['max_norm']."
+        )
+    return [
+        _checks.string(c, "check_train_op", "collections_to_check") for c in collections_to_check
+    ]
 
 
 def _as_op(x):
@@ -188,32 +201,53 @@ def _check_projection(ops, variable_op, target_op, collection_op):
     updates = ops.writes(variable_op, _UPDATE_PREFIXES)
     if not updates:
         return []  # not trained by this op: nothing to order
-    projections = [op for op in ops.writes(target_op, _PROJECTION_TYPES)
-                   if op.type in _PROJECTION_TYPES]
+    projections = [
+        op for op in ops.writes(target_op, _PROJECTION_TYPES) if op.type in _PROJECTION_TYPES
+    ]
     wanted = ops.mask(updates)
     if any(ops.ancestor_mask(p) & wanted for p in projections):
         return []
     name = target_op.name
     if projections:
-        return [Finding("before update", name,
-                        f"a projection of {name} ({projections[0].name}) runs in the train op but "
-                        "is not ordered after the optimizer's update, so it can read the old "
-                        "weights. Build the train op with tf1norm.create_train_op.")]
+        return [
+            Finding(
+                "before update",
+                name,
+                f"a projection of {name} ({projections[0].name}) runs in the train op but "
+                "is not ordered after the optimizer's update, so it can read the old "
+                "weights. Build the train op with tf1norm.create_train_op.",
+            )
+        ]
     hint = f" (collection op {collection_op.name})" if collection_op is not None else ""
-    return [Finding("never runs", name,
-                    f"{name} has a projection{hint} that the train op never runs. Use "
-                    "tf1norm.create_train_op, or run it after each step (tf1norm.ConstraintHook).")]
+    return [
+        Finding(
+            "never runs",
+            name,
+            f"{name} has a projection{hint} that the train op never runs. Use "
+            "tf1norm.create_train_op, or run it after each step (tf1norm.ConstraintHook).",
+        )
+    ]
 
 
 def _check_update_op(ops, update, waited_for_by_all):
     if update not in ops.ops:
-        return [Finding("never runs", update.name,
-                        f"UPDATE_OPS op {update.name} never runs in the train op (batch-norm "
-                        "statistics are not updated). Use tf1norm.create_train_op.")]
+        return [
+            Finding(
+                "never runs",
+                update.name,
+                f"UPDATE_OPS op {update.name} never runs in the train op (batch-norm "
+                "statistics are not updated). Use tf1norm.create_train_op.",
+            )
+        ]
     if not ops.mask([update]) & waited_for_by_all:
-        return [Finding("after gradients", update.name,
-                        f"UPDATE_OPS op {update.name} runs but the gradient step does not wait "
-                        "for it. Use tf1norm.create_train_op.")]
+        return [
+            Finding(
+                "after gradients",
+                update.name,
+                f"UPDATE_OPS op {update.name} runs but the gradient step does not wait "
+                "for it. Use tf1norm.create_train_op.",
+            )
+        ]
     return []
 
 

@@ -55,9 +55,11 @@ class PerVariableMomentumOptimizer(v1.train.Optimizer):
 
     def _hyper_for(self, var, dtype):
         if var.ref() not in self._hyper:
-            raise ValueError(f"PerVariableMomentumOptimizer: no hyperparameters for "
-                             f"{var.op.name}. Add it to the layer-params file or exclude it "
-                             "from the trained variables.")
+            raise ValueError(
+                f"PerVariableMomentumOptimizer: no hyperparameters for "
+                f"{var.op.name}. Add it to the layer-params file or exclude it "
+                "from the trained variables."
+            )
         lr, momentum = self._hyper[var.ref()]
         return tf.constant(lr, dtype), tf.constant(momentum, dtype)
 
@@ -68,28 +70,46 @@ class PerVariableMomentumOptimizer(v1.train.Optimizer):
     def _resource_apply_dense(self, grad, var):
         lr, momentum = self._hyper_for(var, grad.dtype)
         return tf.raw_ops.ResourceApplyMomentum(
-            var=var.handle, accum=self.get_slot(var, "momentum").handle, lr=lr, grad=grad,
-            momentum=momentum, use_locking=self._use_locking)
+            var=var.handle,
+            accum=self.get_slot(var, "momentum").handle,
+            lr=lr,
+            grad=grad,
+            momentum=momentum,
+            use_locking=self._use_locking,
+        )
 
     def _apply_dense(self, grad, var):
         lr, momentum = self._hyper_for(var, grad.dtype)
-        return tf.raw_ops.ApplyMomentum(var=var, accum=self.get_slot(var, "momentum"), lr=lr,
-                                        grad=grad, momentum=momentum,
-                                        use_locking=self._use_locking).op
+        return tf.raw_ops.ApplyMomentum(
+            var=var,
+            accum=self.get_slot(var, "momentum"),
+            lr=lr,
+            grad=grad,
+            momentum=momentum,
+            use_locking=self._use_locking,
+        ).op
 
     def _resource_apply_sparse(self, grad, var, indices):
         lr, momentum = self._hyper_for(var, grad.dtype)
         return tf.raw_ops.ResourceSparseApplyMomentum(
-            var=var.handle, accum=self.get_slot(var, "momentum").handle, lr=lr, grad=grad,
-            indices=indices, momentum=momentum, use_locking=self._use_locking)
+            var=var.handle,
+            accum=self.get_slot(var, "momentum").handle,
+            lr=lr,
+            grad=grad,
+            indices=indices,
+            momentum=momentum,
+            use_locking=self._use_locking,
+        )
 
 
 def _checked_hyperparameters(hyperparameters):
     """``(variable.ref(), (lr, momentum))`` pairs, each checked, or TypeError/ValueError."""
     fn = "PerVariableMomentumOptimizer"
     if isinstance(hyperparameters, (str, bytes)) or not hasattr(hyperparameters, "__iter__"):
-        raise TypeError(f"{fn}: `hyperparameters` must be a dict {{variable: (learning_rate, "
-                        f"momentum)}}; got {hyperparameters!r}.")
+        raise TypeError(
+            f"{fn}: `hyperparameters` must be a dict {{variable: (learning_rate, "
+            f"momentum)}}; got {hyperparameters!r}."
+        )
     pairs = hyperparameters.items() if isinstance(hyperparameters, dict) else hyperparameters
     for item in pairs:
         variable, values = _pair(item, fn)
@@ -98,24 +118,33 @@ def _checked_hyperparameters(hyperparameters):
 
 def _pair(item, fn):
     if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], tf.Variable)):
-        raise TypeError(f"{fn}: `hyperparameters` must map tf.Variable to (learning_rate, "
-                        f"momentum); got the entry {item!r}. E.g. {{w: (0.01, 0.9)}}.")
+        raise TypeError(
+            f"{fn}: `hyperparameters` must map tf.Variable to (learning_rate, "
+            f"momentum); got the entry {item!r}. E.g. {{w: (0.01, 0.9)}}."
+        )
     return item
 
 
 def _learning_rate_and_momentum(values, name, fn):
     if not (isinstance(values, (tuple, list)) and len(values) == 2):
-        raise TypeError(f"{fn}: `hyperparameters` of {name} must be a pair (learning_rate, "
-                        f"momentum); got {values!r}. E.g. (0.01, 0.9).")
-    learning_rate = _checks.positive_number(values[0], f"{fn} ({name})", "learning_rate",
-                                            allow_zero=True)
+        raise TypeError(
+            f"{fn}: `hyperparameters` of {name} must be a pair (learning_rate, "
+            f"momentum); got {values!r}. E.g. (0.01, 0.9)."
+        )
+    learning_rate = _checks.positive_number(
+        values[0], f"{fn} ({name})", "learning_rate", allow_zero=True
+    )
     return learning_rate, checked_momentum(values[1], f"{fn} ({name})", "momentum")
 
 
 def checked_momentum(value, fn, arg):
     """A momentum in [0, 1); at 1 or above the step grows without bound."""
-    return _checks.fraction_below_one(value, fn, arg, "A momentum >= 1 makes the accumulated "
-                                      "step grow without bound; cuda-convnet uses 0.9.")
+    return _checks.fraction_below_one(
+        value,
+        fn,
+        arg,
+        "A momentum >= 1 makes the accumulated step grow without bound; cuda-convnet uses 0.9.",
+    )
 
 
 class LayerParams:
@@ -147,8 +176,9 @@ class LayerParams:
         """``tf1norm.create_train_op`` with this optimizer; ``transforms`` run first."""
         from tf1norm.training.train import create_train_op
 
-        return create_train_op(loss, self.optimizer,
-                               transforms=list(transforms) + self.transforms, **kwargs)
+        return create_train_op(
+            loss, self.optimizer, transforms=list(transforms) + self.transforms, **kwargs
+        )
 
 
 def _layer_of(variable, sections):
@@ -156,9 +186,11 @@ def _layer_of(variable, sections):
     layers = [s for s in scopes if s in sections]
     if len(layers) != 1:
         problem = "is in no" if not layers else f"is in several ({layers})"
-        raise ValueError(f"layer_params: variable {variable.op.name} {problem} layer section "
-                         f"of the file (sections: {sorted(sections)}). Name a section after "
-                         "the variable's scope, or pass `variables=` to train fewer variables.")
+        raise ValueError(
+            f"layer_params: variable {variable.op.name} {problem} layer section "
+            f"of the file (sections: {sorted(sections)}). Name a section after "
+            "the variable's scope, or pass `variables=` to train fewer variables."
+        )
     return layers[0], ("B" if variable.shape.rank == 1 else "W")
 
 
@@ -166,8 +198,10 @@ def _check_every_section_used(sections, assignments):
     used = {layer for layer, _ in assignments.values()}
     unused = sorted(set(sections) - used)
     if unused:
-        raise ValueError(f"layer_params: sections {unused} match no trained variable (variables: "
-                         f"{sorted(assignments)}). Check the section names against the scopes.")
+        raise ValueError(
+            f"layer_params: sections {unused} match no trained variable (variables: "
+            f"{sorted(assignments)}). Check the section names against the scopes."
+        )
 
 
 def _read_sections(path_or_dict):
@@ -176,17 +210,24 @@ def _read_sections(path_or_dict):
     elif isinstance(path_or_dict, (str, os.PathLike)):
         raw = _read_file(os.fspath(path_or_dict))
     else:
-        raise TypeError(f"layer_params: `path_or_dict` must be a path or a dict; got "
-                        f"{type(path_or_dict).__name__}.")
-    return {layer: _parse_section(layer, values) for layer, values in raw.items()
-            if any(k in values for k in _KEYS)}
+        raise TypeError(
+            f"layer_params: `path_or_dict` must be a path or a dict; got "
+            f"{type(path_or_dict).__name__}."
+        )
+    return {
+        layer: _parse_section(layer, values)
+        for layer, values in raw.items()
+        if any(k in values for k in _KEYS)
+    }
 
 
 def _section_dict(layer, values):
     if not isinstance(values, dict):
-        raise TypeError(f"layer_params: `path_or_dict` section {layer!r} must be a dict of "
-                        f"keys {list(_KEYS)}; got {values!r}. E.g. {{'fc': {{'epsW': 0.01, "
-                        "'epsB': 0.02, 'momW': 0.9, 'momB': 0.9, 'wc': 0.0}}.")
+        raise TypeError(
+            f"layer_params: `path_or_dict` section {layer!r} must be a dict of "
+            f"keys {list(_KEYS)}; got {values!r}. E.g. {{'fc': {{'epsW': 0.01, "
+            "'epsB': 0.02, 'momW': 0.9, 'momB': 0.9, 'wc': 0.0}}."
+        )
     return dict(values)
 
 
@@ -199,32 +240,40 @@ def _read_file(path):
     except FileNotFoundError:
         raise ValueError(f"layer_params: `path_or_dict`: no file at {path!r}. {fix}") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"layer_params: `path_or_dict`: cannot read {path!r} "
-                         f"({type(error).__name__}: {error}). {fix}") from None
+        raise ValueError(
+            f"layer_params: `path_or_dict`: cannot read {path!r} "
+            f"({type(error).__name__}: {error}). {fix}"
+        ) from None
     parser = configparser.ConfigParser()
     parser.optionxform = str  # cuda-convnet keys are case-sensitive: epsW, momB
     try:
         parser.read_string(text, source=path)
     except configparser.Error as error:
         problem = " ".join(str(error).split())
-        raise ValueError(f"layer_params: `path_or_dict`: {path!r} is not a valid layer-params "
-                         f"file: {problem}. Each layer needs a [section] header and key=value "
-                         "lines.") from None
+        raise ValueError(
+            f"layer_params: `path_or_dict`: {path!r} is not a valid layer-params "
+            f"file: {problem}. Each layer needs a [section] header and key=value "
+            "lines."
+        ) from None
     return {section: dict(parser[section]) for section in parser.sections()}
 
 
 def _parse_section(layer, values):
     missing = [k for k in _KEYS if k not in values]
     if missing:
-        raise ValueError(f"layer_params: section [{layer}] lacks {missing}; a weight layer "
-                         f"needs all of {list(_KEYS)} (e.g. wc=0 for no decay).")
+        raise ValueError(
+            f"layer_params: section [{layer}] lacks {missing}; a weight layer "
+            f"needs all of {list(_KEYS)} (e.g. wc=0 for no decay)."
+        )
     parsed = {}
     for key in _KEYS:
         try:
             parsed[key] = float(values[key])
         except ValueError:
-            raise ValueError(f"layer_params: [{layer}] {key}={values[key]!r} is not one number; "
-                             "layers with several inputs are not supported.") from None
+            raise ValueError(
+                f"layer_params: [{layer}] {key}={values[key]!r} is not one number; "
+                "layers with several inputs are not supported."
+            ) from None
         _checks.positive_number(parsed[key], f"layer_params [{layer}]", key, allow_zero=True)
     for key in ("momW", "momB"):
         checked_momentum(parsed[key], f"layer_params [{layer}]", key)
@@ -238,9 +287,11 @@ _LARGEST_STEP = 1e3  # eps or wc above this diverges at once; cuda-convnet uses 
 
 def _check_step_size(value, layer, key):
     if value > _LARGEST_STEP:
-        raise ValueError(f"layer_params [{layer}]: `{key}` must be <= {_LARGEST_STEP:g}; got "
-                         f"{value!r}. A step this large overflows the weights on the first "
-                         "update (cuda-convnet files use values near 1e-3).")
+        raise ValueError(
+            f"layer_params [{layer}]: `{key}` must be <= {_LARGEST_STEP:g}; got "
+            f"{value!r}. A step this large overflows the weights on the first "
+            "update (cuda-convnet files use values near 1e-3)."
+        )
 
 
 def layer_params(path_or_dict, variables=None):
@@ -268,6 +319,9 @@ def layer_params(path_or_dict, variables=None):
         train_op = params.create_train_op(tf.reduce_mean(xent))
     """
     sections = _read_sections(path_or_dict)
-    variables = v1.trainable_variables() if variables is None else \
-        _graph_checks.variable_list(variables, "layer_params", "variables")
+    variables = (
+        v1.trainable_variables()
+        if variables is None
+        else _graph_checks.variable_list(variables, "layer_params", "variables")
+    )
     return LayerParams(sections, variables)

@@ -36,9 +36,11 @@ class ConstraintHook(v1.train.SessionRunHook):
     def begin(self):
         self._ops = v1.get_collection(self.collection)
         if not self._ops:
-            raise ValueError(f"ConstraintHook: collection {self.collection!r} is empty. Build "
-                             "the layers with tf1norm.max_norm_regularizer (or the factory "
-                             "that fills this collection) before creating the session.")
+            raise ValueError(
+                f"ConstraintHook: collection {self.collection!r} is empty. Build "
+                "the layers with tf1norm.max_norm_regularizer (or the factory "
+                "that fills this collection) before creating the session."
+            )
 
     def after_run(self, run_context, run_values):
         del run_values

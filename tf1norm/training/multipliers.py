@@ -21,8 +21,15 @@ class _MultiplyGradients(Transform):
     def pre_apply(self, grads_and_vars, context):
         factors = _resolve_multipliers(self.multipliers, grads_and_vars)
         with tf.name_scope("multiply_gradients"):
-            return [(_map_one(g, lambda t, f=factors.get(v.ref()): t * tf.cast(f, t.dtype))
-                     if v.ref() in factors else g, v) for g, v in grads_and_vars]
+            return [
+                (
+                    _map_one(g, lambda t, f=factors.get(v.ref()): t * tf.cast(f, t.dtype))
+                    if v.ref() in factors
+                    else g,
+                    v,
+                )
+                for g, v in grads_and_vars
+            ]
 
 
 def _resolve_multipliers(multipliers, grads_and_vars):
@@ -39,14 +46,18 @@ def _resolve_multipliers(multipliers, grads_and_vars):
         matched = [v for v in variables if _matches(key, v)]
         if not matched:
             names = ", ".join(variable_name(v) for v in variables)
-            raise ValueError(f"multiply_gradients: key {_key_name(key)!r} matches no trained "
-                             f"variable. Trained variables: {names}.")
+            raise ValueError(
+                f"multiply_gradients: key {_key_name(key)!r} matches no trained "
+                f"variable. Trained variables: {names}."
+            )
         with_gradient = [v for v in matched if v.ref() not in without_gradient]
         if not with_gradient or (_is_exact(key) and len(with_gradient) < len(matched)):
-            raise ValueError(f"multiply_gradients: key {_key_name(key)!r} names "
-                             f"{variable_name(matched[0])}, which gets no gradient from the "
-                             "loss (a multiplier of a None gradient). Remove the key, or train "
-                             "that variable.")
+            raise ValueError(
+                f"multiply_gradients: key {_key_name(key)!r} names "
+                f"{variable_name(matched[0])}, which gets no gradient from the "
+                "loss (a multiplier of a None gradient). Remove the key, or train "
+                "that variable."
+            )
         for variable in with_gradient:
             factors[variable.ref()] = factor
     return factors
@@ -78,21 +89,29 @@ def multiply_gradients(multipliers):
         raises at build time.
     """
     if not isinstance(multipliers, dict) or not multipliers:
-        raise TypeError(f"multiply_gradients: `multipliers` must be a non-empty dict; got "
-                        f"{multipliers!r}. E.g. {{'conv1/weights': 0.1}}.")
+        raise TypeError(
+            f"multiply_gradients: `multipliers` must be a non-empty dict; got "
+            f"{multipliers!r}. E.g. {{'conv1/weights': 0.1}}."
+        )
     for key, factor in multipliers.items():
         if not isinstance(key, (str, tf.Variable)):
-            raise TypeError(f"multiply_gradients: `multipliers` keys must be variables or names; "
-                            f"got {key!r}. E.g. {{'conv1/weights': 0.1}}.")
+            raise TypeError(
+                f"multiply_gradients: `multipliers` keys must be variables or names; "
+                f"got {key!r}. E.g. {{'conv1/weights': 0.1}}."
+            )
         if isinstance(key, str):
-            _checks.regular_expression(key.removesuffix(":0"), "multiply_gradients",
-                                       "multipliers")
-        if not isinstance(factor, (numbers.Real, tf.Tensor, tf.Variable)) or \
-                isinstance(factor, bool):
-            raise TypeError(f"multiply_gradients: the factor of {_key_name(key)!r} must be a "
-                            f"number or a scalar tensor; got {factor!r}. E.g. 0.1.")
+            _checks.regular_expression(key.removesuffix(":0"), "multiply_gradients", "multipliers")
+        if not isinstance(factor, (numbers.Real, tf.Tensor, tf.Variable)) or isinstance(
+            factor, bool
+        ):
+            raise TypeError(
+                f"multiply_gradients: the factor of {_key_name(key)!r} must be a "
+                f"number or a scalar tensor; got {factor!r}. E.g. 0.1."
+            )
         if isinstance(factor, numbers.Real) and not math.isfinite(factor):
-            raise ValueError(f"multiply_gradients: the factor of {_key_name(key)!r} must be "
-                             f"finite; got {factor!r}. A NaN/Inf factor turns every gradient "
-                             "of that variable into NaN/Inf.")
+            raise ValueError(
+                f"multiply_gradients: the factor of {_key_name(key)!r} must be "
+                f"finite; got {factor!r}. A NaN/Inf factor turns every gradient "
+                "of that variable into NaN/Inf."
+            )
     return _MultiplyGradients(dict(multipliers))

@@ -24,15 +24,25 @@ class _SkipNonfinite(Transform):
             values = [_values(g) for g, _ in grads_and_vars if g is not None]
             checked = {id(t): t for t in values}  # holds them: ids stay unique
             finite = _all_finite(values + ([] if context.loss is None else [context.loss]))
-            counter = context.make_variable(self, lambda: v1.Variable(  # once per TF2 step
-                0, dtype=tf.int64, trainable=False, name="skipped_steps", use_resource=True))
+            counter = context.make_variable(
+                self,
+                lambda: v1.Variable(  # once per TF2 step
+                    0, dtype=tf.int64, trainable=False, name="skipped_steps", use_resource=True
+                ),
+            )
         self.skipped_steps = context.state[self] = counter
         if not tf.executing_eagerly():
             v1.add_to_collection(keys.SKIPPED_STEPS, counter)
         context.add_apply_condition(finite, lambda: counter.assign_add(1, read_value=False))
-        context.add_gradient_check(lambda final: _all_finite(
-            [_values(g) for g, _ in final
-             if g is not None and checked.get(id(_values(g))) is not _values(g)]))
+        context.add_gradient_check(
+            lambda final: _all_finite(
+                [
+                    _values(g)
+                    for g, _ in final
+                    if g is not None and checked.get(id(_values(g))) is not _values(g)
+                ]
+            )
+        )
         return grads_and_vars
 
 
@@ -104,10 +114,13 @@ def checked_gradients(grads_and_vars):
     still overlaps with the updates. A NaN/Inf gradient raises
     ``InvalidArgumentError`` before its variable is written.
     """
-    traced = (len(grads_and_vars) > TRACED_CHECKS_FROM
-              or sum(_size(v) for _, v in grads_and_vars) > TRACED_CHECKS_FROM_SIZE)
-    return [(_checked_gradient(grad, variable, traced), variable)
-            for grad, variable in grads_and_vars]
+    traced = (
+        len(grads_and_vars) > TRACED_CHECKS_FROM
+        or sum(_size(v) for _, v in grads_and_vars) > TRACED_CHECKS_FROM_SIZE
+    )
+    return [
+        (_checked_gradient(grad, variable, traced), variable) for grad, variable in grads_and_vars
+    ]
 
 
 # With more gradients than this, or more weights in all, each check is one
@@ -126,10 +139,11 @@ def _size(variable):
 
 
 def _checked_gradient(grad, variable, traced):
-    message = (f"create_train_op: the gradient of {variable.op.name} is inf or nan (after "
-               "the gradient transforms); add tf1norm.skip_nonfinite() to skip such steps")
-    [(grad, _)] = map_gradients([(grad, variable)],
-                                lambda g: _asserted_finite(g, message, traced))
+    message = (
+        f"create_train_op: the gradient of {variable.op.name} is inf or nan (after "
+        "the gradient transforms); add tf1norm.skip_nonfinite() to skip such steps"
+    )
+    [(grad, _)] = map_gradients([(grad, variable)], lambda g: _asserted_finite(g, message, traced))
     return grad
 
 
@@ -166,6 +180,7 @@ def _traced_finite_check(dtype):
 
 # ------------------------------------------------------------ the TF2 step's skip
 
+
 def snapshot(variables):
     """``[(variable, its value now)]``: what a skipped TF2 step writes back.
 
@@ -183,8 +198,10 @@ def snapshot(variables):
 
 def _local(variable):
     """This replica's component of a distributed variable; the variable otherwise."""
-    if isinstance(variable, tf.distribute.DistributedValues) and \
-            tf.distribute.get_replica_context() is not None:
+    if (
+        isinstance(variable, tf.distribute.DistributedValues)
+        and tf.distribute.get_replica_context() is not None
+    ):
         return variable._get_on_device_or_primary()  # no public accessor
     return variable
 
@@ -211,8 +228,7 @@ def conditional_update(context, pairs, update, restore, replica=None, written=li
         return tf.constant(True)
     applied = tf.reduce_all(tf.stack(conditions))
     if replica is None:
-        return tf.cond(applied, lambda: _applied(update, pairs),
-                       lambda: _skipped(context, restore))
+        return tf.cond(applied, lambda: _applied(update, pairs), lambda: _skipped(context, restore))
     failed = tf.cast(tf.logical_not(applied), tf.float32)
     applied = tf.equal(replica.all_reduce(tf.distribute.ReduceOp.SUM, failed), 0.0)
     kept = snapshot(written()) + list(restore)

@@ -62,6 +62,7 @@ _SCOPE = "tf1norm/"
 
 # --- pure math: Tensor -> Tensor -------------------------------------------------
 
+
 def unit_norms(w, axes):
     """L2 norm of every sub-tensor of ``w`` over ``axes``, as a flat float32 vector.
 
@@ -84,6 +85,7 @@ def fraction_over(norms, threshold):
 
 
 # --- plumbing -------------------------------------------------------------------
+
 
 class _SummarizeChain(Transform):
     """See ``summarize_chain``."""
@@ -120,17 +122,16 @@ class _SummarizeChain(Transform):
         return reads
 
     def _scalar(self, tag, value):
-        self.summaries.append(v1.summary.scalar(tag, tf.cast(value, tf.float32),
-                                                collections=self.collections))
+        self.summaries.append(
+            v1.summary.scalar(tag, tf.cast(value, tf.float32), collections=self.collections)
+        )
 
     def _histogram(self, tag, values):
         if self.histograms:
-            self.summaries.append(v1.summary.histogram(tag, values,
-                                                       collections=self.collections))
+            self.summaries.append(v1.summary.histogram(tag, values, collections=self.collections))
 
     def _summarize_gradients(self, grads_and_vars, context):
-        clips = [(t, norm) for t, norm in context.state.items()
-                 if isinstance(t, _ClipByGlobalNorm)]
+        clips = [(t, norm) for t, norm in context.state.items() if isinstance(t, _ClipByGlobalNorm)]
         if clips:
             transform, norm = clips[-1]
             self._scalar("gradients/global_norm", norm)
@@ -154,8 +155,10 @@ class _SummarizeChain(Transform):
             index = context.state[key] = {}
             for collection in registry.recorded_collections(context.graph):
                 for projection in registry.get_projections(collection, context.graph):
-                    if _threshold(projection) is not None \
-                            and registry.partition_axis(projection.variable) is None:
+                    if (
+                        _threshold(projection) is not None
+                        and registry.partition_axis(projection.variable) is None
+                    ):
                         _check_not_projected(collection, context)
                         index.setdefault(projection.variable.ref(), []).append(projection)
         return context.state[key]
@@ -171,17 +174,19 @@ class _SummarizeChain(Transform):
                 self._histogram(f"{layer}/norm_{stage}", norms)
                 self._scalar(f"{layer}/norm_{stage}_max", tf.reduce_max(norms))
                 self._scalar(f"{layer}/norm_{stage}_median", median(norms))
-            self._scalar(f"{layer}/fraction_clipped",
-                         fraction_over(before, _threshold(projection)))
+            self._scalar(f"{layer}/fraction_clipped", fraction_over(before, _threshold(projection)))
         return before_value.op
 
     def _warn_inside_cond(self, context):
         if not context.state.get((self, "warned")):
             context.state[(self, "warned")] = True
-            warnings.warn("summarize_chain: with skip_nonfinite in the chain the update and "
-                          "projections run inside a tf.cond, whose tensors cannot be "
-                          "summarized; the per-layer norm summaries are left out (gradient, "
-                          "skipped-step and σ summaries remain).", stacklevel=5)
+            warnings.warn(
+                "summarize_chain: with skip_nonfinite in the chain the update and "
+                "projections run inside a tf.cond, whose tensors cannot be "
+                "summarized; the per-layer norm summaries are left out (gradient, "
+                "skipped-step and σ summaries remain).",
+                stacklevel=5,
+            )
         return []
 
     def __repr__(self):
@@ -271,20 +276,26 @@ def _fetches_op(fetches, op):
 def _threshold(projection):
     """The max-norm threshold of a ``max_norm_regularizer`` record, else None."""
     fn = projection.fn
-    if type(projection) is registry.Projection and projection.axes is not None \
-            and isinstance(fn, functools.partial) \
-            and fn.func is projections.max_norm_assignment:
+    if (
+        type(projection) is registry.Projection
+        and projection.axes is not None
+        and isinstance(fn, functools.partial)
+        and fn.func is projections.max_norm_assignment
+    ):
         return fn.keywords.get("threshold")
     return None
 
 
 def _check_not_projected(collection, context):
-    if any(isinstance(t, _ProjectConstraints) and t.collection == collection
-           for t in context.state):
-        raise ValueError(f"summarize_chain: project_constraints({collection!r}) comes before "
-                         "summarize_chain in `transforms`, so the norms before the projection "
-                         "are gone. Put summarize_chain() before it (e.g. last, and let "
-                         "create_train_op add the projection).")
+    if any(
+        isinstance(t, _ProjectConstraints) and t.collection == collection for t in context.state
+    ):
+        raise ValueError(
+            f"summarize_chain: project_constraints({collection!r}) comes before "
+            "summarize_chain in `transforms`, so the norms before the projection "
+            "are gone. Put summarize_chain() before it (e.g. last, and let "
+            "create_train_op add the projection)."
+        )
 
 
 def _dense_values(grad):
@@ -348,11 +359,15 @@ def summarize_chain(histograms=True, collections=()):
     """
     fn = "summarize_chain"
     if not isinstance(histograms, bool):
-        raise TypeError(f"{fn}: `histograms` must be a bool; got {histograms!r}. Pass True "
-                        "or False.")
-    if not isinstance(collections, (list, tuple)) or \
-            not all(isinstance(c, str) for c in collections):
-        raise TypeError(f"{fn}: `collections` must be a list of collection names; got "
-                        f"{collections!r}. E.g. [tf.compat.v1.GraphKeys.SUMMARIES].")
+        raise TypeError(
+            f"{fn}: `histograms` must be a bool; got {histograms!r}. Pass True or False."
+        )
+    if not isinstance(collections, (list, tuple)) or not all(
+        isinstance(c, str) for c in collections
+    ):
+        raise TypeError(
+            f"{fn}: `collections` must be a list of collection names; got "
+            f"{collections!r}. E.g. [tf.compat.v1.GraphKeys.SUMMARIES]."
+        )
     names = [_checks.string(c, fn, "collections") for c in collections]
     return _SummarizeChain(histograms, list(dict.fromkeys(names + [SUMMARIES])))

@@ -16,11 +16,21 @@ from tf1norm.training.transforms import pre_applied, project_constraints
 _USE_GLOBAL_STEP = object()  # default of ``global_step``: get or create the graph's
 
 
-def create_train_op(loss, optimizer, global_step=_USE_GLOBAL_STEP, transforms=(),
-                    update_ops=None, variables=None, check_numerics=True,
-                    gate_gradients=v1.train.Optimizer.GATE_OP, aggregation_method=None,
-                    colocate_gradients_with_ops=False, summarize_gradients=False,
-                    name="train_op", variables_to_train=None):
+def create_train_op(
+    loss,
+    optimizer,
+    global_step=_USE_GLOBAL_STEP,
+    transforms=(),
+    update_ops=None,
+    variables=None,
+    check_numerics=True,
+    gate_gradients=v1.train.Optimizer.GATE_OP,
+    aggregation_method=None,
+    colocate_gradients_with_ops=False,
+    summarize_gradients=False,
+    name="train_op",
+    variables_to_train=None,
+):
     """Build ONE op that, run once, performs exactly one complete training step.
 
     Order, each stage built under ``tf.control_dependencies`` of the previous one:
@@ -124,8 +134,11 @@ def create_train_op(loss, optimizer, global_step=_USE_GLOBAL_STEP, transforms=()
     loss = _checks.scalar_loss(loss, "create_train_op", "loss")
     variables = _variables_alias(variables, variables_to_train)
     global_step = _checked_global_step(global_step)
-    update_ops = v1.get_collection(keys.UPDATE_OPS) if update_ops is None else \
-        _graph_checks.op_list(update_ops, "create_train_op", "update_ops")
+    update_ops = (
+        v1.get_collection(keys.UPDATE_OPS)
+        if update_ops is None
+        else _graph_checks.op_list(update_ops, "create_train_op", "update_ops")
+    )
     # No name scope around the step: optimizers create non-slot variables
     # (Adam's beta1_power) in the current scope, and their names must match a
     # plain optimizer.minimize graph for checkpoints to stay interchangeable.
@@ -134,10 +147,13 @@ def create_train_op(loss, optimizer, global_step=_USE_GLOBAL_STEP, transforms=()
     if check_numerics:
         waits.append(tf.debugging.check_numerics(loss, "LossTensor is inf or nan").op)
     grads_and_vars = optimizer.compute_gradients(
-        loss, var_list=variables, gate_gradients=gate_gradients,
+        loss,
+        var_list=variables,
+        gate_gradients=gate_gradients,
         aggregation_method=aggregation_method,
         colocate_gradients_with_ops=colocate_gradients_with_ops,
-        grad_loss=_seed_gradient(loss, waits))
+        grad_loss=_seed_gradient(loss, waits),
+    )
     _check_some_gradient(grads_and_vars)
     summarize = _gradient_summarizer(summarize_gradients, transforms)
     if isinstance(optimizer, v1.train.SyncReplicasOptimizer):
@@ -146,13 +162,15 @@ def create_train_op(loss, optimizer, global_step=_USE_GLOBAL_STEP, transforms=()
         step = _sync_replicas_step(optimizer, grads_and_vars, transforms, global_step)
     else:
         context = StepContext(optimizer, global_step, [v for _, v in grads_and_vars], loss)
-        step = _transformed_step(optimizer, grads_and_vars, transforms, context, summarize,
-                                 check_numerics)
+        step = _transformed_step(
+            optimizer, grads_and_vars, transforms, context, summarize, check_numerics
+        )
     return _loss_after_step(loss, tf.group(step, name=f"{name}_step"), global_step, name)
 
 
-def _transformed_step(optimizer, grads_and_vars, transforms, context, summarize=None,
-                      check_numerics=False):
+def _transformed_step(
+    optimizer, grads_and_vars, transforms, context, summarize=None, check_numerics=False
+):
     """pre_apply chain, then the (possibly conditional) update and variable stages."""
     for transform in transforms:
         grads_and_vars = pre_applied(transform, grads_and_vars, context, "create_train_op")
@@ -177,13 +195,16 @@ def _loss_after_step(loss, step, global_step, name):
 
 def _warn_if_already_incremented(global_step, train_op):
     """Warn once per graph and step variable when a second train op increments it."""
-    incrementers = registry.cached(v1.get_default_graph(), ("global_step_incrementers",
-                                                            global_step.ref()), list)
+    incrementers = registry.cached(
+        v1.get_default_graph(), ("global_step_incrementers", global_step.ref()), list
+    )
     if incrementers and len(incrementers) == 1:
         warnings.warn(
             f"create_train_op: {train_op.name} and {incrementers[0]} both increment the global "
             f"step {global_step.op.name}; if both run in one training step (a GAN), the step "
-            "counts twice. Build all but one with global_step=None.", stacklevel=3)
+            "counts twice. Build all but one with global_step=None.",
+            stacklevel=3,
+        )
     incrementers.append(train_op.name)
 
 
@@ -193,12 +214,17 @@ def _checked_global_step(global_step):
     if global_step is None:
         return None
     if not isinstance(global_step, tf.Variable) or not global_step.dtype.is_integer:
-        got = (f"a {global_step.dtype.name} variable" if isinstance(global_step, tf.Variable)
-               else repr(global_step))
-        raise TypeError(f"create_train_op: `global_step` must be an integer tf.Variable or "
-                        f"None; got {got}. Omit it to use "
-                        "tf.compat.v1.train.get_or_create_global_step(), or pass None for no "
-                        "increment." + _transforms_hint(global_step))
+        got = (
+            f"a {global_step.dtype.name} variable"
+            if isinstance(global_step, tf.Variable)
+            else repr(global_step)
+        )
+        raise TypeError(
+            f"create_train_op: `global_step` must be an integer tf.Variable or "
+            f"None; got {got}. Omit it to use "
+            "tf.compat.v1.train.get_or_create_global_step(), or pass None for no "
+            "increment." + _transforms_hint(global_step)
+        )
     return global_step
 
 
@@ -207,29 +233,37 @@ def _transforms_hint(value):
     items = value if isinstance(value, (list, tuple)) else [value]
     if not items or not all(isinstance(item, Transform) for item in items):
         return ""
-    return (" These look like transforms: pass them as `transforms=`, e.g. "
-            "`optimizer, transforms = tf1norm.adamw(...)` then "
-            "`create_train_op(loss, optimizer, transforms=transforms)`.")
+    return (
+        " These look like transforms: pass them as `transforms=`, e.g. "
+        "`optimizer, transforms = tf1norm.adamw(...)` then "
+        "`create_train_op(loss, optimizer, transforms=transforms)`."
+    )
 
 
 def _variables_alias(variables, variables_to_train):
     arg = "variables" if variables_to_train is None else "variables_to_train"
     if variables is not None and variables_to_train is not None:
-        raise ValueError("create_train_op: got both `variables` and `variables_to_train` (its "
-                         "tf-slim alias); pass only one.")
-    variables = _graph_checks.variable_list(variables if variables_to_train is None else
-                                      variables_to_train, "create_train_op", arg)
+        raise ValueError(
+            "create_train_op: got both `variables` and `variables_to_train` (its "
+            "tf-slim alias); pass only one."
+        )
+    variables = _graph_checks.variable_list(
+        variables if variables_to_train is None else variables_to_train, "create_train_op", arg
+    )
     if variables == []:
-        raise ValueError(f"create_train_op: `{arg}` is empty; got []. Pass the variables to "
-                         f"train, or {arg}=None for every trainable variable.")
+        raise ValueError(
+            f"create_train_op: `{arg}` is empty; got []. Pass the variables to "
+            f"train, or {arg}=None for every trainable variable."
+        )
     return variables
 
 
 def _gradient_summarizer(summarize_gradients, transforms):
     """A function adding tf-slim's per-gradient summaries, or None."""
     if not isinstance(summarize_gradients, bool):
-        raise TypeError(f"create_train_op: `summarize_gradients` must be a bool; got "
-                        f"{summarize_gradients!r}.")
+        raise TypeError(
+            f"create_train_op: `summarize_gradients` must be a bool; got {summarize_gradients!r}."
+        )
     if not summarize_gradients:
         return None
     zero_nonfinite = any(t.handles_nonfinite for t in transforms)
@@ -272,8 +306,10 @@ class _TransformingOptimizer:
 
 def _sync_replicas_step(optimizer, grads_and_vars, transforms, global_step):
     if global_step is None:
-        raise ValueError("create_train_op: SyncReplicasOptimizer needs a global step; pass "
-                         "global_step=tf.compat.v1.train.get_or_create_global_step().")
+        raise ValueError(
+            "create_train_op: SyncReplicasOptimizer needs a global step; pass "
+            "global_step=tf.compat.v1.train.get_or_create_global_step()."
+        )
     inner = optimizer._opt
     optimizer._opt = _TransformingOptimizer(inner, transforms)
     try:
@@ -285,13 +321,19 @@ def _sync_replicas_step(optimizer, grads_and_vars, transforms, global_step):
 def _checked_transforms(optimizer, transforms):
     if not isinstance(_checks.not_a_class(optimizer, "create_train_op"), v1.train.Optimizer):
         keras = callable(getattr(optimizer, "apply_gradients", None))
-        raise TypeError(f"create_train_op: `optimizer` must be a tf.compat.v1.train.Optimizer; "
-                        f"got {type(optimizer).__name__}. " + (
-                            "Keras optimizers cannot be used in a tf.compat.v1 graph train op; "
-                            "use tf1norm.make_train_step for them." if keras else
-                            "Pass e.g. tf.compat.v1.train.AdamOptimizer(1e-3)."))
-    transforms = _graph_checks.instance_list(transforms, Transform, "create_train_op", "transforms",
-                                       "tf1norm.clip_by_norm(5.0)")
+        raise TypeError(
+            f"create_train_op: `optimizer` must be a tf.compat.v1.train.Optimizer; "
+            f"got {type(optimizer).__name__}. "
+            + (
+                "Keras optimizers cannot be used in a tf.compat.v1 graph train op; "
+                "use tf1norm.make_train_step for them."
+                if keras
+                else "Pass e.g. tf.compat.v1.train.AdamOptimizer(1e-3)."
+            )
+        )
+    transforms = _graph_checks.instance_list(
+        transforms, Transform, "create_train_op", "transforms", "tf1norm.clip_by_norm(5.0)"
+    )
     return transforms + _automatic_projections(transforms)
 
 
@@ -320,5 +362,7 @@ def _seed_gradient(loss, waits):
 def _check_some_gradient(grads_and_vars):
     if not any(g is not None for g, _ in grads_and_vars):
         names = [v.op.name for _, v in grads_and_vars]
-        raise ValueError(f"create_train_op: no gradient flows from the loss to any of the "
-                         f"variables {names}. Check `variables` and the loss.")
+        raise ValueError(
+            f"create_train_op: no gradient flows from the loss to any of the "
+            f"variables {names}. Check `variables` and the loss."
+        )

@@ -107,22 +107,27 @@ def optimizer_learning_rate(optimizer, fn="StepContext.learning_rate"):
         if rate is not None:
             rate = rate() if callable(rate) else rate
             return tf.convert_to_tensor(rate)
-    raise ValueError(f"{fn}: cannot find the learning rate of the optimizer (no "
-                     f"_learning_rate or _lr attribute); got {type(optimizer).__name__}. "
-                     f"Pass it to {fn} explicitly, e.g. learning_rate=0.001.")
+    raise ValueError(
+        f"{fn}: cannot find the learning rate of the optimizer (no "
+        f"_learning_rate or _lr attribute); got {type(optimizer).__name__}. "
+        f"Pass it to {fn} explicitly, e.g. learning_rate=0.001."
+    )
 
 
 def pre_applied(transform, grads_and_vars, context, fn):
     """``transform.pre_apply(...)`` as a list of ``(gradient, variable)`` pairs, or TypeError."""
     result = transform.pre_apply(grads_and_vars, context)
-    if not isinstance(result, (str, bytes, tf.Tensor, tf.Operation)) \
-            and hasattr(result, "__iter__"):
+    if not isinstance(result, (str, bytes, tf.Tensor, tf.Operation)) and hasattr(
+        result, "__iter__"
+    ):
         result = list(result)
         if all(isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in result):
             return result
-    raise TypeError(f"{fn}: `transforms` holds {transform!r}, whose pre_apply must return the "
-                    f"list of (gradient, variable) pairs; got {result!r:.100}. Return "
-                    "grads_and_vars (changed or not) from pre_apply.")
+    raise TypeError(
+        f"{fn}: `transforms` holds {transform!r}, whose pre_apply must return the "
+        f"list of (gradient, variable) pairs; got {result!r:.100}. Return "
+        "grads_and_vars (changed or not) from pre_apply."
+    )
 
 
 def post_applied(transform, variables, context):
@@ -131,9 +136,11 @@ def post_applied(transform, variables, context):
     if ops is None:
         return []
     if isinstance(ops, (tf.Operation, tf.Tensor)) or not hasattr(ops, "__iter__"):
-        raise TypeError(f"create_train_op: `transforms` holds {transform!r}, whose post_apply "
-                        f"must return a list of ops; got {ops!r:.100}. Return [op], or [] for "
-                        "none.")
+        raise TypeError(
+            f"create_train_op: `transforms` holds {transform!r}, whose post_apply "
+            f"must return a list of ops; got {ops!r:.100}. Return [op], or [] for "
+            "none."
+        )
     return list(ops)
 
 
@@ -219,8 +226,10 @@ def _clip_bound(value, fn, arg):
         return float(value)
     tensor = _checks.float_tensor(value, fn, arg)
     if tensor.shape.rank not in (None, 0):
-        raise ValueError(f"{fn}: `{arg}` must be a scalar; got shape {tensor.shape}. Pass one "
-                         "bound for every gradient.")
+        raise ValueError(
+            f"{fn}: `{arg}` must be a scalar; got shape {tensor.shape}. Pass one "
+            "bound for every gradient."
+        )
     return tensor
 
 
@@ -232,8 +241,11 @@ def _run_time_check(condition_fn, message, *values):
     """Assertion ops for bounds known only at run time (built in the train graph)."""
     if all(_static(v) is not None for v in values):
         return None
-    return lambda: [tf.debugging.Assert(condition_fn(*[tf.cast(v, tf.float32) for v in values]),
-                                        [message, *values])]
+    return lambda: [
+        tf.debugging.Assert(
+            condition_fn(*[tf.cast(v, tf.float32) for v in values]), [message, *values]
+        )
+    ]
 
 
 def clip_by_value(clip_value_min, clip_value_max):
@@ -249,19 +261,27 @@ def clip_by_value(clip_value_min, clip_value_max):
     low = _clip_bound(clip_value_min, fn, "clip_value_min")
     high = _clip_bound(clip_value_max, fn, "clip_value_max")
     if _static(low) is not None and _static(high) is not None and not _static(low) < _static(high):
-        raise ValueError(f"clip_by_value: `clip_value_min` must be < `clip_value_max`; got "
-                         f"{clip_value_min!r} and {clip_value_max!r}. E.g. (-1.0, 1.0).")
-    check = _run_time_check(tf.less, "clip_by_value: clip_value_min must be < clip_value_max; "
-                            "got (min, max):", low, high)
-    return _MapGradients(fn, lambda g: tf.clip_by_value(
-        g, tf.cast(low, g.dtype), tf.cast(high, g.dtype)), check)
+        raise ValueError(
+            f"clip_by_value: `clip_value_min` must be < `clip_value_max`; got "
+            f"{clip_value_min!r} and {clip_value_max!r}. E.g. (-1.0, 1.0)."
+        )
+    check = _run_time_check(
+        tf.less,
+        "clip_by_value: clip_value_min must be < clip_value_max; got (min, max):",
+        low,
+        high,
+    )
+    return _MapGradients(
+        fn, lambda g: tf.clip_by_value(g, tf.cast(low, g.dtype), tf.cast(high, g.dtype)), check
+    )
 
 
 def _positive_bound(value, fn, arg):
     """``_checks.positive_scalar`` plus the run-time check for an unknown tensor."""
     value = _checks.positive_scalar(value, fn, arg)
-    check = _run_time_check(lambda v: tf.greater(v, 0.0),
-                            f"{fn}: {arg} must be > 0 (and finite); got", value)
+    check = _run_time_check(
+        lambda v: tf.greater(v, 0.0), f"{fn}: {arg} must be > 0 (and finite); got", value
+    )
     return value, check
 
 
@@ -272,8 +292,9 @@ def clip_by_norm(clip_norm):
     a number or a scalar float tensor (checked > 0 at run time).
     """
     clip_norm, check = _positive_bound(clip_norm, "clip_by_norm", "clip_norm")
-    return _MapGradients("clip_by_norm", lambda g: tf.clip_by_norm(
-        g, tf.cast(clip_norm, g.dtype)), check)
+    return _MapGradients(
+        "clip_by_norm", lambda g: tf.clip_by_norm(g, tf.cast(clip_norm, g.dtype)), check
+    )
 
 
 class _ClipByGlobalNorm(Transform):
@@ -283,8 +304,10 @@ class _ClipByGlobalNorm(Transform):
 
     def pre_apply(self, grads_and_vars, context):
         grads, variables = zip(*grads_and_vars) if grads_and_vars else ((), ())
-        with tf.name_scope("clip_by_global_norm"), \
-                tf.control_dependencies(self.check() if self.check else []):
+        with (
+            tf.name_scope("clip_by_global_norm"),
+            tf.control_dependencies(self.check() if self.check else []),
+        ):
             clipped, norm = tf.clip_by_global_norm(list(grads), self.clip_norm)
         self.global_norm = context.state[self] = norm
         if not tf.executing_eagerly():  # eager: the global graph would grow every step
@@ -331,12 +354,21 @@ class _GradientNoise(Transform):
             stddev = tf.constant(self.scale, tf.float32)
             if self.decay:
                 if context.global_step is None:
-                    raise ValueError("add_gradient_noise: `decay` needs a global step; pass "
-                                     "global_step= to create_train_op or set decay=0.")
+                    raise ValueError(
+                        "add_gradient_noise: `decay` needs a global step; pass "
+                        "global_step= to create_train_op or set decay=0."
+                    )
                 step = tf.cast(context.global_step, tf.float32)
                 stddev = stddev * tf.pow(1.0 + step, -self.decay / 2.0)
-            return map_gradients(grads_and_vars, lambda g: g + tf.random.normal(
-                tf.shape(g), stddev=tf.cast(stddev, g.dtype), dtype=g.dtype, seed=self.seed))
+            return map_gradients(
+                grads_and_vars,
+                lambda g: (
+                    g
+                    + tf.random.normal(
+                        tf.shape(g), stddev=tf.cast(stddev, g.dtype), dtype=g.dtype, seed=self.seed
+                    )
+                ),
+            )
 
 
 def add_gradient_noise(scale, decay=0.0, seed=None):
@@ -349,8 +381,9 @@ def add_gradient_noise(scale, decay=0.0, seed=None):
     scale = _checks.positive_number(scale, "add_gradient_noise", "scale")
     decay = _checks.positive_number(decay, "add_gradient_noise", "decay", allow_zero=True)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise TypeError(f"add_gradient_noise: `seed` must be None or an int; got {seed!r}. "
-                        "E.g. seed=0.")
+        raise TypeError(
+            f"add_gradient_noise: `seed` must be None or an int; got {seed!r}. E.g. seed=0."
+        )
     return _GradientNoise(scale, decay, seed)
 
 
@@ -368,8 +401,12 @@ class _ProjectConstraints(Transform):
                     continue  # the variable's constraint: the optimizer applies it
                 for variable in projection.variables:
                     by_variable.setdefault(variable.ref(), []).append(projection)
-        return [op for v in variables for p in by_variable.get(v.ref(), ())
-                for op in self._build(p, context)]
+        return [
+            op
+            for v in variables
+            for p in by_variable.get(v.ref(), ())
+            for op in self._build(p, context)
+        ]
 
     def _build(self, projection, context):
         """One variable's projection ops; a partitioned one once, after every part's update."""

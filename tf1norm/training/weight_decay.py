@@ -51,9 +51,15 @@ class _DeltaTransform(Transform):
         # update of v cannot overwrite θ_old before delta_v has read it, while
         # other variables' updates are not held back.
         delta_of = {v.ref(): d for v, d in pairs}
-        return [(gradients_after([delta_of[v.ref()]], [(g, v)])[0][0]
-                 if v.ref() in delta_of and g is not None else g, v)
-                for g, v in grads_and_vars]
+        return [
+            (
+                gradients_after([delta_of[v.ref()]], [(g, v)])[0][0]
+                if v.ref() in delta_of and g is not None
+                else g,
+                v,
+            )
+            for g, v in grads_and_vars
+        ]
 
     def post_apply(self, variables, context):
         wanted = {v.ref() for v in variables}
@@ -71,8 +77,10 @@ def _compile(patterns, fn):
     try:
         return [re.compile(p) for p in patterns]
     except (TypeError, re.error) as error:
-        raise ValueError(f"{fn}: `exclude` must be regular expressions; got {patterns!r} "
-                         f"({error}). E.g. exclude=('bias', 'BatchNorm').") from error
+        raise ValueError(
+            f"{fn}: `exclude` must be regular expressions; got {patterns!r} "
+            f"({error}). E.g. exclude=('bias', 'BatchNorm')."
+        ) from error
 
 
 class _DecoupledWeightDecay(_DeltaTransform):
@@ -101,12 +109,15 @@ class _DecoupledWeightDecay(_DeltaTransform):
     def deltas(self, grads_and_vars, context):
         with tf.name_scope("decoupled_weight_decay"):
             coefficient = self._coefficient(context)
-            return [(v, tf.cast(coefficient, v.dtype.base_dtype) * v.read_value())
-                    for v in self._selected(grads_and_vars)]
+            return [
+                (v, tf.cast(coefficient, v.dtype.base_dtype) * v.read_value())
+                for v in self._selected(grads_and_vars)
+            ]
 
 
-def add_decoupled_weight_decay(rate, decay_var_list=None, exclude=(),
-                               scale_by_learning_rate=True, learning_rate=None):
+def add_decoupled_weight_decay(
+    rate, decay_var_list=None, exclude=(), scale_by_learning_rate=True, learning_rate=None
+):
     """Decoupled weight decay (Loshchilov & Hutter, "Decoupled Weight Decay Regularization").
 
     With ``scale_by_learning_rate=True`` (default): ``θ ← θ − lr·rate·θ_old``,
@@ -132,8 +143,9 @@ def add_decoupled_weight_decay(rate, decay_var_list=None, exclude=(),
     if learning_rate is not None:
         learning_rate = _learning_rate(learning_rate, fn)
     decay_var_list = _graph_checks.variable_list(decay_var_list, fn, "decay_var_list")
-    return _DecoupledWeightDecay(rate, decay_var_list, exclude, bool(scale_by_learning_rate),
-                                 learning_rate)
+    return _DecoupledWeightDecay(
+        rate, decay_var_list, exclude, bool(scale_by_learning_rate), learning_rate
+    )
 
 
 def _hyperparameter(value, fn, arg):
@@ -146,8 +158,9 @@ def _hyperparameter(value, fn, arg):
 def _beta(value, arg):
     if isinstance(value, (tf.Tensor, tf.Variable)):
         return _checks.float_tensor(value, "adamw", arg)
-    return _checks.fraction_below_one(value, "adamw", arg,
-                                      "Adam's defaults are beta1=0.9, beta2=0.999.")
+    return _checks.fraction_below_one(
+        value, "adamw", arg, "Adam's defaults are beta1=0.9, beta2=0.999."
+    )
 
 
 def _learning_rate(value, fn):
@@ -157,7 +170,6 @@ def _learning_rate(value, fn):
     return _checks.positive_number(value, fn, "learning_rate", allow_zero=True)
 
 
-
 class _SgdDecayStep(_DeltaTransform):
     def __init__(self, collection, learning_rate):
         self.collection, self.learning_rate = collection, learning_rate
@@ -165,13 +177,18 @@ class _SgdDecayStep(_DeltaTransform):
     def deltas(self, grads_and_vars, context):
         losses = v1.get_collection(self.collection)
         if not losses:
-            raise ValueError(f"sgd_decay_step: collection {self.collection!r} is empty. Build "
-                             "the layers with a regularizer (e.g. tf1norm.l2_regularizer) first.")
+            raise ValueError(
+                f"sgd_decay_step: collection {self.collection!r} is empty. Build "
+                "the layers with a regularizer (e.g. tf1norm.l2_regularizer) first."
+            )
         variables = [v for g, v in grads_and_vars if g is not None]
         with tf.name_scope("sgd_decay_step"):
             grads = tf.gradients(tf.add_n(losses), variables)
-            return [(v, tf.cast(self.learning_rate, v.dtype.base_dtype) * tf.convert_to_tensor(g))
-                    for v, g in zip(variables, grads) if g is not None]
+            return [
+                (v, tf.cast(self.learning_rate, v.dtype.base_dtype) * tf.convert_to_tensor(g))
+                for v, g in zip(variables, grads)
+                if g is not None
+            ]
 
 
 def sgd_decay_step(collection=keys.REGULARIZATION_LOSSES, learning_rate=1.0):
@@ -203,9 +220,15 @@ class _AddL2ToGradients(Transform):
 
     def pre_apply(self, grads_and_vars, context):
         with tf.name_scope("add_l2_to_gradients"):
-            return [(g + tf.cast(self.rates[v.ref()], g.dtype) * v.read_value()
-                     if g is not None and v.ref() in self.rates else g, v)
-                    for g, v in grads_and_vars]
+            return [
+                (
+                    g + tf.cast(self.rates[v.ref()], g.dtype) * v.read_value()
+                    if g is not None and v.ref() in self.rates
+                    else g,
+                    v,
+                )
+                for g, v in grads_and_vars
+            ]
 
 
 def add_l2_to_gradients(rates):
@@ -220,23 +243,29 @@ def add_l2_to_gradients(rates):
     """
     checked = {}
     if isinstance(rates, (str, bytes)) or not hasattr(rates, "__iter__"):
-        raise TypeError(f"add_l2_to_gradients: `rates` must be a dict {{tf.Variable: rate}}; "
-                        f"got {rates!r}. E.g. {{w: 1e-4}}.")
-    for item in (rates.items() if isinstance(rates, dict) else rates):
+        raise TypeError(
+            f"add_l2_to_gradients: `rates` must be a dict {{tf.Variable: rate}}; "
+            f"got {rates!r}. E.g. {{w: 1e-4}}."
+        )
+    for item in rates.items() if isinstance(rates, dict) else rates:
         if not (isinstance(item, tuple) and len(item) == 2):
-            raise TypeError(f"add_l2_to_gradients: `rates` must hold (tf.Variable, rate) pairs; "
-                            f"got {item!r}. E.g. {{w: 1e-4}}.")
+            raise TypeError(
+                f"add_l2_to_gradients: `rates` must hold (tf.Variable, rate) pairs; "
+                f"got {item!r}. E.g. {{w: 1e-4}}."
+            )
         variable, rate = item
         if not isinstance(variable, tf.Variable):
-            raise TypeError(f"add_l2_to_gradients: `rates` keys must be tf.Variable; got "
-                            f"{variable!r}. Pass the variable itself, e.g. {{w: 1e-4}}.")
-        checked[variable.ref()] = _checks.positive_number(rate, "add_l2_to_gradients", "rates",
-                                                          allow_zero=True)
+            raise TypeError(
+                f"add_l2_to_gradients: `rates` keys must be tf.Variable; got "
+                f"{variable!r}. Pass the variable itself, e.g. {{w: 1e-4}}."
+            )
+        checked[variable.ref()] = _checks.positive_number(
+            rate, "add_l2_to_gradients", "rates", allow_zero=True
+        )
     return _AddL2ToGradients(checked)
 
 
-def adamw(learning_rate=1e-3, weight_decay=1e-2, beta1=0.9, beta2=0.999, epsilon=1e-8,
-          exclude=()):
+def adamw(learning_rate=1e-3, weight_decay=1e-2, beta1=0.9, beta2=0.999, epsilon=1e-8, exclude=()):
     """Preset: ``(AdamOptimizer, [add_decoupled_weight_decay])``, PyTorch's AdamW.
 
     Note TF1 Adam's ``epsilon`` is PyTorch's ε̂ (added to √v before bias
