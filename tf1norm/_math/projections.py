@@ -38,6 +38,7 @@ A threshold tensor is cast to the weight's dtype (float32 for the half types).
 import math
 
 from tf1norm._src import bits as _bits
+from tf1norm._src import axis_checks as _axis_checks
 from tf1norm._src import checks as _checks
 from tf1norm._math import norms as _norms
 from tf1norm._src import eager
@@ -110,7 +111,7 @@ def max_norm(w, threshold, axes=None, name=None):
     with tf.name_scope(name or "max_norm"):
         w = _checks.float_tensor(w, "max_norm")
         rank = _checks.static_rank(w, "max_norm")
-        axes = _checks.axes_tuple(axes, rank, "max_norm")
+        axes = _axis_checks.axes_tuple(axes, rank, "max_norm")
         threshold = _checks.positive_scalar(threshold, "max_norm", "threshold")
         return _cap_l2_norm(w, axes, _norms.threshold(threshold, w.dtype, "max_norm",
                                                       "threshold"))
@@ -127,7 +128,7 @@ def max_norm_assignment(w, threshold, axes=None, name=None):
     """
     with tf.name_scope(name or "max_norm"):
         w = _checks.float_tensor(w, "max_norm")
-        axes = _checks.axes_tuple(axes, _checks.static_rank(w, "max_norm"), "max_norm")
+        axes = _axis_checks.axes_tuple(axes, _checks.static_rank(w, "max_norm"), "max_norm")
         threshold = _checks.positive_scalar(threshold, "max_norm", "threshold")
         limit = _norms.threshold(threshold, w.dtype, "max_norm", "threshold")
         if not _in_tf1_graph():
@@ -269,7 +270,7 @@ def renorm(x, p, axis, maxnorm, name=None):
     with tf.name_scope(name or "renorm"):
         x = _checks.float_tensor(x, "renorm", "x")
         rank = _checks.static_rank(x, "renorm", "x", minimum=2)
-        axis = _checks.single_axis(axis, rank, "renorm")
+        axis = _axis_checks.single_axis(axis, rank, "renorm")
         p = _check_p(p)
         maxnorm = _checks.positive_scalar(maxnorm, "renorm", "maxnorm")
         limit = _norms.threshold(maxnorm, x.dtype, "renorm", "maxnorm")
@@ -309,7 +310,7 @@ def unit_norm(w, axes=None, epsilon=1e-12, name=None):
     """
     with tf.name_scope(name or "unit_norm"):
         w = _checks.float_tensor(w, "unit_norm")
-        axes = _checks.axes_tuple(axes, _checks.static_rank(w, "unit_norm"), "unit_norm")
+        axes = _axis_checks.axes_tuple(axes, _checks.static_rank(w, "unit_norm"), "unit_norm")
         epsilon = _checks.positive_number(epsilon, "unit_norm", "epsilon")
         return _unit_norm(w, axes, _norms.threshold(epsilon, _compute_dtype(w), "unit_norm",
                                                     "epsilon"))
@@ -354,7 +355,7 @@ def min_max_norm(w, min_value=0.0, max_value=1.0, rate=1.0, axes=None, name=None
     """
     with tf.name_scope(name or "min_max_norm"):
         w = _checks.float_tensor(w, "min_max_norm")
-        axes = _checks.axes_tuple(axes, _checks.static_rank(w, "min_max_norm"),
+        axes = _axis_checks.axes_tuple(axes, _checks.static_rank(w, "min_max_norm"),
                                   "min_max_norm")
         min_value, max_value, rate = check_min_max(min_value, max_value, rate)
         bounds = [_norms.threshold(v, w.dtype, "min_max_norm", arg, allow_zero=True)

@@ -16,6 +16,7 @@ axes again when it is applied (the rank is known only then).
 
 import inspect
 
+from tf1norm._src import axis_checks as _axis_checks
 from tf1norm._src import checks as _checks
 from tf1norm._src import graph_checks as _graph_checks
 from tf1norm._src import eager
@@ -88,7 +89,7 @@ class MaxNorm(Constraint):
 
     def __init__(self, threshold=2.0, axes=None):
         self.threshold = _checks.positive_number(threshold, "MaxNorm", "threshold")
-        self.axes = _checks.axes_argument(axes, "MaxNorm")
+        self.axes = _axis_checks.axes_argument(axes, "MaxNorm")
 
     def __call__(self, w):
         return projections.max_norm_assignment(w, self.threshold, self.axes)
@@ -101,7 +102,7 @@ class UnitNorm(Constraint):
     """Scale each output unit to unit L2 norm (see ``tf1norm.unit_norm``)."""
 
     def __init__(self, axes=None, epsilon=1e-12):
-        self.axes = _checks.axes_argument(axes, "UnitNorm")
+        self.axes = _axis_checks.axes_argument(axes, "UnitNorm")
         self.epsilon = _checks.positive_number(epsilon, "UnitNorm", "epsilon")
 
     def __call__(self, w):
@@ -117,7 +118,7 @@ class MinMaxNorm(Constraint):
     def __init__(self, min_value=0.0, max_value=1.0, rate=1.0, axes=None):
         self.min_value, self.max_value, self.rate = projections.check_min_max(
             min_value, max_value, rate, fn="MinMaxNorm")
-        self.axes = _checks.axes_argument(axes, "MinMaxNorm")
+        self.axes = _axis_checks.axes_argument(axes, "MinMaxNorm")
 
     def __call__(self, w):
         return projections.min_max_norm(w, self.min_value, self.max_value, self.rate,
