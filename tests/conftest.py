@@ -44,6 +44,23 @@ def patched_slim(monkeypatch):
     monkeypatch.setattr(control_flow_ops, "cond", v1.cond, raising=False)
 
 
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory):
+    """The command-line tests' log directory: tests/cli_helpers.py's net at steps 10 and 2."""
+    from cli_helpers import _save
+
+    directory = tmp_path_factory.mktemp("logdir")
+    for step, scale in ((10, 1.0), (2, 0.5)):  # written out of step order on purpose
+        _save(str(directory), step, scale)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def checkpoint(logdir):
+    """The step-10 checkpoint of ``logdir``."""
+    return str(logdir / "model.ckpt-10")
+
+
 def run_initialized(session, fetches, feed_dict=None):
     """Initialize global variables, then run ``fetches``."""
     session.run(v1.global_variables_initializer())
