@@ -3,8 +3,6 @@
 The read/update ordering under grappler is in test_embedding_order.py, partitioned
 tables in test_embedding_partitioned.py."""
 
-import decimal
-import fractions
 import math
 import pathlib
 
@@ -13,47 +11,13 @@ import pytest
 
 import tf1norm
 from tf1norm._src.compat import tf, v1
-from embedding_helpers import _session, _step_op, _table, _torch_renorm_rows, _writes
+from embedding_helpers import (
+    _exact_norm_at_most, _margin, _p_norms, _session, _step_op, _table, _torch_renorm_rows, _writes,
+)
 from tf1norm.training.check import _Closure
 from tf1norm._math.rows import max_norm_rows, torch_renorm_rows
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
-UNIT = 2.0 ** -53
-SCALING_ERROR = {np.float16: 2.0 ** -11 + 2.0 ** -24, np.float32: 2.0 ** -23, np.float64: 0.0,
-                 tf.bfloat16.as_numpy_dtype: 2.0 ** -8 + 2.0 ** -24}
-
-
-# --- NumPy twins and exact arithmetic -------------------------------------------------------
-
-def _p_norms(rows, p):
-    return np.linalg.norm(rows.astype(np.float64), ord=p, axis=1, keepdims=True)
-
-
-def _margin(dtype, dim, p):
-    """max_norm_rows's documented shrink m = ρ + 3γ + 12u."""
-    error = (dim + 752) * max(1.0, 1.0 / p) * UNIT
-    return SCALING_ERROR[dtype] + 3 * error + 12 * UNIT
-
-
-def _exact_norm_at_most(row, p, bound):
-    """Is the p-norm of the stored values, in exact arithmetic, <= bound?
-
-    Rows whose float64 norm is 1e-9 under the bound are (a float64 norm errs
-    by ~dim·1e-16); the others are decided with rationals (integer p, inf) or
-    40-digit decimals.
-    """
-    if _p_norms(np.asarray(row)[None], p)[0, 0] < bound * (1 - 1e-9):
-        return True
-    values = [abs(fractions.Fraction(float(v))) for v in row]  # float(v) is exact
-    if p == math.inf:
-        return max(values) <= bound
-    if float(p).is_integer():
-        return sum(v ** int(p) for v in values) <= fractions.Fraction(bound) ** int(p)
-    with decimal.localcontext() as context:
-        context.prec = 40  # far below the spacing of float64 norms
-        power = decimal.Decimal(p)
-        total = sum(decimal.Decimal(float(v)) ** power for v in values)
-        return total <= decimal.Decimal(bound) ** power
 
 
 # --- pure row functions ---------------------------------------------------------------------
