@@ -9,7 +9,7 @@ would otherwise run together into one paragraph:
   kept as preformatted text, so their columns stay aligned.
 
 Only the text griffe hands to the Markdown renderer changes; the docstrings
-(and the examples ``tests/test_readme.py`` runs from them) stay as written.
+(and the examples ``tests/test_docstring_examples.py`` runs from them) stay as written.
 Loaded by ``mkdocs.yml`` (``extensions: [docs/griffe_rst.py]``).
 """
 

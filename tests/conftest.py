@@ -1,4 +1,4 @@
-"""Shared fixtures: a fresh graph per test and a session on it.
+"""Shared fixtures: a fresh graph per test and a session on it, a seeded rng, tf-slim patched.
 
 tf1norm is imported before TensorFlow so that tf.compat.v1.layers uses tf-keras.
 """
@@ -32,6 +32,33 @@ def sess(graph):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def patched_slim(monkeypatch):
+    """tf-slim with its two TF 2.21 breakages patched for the duration of one test."""
+    from tensorflow.python.framework import ops
+    from tensorflow.python.ops import control_flow_ops
+
+    monkeypatch.setattr(ops, "Tensor", tf.Tensor, raising=False)
+    monkeypatch.setattr(control_flow_ops, "cond", v1.cond, raising=False)
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory):
+    """The command-line tests' log directory: tests/cli_helpers.py's net at steps 10 and 2."""
+    from cli_helpers import _save
+
+    directory = tmp_path_factory.mktemp("logdir")
+    for step, scale in ((10, 1.0), (2, 0.5)):  # written out of step order on purpose
+        _save(str(directory), step, scale)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def checkpoint(logdir):
+    """The step-10 checkpoint of ``logdir``."""
+    return str(logdir / "model.ckpt-10")
 
 
 def run_initialized(session, fetches, feed_dict=None):

@@ -14,7 +14,7 @@ import pytest
 
 import tf1norm
 from tf1norm._src.compat import tf, v1
-from test_bad_input_train import _model, _scratch
+from bad_input_train_helpers import _model, _scratch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tools"))
 from audit_bad_input import Case, grade  # noqa: E402

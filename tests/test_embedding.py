@@ -1,7 +1,8 @@
-"""embedding_lookup(max_norm=...): torch mode, after-update projection, partitioned tables."""
+"""embedding_lookup(max_norm=...): torch mode, after-update projection, bad input.
 
-import decimal
-import fractions
+The read/update ordering under grappler is in test_embedding_order.py, partitioned
+tables in test_embedding_partitioned.py."""
+
 import math
 import pathlib
 
@@ -10,72 +11,20 @@ import pytest
 
 import tf1norm
 from tf1norm._src.compat import tf, v1
+from embedding_helpers import (
+    _exact_norm_at_most,
+    _margin,
+    _p_norms,
+    _session,
+    _step_op,
+    _table,
+    _torch_renorm_rows,
+    _writes,
+)
 from tf1norm.training.check import _Closure
 from tf1norm._math.rows import max_norm_rows, torch_renorm_rows
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
-UNIT = 2.0**-53
-SCALING_ERROR = {
-    np.float16: 2.0**-11 + 2.0**-24,
-    np.float32: 2.0**-23,
-    np.float64: 0.0,
-    tf.bfloat16.as_numpy_dtype: 2.0**-8 + 2.0**-24,
-}
-
-
-# --- NumPy twins and exact arithmetic -------------------------------------------------------
-
-
-def _p_norms(rows, p):
-    return np.linalg.norm(rows.astype(np.float64), ord=p, axis=1, keepdims=True)
-
-
-def _torch_renorm_rows(rows, max_norm, p):
-    """torch.embedding_renorm_: norm in the rows' dtype, scale in float64, rounded to the dtype."""
-    norms = np.linalg.norm(rows, ord=p, axis=1, keepdims=True).astype(np.float64)
-    scale = np.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0).astype(rows.dtype)
-    return rows * scale
-
-
-def _margin(dtype, dim, p):
-    """max_norm_rows's documented shrink m = ρ + 3γ + 12u."""
-    error = (dim + 752) * max(1.0, 1.0 / p) * UNIT
-    return SCALING_ERROR[dtype] + 3 * error + 12 * UNIT
-
-
-def _exact_norm_at_most(row, p, bound):
-    """Is the p-norm of the stored values, in exact arithmetic, <= bound?
-
-    Rows whose float64 norm is 1e-9 under the bound are (a float64 norm errs
-    by ~dim·1e-16); the others are decided with rationals (integer p, inf) or
-    40-digit decimals.
-    """
-    if _p_norms(np.asarray(row)[None], p)[0, 0] < bound * (1 - 1e-9):
-        return True
-    values = [abs(fractions.Fraction(float(v))) for v in row]  # float(v) is exact
-    if p == math.inf:
-        return max(values) <= bound
-    if float(p).is_integer():
-        return sum(v ** int(p) for v in values) <= fractions.Fraction(bound) ** int(p)
-    with decimal.localcontext() as context:
-        context.prec = 40  # far below the spacing of float64 norms
-        power = decimal.Decimal(p)
-        total = sum(decimal.Decimal(float(v)) ** power for v in values)
-        return total <= decimal.Decimal(bound) ** power
-
-
-def _table(rng, rows=50, dim=6, scale=1.0):
-    return (rng.standard_normal((rows, dim)) * scale).astype(np.float32)
-
-
-def _step_op(train_op):
-    """create_train_op's result as an op (it returns the loss tensor, tf-slim style)."""
-    return train_op if isinstance(train_op, tf.Operation) else train_op.op
-
-
-def _session(graph):
-    """A session that runs independent ops in parallel, to expose ordering bugs."""
-    return v1.Session(graph=graph, config=v1.ConfigProto(inter_op_parallelism_threads=4))
 
 
 # --- pure row functions ---------------------------------------------------------------------
@@ -207,153 +156,6 @@ def test_after_update_mode_differs_from_torch_and_holds_the_bound():
         )
 
 
-def _optimized_graph(session, fetch, feed):
-    """The graph the session ran, after Grappler: ``{name: NodeDef}``."""
-    metadata = v1.RunMetadata()
-    session.run(
-        fetch, feed, options=v1.RunOptions(output_partition_graphs=True), run_metadata=metadata
-    )
-    return {node.name: node for graph in metadata.partition_graphs for node in graph.node}
-
-
-def _ancestors(start, parents):
-    """Everything ``start`` waits for, through ``parents(node) -> nodes``."""
-    seen, stack = set(), [start]
-    while stack:
-        for parent in parents(stack.pop()):
-            if parent not in seen:
-                seen.add(parent)
-                stack.append(parent)
-    return seen
-
-
-def _node_ancestors(nodes, name):
-    return _ancestors(name, lambda n: [i.lstrip("^").split(":")[0] for i in nodes[n].input])
-
-
-def _op_ancestors(op):
-    return _ancestors(op, lambda o: [t.op for t in o.inputs] + list(o.control_inputs))
-
-
-def _ordering_graph(graph, mode, partitioned, build, fetch_rows):
-    """One step; return the optimized graph and per partition (update, scatter, own read,
-    lookup reads)."""
-    partitioner = v1.fixed_size_partitioner(2) if partitioned else None
-    with v1.variable_scope("embed", partitioner=partitioner):
-        table = v1.get_variable("table", [40, 4])
-    ids, weights = v1.placeholder(tf.int64, [5]), v1.placeholder(tf.float32, [4, 3])
-    out = tf1norm.embedding_lookup(table, ids, max_norm=0.1, mode=mode)
-    # the gradient, ones·weightsᵀ, needs nothing of the forward, not even its shape
-    loss = tf.reduce_sum(tf.matmul(out, weights))
-    optimizer = v1.train.GradientDescentOptimizer(0.1)
-    train_op = (
-        tf1norm.create_train_op(loss, optimizer, check_numerics=False)
-        if build == "create_train_op"
-        else optimizer.minimize(loss)
-    )
-    with _session(graph) as session:
-        session.run(v1.global_variables_initializer())
-        fetches = [train_op, out] if fetch_rows else train_op
-        nodes = _optimized_graph(
-            session, fetches, {ids: [1, 7, 7, 30, 38], weights: np.ones((4, 3))}
-        )
-    found = []
-    for part in table if partitioned else [table]:
-        on_part = [n for n in nodes if nodes[n].input and nodes[n].input[0] == part.handle.op.name]
-        of_type = lambda kind: [n for n in on_part if nodes[n].op == kind]  # noqa: E731
-        # the renorm/projection reads the unique ids; the lookup reads the ids as they come
-        unique = [
-            g
-            for g in of_type("ResourceGather")
-            if nodes[nodes[g].input[1].split(":")[0]].op == "Unique"
-        ]
-        lookups = [g for g in of_type("ResourceGather") if g not in unique]
-        (update,), (scatter,), (own_read,) = (
-            of_type("ResourceScatterAdd"),
-            of_type("ResourceScatterUpdate"),
-            unique,
-        )
-        assert own_read in _node_ancestors(nodes, scatter)
-        found.append((update, scatter, own_read, lookups))
-    return nodes, found
-
-
-@pytest.mark.parametrize("partitioned", [False, True])
-@pytest.mark.parametrize("fetch_rows", [False, True])
-@pytest.mark.parametrize("build", ["create_train_op", "minimize"])
-def test_torch_mode_renorm_read_update_order_survives_grappler(
-    graph, partitioned, fetch_rows, build
-):
-    """renorm, then the lookup read, then the update: on the graph Grappler made.
-
-    When only minimize's op is fetched nothing needs the lookup's rows (the
-    gradient of sum(rows·weights) is ones·weightsᵀ) and Grappler drops that
-    read; the renorm still precedes the update.
-    """
-    nodes, found = _ordering_graph(graph, "torch", partitioned, build, fetch_rows)
-    for update, scatter, _, lookups in found:
-        assert scatter in _node_ancestors(nodes, update)
-        assert len(lookups) == 1 if fetch_rows else len(lookups) <= 1
-        for lookup in lookups:
-            assert scatter in _node_ancestors(nodes, lookup)
-            assert lookup in _node_ancestors(nodes, update)
-    assert tf1norm.registry.recorded_collections() == []  # nothing runs after the update
-
-
-@pytest.mark.parametrize("partitioned", [False, True])
-def test_after_update_projection_reads_after_the_update_despite_grappler(graph, partitioned):
-    nodes, found = _ordering_graph(graph, "after_update", partitioned, "create_train_op", True)
-    for update, _, own_read, (lookup,) in found:
-        assert update in _node_ancestors(nodes, own_read)
-        assert lookup in _node_ancestors(nodes, update)  # the lookup read comes first
-    assert tf1norm.registry.recorded_collections() == [tf1norm.keys.EMBEDDING_MAX_NORM]
-
-
-@pytest.mark.parametrize("mode", ["after_update", "torch"])
-def test_table_gradient_waits_for_the_lookup_read(graph, mode):
-    """Even a gradient that needs nothing of the forward (not even a shape) waits for the read."""
-    table = v1.get_variable("table", [40, 4])
-    ids, weights = v1.placeholder(tf.int64, [5]), v1.placeholder(tf.float32, [4, 3])
-    out = tf1norm.embedding_lookup(table, ids, max_norm=0.1, mode=mode)
-    (grad,) = tf.gradients(tf.reduce_sum(tf.matmul(out, weights)), [table])
-    assert isinstance(grad, tf.IndexedSlices)
-    waits = {op.type for op in _op_ancestors(grad.values.op)}
-    assert "ResourceGather" in waits
-    assert ("ResourceScatterUpdate" in waits) == (mode == "torch")  # the renorm, torch only
-
-
-def test_torch_mode_renormalizes_an_id_repeated_in_a_batch_once(sess, rng):
-    start = _table(rng, rows=6, dim=3, scale=3.0)
-    table = v1.get_variable("table", initializer=start)
-    out = tf1norm.embedding_lookup(table, [[2, 2], [5, 2]], max_norm=0.5, mode="torch")
-    sess.run(v1.global_variables_initializer())
-    expected = _torch_renorm_rows(start[[2, 5]], 0.5, 2.0)  # once, not twice
-    np.testing.assert_allclose(sess.run(out), expected[[[0, 0], [1, 0]]], rtol=1e-6)
-    np.testing.assert_allclose(sess.run(table)[[2, 5]], expected, rtol=1e-6)
-    assert v1.global_variables() == [table] and tf1norm.registry.recorded_collections() == []
-
-
-@pytest.mark.parametrize("mode", ["after_update", "torch"])
-def test_ref_variables_step_like_resource_variables(rng, mode):
-    start = _table(rng, rows=10, dim=3, scale=3.0)
-    results = []
-    for use_resource in (True, False):
-        graph = tf.Graph()
-        with graph.as_default(), _session(graph) as session:
-            table = v1.get_variable("table", initializer=start, use_resource=use_resource)
-            out = tf1norm.embedding_lookup(table, [1, 2, 2], max_norm=1.0, mode=mode)
-            train_op = tf1norm.create_train_op(
-                tf.reduce_sum(tf.square(out - 2.0)), v1.train.GradientDescentOptimizer(0.1)
-            )
-            session.run(v1.global_variables_initializer())
-            results.append(
-                [session.run([train_op, out])[1] for _ in range(2)] + [session.run(table)]
-            )
-    for resource, ref in zip(*results):
-        np.testing.assert_allclose(ref, resource, rtol=1e-6)
-    np.testing.assert_array_equal(results[1][-1][3:], start[3:])
-
-
 # --- mode="after_update" ---------------------------------------------------------------------
 
 
@@ -418,11 +220,6 @@ def test_bound_holds_exactly_after_a_step_on_300_random_tables(graph, rng):
     assert over == 0
 
 
-def _writes(closure, table):
-    reads = {"ReadVariableOp", "ResourceGather"}
-    return {op.type for op in closure.writes(table.handle.op, ("",)) if op.type not in reads}
-
-
 def test_gradients_and_updates_stay_sparse(graph):
     table = v1.get_variable("table", [1000, 8])
     ids = v1.placeholder(tf.int64, [None])
@@ -468,105 +265,6 @@ def test_plain_lookup_without_max_norm(sess, rng):
     out = tf1norm.embedding_lookup(tf.constant(start), [2, 5])
     np.testing.assert_array_equal(sess.run(out), start[[2, 5]])
     assert tf1norm.registry.recorded_collections() == []
-
-
-# --- partitioned tables ----------------------------------------------------------------------
-
-PARTITIONERS = {
-    "fixed_size_2": lambda: v1.fixed_size_partitioner(2),
-    "min_max_3": lambda: v1.min_max_variable_partitioner(max_partitions=3, min_slice_size=64),
-}
-
-
-def _shard(table, sizes, strategy):
-    """The rows each partition stores so that id i means row i of ``table``."""
-    if strategy == "mod":
-        return [table[k :: len(sizes)] for k in range(len(sizes))]
-    return np.split(table, np.cumsum(sizes)[:-1])
-
-
-def _unshard(parts, strategy):
-    if strategy == "div":
-        return np.concatenate(parts)
-    table = np.empty((sum(len(p) for p in parts), parts[0].shape[1]), parts[0].dtype)
-    for k, part in enumerate(parts):
-        table[k :: len(parts)] = part
-    return table
-
-
-def _partitioned_run(start, batches, mode, strategy, partitioner=None):
-    """Train 4 SGD steps; return (looked-up rows per step, table in id order, variables)."""
-    graph = tf.Graph()
-    with graph.as_default():
-        with v1.variable_scope("embed", partitioner=partitioner and partitioner()):
-            table = v1.get_variable("table", start.shape)
-        parts = list(table) if partitioner else [table]
-        ids = v1.placeholder(tf.int64, [None])
-        out = tf1norm.embedding_lookup(
-            table, ids, max_norm=1.0, mode=mode, partition_strategy=strategy
-        )
-        loss = 0.5 * tf.reduce_sum(tf.square(tf.reduce_sum(out, -1) - 4.0))
-        train_op = tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(0.3))
-        shards = _shard(start, [p.shape[0] for p in parts], strategy)
-        with _session(graph) as session:
-            session.run(v1.global_variables_initializer())
-            session.run([p.assign(s) for p, s in zip(parts, shards)])
-            rows = [session.run([train_op, out], {ids: b})[1] for b in batches]
-            final = _unshard(session.run(parts), strategy)
-        projected = [
-            p.variable
-            for name in tf1norm.registry.recorded_collections()
-            for p in tf1norm.registry.get_projections(name)
-        ]
-    return rows, final, parts, projected
-
-
-@pytest.mark.parametrize("partitioner", sorted(PARTITIONERS))
-@pytest.mark.parametrize("mode", ["after_update", "torch"])
-@pytest.mark.parametrize("strategy", ["div", "mod"])
-def test_partitioned_table_equals_the_whole_table(rng, partitioner, mode, strategy):
-    start = _table(rng, scale=1.5)
-    batches = [rng.choice(np.arange(0, 50, 2), 8) for _ in range(4)]  # odd ids never
-    batches[0][:3] = [48, 48, 1]  # a repeat and an id of the last partition
-    whole_rows, whole, _, _ = _partitioned_run(start, batches, mode, strategy)
-    rows, final, parts, projected = _partitioned_run(
-        start, batches, mode, strategy, PARTITIONERS[partitioner]
-    )
-    assert len(parts) == {"fixed_size_2": 2, "min_max_3": 3}[partitioner]
-    assert len(projected) == (len(parts) if mode == "after_update" else 0)
-    for got, expected in zip(rows, whole_rows):
-        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(final, whole, rtol=1e-6, atol=1e-7)
-    never = np.setdiff1d(np.arange(50), np.concatenate(batches))
-    np.testing.assert_array_equal(final[never], start[never])  # untouched, bit for bit
-    assert not np.allclose(final, start)
-
-
-@pytest.mark.parametrize("strategy", ["div", "mod"])
-@pytest.mark.parametrize("mode", ["after_update", "torch"])
-def test_partitioned_ids_map_to_rows_like_tf_embedding_lookup(sess, rng, strategy, mode):
-    partitioner = v1.min_max_variable_partitioner(max_partitions=3, min_slice_size=64)
-    with v1.variable_scope("embed", partitioner=partitioner):
-        table = v1.get_variable("table", [50, 6], initializer=v1.random_normal_initializer())
-    ids = rng.integers(0, 50, (4, 5))
-    ours = tf1norm.embedding_lookup(
-        table, ids, max_norm=100.0, mode=mode, partition_strategy=strategy
-    )  # no row is over 100
-    theirs = v1.nn.embedding_lookup(table, ids, partition_strategy=strategy)
-    sess.run(v1.global_variables_initializer())
-    assert ours.shape == (4, 5, 6)
-    np.testing.assert_array_equal(*sess.run([ours, theirs]))
-
-
-def test_partitioned_projections_scatter_into_their_partition(graph):
-    with v1.variable_scope("embed", partitioner=v1.fixed_size_partitioner(2)):
-        table = v1.get_variable("table", [10, 3])
-    loss = tf.reduce_sum(tf1norm.embedding_lookup(table, [1, 7], max_norm=1.0))
-    train_op = tf1norm.create_train_op(loss, v1.train.GradientDescentOptimizer(0.1))
-    closure = _Closure(_step_op(train_op))
-    for part in table:
-        assert _writes(closure, part) == {"ResourceScatterAdd", "ResourceScatterUpdate"}
-    assert tf1norm.check_train_op(train_op) == []
 
 
 # --- bad input -------------------------------------------------------------------------------

@@ -20,12 +20,10 @@ Each result is compared with a Python float64 twin that computes the same
 formula on the scaled form ``x = m·(x/m)`` (so the twin itself never
 overflows), within a per-dtype tolerance relative to the unit's result norm.
 One graph and one session per dtype (module-scoped), so the module runs in
-seconds.
+seconds. The kernel and the twins are in tests/edge_kernels.py; thresholds in the
+weight's dtype and the XLA path in test_numerics_thresholds.py.
 """
 
-import math
-
-import ml_dtypes
 import numpy as np
 import pytest
 
@@ -33,88 +31,24 @@ import tf1norm
 from tf1norm.graph import embedding
 from tf1norm._src.compat import tf, v1
 
-DTYPES = ["float16", "bfloat16", "float32", "float64"]
-KINDS = ["zero", "tiny", "large", "max", "single", "inside", "mixed"]
-PATTERN = [1.0, -0.5, 0.25, -0.75]
-TOLERANCE = {"float16": 2e-3, "bfloat16": 1.6e-2, "float32": 2e-6, "float64": 1e-13}
-TINY = {"float16": 2.0**-12, "bfloat16": 1e-30, "float32": 1e-30, "float64": 1e-300}
-LARGE = {"float16": 3e4, "bfloat16": 1e20, "float32": 1e20, "float64": 1e20}
-EPSILON = 1e-12  # unit_norm / weight_norm floor on the squared norm
-GAIN = 2.0
-
-
-def np_dtype(name):
-    return np.dtype(getattr(ml_dtypes, name)) if name == "bfloat16" else np.dtype(name)
-
-
-def kernel(name):
-    """The ``[4, 7]`` edge-case kernel of the module docstring, in dtype ``name``."""
-    big = float(ml_dtypes.finfo(np_dtype(name)).max)
-    tiny, large = TINY[name], LARGE[name]
-    columns = {
-        "zero": [0.0] * 4,
-        "tiny": [tiny * p for p in PATTERN],
-        "large": [large * p for p in PATTERN],
-        "max": [big * p for p in PATTERN],
-        "single": [big, 0.0, 0.0, 0.0],
-        "inside": [0.6 * p for p in PATTERN],
-        "mixed": [large, tiny, 0.0, -1.0],
-    }
-    return np.array([columns[k] for k in KINDS], dtype=np.float64).T.astype(np_dtype(name))
-
-
-# ---------------------------------------------------------------- Python twins
-
-
-def parts(column):
-    """``(m, r)`` with ``‖column‖ = m·r`` in Python floats (never overflows)."""
-    m = max(abs(x) for x in column)
-    if m == 0:
-        return 0.0, 0.0
-    return m, math.sqrt(sum((x / m) ** 2 for x in column))
-
-
-def to_norm(column, target):
-    m, r = parts(column)
-    return [(x / m) * (target / r) for x in column]
-
-
-def twin_max_norm(column, t):
-    m, r = parts(column)
-    return to_norm(column, t) if m * r > t else list(column)
-
-
-def twin_renorm(column, t):  # torch: x·t/(n + 1e-7) where n > t
-    m, r = parts(column)
-    return [(x / m) * (t / (r + 1e-7 / m)) for x in column] if m * r > t else list(column)
-
-
-def twin_unit_norm(column):
-    m, r = parts(column)
-    if m * r >= math.sqrt(EPSILON):
-        return to_norm(column, 1.0)
-    return [x / math.sqrt(EPSILON) for x in column]
-
-
-def twin_min_max(column, low, high, rate):
-    m, r = parts(column)
-    norm = m * r
-    clipped = min(max(norm, low), high)
-    if m == 0 or clipped == norm:
-        return list(column)
-    return [(x / m) * (rate * clipped / r) + x * (1 - rate) for x in column]
-
-
-def twin_weight_norm(column, gain):
-    m, r = parts(column)
-    if m * r >= math.sqrt(EPSILON):
-        return to_norm(column, gain)
-    return [x * gain / math.sqrt(EPSILON) for x in column]
-
-
-def twin_columns(w, fn):
-    columns = [fn([float(x) for x in w[:, j]]) for j in range(w.shape[1])]
-    return np.array(columns, dtype=np.float64).T
+from edge_kernels import (
+    DTYPES,
+    GAIN,
+    KINDS,
+    TINY,
+    TOLERANCE,
+    np_dtype,
+    kernel,
+    parts,
+    twin_max_norm,
+    twin_renorm,
+    twin_unit_norm,
+    twin_min_max,
+    twin_weight_norm,
+    twin_columns,
+    _as64,
+    _assert_close,
+)
 
 
 # ---------------------------------------------------------------- graph, once per dtype
@@ -202,21 +136,6 @@ def results(request):
             got["regularizer"] = sess.run(stateful["regularizer_var"])
             got["spectral"] = {k: (v, sess.run(f)) for k, (v, f) in spectral.items()}
     return name, value, got
-
-
-def _as64(x):
-    return np.asarray(x).astype(np.float64)
-
-
-def _assert_close(name, got, want, what):
-    got = _as64(got)
-    assert np.all(np.isfinite(got)), f"{what} [{name}]: non-finite {got}"
-    for j, kind in enumerate(KINDS):
-        scale = np.abs(want[:, j]).max()
-        err = np.abs(got[:, j] - want[:, j]).max()
-        assert err <= TOLERANCE[name] * max(scale, 1e-300) * 2, (
-            f"{what} [{name}] unit {kind}: got {got[:, j]}, want {want[:, j]}"
-        )
 
 
 PROJECTIONS = {
@@ -342,93 +261,3 @@ def test_spectral_norm(results, kind):
         assert np.linalg.svd(constrained, compute_uv=False)[0] == pytest.approx(1, rel=tol)
     else:
         assert np.asarray(out["constraint"]).tobytes() == np.asarray(value).tobytes()
-
-
-# ---------------------------------------------------------------- thresholds in the dtype
-
-
-def _run(tensor):
-    with v1.Session() as sess:
-        return sess.run(tensor)
-
-
-def test_float64_threshold_is_not_rounded_to_float32(graph):
-    w = tf.constant(np.array([[3.0], [4.0]]), tf.float64)
-    out = _run(tf1norm.max_norm(w, 1.1))
-    assert np.linalg.norm(out) == pytest.approx(1.1, rel=1e-15, abs=0)
-    assert abs(np.linalg.norm(out) - 1.1) < 1e-15  # float32 1.1 would be 1.1000000238
-
-
-def test_float64_huge_threshold(graph):
-    w = tf.constant(np.array([[3e150], [4e150]]), tf.float64)
-    out = _run(tf1norm.max_norm(w, 1e100))
-    assert np.all(np.isfinite(out)) and np.linalg.norm(out / 1e100) == pytest.approx(1, rel=1e-14)
-
-
-def test_float64_tiny_threshold_keeps_units_under_it(graph):
-    value = np.array([[3e-71, 1.0], [4e-71, 0.0]])
-    out = _run(tf1norm.max_norm(tf.constant(value), 1e-60))
-    assert out[:, 0].tobytes() == value[:, 0].tobytes()  # under 1e-60: bit-exact
-    assert out[0, 1] == pytest.approx(1e-60, rel=1e-15)
-
-
-@pytest.mark.parametrize(
-    "make, dtype, arg",
-    [
-        (lambda w: tf1norm.max_norm(w, 1e5), tf.float16, "threshold"),
-        (lambda w: tf1norm.max_norm(w, 1e-60), tf.float32, "threshold"),
-        (lambda w: tf1norm.MaxNorm(1e5)(w), tf.float16, "threshold"),
-        (lambda w: tf1norm.renorm(w, 2, 1, 1e-50), tf.float32, "maxnorm"),
-        (lambda w: tf1norm.min_max_norm(w, 0.0, 1e5), tf.float16, "max_value"),
-        (lambda w: tf1norm.min_max_norm(w, 1e-50, 1.0), tf.float32, "min_value"),
-        (lambda w: tf1norm.max_norm(w, 1e39), tf.bfloat16, "threshold"),
-    ],
-)
-def test_threshold_outside_the_dtype_raises(graph, make, dtype, arg):
-    w = tf.ones([3, 2], dtype)
-    with pytest.raises(ValueError, match=f"`{arg}`.*{dtype.name}"):
-        make(w)
-
-
-def test_threshold_tensor_is_cast_to_the_weight_dtype(graph):
-    w = tf.constant(np.array([[3.0], [4.0]]), tf.float64)
-    limit = v1.placeholder(tf.float64, [])
-    out = tf1norm.max_norm(w, limit)
-    with v1.Session() as sess:
-        value = sess.run(out, {limit: 1e-200})
-    assert np.linalg.norm(value) == pytest.approx(1e-200, rel=1e-14)
-
-
-# ---------------------------------------------------------------- the XLA path
-
-
-@pytest.mark.parametrize("name", DTYPES)
-def test_max_norm_under_xla_matches_float64_twin(name):
-    """Inside ``jit_compile=True`` the cap picks per-unit factors in a small conditional
-    (``_norms.guarded_factors``); it must agree with the twin on every edge unit."""
-    value = kernel(name)
-    tiny_cap = float(np.asarray(TINY[name] / 2, np_dtype(name)))
-
-    @tf.function(jit_compile=True)
-    def caps(w):
-        return (
-            tf1norm._math.projections.max_norm_assignment(w, 1.0, axes=(0,)),
-            tf1norm._math.projections.max_norm_assignment(w, tiny_cap, axes=(0,)),
-            tf1norm.MaxNorm(1.0)(w),
-        )
-
-    capped, tiny, constraint = (t.numpy() for t in caps(tf.constant(value)))
-    want = twin_columns(value, lambda c: twin_max_norm(c, 1.0))
-    _assert_close(name, capped, want, "max_norm under XLA")
-    _assert_close(name, constraint, want, "MaxNorm under XLA")
-    _assert_close(
-        name,
-        tiny,
-        twin_columns(value, lambda c: twin_max_norm(c, tiny_cap)),
-        "max_norm(tiny cap) under XLA",
-    )
-    inside = KINDS.index("inside")
-    assert np.array_equal(capped[:, inside], value[:, inside])  # not over: bit-exact
-    norms = np.sqrt((_as64(capped) ** 2).sum(axis=0))
-    for kind in ["large", "max", "single", "mixed"]:
-        assert norms[KINDS.index(kind)] == pytest.approx(1.0, rel=TOLERANCE[name] * 4), kind

@@ -21,6 +21,7 @@ from tf1norm._src.compat import tf, v1
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tools"))
 
 import wn_init_report  # noqa: E402
+import wn_reference  # noqa: E402
 
 FIXTURE = pathlib.Path(__file__).resolve().parent / "fixtures" / "weight_norm_reference.npz"
 # float32 forward passes; the reference adds 1e-8 to σ², tf1norm takes σ in float64
@@ -32,11 +33,11 @@ def _initialized(name, batch=None, before_session=None, **kwargs):
 
     ``before_session(graph)`` builds extra ops (gradients need the graph unrun).
     """
-    graph, x, layers = wn_init_report.build_reference_net(name)
+    graph, x, layers = wn_reference.build_reference_net(name)
     extra = before_session(graph) if before_session else None
-    shape = wn_init_report.reference_nets()[name][1]
+    shape = wn_reference.reference_nets()[name][1]
     shape = shape if batch is None else [batch] + shape[1:]
-    feed = {x: wn_init_report.reference_batch(shape)}
+    feed = {x: wn_reference.reference_batch(shape)}
     session = v1.Session(graph=graph)
     with graph.as_default():
         session.run(v1.global_variables_initializer())
@@ -161,7 +162,7 @@ def test_direction_rescale_of_a_partitioned_kernel(axis):
     """Parts split the reduced axis (0) or the units (1): ‖v‖ is over the whole kernel."""
     import tf_slim as slim
 
-    batch = wn_init_report.reference_batch([32, 10])
+    batch = wn_reference.reference_batch([32, 10])
     with tf.Graph().as_default() as graph:
         with v1.variable_scope(
             "",

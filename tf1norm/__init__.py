@@ -39,10 +39,10 @@ keras_registration.install()  # constraints register with Keras when it is impor
 
 if TYPE_CHECKING:
     from tf1norm._math.projections import max_norm
-    from tf1norm._math.projections import min_max_norm
-    from tf1norm._math.projections import non_neg
+    from tf1norm._math.range_projections import min_max_norm
+    from tf1norm._math.range_projections import non_neg
     from tf1norm._math.projections import renorm
-    from tf1norm._math.projections import unit_norm
+    from tf1norm._math.range_projections import unit_norm
     from tf1norm._math.reparam import spectral_norm
     from tf1norm._math.reparam import weight_norm
     from tf1norm._src.compat import require_v1_layers
@@ -134,9 +134,9 @@ _PUBLIC_NAMES = {
     "make_train_step": "tf1norm.tf2.step",
     "max_norm": "tf1norm._math.projections",
     "max_norm_regularizer": "tf1norm.graph.regularizers",
-    "min_max_norm": "tf1norm._math.projections",
+    "min_max_norm": "tf1norm._math.range_projections",
     "multiply_gradients": "tf1norm.training.multipliers",
-    "non_neg": "tf1norm._math.projections",
+    "non_neg": "tf1norm._math.range_projections",
     "project_constraints": "tf1norm.training.transforms",
     "renorm": "tf1norm._math.projections",
     "require_v1_layers": "tf1norm._src.compat",
@@ -149,7 +149,7 @@ _PUBLIC_NAMES = {
     "spectral_norm_regularizer": "tf1norm.graph.regularizers",
     "summarize_chain": "tf1norm.training.summaries",
     "total_loss": "tf1norm.graph.regularizers",
-    "unit_norm": "tf1norm._math.projections",
+    "unit_norm": "tf1norm._math.range_projections",
     "weight_norm": "tf1norm._math.reparam",
     "weight_norm_data_init": "tf1norm.graph.data_init",
     "weight_norm_getter": "tf1norm.graph.getters",

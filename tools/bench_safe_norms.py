@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -36,6 +37,7 @@ from benchlib import measure, report  # noqa: E402
 import tf1norm  # noqa: E402
 from tf1norm.graph import embedding  # noqa: E402
 from tf1norm._math import projections  # noqa: E402
+from tf1norm._math import range_projections  # noqa: E402
 from tf1norm._math import reparam  # noqa: E402
 from tf1norm._src.compat import tf, v1  # noqa: E402
 
@@ -130,7 +132,12 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="2 rounds of 2 steps (smoke test)")
     args = parser.parse_args(argv)
     rounds, steps, warmup = (2, 2, 1) if args.quick else (args.rounds, 20, 10)
-    after = {"projections": projections, "reparam": reparam, "embedding": embedding}
+    live = types.SimpleNamespace(
+        max_norm_assignment=projections.max_norm_assignment,
+        unit_norm=range_projections.unit_norm,
+        min_max_norm=range_projections.min_max_norm,
+    )
+    after = {"projections": live, "reparam": reparam, "embedding": embedding}
     print(
         f"tf {tf.__version__}, tf1norm {tf1norm.__file__}, {os.cpu_count()} cpus, "
         f"{rounds} rounds x {steps} runs, baseline {args.baseline}"

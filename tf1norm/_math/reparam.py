@@ -6,6 +6,7 @@ Tensor -> Tensor functions, no variables; the custom getters in
 
 import math
 
+from tf1norm._src import axis_checks as _axis_checks
 from tf1norm._src import checks as _checks
 from tf1norm._math import norms as _norms
 from tf1norm._src.compat import tf
@@ -49,7 +50,9 @@ def weight_norm_parts(v, g, axes=None, epsilon=1e-12, name=None):
     """
     with tf.name_scope(name or "weight_norm"):
         v = _checks.float_tensor(v, "weight_norm", "v")
-        axes = _checks.axes_tuple(axes, _checks.static_rank(v, "weight_norm", "v"), "weight_norm")
+        axes = _axis_checks.axes_tuple(
+            axes, _checks.static_rank(v, "weight_norm", "v"), "weight_norm"
+        )
         epsilon = _checks.positive_number(epsilon, "weight_norm", "epsilon")
         _checks.static_dimensions(
             v, [a for a in range(v.shape.rank) if a not in axes], "weight_norm", "v"

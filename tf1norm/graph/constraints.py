@@ -10,16 +10,19 @@ Use them wherever TensorFlow takes a constraint:
   and tf-keras / Keras 3 layers' ``kernel_constraint=``.
 
 Each class calls the pure function of the same name in
-``tf1norm._math.projections``; arguments are validated when the object is built, the
-axes again when it is applied (the rank is known only then).
+``tf1norm._math.projections`` or ``tf1norm._math.range_projections``; arguments
+are validated when the object is built, the axes again when it is applied (the
+rank is known only then).
 """
 
 import inspect
 
+from tf1norm._src import axis_checks as _axis_checks
 from tf1norm._src import checks as _checks
 from tf1norm._src import graph_checks as _graph_checks
 from tf1norm._src import eager
 from tf1norm._math import projections
+from tf1norm._math import range_projections
 
 
 class _ConstraintRoot:
@@ -92,7 +95,7 @@ class MaxNorm(Constraint):
 
     def __init__(self, threshold=2.0, axes=None):
         self.threshold = _checks.positive_number(threshold, "MaxNorm", "threshold")
-        self.axes = _checks.axes_argument(axes, "MaxNorm")
+        self.axes = _axis_checks.axes_argument(axes, "MaxNorm")
 
     def __call__(self, w):
         return projections.max_norm_assignment(w, self.threshold, self.axes)
@@ -105,11 +108,11 @@ class UnitNorm(Constraint):
     """Scale each output unit to unit L2 norm (see ``tf1norm.unit_norm``)."""
 
     def __init__(self, axes=None, epsilon=1e-12):
-        self.axes = _checks.axes_argument(axes, "UnitNorm")
+        self.axes = _axis_checks.axes_argument(axes, "UnitNorm")
         self.epsilon = _checks.positive_number(epsilon, "UnitNorm", "epsilon")
 
     def __call__(self, w):
-        return projections.unit_norm(w, self.axes, self.epsilon)
+        return range_projections.unit_norm(w, self.axes, self.epsilon)
 
     def get_config(self):
         return {"axes": _config_axes(self.axes), "epsilon": self.epsilon}
@@ -119,13 +122,15 @@ class MinMaxNorm(Constraint):
     """Keep each unit's L2 norm in ``[min_value, max_value]`` (``tf1norm.min_max_norm``)."""
 
     def __init__(self, min_value=0.0, max_value=1.0, rate=1.0, axes=None):
-        self.min_value, self.max_value, self.rate = projections.check_min_max(
+        self.min_value, self.max_value, self.rate = range_projections.check_min_max(
             min_value, max_value, rate, fn="MinMaxNorm"
         )
-        self.axes = _checks.axes_argument(axes, "MinMaxNorm")
+        self.axes = _axis_checks.axes_argument(axes, "MinMaxNorm")
 
     def __call__(self, w):
-        return projections.min_max_norm(w, self.min_value, self.max_value, self.rate, self.axes)
+        return range_projections.min_max_norm(
+            w, self.min_value, self.max_value, self.rate, self.axes
+        )
 
     def get_config(self):
         return {
@@ -140,7 +145,7 @@ class NonNeg(Constraint):
     """Zero negative weights (see ``tf1norm.non_neg``)."""
 
     def __call__(self, w):
-        return projections.non_neg(w)
+        return range_projections.non_neg(w)
 
 
 class SpectralNorm(Constraint):

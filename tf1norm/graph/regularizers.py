@@ -27,6 +27,7 @@ import functools
 import re
 import warnings
 
+from tf1norm._src import axis_checks as _axis_checks
 from tf1norm._src import checks as _checks
 from tf1norm._src import graph_checks as _graph_checks
 from tf1norm._src import eager
@@ -80,14 +81,14 @@ def max_norm_regularizer(threshold=1.0, axes=None, name="max_norm", collection=k
     """
     fn_name = "max_norm_regularizer"
     threshold = _checks.positive_number(threshold, fn_name, "threshold")
-    axes = _checks.axes_argument(axes, fn_name)
+    axes = _axis_checks.axes_argument(axes, fn_name)
     name = _checks.string(name, fn_name, "name")
     collection = _checks.string(collection, fn_name, "collection")
     project = functools.partial(projections.max_norm_assignment, threshold=threshold, axes=axes)
 
     def max_norm_fn(weights):
         variable = _graph_checks.variable(weights, fn_name)
-        reduced = _checks.axes_tuple(
+        reduced = _axis_checks.axes_tuple(
             axes, _checks.static_rank(variable, fn_name, "weights"), fn_name
         )
         projection = _projection_of(variable, reduced, project, name)
