@@ -75,7 +75,10 @@ def train(dataset, args, mode):
             sess.run(v1.global_variables_initializer())
             if mode == "weight_norm":
                 first = dataset.x_train[:256]
-                tf1norm.weight_norm_data_init(sess, {x: images(first)})
+                # Adam's step is about lr per entry whatever the gradient's size, so
+                # growing v to |g|·sqrt(fan_in) (the default, which keeps SGD and
+                # Momentum stable) would slow the filters' directions down ~sqrt(fan_in)x.
+                tf1norm.weight_norm_data_init(sess, {x: images(first)}, rescale_direction=False)
             for _ in range(args.epochs):
                 for xb, yb in data.batches(dataset.x_train, dataset.y_train, 32, rng):
                     sess.run(train_op, {x: images(xb), y: yb})
