@@ -12,6 +12,7 @@ import re
 import numpy as np
 
 from tf1norm._src import bits as _bits
+from tf1norm._src.messages import first_line
 from tf1norm._src.compat import tf
 
 _FLOAT_NAMES = "float16, bfloat16, float32 or float64"
@@ -306,8 +307,3 @@ def checkpoint_tensor(reader, name, path, fn, arg="path"):
             f"({first_line(error)}); its .data file may be truncated or "
             "corrupt: copy it again or pick another checkpoint",
         ) from None
-
-
-def first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 
+from tf1norm._src.messages import first_line
 from tf1norm.cli.errors import CommandError, UsageError
 
 _CHECKPOINT_SUFFIXES = re.compile(r"\.(index|meta|data-\d+-of-\d+)$")
@@ -64,10 +65,6 @@ def read_variables(checkpoint):
         raise CommandError(error.problem) from None
     shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
     return reader, [(name, tuple(shapes[name]), dtypes[name].name) for name in sorted(shapes)]
-
-
-def first_line(error):
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def _unit_norms(value):
