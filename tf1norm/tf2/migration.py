@@ -3,8 +3,10 @@
 ``compare_steps(build_tf1, build_tf2, batches)`` runs the TF1 graph version
 and the TF2 version of one model side by side, each under its own
 ``tf.compat.v1.keras.utils.DeterministicRandomTestTool`` (so both draw the same
-initial weights), and reports after every step the largest *relative*
-difference of every variable, optimizer slot, ``u``/``g`` and the global step:
+initial weights) with the TF1 side's op seeds replayed to the TF2 side's random
+ops (so both draw the same dropout masks; ``migration_seeds``), and reports
+after every step the largest *relative* difference of every variable,
+optimizer slot, ``u``/``g`` and the global step:
 
     relative difference = max |a - b| / max(max |a|, max |b|)   (0 when both are 0)
 
@@ -16,12 +18,14 @@ TF1 ``Saver`` names them (``dense/kernel``, ``dense/kernel/Adam``,
 """
 
 import math
+import warnings
 
 import numpy as np
 
 from tf1norm._src.compat import tf, v1
 from tf1norm.tf2.migration_checkpoints import convert_checkpoint  # noqa: F401  (public here)
 from tf1norm.tf2.migration_checkpoints import restore_tf1_checkpoint  # noqa: F401
+from tf1norm.tf2.migration_seeds import ReplayedSeeds
 from tf1norm.training.transforms import variable_name
 
 # Keras Adam slot lists and the name TF1's AdamOptimizer gives the same slot.
@@ -129,12 +133,20 @@ class StepComparison:
       only_tf2: names in the TF2 map with no TF1 variable (not compared).
       tf1_values, tf2_values: ``{name: NumPy value}`` of each side after the
         last step (e.g. to evaluate the TF1 model's final weights).
+      random_mismatches: why the two sides could not draw the same random
+        numbers (empty when they could; see ``random_ops_match``).
     """
 
     def __init__(self):
         self.per_step, self.worst_per_step, self.per_variable = [], [], {}
         self.only_tf1, self.only_tf2 = [], []
         self.tf1_values, self.tf2_values = {}, {}
+        self.random_mismatches = []
+
+    @property
+    def random_ops_match(self):
+        """True when every random op of the TF2 step drew TF1's random numbers."""
+        return not self.random_mismatches
 
     @property
     def max_difference(self):
@@ -161,14 +173,24 @@ class StepComparison:
             lines.append(f"not compared (TF1 only): {', '.join(self.only_tf1)}")
         if self.only_tf2:
             lines.append(f"not compared (TF2 only): {', '.join(self.only_tf2)}")
+        lines += [f"random ops do not match: {reason}" for reason in self.random_mismatches]
         return "\n".join(lines)
 
 
 def compare_steps(build_tf1, build_tf2, batches, steps=10, mode="num_random_ops"):
     """Run ``steps`` steps of a TF1 graph program and of its TF2 port; compare every variable.
 
-    Each side runs under its own ``DeterministicRandomTestTool(mode=mode)``
-    scope, so the same model code draws the same initial weights on both.
+    Both sides run under ``DeterministicRandomTestTool(mode=mode)``, so the
+    same model code draws the same initial weights on both, and the op seeds
+    the TF1 side hands out are replayed to the TF2 side's random ops in the
+    same order (``migration_seeds.ReplayedSeeds``), so dropout
+    (``tf.nn.dropout``, ``tf.compat.v1.layers.dropout``, tf-keras ``Dropout``)
+    draws the same masks on both, step after step, also when ``tf.function``
+    traces the step twice. Random ops that take no op seed (stateless ops,
+    Keras 3 ``keras.layers.Dropout``) cannot be matched: the report's
+    ``random_ops_match`` is then False, ``str(report)`` says why, and a
+    ``UserWarning`` is issued, since the differences then include different
+    random draws.
 
     Args:
       build_tf1: ``build_tf1(inputs) -> train_op``, called in a fresh
@@ -181,37 +203,48 @@ def compare_steps(build_tf1, build_tf2, batches, steps=10, mode="num_random_ops"
       batches: sequence of tuples of NumPy arrays; step ``i`` uses
         ``batches[i % len(batches)]``.
       steps: number of steps (>= 1).
-      mode: ``DeterministicRandomTestTool`` mode (``"num_random_ops"`` or
-        ``"constant"``).
+      mode: ``DeterministicRandomTestTool`` mode: ``"num_random_ops"`` (the
+        n-th random op gets op seed n) or ``"constant"`` (every op seed 0).
 
     Returns:
       A :class:`StepComparison` (``str()`` of it is a per-step report).
 
     Raises:
-      ValueError: ``steps`` < 1 or ``batches`` is empty.
+      ValueError: ``steps`` < 1, ``batches`` is empty, or ``mode`` is not one
+        of the two modes.
 
     Example::
 
         report = tf1norm.migration.compare_steps(build_tf1, build_tf2, batches, steps=10)
         print(report)
-        assert report.max_difference <= 1e-6
+        assert report.random_ops_match and report.max_difference <= 1e-6
     """
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"compare_steps: `steps` must be an integer >= 1; got {steps!r}.")
+    seeds = ReplayedSeeds(mode)
     batches = [tuple(np.asarray(a) for a in batch) for batch in batches]
     if not batches:
         raise ValueError("compare_steps: `batches` is empty; pass at least one tuple of arrays.")
-    tf1_values = _run_tf1(build_tf1, batches, steps, mode)
+    tf1_values = _run_tf1(build_tf1, batches, steps, seeds)
     comparison = StepComparison()
-    for step_values in _run_tf2(build_tf2, batches, steps, mode):
+    for step_values in _run_tf2(build_tf2, batches, steps, seeds):
         comparison.record(tf1_values[len(comparison.per_step)], step_values)
+    comparison.random_mismatches = seeds.mismatches
+    if comparison.random_mismatches:
+        warnings.warn(_random_warning(comparison.random_mismatches), UserWarning, stacklevel=2)
     return comparison
 
 
-def _run_tf1(build_tf1, batches, steps, mode):
+def _random_warning(reasons):
+    return (
+        "compare_steps: the TF1 and TF2 sides cannot draw the same random numbers, so "
+        "the reported differences include different random draws: " + "; ".join(reasons) + "."
+    )
+
+
+def _run_tf1(build_tf1, batches, steps, seeds):
     """``[{name: value}]`` after each step of the graph program."""
-    tool = v1.keras.utils.DeterministicRandomTestTool(mode=mode)
-    with tool.scope(), tf.Graph().as_default():
+    with tf.Graph().as_default(), seeds.record():
         inputs = [
             v1.placeholder(a.dtype, a.shape, name=f"input_{i}") for i, a in enumerate(batches[0])
         ]
@@ -226,12 +259,12 @@ def _run_tf1(build_tf1, batches, steps, mode):
     return values
 
 
-def _run_tf2(build_tf2, batches, steps, mode):
+def _run_tf2(build_tf2, batches, steps, seeds):
     """Yield ``{name: value}`` after each TF2 step."""
-    tool = v1.keras.utils.DeterministicRandomTestTool(mode=mode)
-    with tool.scope():
+    with seeds.replay():
         step_fn, variable_map = build_tf2()
         for i in range(steps):
+            seeds.begin_step()
             step_fn(*[tf.constant(a) for a in batches[i % len(batches)]])
             named = variable_map() if callable(variable_map) else variable_map
             yield {name: np.asarray(_read(v)) for name, v in named.items()}
