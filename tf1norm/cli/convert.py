@@ -1,13 +1,17 @@
 """``tf1norm convert-checkpoint``: a TF1 name-based checkpoint as an object-based one.
 
     tf1norm convert-checkpoint TF1_CHECKPOINT OUTPUT_PREFIX [--exclude REGEX ...]
+                               [--spectral-norm-names {sn_gan,tf_gan}]
 
 Every variable of the TF1 checkpoint (weights, ``sn_u``/``wn_g``, optimizer
 slots, ``global_step``) is written under its TF1 name into a TF2
 ``tf.train.Checkpoint`` at ``OUTPUT_PREFIX``; a TF2 port of the model reads it
 with ``tf.train.Checkpoint(variables=tf1norm.migration.tf1_variable_map(...))
-.read(prefix)``. Exit status 0 written, 1 a failure (unreadable checkpoint,
-nothing to write), 2 a usage error.
+.read(prefix)``. ``--spectral-norm-names`` reads a checkpoint of other
+spectral-norm code (taki0112's SN-GAN ``scope/u``, TF-GAN's
+``.../spectral_norm_u``) and writes its vectors as ``<kernel>/sn_u``, where a
+``spectral_norm_getter`` port looks for them. Exit status 0 written, 1 a
+failure (unreadable checkpoint, nothing to write), 2 a usage error.
 """
 
 import os
@@ -39,6 +43,14 @@ def add_parser(commands, common, regex):
         help="leave out variables whose name matches (re.search); repeatable, "
         "e.g. --exclude '_power$'",
     )
+    parser.add_argument(
+        "--spectral-norm-names",
+        choices=["sn_gan", "tf_gan"],
+        default=None,
+        help="the checkpoint was written by other spectral-norm code: write its "
+        "power-iteration vectors as <kernel>/sn_u (sn_gan: taki0112's scope/u; "
+        "tf_gan: TF-GAN's .../spectral_normalize/spectral_norm/spectral_norm_u)",
+    )
 
 
 def convert(args, out):
@@ -56,7 +68,10 @@ def convert(args, out):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", _checkpoint_files.StaleCheckpointFilesWarning)
             prefix, names = migration_checkpoints.convert_checkpoint(
-                args.checkpoint, args.output, [p.pattern for p in args.exclude]
+                args.checkpoint,
+                args.output,
+                [p.pattern for p in args.exclude],
+                spectral_norm_names=args.spectral_norm_names,
             )
     except ValueError as error:  # a CheckpointError's problem reads without the function
         raise CommandError(

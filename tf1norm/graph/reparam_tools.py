@@ -17,6 +17,7 @@ from tf1norm._src import checks as _checks
 from tf1norm._src import graph_checks as _graph_checks
 from tf1norm.graph import keys
 from tf1norm.graph import registry
+from tf1norm.graph import spectral_norm_names as _sn_names
 from tf1norm._src.compat import tf, v1
 
 
@@ -25,13 +26,30 @@ def _load(variable, value, session):
     session.run(variable.initializer, {variable.initializer.inputs[1]: value})
 
 
-def restore_plain_checkpoint(session, path):
+def restore_plain_checkpoint(session, path, spectral_norm_names=None):
     """Restore a checkpoint of the same model built without weight normalization.
 
     Every variable whose name is in the checkpoint is loaded (the plain
     model's kernel becomes the direction ``v``), then each weight-norm gain
     missing from the checkpoint is set to ``‖v‖`` per unit, so the model
     computes exactly the plain model's function.
+
+    A checkpoint of other spectral-norm code restores into a
+    ``spectral_norm_getter`` model through a name map
+    (``tf1norm.graph.spectral_norm_names``): its kernels load by name, and its
+    power-iteration vectors into the ``<kernel>/sn_u`` of each kernel.
+
+    Args:
+      session: the session of the model's graph.
+      path: checkpoint prefix or its folder.
+      spectral_norm_names: None (names as tf1norm writes them); ``"sn_gan"``
+        (taki0112's SN-GAN: ``scope/u`` ``[1, out]`` beside
+        ``scope/kernel``); ``"tf_gan"`` (TF-GAN's
+        ``spectral_normalization_custom_getter``:
+        ``.../<kernel>/spectral_normalize/spectral_norm/spectral_norm_u``
+        ``[rows, 1]``, converted to ``[1, out]``); or a dict
+        ``{graph name: checkpoint name}``. With a name map, every ``sn_u`` of
+        the graph must be found.
 
     Returns:
       ``(restored names, derived gain names)``.
@@ -40,22 +58,26 @@ def restore_plain_checkpoint(session, path):
       TypeError: ``session`` is not a session or ``path`` not a path.
       ValueError: no checkpoint at ``path`` or a truncated one (a
         ``tf1norm._src.checks.CheckpointError``), a stored shape differs from the
-        variable's, or no variable of the graph is in the checkpoint (a wrong
+        variable's, no variable of the graph is in the checkpoint (a wrong
         file or a different scope: restoring nothing would leave every
-        variable at its initial value without a word).
+        variable at its initial value without a word), an unknown
+        ``spectral_norm_names``, or a name map that leaves an ``sn_u`` unfound.
     """
-    reader, stored = _open_checkpoint(session, path, "restore_plain_checkpoint")
+    fn = "restore_plain_checkpoint"
+    reader, stored = _open_checkpoint(session, path, fn)
+
+    def read(name):
+        return _checks.checkpoint_tensor(reader, name, os.fspath(path), fn)
+
+    renamed = _sn_names.renamed_values(spectral_norm_names, stored, read, fn)
     restored = []
     with session.graph.as_default():
         variables = v1.global_variables()
     for variable in variables:
-        value = _stored_value(
-            variable,
-            lambda name: _checks.checkpoint_tensor(
-                reader, name, os.fspath(path), "restore_plain_checkpoint"
-            ),
-            stored,
-        )
+        if variable.op.name in renamed:
+            value = renamed[variable.op.name][1]
+        else:
+            value = _stored_value(variable, read, stored)
         if value is not None:
             _load(variable, _checked_shape(variable, value, path), session)
             restored.append(variable.op.name)
@@ -66,6 +88,13 @@ def restore_plain_checkpoint(session, path):
             f"graph: {[v.op.name for v in variables[:5]]}...). Build the model "
             "under the same scope names as the plain model, or pass its checkpoint."
         )
+    if spectral_norm_names is not None:
+        _check_every_u_found(session.graph, restored, spectral_norm_names, path)
+    return restored, _derive_gains(session, stored)
+
+
+def _derive_gains(session, stored):
+    """Set each weight-norm gain the checkpoint lacks to ``‖v‖`` per unit; their names."""
     derived = []
     for record in registry.get_records(keys.WEIGHT_NORM, session.graph):
         if record.g.op.name not in stored:
@@ -73,7 +102,19 @@ def restore_plain_checkpoint(session, path):
             axes = tuple(range(direction.ndim - 1))
             _load(record.g, np.sqrt(np.sum(np.square(direction), axis=axes)), session)
             derived.append(record.g.op.name)
-    return restored, derived
+    return derived
+
+
+def _check_every_u_found(graph, restored, spectral_norm_names, path):
+    records = registry.get_records(keys.SPECTRAL_NORM_WEIGHTS, graph)
+    missing = sorted({r.u.op.name for r in records} - set(restored))
+    if missing:
+        raise ValueError(
+            f"restore_plain_checkpoint: with spectral_norm_names={spectral_norm_names!r} "
+            f"`path` {path!r} holds no vector for {missing}. Check that the model uses "
+            "the checkpoint's scope names and that the name map is the one of the code "
+            "that wrote it (see tf1norm.graph.spectral_norm_names)."
+        )
 
 
 def _open_checkpoint(session, path, fn):

@@ -19,6 +19,7 @@ import re
 from tf1norm._src import checkpoint_files as _checkpoint_files
 from tf1norm._src import checks as _checks
 from tf1norm._src.compat import tf
+from tf1norm.graph import spectral_norm_names as _sn_names
 
 
 def _reader(path, fn):
@@ -68,7 +69,7 @@ def restore_tf1_checkpoint(path, variable_map, allow_missing=False):
     return restored, sorted(set(shapes) - set(variable_map))
 
 
-def convert_checkpoint(path, output_prefix, exclude=()):
+def convert_checkpoint(path, output_prefix, exclude=(), spectral_norm_names=None):
     """Write a TF1 name-based checkpoint as an object-based one, keyed by TF1 name.
 
     Read it back with ``tf.train.Checkpoint(variables=variable_map).read(prefix)``
@@ -80,6 +81,12 @@ def convert_checkpoint(path, output_prefix, exclude=()):
       output_prefix: where to write (``dir/model``; the files get
         ``.index``/``.data-*`` suffixes).
       exclude: regular expressions; matching names are left out.
+      spectral_norm_names: None, ``"sn_gan"``, ``"tf_gan"`` or a dict
+        ``{tf1norm name: checkpoint name}``: the checkpoint was written by
+        other spectral-norm code, and its power-iteration vectors are written
+        as ``<kernel>/sn_u`` (``[1, out]``; a TF-GAN ``[rows, 1]`` vector is
+        converted), the names ``spectral_norm_getter`` gives them (see
+        ``tf1norm.graph.spectral_norm_names``). Each foreign name is then left out.
 
     Temporary files an interrupted write left at ``output_prefix``
     (``*.tempstate*``, written before this process started) are deleted first,
@@ -89,13 +96,22 @@ def convert_checkpoint(path, output_prefix, exclude=()):
       ``(written prefix, names written)``.
 
     Raises:
-      ValueError: the checkpoint cannot be read, or ``exclude`` is not a
-        list of regular expressions, or nothing is left to write.
+      ValueError: the checkpoint cannot be read, ``exclude`` is not a
+        list of regular expressions, ``spectral_norm_names`` is unknown, or
+        nothing is left to write.
     """
     patterns = _patterns(exclude)
     reader = _reader(path, "convert_checkpoint")
+    shapes = reader.get_variable_to_shape_map()
+    renamed = _sn_names.renamed_values(
+        spectral_norm_names,
+        shapes,
+        lambda name: _checks.checkpoint_tensor(reader, name, path, "convert_checkpoint"),
+        "convert_checkpoint",
+    )
+    sources = {source for source, _ in renamed.values()}
     names = sorted(
-        n for n in reader.get_variable_to_shape_map() if not any(p.search(n) for p in patterns)
+        n for n in set(shapes) - sources | set(renamed) if not any(p.search(n) for p in patterns)
     )
     if not names:
         raise ValueError(
@@ -103,7 +119,10 @@ def convert_checkpoint(path, output_prefix, exclude=()):
             f"(exclude={list(exclude)!r})."
         )
     arrays = {
-        name: _checks.checkpoint_tensor(reader, name, path, "convert_checkpoint") for name in names
+        name: renamed[name][1]
+        if name in renamed
+        else _checks.checkpoint_tensor(reader, name, path, "convert_checkpoint")
+        for name in names
     }  # all read before any variable is made
     values = {
         name: tf.Variable(array, name=name.replace("/", "_")) for name, array in arrays.items()
