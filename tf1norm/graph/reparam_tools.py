@@ -146,8 +146,12 @@ def export_plain_checkpoint(session, path):
     layer built inside a ``tf.while_loop``/``tf.cond`` body, whose ``w`` cannot
     be fetched, is computed in NumPy float64 instead: within about 1 ulp of
     the graph's value, whose float32 sum order and ``rsqrt`` differ);
-    gains ``wn_g`` and vectors ``sn_u`` are dropped; every other variable is
-    saved as it is. All values are read in one ``session.run``.
+    gains ``wn_g`` and vectors ``sn_u`` are dropped, and so are the optimizer
+    slots of the reparameterized variables (``<kernel>/Momentum``,
+    ``<kernel>/wn_g/Adam``: they belong to the raw ``v``/``W``, not to the plain
+    kernel, and a plain model that restored them would resume its optimizer
+    from the wrong state); every other variable, the other layers' slots
+    included, is saved as it is. All values are read in one ``session.run``.
 
     Temporary files that an interrupted save left at ``path``
     (``path*.tempstate*``, written before this process started) are deleted
@@ -177,7 +181,11 @@ def export_plain_checkpoint(session, path):
         effective[record.name] = record.normalized
         dropped.add(record.u.op.name)
     with graph.as_default():
-        variables = [v for v in v1.global_variables() if v.op.name not in dropped]
+        variables = [
+            v
+            for v in v1.global_variables()
+            if v.op.name not in dropped and not _belongs_to(v, effective)
+        ]
     fetches, parts = {}, {}
     for variable in variables:
         info = getattr(variable, "_save_slice_info", None)
@@ -199,6 +207,18 @@ def export_plain_checkpoint(session, path):
     for full_name, pieces in parts.items():
         values[full_name] = _assemble(pieces, [values.pop(p.op.name) for p in pieces])
     return _save_values(values, path)
+
+
+def _belongs_to(variable, reparameterized):
+    """True for ``<kernel>/...`` of a reparameterized kernel: its optimizer slots
+    (``<kernel>/Momentum``, ``<kernel>/wn_g/Adam``), meaningless for the plain kernel.
+
+    Partition ``i`` of a kernel (``<kernel>/part_i``) is the kernel itself: its
+    checkpoint name is the kernel's, so it is kept.
+    """
+    info = getattr(variable, "_save_slice_info", None)
+    name = info.full_name if info is not None else variable.op.name
+    return any(name.startswith(kernel + "/") for kernel in reparameterized)
 
 
 def _fetchable(tensor, graph):
