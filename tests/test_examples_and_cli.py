@@ -13,6 +13,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "legacy_
 
 import seed_000_renorm  # noqa: E402
 import seed_002_max_norm_mlp  # noqa: E402
+import seed_002_mirrored_fit  # noqa: E402
 import seed_003_weight_decay  # noqa: E402
 import conv3d_batch_norm  # noqa: E402
 import seed_001_weight_norm  # noqa: E402
@@ -198,6 +199,7 @@ def test_slim_learning_train_drives_create_train_op_and_stops(tmp_path):
 
 EXAMPLES = [
     seed_002_max_norm_mlp,
+    seed_002_mirrored_fit,
     seed_003_weight_decay,
     conv3d_batch_norm,
     seed_001_weight_norm,
@@ -259,6 +261,28 @@ def _run_main_job(*flags):
     )
     assert run.returncode == 0, run.stdout[-3000:]
     return run.stdout
+
+
+def test_seed_002_mirrored_fit_equals_one_device():
+    """model.fit under MirroredStrategy (2 logical CPUs, a fresh process: the CPU is split
+    before TensorFlow's first op) against one device with the same global batches."""
+    import re
+    import subprocess
+
+    run = subprocess.run(
+        [sys.executable, str(EXAMPLES_DIR / "seed_002_mirrored_fit.py"), "--epochs", "5"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    number = r"([0-9.e+-]+)"
+    runs = re.findall(rf"test accuracy {number}, largest unit norm {number}", run.stdout)
+    assert len(runs) == 2, run.stdout  # 2 replicas, then one device
+    for accuracy, norm in runs:
+        assert float(accuracy) > 0.9 and float(norm) <= 1.0 + 1e-5, run.stdout
+    difference = re.search(rf"2 replicas vs one device: {number}", run.stdout)
+    assert float(difference.group(1)) <= 1e-5, run.stdout
 
 
 def test_main_job_starts_with_its_own_output():
