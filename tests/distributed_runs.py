@@ -1,6 +1,7 @@
 """Training runs under ``tf.distribute.MirroredStrategy`` and on one device.
 
-A program run by ``test_distribute.py``.
+A program run by ``test_distribute.py``; its model, chain and runs are also
+used by the cluster programs (``distributed_cluster.py``).
 
 Run as a program (``python tests/distributed_runs.py``): it splits the CPU
 into two logical devices, which TensorFlow allows only before its first op,
@@ -367,117 +368,7 @@ CASES = {
 }
 
 
-def multi_worker(index, ports):
-    """One worker of a MultiWorkerMirroredStrategy cluster on 127.0.0.1 (one CPU each).
-
-    Trains the custom loop (Keras 3 optimizer, the chain and ``skip_nonfinite``)
-    for ``STEPS`` global batches, the worker taking its half of each, then one
-    global batch with a NaN in worker 1's half. Returns every variable's values
-    after the finite steps, and what the NaN step changed.
-    """
-    os.environ["TF_CONFIG"] = json.dumps(
-        {
-            "cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
-            "task": {"type": "worker", "index": index},
-        }
-    )
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    x, y = _digits()
-    skip = tf1norm.skip_nonfinite()
-    net, step, train = _trainer(strategy, "keras3", [skip])
-
-    half = GLOBAL_BATCH // 2
-    for s in range(STEPS):
-        rows = slice(s * GLOBAL_BATCH + index * half, s * GLOBAL_BATCH + (index + 1) * half)
-        train(tf.constant(x[rows]), tf.constant(y[rows]))
-    trained = [np.asarray(v.numpy()) for v in net.variables]
-    poisoned = x[:half].copy()
-    if index == 1:
-        poisoned[0, 0] = np.nan
-    train(tf.constant(poisoned), tf.constant(y[:half]))
-    result = {
-        "values": [v.tolist() for v in trained],
-        "changed_by_nan_step": _largest_change(trained, [v.numpy() for v in net.variables]),
-        "skipped_steps": int(skip.skipped_steps.numpy()),
-        "global_step": int(step.global_step.numpy()),
-    }
-    dataset = tf.data.Dataset.from_tensor_slices(_digits()).batch(GLOBAL_BATCH)
-    model, fit_step, norms = fit(strategy, "tf_keras", dataset)
-    result.update(
-        fit_values=[np.asarray(v.numpy()).tolist() for v in model.weights],
-        fit_norms_per_step=norms,
-        fit_global_step=int(fit_step.global_step.numpy()),
-    )
-    return result
-
-
-def fit_reference_values():
-    """The one-device tf-keras ``fit`` run ``multi_worker`` is compared with
-    (Keras 3's own ``fit`` fails under MultiWorkerMirroredStrategy here, before tf1norm runs)."""
-    model, _, _ = fit(tf.distribute.get_strategy(), "tf_keras", _digits())
-    return [np.asarray(v.numpy()) for v in model.weights]
-
-
-def _cluster(ports):
-    """ClusterSpec of a parameter-server cluster: chief, one ps, two workers on 127.0.0.1."""
-    names = ("chief", "ps", "worker", "worker")
-    spec = {}
-    for name, port in zip(names, ports):
-        spec.setdefault(name, []).append(f"127.0.0.1:{port}")
-    return tf.train.ClusterSpec(spec)
-
-
-def ps_server(job, index, ports):
-    """A ps or worker server of ``_cluster(ports)``; serves until killed."""
-    server = tf.distribute.Server(
-        _cluster(ports), job_name=job, task_index=index, protocol="grpc", start=True
-    )
-    server.join()
-
-
-def ps_chief(ports):
-    """ParameterServerStrategy + ClusterCoordinator: the custom loop, one step at a time."""
-    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
-        _cluster(ports), task_type="chief", task_id=0, rpc_layer="grpc"
-    )
-    strategy = tf.distribute.ParameterServerStrategy(resolver)
-    coordinator = tf.distribute.experimental.coordinator.ClusterCoordinator(strategy)
-    x, y = _digits()
-    skip = tf1norm.skip_nonfinite()
-    net, step, train = _trainer(strategy, "keras3", [skip])
-    for s in range(STEPS):
-        rows = slice(s * GLOBAL_BATCH, (s + 1) * GLOBAL_BATCH)
-        coordinator.schedule(train, args=(tf.constant(x[rows]), tf.constant(y[rows])))
-        coordinator.join()  # sequential steps: comparable with one device
-    trained = [np.asarray(v.numpy()) for v in net.variables]
-    poisoned = x[:GLOBAL_BATCH].copy()
-    poisoned[0, 0] = np.nan
-    coordinator.schedule(train, args=(tf.constant(poisoned), tf.constant(y[:GLOBAL_BATCH])))
-    coordinator.join()
-    return {
-        "values": [v.tolist() for v in trained],
-        "changed_by_nan_step": _largest_change(trained, [v.numpy() for v in net.variables]),
-        "skipped_steps": int(skip.skipped_steps.numpy()),
-        "global_step": int(step.global_step.numpy()),
-    }
-
-
-def reference_values():
-    """The one-device run ``multi_worker`` is compared with (run it in any process)."""
-    net, _ = custom_loop(tf.distribute.get_strategy(), "keras3", _digits(), [])
-    return [np.asarray(v.numpy()) for v in net.variables]
-
-
 def main(names):
-    if names[:1] == ["--ps-server"]:
-        return ps_server(names[1], int(names[2]), [int(p) for p in names[3:]])
-    if names[:1] == ["--ps-chief"]:
-        print("RESULTS " + json.dumps(ps_chief([int(p) for p in names[1:]])))
-        return
-    if names[:1] == ["--worker"]:
-        result = multi_worker(int(names[1]), [int(p) for p in names[2:]])
-        print("RESULTS " + json.dumps(result))
-        return
     _split_cpu()
     results = {}
     for name in names or CASES:

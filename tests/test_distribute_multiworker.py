@@ -2,7 +2,7 @@
 
 The cluster is started once for the module (free ports, every process
 bounded by a timeout); each worker trains the issue-22 MLP on its half of
-each global batch (``distributed_runs.multi_worker``). The one-device run
+each global batch (``distributed_cluster.multi_worker``). The one-device run
 with the same global batches is computed in this process.
 """
 
@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import distributed_cluster  # noqa: E402
 import distributed_runs  # noqa: E402
 import portpicker_free_ports as free_ports  # noqa: E402
 
@@ -28,7 +29,7 @@ def workers():
     env.pop("TF_CONFIG", None)
     processes = [
         subprocess.Popen(
-            [sys.executable, distributed_runs.__file__, "--worker", str(index)] + ports,
+            [sys.executable, distributed_cluster.__file__, "--worker", str(index)] + ports,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -54,7 +55,7 @@ def workers():
 
 
 def test_workers_equal_one_device(workers):
-    reference = distributed_runs.reference_values()
+    reference = distributed_cluster.reference_values()
     for worker in workers:
         assert len(worker["values"]) == len(reference) == 7  # u included
         for value, expected in zip(worker["values"], reference):
@@ -79,7 +80,7 @@ def test_nan_in_one_worker_skips_the_step_on_both(workers):
 
 def test_tf_keras_fit_equals_one_device(workers):
     """attach_transforms + tf-keras model.fit on the same cluster (each worker its half)."""
-    reference = distributed_runs.fit_reference_values()
+    reference = distributed_cluster.fit_reference_values()
     for worker in workers:
         assert worker["fit_global_step"] == distributed_runs.STEPS
         assert max(worker["fit_norms_per_step"]) <= distributed_runs.MAX_NORM + 1e-6

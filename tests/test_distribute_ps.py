@@ -3,7 +3,7 @@
 The cluster (a chief, one ps and two worker processes on 127.0.0.1, free
 ports, every process bounded by a timeout) is started once for the module;
 the chief schedules the issue-22 MLP's steps one at a time
-(``distributed_runs.ps_chief``). The one-device run is computed here.
+(``distributed_cluster.ps_chief``). The one-device run is computed here.
 """
 
 import json
@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import distributed_cluster  # noqa: E402
 import distributed_runs  # noqa: E402
 import portpicker_free_ports as free_ports  # noqa: E402
 
@@ -23,7 +24,7 @@ TIMEOUT_S = 600
 
 def _start(args, env):
     return subprocess.Popen(
-        [sys.executable, distributed_runs.__file__] + args,
+        [sys.executable, distributed_cluster.__file__] + args,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -58,7 +59,7 @@ def chief():
 
 
 def test_ps_training_equals_one_device(chief):
-    reference = distributed_runs.reference_values()
+    reference = distributed_cluster.reference_values()
     assert len(chief["values"]) == len(reference) == 7  # u included
     for value, expected in zip(chief["values"], reference):
         np.testing.assert_allclose(np.asarray(value), expected, rtol=0, atol=2e-6)
