@@ -17,6 +17,7 @@ the test's own process.
 import json
 import os
 import sys
+import traceback
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -31,8 +32,10 @@ from distributed_runs import (  # noqa: E402
     _digits,
     _largest_change,
     _trainer,
+    _unit_norms,
     custom_loop,
     fit,
+    fit_model,
 )
 
 
@@ -123,12 +126,60 @@ def ps_chief(ports):
     poisoned[0, 0] = np.nan
     coordinator.schedule(train, args=(tf.constant(poisoned), tf.constant(y[:GLOBAL_BATCH])))
     coordinator.join()
-    return {
+    result = {
         "values": [v.tolist() for v in trained],
         "changed_by_nan_step": _largest_change(trained, [v.numpy() for v in net.variables]),
         "skipped_steps": int(skip.skipped_steps.numpy()),
         "global_step": int(step.global_step.numpy()),
     }
+    result.update(_reported(ps_fit, strategy))
+    return result
+
+
+def _reported(case, *args):
+    """``case(*args)``, or ``{"error": ..., "traceback": ...}``: one case failing
+    leaves the others' results."""
+    try:
+        return case(*args)
+    except Exception as error:  # noqa: BLE001  (reported to the test, which fails)
+        return {
+            "error": f"{type(error).__name__}: {error}",
+            "traceback": traceback.format_exc()[-3000:],
+        }
+
+
+def ps_fit(strategy):
+    """tf-keras ``model.fit`` + ``attach_transforms`` under ParameterServerStrategy.
+
+    Keras schedules the steps on the workers through the strategy's coordinator
+    and joins it at the end of each epoch: one step per epoch makes the steps
+    sequential, and one repeated global batch makes them independent of which
+    worker runs which step, so the run is comparable with one device.
+    """
+    x, y = _digits()
+    batch = (x[:GLOBAL_BATCH], y[:GLOBAL_BATCH])
+    model, current = fit_model(strategy, "tf_keras")
+    norms = []
+    record = tf.keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: norms.append(_unit_norms(strategy, model))
+    )
+    creator = tf.keras.utils.experimental.DatasetCreator(
+        lambda context: tf.data.Dataset.from_tensors(batch).repeat()
+    )
+    model.fit(creator, epochs=STEPS, steps_per_epoch=1, verbose=0, callbacks=[record])
+    return {
+        "fit_values": [np.asarray(v.numpy()).tolist() for v in model.weights],
+        "fit_norms_per_step": norms,
+        "fit_global_step": int(current().global_step.numpy()),
+    }
+
+
+def ps_fit_reference_values():
+    """``ps_fit``'s one-device run: the same global batch, ``STEPS`` steps."""
+    x, y = _digits()
+    repeated = (np.tile(x[:GLOBAL_BATCH], (STEPS, 1)), np.tile(y[:GLOBAL_BATCH], STEPS))
+    model, _, _ = fit(tf.distribute.get_strategy(), "tf_keras", repeated)
+    return [np.asarray(v.numpy()) for v in model.weights]
 
 
 def reference_values():

@@ -187,8 +187,9 @@ def _unit_norms(strategy, model):
     )
 
 
-def fit(strategy, flavour, batches, extra=()):
-    """``attach_transforms`` + ``model.fit``: Keras MaxNorm kernels, the chain, one epoch."""
+def fit_model(strategy, flavour, attach=True, extra=()):
+    """The compiled Keras model (MaxNorm kernels) under ``strategy``, the chain attached
+    unless ``attach`` is False; ``(model, current step or None)``."""
     k = _keras(flavour)
     with strategy.scope():
         dense = [
@@ -206,7 +207,13 @@ def fit(strategy, flavour, batches, extra=()):
             optimizer=_optimizer(flavour),
             loss=k.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
-    current = tf1norm.attach_transforms(model, _chain(extra))
+    return model, tf1norm.attach_transforms(model, _chain(extra)) if attach else None
+
+
+def fit(strategy, flavour, batches, extra=()):
+    """``attach_transforms`` + ``model.fit``: Keras MaxNorm kernels, the chain, one epoch."""
+    k = _keras(flavour)
+    model, current = fit_model(strategy, flavour, extra=extra)
     norms = []
     record = k.callbacks.LambdaCallback(
         on_train_batch_end=lambda batch, logs: norms.append(_unit_norms(strategy, model))

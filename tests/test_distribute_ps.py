@@ -72,3 +72,17 @@ def test_nan_step_changes_nothing_on_the_ps(chief):
     assert chief["changed_by_nan_step"] == 0.0
     assert chief["skipped_steps"] == 1
     assert chief["global_step"] == distributed_runs.STEPS
+
+
+def test_tf_keras_fit_equals_one_device(chief):
+    """attach_transforms + tf-keras model.fit, steps scheduled by the coordinator."""
+    assert "error" not in chief, f"{chief.get('error')}\n{chief.get('traceback', '')}"
+    reference = distributed_cluster.ps_fit_reference_values()
+    assert chief["fit_global_step"] == distributed_runs.STEPS
+    norms = chief["fit_norms_per_step"]
+    assert len(norms) == distributed_runs.STEPS
+    assert max(norms) <= distributed_runs.MAX_NORM + 1e-6  # after every step
+    assert norms[0] == pytest.approx(distributed_runs.MAX_NORM, abs=1e-6)  # ~4 before it
+    assert len(chief["fit_values"]) == len(reference) == 6
+    for value, expected in zip(chief["fit_values"], reference):
+        np.testing.assert_allclose(np.asarray(value), expected, rtol=0, atol=2e-6)
