@@ -80,6 +80,7 @@ def multi_worker(index, ports):
         fit_norms_per_step=norms,
         fit_global_step=int(fit_step.global_step.numpy()),
     )
+    result["keras3_canary"] = _reported(keras3_fit_without_tf1norm, strategy, dataset.repeat())
     return result
 
 
@@ -133,7 +134,18 @@ def ps_chief(ports):
         "global_step": int(step.global_step.numpy()),
     }
     result.update(_reported(ps_fit, strategy))
+    result["keras3_canary"] = _reported(keras3_fit_without_tf1norm, strategy, _repeated_batch())
     return result
+
+
+def keras3_fit_without_tf1norm(strategy, dataset):
+    """Keras 3's own ``fit`` (MaxNorm kernels, SGD, no tf1norm) under ``strategy``: the canary.
+
+    Returns ``{"keras3_fit": "trained"}``, or the error Keras 3 raises.
+    """
+    model, _ = fit_model(strategy, "keras3", attach=False)
+    model.fit(dataset, epochs=1, steps_per_epoch=2, verbose=0)
+    return {"keras3_fit": "trained"}
 
 
 def _reported(case, *args):
@@ -148,6 +160,11 @@ def _reported(case, *args):
         }
 
 
+def _repeated_batch():
+    x, y = _digits()
+    return tf.data.Dataset.from_tensors((x[:GLOBAL_BATCH], y[:GLOBAL_BATCH])).repeat()
+
+
 def ps_fit(strategy):
     """tf-keras ``model.fit`` + ``attach_transforms`` under ParameterServerStrategy.
 
@@ -156,16 +173,12 @@ def ps_fit(strategy):
     sequential, and one repeated global batch makes them independent of which
     worker runs which step, so the run is comparable with one device.
     """
-    x, y = _digits()
-    batch = (x[:GLOBAL_BATCH], y[:GLOBAL_BATCH])
     model, current = fit_model(strategy, "tf_keras")
     norms = []
     record = tf.keras.callbacks.LambdaCallback(
         on_epoch_end=lambda epoch, logs: norms.append(_unit_norms(strategy, model))
     )
-    creator = tf.keras.utils.experimental.DatasetCreator(
-        lambda context: tf.data.Dataset.from_tensors(batch).repeat()
-    )
+    creator = tf.keras.utils.experimental.DatasetCreator(lambda context: _repeated_batch())
     model.fit(creator, epochs=STEPS, steps_per_epoch=1, verbose=0, callbacks=[record])
     return {
         "fit_values": [np.asarray(v.numpy()).tolist() for v in model.weights],

@@ -87,3 +87,14 @@ def test_tf_keras_fit_equals_one_device(workers):
         assert len(worker["fit_values"]) == len(reference)
         for value, expected in zip(worker["fit_values"], reference):
             np.testing.assert_allclose(np.asarray(value), expected, rtol=0, atol=2e-6)
+
+
+def test_keras3_fit_canary(workers):
+    """Keras 3's own ``fit`` (no tf1norm) fails under MultiWorkerMirroredStrategy: its
+    train function receives the distributed batch (a PerReplica) as a tensor. When this
+    test fails, Keras 3 trains there: test attach_transforms on that route and update
+    docs/distributed.md."""
+    for worker in workers:
+        canary = worker["keras3_canary"]
+        assert "error" in canary, "Keras 3 fit now trains under MWMS: test the tf1norm route"
+        assert "PerReplica" in canary["error"] and "to a Tensor" in canary["error"]

@@ -86,3 +86,12 @@ def test_tf_keras_fit_equals_one_device(chief):
     assert len(chief["fit_values"]) == len(reference) == 6
     for value, expected in zip(chief["fit_values"], reference):
         np.testing.assert_allclose(np.asarray(value), expected, rtol=0, atol=2e-6)
+
+
+def test_keras3_fit_canary(chief):
+    """Keras 3's own ``fit`` (no tf1norm) cannot train under ParameterServerStrategy: it
+    iterates the dataset itself, with no ClusterCoordinator. When this test fails, Keras 3
+    trains there: test attach_transforms on that route and update docs/distributed.md."""
+    canary = chief["keras3_canary"]
+    assert "error" in canary, "Keras 3 fit now trains under PS: test the tf1norm route"
+    assert "ClusterCoordinator.create_per_worker_dataset" in canary["error"]
