@@ -25,7 +25,7 @@ import numpy as np
 from tf1norm._src.compat import tf, v1
 from tf1norm.tf2.migration_checkpoints import convert_checkpoint  # noqa: F401  (public here)
 from tf1norm.tf2.migration_checkpoints import restore_tf1_checkpoint  # noqa: F401
-from tf1norm.tf2.migration_seeds import ReplayedSeeds
+from tf1norm.tf2 import migration_seeds
 from tf1norm.training.transforms import variable_name
 
 # Keras Adam slot lists and the name TF1's AdamOptimizer gives the same slot.
@@ -221,7 +221,7 @@ def compare_steps(build_tf1, build_tf2, batches, steps=10, mode="num_random_ops"
     """
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"compare_steps: `steps` must be an integer >= 1; got {steps!r}.")
-    seeds = ReplayedSeeds(mode)
+    seeds = migration_seeds.ReplayedSeeds(mode)
     batches = [tuple(np.asarray(a) for a in batch) for batch in batches]
     if not batches:
         raise ValueError("compare_steps: `batches` is empty; pass at least one tuple of arrays.")
