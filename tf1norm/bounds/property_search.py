@@ -40,6 +40,7 @@ from tf1norm.bounds.verdict import _starts, margins_and_gradients
 from tf1norm.bounds.vnnlib import Polytope
 
 LAMBDA_STEPS = 12
+LP_TOLERANCE = 1e-6  # depth below which the leaf LP's infeasibility is trusted
 
 
 class _Box:
@@ -252,23 +253,37 @@ class PolytopeSearch:
         return child_lower, child_upper, parent
 
     def _solve_affine(self, box):
-        """Every ReLU stable: ``A·y − b`` is affine on the box; one LP decides the box."""
+        """Every ReLU stable: ``A·y − b`` is affine on the box; one LP decides the box.
+
+        The LP maximizes the depth ``t`` of a point inside the polytope
+        (``A_i·y + t·|A_i| <= b_i``): a negative optimum (beyond the solver's
+        tolerance) closes the box, with margin ``-t·min_i |A_i|``; a
+        non-negative one gives a point strictly inside unless ``t`` is ~0, so
+        running the network there confirms it despite rounding.
+        """
         from scipy.optimize import linprog
 
         self.lps += 1
         kernel, bias = _affine_map(self.network, box.pre)
-        rows, rhs = self.A @ kernel.T, self.b - self.A @ bias
+        rows, rhs = self.A @ kernel, self.b - self.A @ bias  # kernel is [outputs, n]
+        norms = np.linalg.norm(rows, axis=1)
+        n = box.lower.size
         result = linprog(
-            np.zeros(box.lower.size),
-            A_ub=rows,
+            np.concatenate([np.zeros(n), [-1.0]]),
+            A_ub=np.hstack([rows, norms[:, None]]),
             b_ub=rhs,
-            bounds=list(zip(box.lower, box.upper)),
+            bounds=list(zip(box.lower, box.upper)) + [(None, 1.0)],
             method="highs",
         )
-        if result.status == 2:  # infeasible: the box is closed
+        if result.status == 2:  # a row constant on the box is violated
             return None
         if result.status == 0:
-            found = self._counterexample(np.clip(result.x, box.lower, box.upper)[None])
+            depth = result.x[-1]
+            if depth < -LP_TOLERANCE:  # no point of the box reaches the polytope
+                smallest = norms[norms > 0].min()
+                self.margin = min(self.margin, -(depth + LP_TOLERANCE) * smallest)
+                return None
+            found = self._counterexample(np.clip(result.x[:n], box.lower, box.upper)[None])
             if found is not None:
                 return found
         self.stuck = True

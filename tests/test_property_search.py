@@ -1,0 +1,70 @@
+"""property_search: the input-splitting search's leaf LP, attacks and sub-box bounds."""
+
+import numpy as np
+import pytest
+
+from tf1norm.bounds.network import Activation, Dense, Network
+from tf1norm.bounds.property_search import PolytopeSearch, _affine_map
+
+
+def _stable_relu_net(kernel, bias):
+    """``x -> relu(x + 10) - 10 -> x·kernel + bias``: a ReLU that is on over ``[0, 1]^n``.
+
+    The search sees one stable ReLU layer, so the root box is affine and goes
+    straight to the leaf LP.
+    """
+    n = kernel.shape[0]
+    return Network(
+        [
+            Dense(np.eye(n), np.full(n, 10.0)),
+            Activation("relu"),
+            Dense(kernel, bias - 10.0 * kernel.sum(axis=0)),
+        ]
+    )
+
+
+@pytest.fixture
+def no_attack(monkeypatch):
+    """The search without its attacks, so the leaf LP alone must decide."""
+    monkeypatch.setattr(PolytopeSearch, "_attack_best", lambda self, *args: None)
+
+
+def _in_polytope(net, x, A, b):
+    return bool(np.all(A @ net(x[None])[0] - b <= 0))
+
+
+def test_affine_map_of_a_non_square_network_is_outputs_by_inputs():
+    kernel = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])  # 3 inputs, 2 outputs
+    net = _stable_relu_net(kernel, np.array([0.5, -0.5]))
+    pre = {1: (np.full(3, 9.0), np.full(3, 11.0))}
+    matrix, bias = _affine_map(net, pre)
+    np.testing.assert_allclose(matrix, kernel.T)
+    np.testing.assert_allclose(bias, [0.5, -0.5], atol=1e-12)
+
+
+def test_leaf_lp_uses_the_map_not_its_transpose_on_a_square_network(no_attack):
+    # y0 = x0 + x1, y1 = x1 on [0, 1]²; unsafe: y0 >= 1.98 and y1 <= 0.99, a
+    # small triangle at the corner (1, 0.99). With the map transposed
+    # (y0 = x0, y1 = x0 + x1) the LP needs x0 >= 1.98 and declares the box empty.
+    net = _stable_relu_net(np.array([[1.0, 0.0], [1.0, 1.0]]), np.zeros(2))
+    A, b = np.array([[-1.0, 0.0], [0.0, 1.0]]), np.array([-1.98, 0.99])
+    search = PolytopeSearch(net, np.zeros(2), np.ones(2), A, b)
+    status, x = search.run()
+    assert status == "falsified"
+    assert search.lps == 1  # decided by the leaf LP, not by an attack
+    assert np.all((x >= 0) & (x <= 1)) and _in_polytope(net, x, A, b)
+
+
+def test_leaf_lp_on_more_inputs_than_outputs(no_attack):
+    # y0 = x0 + x1 + x2, y1 = x0 − x2 on [0, 1]³; unsafe: y0 >= 2.95 and y1 <= -0.1
+    # needs x0 <= 0.9 (x2 <= 1), so y0 <= 2.9: empty.
+    net = _stable_relu_net(np.array([[1.0, 1.0], [1.0, 0.0], [1.0, -1.0]]), np.zeros(2))
+    A, b = np.array([[-1.0, 0.0], [0.0, 1.0]]), np.array([-2.95, -0.1])
+    status, _ = PolytopeSearch(net, np.zeros(3), np.ones(3), A, b).run()
+    assert status == "proved"
+    # y0 >= 2.9 and y1 <= -0.05: a sliver near x = (0.93, 1, 0.99) is unsafe,
+    # no box corner is (at (1, 1, 1), y1 = 0)
+    b = np.array([-2.9, -0.05])
+    search = PolytopeSearch(net, np.zeros(3), np.ones(3), A, b)
+    status, x = search.run()
+    assert status == "falsified" and search.lps == 1 and _in_polytope(net, x, A, b)
