@@ -3,8 +3,11 @@
 import numpy as np
 import pytest
 
+from tf1norm.bounds import property_attack
 from tf1norm.bounds.network import Activation, Dense, Network
+from tf1norm.bounds.property_attack import attack_part
 from tf1norm.bounds.property_search import PolytopeSearch, _affine_map
+from tf1norm.bounds.vnnlib import Polytope
 
 
 def _stable_relu_net(kernel, bias):
@@ -68,3 +71,37 @@ def test_leaf_lp_on_more_inputs_than_outputs(no_attack):
     search = PolytopeSearch(net, np.zeros(3), np.ones(3), A, b)
     status, x = search.run()
     assert status == "falsified" and search.lps == 1 and _in_polytope(net, x, A, b)
+
+
+def _bump_net(centre, radius):
+    """``y = relu(radius − |x0 − c0| − |x1 − c1|)`` on two inputs: zero (and flat) off a diamond."""
+    shift = np.array([-centre[0], centre[0], -centre[1], centre[1]])
+    return Network(
+        [
+            Dense(np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]]), shift),
+            Activation("relu"),
+            Dense(-np.ones((4, 1)), np.array([radius])),
+            Activation("relu"),
+        ]
+    )
+
+
+def test_attack_finds_a_narrow_flat_unsafe_region_from_uniform_samples():
+    # y >= 0.002 only on a diamond of radius 0.018 around (0.3, 0.7): 6.5e-4 of
+    # the unit square, with a zero gradient everywhere else, so a descent from
+    # a few dozen starts (the old attack) never reaches it; 16k samples hit it.
+    net = _bump_net((0.3, 0.7), 0.02)
+    polytope = Polytope(np.array([[-1.0]]), np.array([-0.002]))
+    lower, upper = np.zeros(2), np.ones(2)
+    for seed in range(3):
+        x = attack_part(net, lower, upper, polytope, seed=seed)
+        assert x is not None and net(x[None])[0, 0] >= 0.002
+        assert np.all((x >= lower) & (x <= upper))
+    assert attack_part(net, lower, upper, polytope, seed=0, samples=0) is None
+
+
+def test_attack_sample_count_shrinks_for_large_networks():
+    small = Network([Dense(np.ones((5, 50))), Activation("relu"), Dense(np.ones((50, 5)))])
+    large = Network([Dense(np.ones((784, 1024))), Activation("relu"), Dense(np.ones((1024, 10)))])
+    assert property_attack.sample_count(small, 16384) == 16384
+    assert 0 < property_attack.sample_count(large, 16384) < 1000

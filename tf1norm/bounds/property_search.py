@@ -36,7 +36,7 @@ import numpy as np
 
 from tf1norm.bounds.box_crown import BoxBounds
 from tf1norm.bounds.network import Activation, Add, Dense, Network
-from tf1norm.bounds.verdict import _starts, margins_and_gradients
+from tf1norm.bounds.property_attack import attack_part
 from tf1norm.bounds.vnnlib import Polytope
 
 LAMBDA_STEPS = 12
@@ -89,27 +89,6 @@ def combined_bound(slope, intercept, lower, upper, steps=LAMBDA_STEPS):
         lam = lam * np.exp(np.clip(2.0 * (0.7**step) * per_row / scale, -30, 30))
         lam /= lam.sum(axis=1, keepdims=True)
     return best, best_lam, best_x
-
-
-def attack_part(network, lower, upper, polytope, steps=30, starts=24, seed=0):
-    """An input in the box whose output is in the polytope, or None.
-
-    Descends ``v(x) = max_i (A·y(x) − b)_i`` (the most violated row's gradient).
-    """
-    if len(polytope.b) == 0:
-        return (lower + upper) / 2
-    x = _starts(lower, upper, starts, np.random.default_rng(seed))
-    step = (upper - lower) / 4
-    for i in range(steps + 1):
-        slack = polytope.slack(network(x))
-        inside = np.flatnonzero(np.all(slack <= 0, axis=1))
-        if inside.size:
-            return x[inside[0]]
-        if i == steps:
-            return None
-        row = np.argmax(slack, axis=1)
-        _, grads = margins_and_gradients(network, x, polytope.A[row], polytope.b[row])
-        x = np.clip(x - step * (0.85**i) * np.sign(grads), lower, upper)
 
 
 class PolytopeSearch:
@@ -210,6 +189,7 @@ class PolytopeSearch:
                 steps=10,
                 starts=4,
                 seed=self.boxes + int(i),
+                samples=256,
             )
             if x is not None:
                 return x
