@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tf1norm.bounds import property_attack
+from tf1norm.bounds import property_attack, region_walk
 from tf1norm.bounds.network import Activation, Dense, Network
 from tf1norm.bounds.property_attack import attack_part
 from tf1norm.bounds.property_search import PolytopeSearch, _affine_map
@@ -97,7 +97,7 @@ def test_attack_finds_a_narrow_flat_unsafe_region_from_uniform_samples():
         x = attack_part(net, lower, upper, polytope, seed=seed)
         assert x is not None and net(x[None])[0, 0] >= 0.002
         assert np.all((x >= lower) & (x <= upper))
-    assert attack_part(net, lower, upper, polytope, seed=0, samples=0) is None
+    assert attack_part(net, lower, upper, polytope, seed=0, samples=0, walks=0) is None
 
 
 def test_attack_sample_count_shrinks_for_large_networks():
@@ -105,3 +105,55 @@ def test_attack_sample_count_shrinks_for_large_networks():
     large = Network([Dense(np.ones((784, 1024))), Activation("relu"), Dense(np.ones((1024, 10)))])
     assert property_attack.sample_count(small, 16384) == 16384
     assert 0 < property_attack.sample_count(large, 16384) < 1000
+
+
+def test_attack_samples_box_faces_where_a_sliver_touches_the_box(monkeypatch):
+    # y = relu(1e-6 − x0) on [0, 1]^8 is positive only within 1e-6 of the face
+    # x0 = 0 (flat zero elsewhere): uniform samples miss it, face samples hit it
+    # (8 inputs: the attack's start points include no box vertex).
+    kernel = np.zeros((8, 1))
+    kernel[0, 0] = -1.0
+    net = Network([Dense(kernel, np.array([1e-6])), Activation("relu")])
+    polytope = Polytope(np.array([[-1.0]]), np.array([-5e-7]))
+    lower, upper = np.zeros(8), np.ones(8)
+    x = attack_part(net, lower, upper, polytope, seed=0)
+    assert x is not None and x[0] <= 5e-7 and np.all((x >= lower) & (x <= upper))
+    monkeypatch.setattr(property_attack, "FACE_SHARE", 0.0)
+    assert attack_part(net, lower, upper, polytope, seed=0) is None
+
+
+def test_region_maps_reproduce_the_network_on_its_activation_region():
+    rng = np.random.default_rng(3)
+    sizes = (3, 8, 8, 2)
+    net = Network.from_numpy(
+        [rng.standard_normal((a, b)) for a, b in zip(sizes, sizes[1:])],
+        [rng.standard_normal(b) for b in sizes[1:]],
+    )
+    x = rng.standard_normal(3)
+    patterns = region_walk.activation_patterns(net, x)
+    walls, (matrix, offset) = region_walk.region_maps(net, patterns)
+    np.testing.assert_allclose(matrix @ x + offset, net(x[None])[0], rtol=1e-12, atol=1e-12)
+    assert [k for k, _, _ in walls] == sorted(patterns)
+    for k, wall, shift in walls:  # each wall's sign at x is the pattern's
+        np.testing.assert_array_equal((wall @ x + shift) >= 0, patterns[k])
+
+
+def test_region_walk_crosses_walls_to_an_unsafe_region():
+    # y = relu(x0 − 0.5) + relu(x1 − 0.5) − 0.3·relu(0.5 − x1) on [0, 1]²;
+    # unsafe: y >= 0.9, only where x0, x1 > 0.9. From (0.7, 0.2) the region
+    # x1 < 0.5 tops out at y = 0.5 against its wall x1 = 0.5, which it crosses.
+    net = Network(
+        [
+            Dense(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, -1.0]]), np.array([-0.5, -0.5, 0.5])),
+            Activation("relu"),
+            Dense(np.array([[1.0], [1.0], [-0.3]])),
+        ]
+    )
+    polytope = Polytope(np.array([[-1.0]]), np.array([-0.9]))
+    lower, upper, seed = np.zeros(2), np.ones(2), np.array([0.7, 0.2])
+    patterns = region_walk.activation_patterns(net, seed)
+    depth, _, binding = region_walk.region_lp(net, lower, upper, polytope, patterns)
+    assert depth == pytest.approx(-0.4)
+    assert binding and set(binding) <= {(1, 1), (1, 2)}  # both are the wall x1 = 0.5
+    x = region_walk.region_walk(net, lower, upper, polytope, seed)
+    assert x is not None and net(x[None])[0, 0] >= 0.9

@@ -190,6 +190,7 @@ class PolytopeSearch:
                 starts=4,
                 seed=self.boxes + int(i),
                 samples=256,
+                walks=0,
             )
             if x is not None:
                 return x
