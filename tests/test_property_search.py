@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from tf1norm.bounds import property_attack, region_walk
+from tf1norm.bounds import box_lp, property_attack, region_walk
 from tf1norm.bounds.network import Activation, Dense, Network
 from tf1norm.bounds.property_attack import attack_part
-from tf1norm.bounds.property_search import PolytopeSearch, _affine_map
+from tf1norm.bounds.property_search import PolytopeSearch
 from tf1norm.bounds.vnnlib import Polytope
 
 
@@ -40,7 +40,8 @@ def test_affine_map_of_a_non_square_network_is_outputs_by_inputs():
     kernel = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])  # 3 inputs, 2 outputs
     net = _stable_relu_net(kernel, np.array([0.5, -0.5]))
     pre = {1: (np.full(3, 9.0), np.full(3, 11.0))}
-    matrix, bias = _affine_map(net, pre)
+    units, (matrix, bias) = box_lp.relaxed_maps(net, pre)
+    assert units == []
     np.testing.assert_allclose(matrix, kernel.T)
     np.testing.assert_allclose(bias, [0.5, -0.5], atol=1e-12)
 
@@ -157,3 +158,47 @@ def test_region_walk_crosses_walls_to_an_unsafe_region():
     assert binding and set(binding) <= {(1, 1), (1, 2)}  # both are the wall x1 = 0.5
     x = region_walk.region_walk(net, lower, upper, polytope, seed)
     assert x is not None and net(x[None])[0, 0] >= 0.9
+
+
+def _random_net(seed, sizes=(2, 12, 12, 3)):
+    rng = np.random.default_rng(seed)
+    return Network.from_numpy(
+        [rng.standard_normal((a, b)) for a, b in zip(sizes, sizes[1:])],
+        [rng.standard_normal(b) * 0.5 for b in sizes[1:]],
+    )
+
+
+def test_leaf_lp_depth_bounds_every_sampled_depth_and_is_exact_on_a_tiny_box():
+    from tf1norm.bounds.box_crown import BoxBounds
+
+    net = _random_net(5)
+    A, b = np.array([[1.0, -1.0, 0.0], [0.0, 1.0, -1.0]]), np.array([0.3, 0.2])
+    rng = np.random.default_rng(0)
+    norms = np.linalg.norm(A, axis=1)
+    for radius in (1.0, 0.3, 1e-4):
+        lower, upper = np.full(2, 0.2 - radius), np.full(2, 0.2 + radius)
+        pre = BoxBounds(net, lower[None], upper[None]).pre
+        pre = {k: (l[0], u[0]) for k, (l, u) in pre.items()}
+        depth, x = box_lp.deepest_point(net, pre, lower, upper, A, b)
+        points = lower + (upper - lower) * rng.random((20000, 2))
+        sampled = np.min((b - net(points) @ A.T) / norms, axis=1)
+        assert depth >= sampled.max() - 1e-9  # a relaxation: never below the truth
+        assert np.all((x >= lower) & (x <= upper))
+    assert depth == pytest.approx(sampled.max(), abs=1e-3)  # (nearly) affine on a tiny box
+
+
+@pytest.mark.parametrize("threshold", [-0.5, 0.0, 0.5])
+def test_search_verdicts_agree_with_and_without_lookahead(threshold):
+    net = _random_net(7)
+    A, b = np.array([[-1.0, 1.0, 0.0], [-1.0, 0.0, 1.0]]), np.full(2, threshold)
+    lower, upper = -np.ones(2), np.ones(2)
+    verdicts = []
+    for lookahead in (True, False):
+        search = PolytopeSearch(net, lower, upper, A, b, lookahead=lookahead)
+        status, x = search.run(deadline=None)
+        if status == "falsified":
+            assert _in_polytope(net, x, A, b)
+        verdicts.append(status)
+    points = lower + 2 * np.random.default_rng(1).random((50000, 2))
+    reachable = np.any(np.all(net(points) @ A.T - b <= 0, axis=1))
+    assert verdicts[0] == verdicts[1] == ("falsified" if reachable else "proved")
