@@ -8,9 +8,9 @@ the part's polytope. ``verify_property`` decides the parts cheapest step
 first and stops as soon as the verdict is known:
 
 1. *attack*: projected sign-gradient descent on ``max_i (A·y − b)_i`` from
-   random points, the box centre and (few inputs) its vertices, on every
-   part; a point with every row ``<= 0`` is re-run through the network and
-   returned at once;
+   the best of ~16k uniform samples, the box centre and (few inputs) its
+   vertices, on every part (``property_attack``); a point with every row
+   ``<= 0`` is re-run through the network and returned at once;
 2. *bounds*: alpha-CROWN bounds of the part's own rows ``A·y``: a part is
    empty when some row's lower bound exceeds its ``b_i`` (that row alone is
    violated on the whole box);
@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from tf1norm.bounds.property_search import attack_part
+from tf1norm.bounds.property_attack import attack_part
 from tf1norm.bounds.verdict import Verdict
 
 INPUT_SPLIT_MAX_INPUTS = 16
