@@ -9,6 +9,7 @@ import math
 from tf1norm._src import axis_checks as _axis_checks
 from tf1norm._src import checks as _checks
 from tf1norm._math import norms as _norms
+from tf1norm._math import weight_norm_scale as _weight_norm_scale
 from tf1norm._src.compat import tf
 
 
@@ -66,47 +67,7 @@ def weight_norm_parts(v, g, axes=None, epsilon=1e-12, name=None):
             )
         gain = tf.reshape(g, [1 if a in axes else d for a, d in enumerate(v.shape)])
         epsilon = _norms.threshold(epsilon, _norms.compute_dtype(v.dtype), "weight_norm", "epsilon")
-        return _gain_times_direction(v, gain, axes, epsilon)
-
-
-def _masked_norm(x, axes, p):
-    return _norms.p_norm(x, p, axes)  # finite gradient at zero
-
-
-def _gain_times_direction(v, gain, axes, epsilon):
-    """``g·v·rsqrt(max(Σv², ε))`` summed in float32 for the half types, range-guarded.
-
-    Where Σv² overflows or loses precision to underflow (see ``tf1norm._math.norms``)
-    the unit is recomputed as ``(v/m)·(g/r)`` with ``‖v‖ = m·r``. Returns
-    ``(w, plain w, scalar bool: w is the plain w)`` (``weight_norm_parts``).
-    """
-    wide = tf.cast(v, epsilon.dtype)
-    gain = tf.cast(gain, epsilon.dtype)
-    # x·x, not tf.square: Square's gradient 2x overflows near max-finite
-    squared = tf.reduce_sum(wide * wide, axis=axes, keepdims=True)
-    factor = gain * tf.math.rsqrt(tf.maximum(squared, epsilon))
-    fast = wide * factor
-    if v.dtype != tf.float16:
-        low = 2 * _norms.low_norm(epsilon.dtype) ** 2  # on squares: eps >= 4·low_norm² is safe
-        trusted = _norms.all_of(
-            _norms.below(squared, math.inf), _norms.accurate(squared, low, epsilon)
-        )
-
-        def slow():
-            m, r = _norms.scaled_parts(wide, axes, norm_fn=_masked_norm)
-            safe_r = tf.where(r > 0, r, tf.ones_like(r))
-            return tf.where(
-                m * r >= tf.sqrt(epsilon),
-                (wide / m) * (gain / safe_r),
-                wide * tf.math.rsqrt(epsilon) * gain,
-            )
-
-        guarded = _norms.guarded(fast, trusted, slow)
-    else:
-        guarded, trusted = fast, True
-    if trusted is True:
-        trusted = tf.constant(True)
-    return tf.cast(guarded, v.dtype), tf.cast(fast, v.dtype), trusted
+        return _weight_norm_scale.gain_times_direction(v, gain, axes, epsilon)
 
 
 def _normalize_plain(x, epsilon):
