@@ -9,8 +9,8 @@ session (batch 2, Momentum 0.01/0.9, ``is_training=True``):
 * ``spectral norm``: ``slim_scope(spectral_norm=True)`` and ``tf1norm.create_train_op``.
 
 tf1norm's train op keeps its default checks (``check_numerics=True``). Every
-round runs a block of steps of each variant in rotating order
-(``tools/benchlib.py``); the per-round ratio to ``plain`` is reported as its
+round runs a block of steps of each variant in rotating order and keeps
+the block's median step; the per-round ratio to ``plain`` is reported as its
 median and min-max over rounds. The op count is the number of graph ops the
 train op depends on (its ancestors, i.e. what one step can run), beside the
 plain step's, so a regression in op count is visible without timing.
@@ -77,11 +77,13 @@ class StepVariant:
         }
 
     def steps(self, count):
-        """Seconds per step over ``count`` steps."""
-        start = time.perf_counter()
+        """Median seconds of ``count`` steps (robust to a neighbour's burst on a shared machine)."""
+        times = []
         for _ in range(count):
+            start = time.perf_counter()
             self.session.run(self.train_op, self.feed)
-        return (time.perf_counter() - start) / count
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
 
     def close(self):
         self.session.close()
