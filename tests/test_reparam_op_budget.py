@@ -13,6 +13,8 @@ shows in ``tools/bench_model_zoo.py --step``.
 
 import collections
 import contextlib
+import pathlib
+import sys
 
 import pytest
 import tf_slim as slim
@@ -20,22 +22,14 @@ import tf_slim as slim
 import tf1norm
 from tf1norm._src.compat import tf, v1
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tools"))
+
+import model_zoo  # noqa: E402  (the op-count helper the zoo benchmark uses)
+
 # extra ops per conv layer over the plain layer, measured when the budget was set
 # (weight norm 44 incl. the gain's update and checks; spectral norm 69 incl. the u refresh)
 BUDGET = {"weight_norm": 44, "spectral_norm": 69}
 SCOPES = {"weight_norm": {"weight_norm": True}, "spectral_norm": {"spectral_norm": True}}
-
-
-def _ancestors(fetch):
-    start = fetch.op if isinstance(fetch, tf.Tensor) else fetch
-    seen, stack = {start}, [start]
-    while stack:
-        op = stack.pop()
-        for parent in [t.op for t in op.inputs] + list(op.control_inputs):
-            if parent not in seen:
-                seen.add(parent)
-                stack.append(parent)
-    return seen
 
 
 def _op_types(scope, layers):
@@ -50,7 +44,7 @@ def _op_types(scope, layers):
                 net = slim.conv2d(net, 4, [3, 3], scope=f"conv{i}")
         loss = v1.losses.sparse_softmax_cross_entropy(labels, tf.reduce_mean(net, [1, 2]))
         train_op = tf1norm.create_train_op(loss, v1.train.MomentumOptimizer(0.1, 0.9))
-        return collections.Counter(op.type for op in _ancestors(train_op))
+        return collections.Counter(op.type for op in model_zoo.ancestor_ops(train_op))
 
 
 def _per_layer(scope):

@@ -40,19 +40,6 @@ VARIANTS = {
 IMAGE = {"resnet_v1_50": 64, "resnet_v1_101": 64}
 
 
-def ancestor_ops(fetch):
-    """The ops ``fetch`` (a tensor or op) depends on through inputs and control inputs."""
-    start = fetch.op if isinstance(fetch, tf.Tensor) else fetch
-    seen, stack = {start}, [start]
-    while stack:
-        op = stack.pop()
-        for parent in [t.op for t in op.inputs] + list(op.control_inputs):
-            if parent not in seen:
-                seen.add(parent)
-                stack.append(parent)
-    return seen
-
-
 class StepVariant:
     """One model built under one scope, in its own graph and session."""
 
@@ -67,7 +54,7 @@ class StepVariant:
                 self.train_op = slim.learning.create_train_op(built.loss, optimizer)
             else:
                 self.train_op = tf1norm.create_train_op(built.loss, optimizer)
-            self.op_count = len(ancestor_ops(self.train_op))
+            self.op_count = len(model_zoo.ancestor_ops(self.train_op))
             self.session = v1.Session(graph=self.graph)
             self.session.run(v1.global_variables_initializer())
         rng = np.random.default_rng(seed)
