@@ -27,8 +27,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tools")
 import model_zoo  # noqa: E402  (the op-count helper the zoo benchmark uses)
 
 # extra ops per conv layer over the plain layer, measured when the budget was set
-# (weight norm 44 incl. the gain's update and checks; spectral norm 69 incl. the u refresh)
-BUDGET = {"weight_norm": 44, "spectral_norm": 69}
+# (weight norm 57 incl. the gain's update and checks and two MatMul reductions; spectral
+# norm 69 incl. the u refresh)
+BUDGET = {"weight_norm": 57, "spectral_norm": 69}
 SCOPES = {"weight_norm": {"weight_norm": True}, "spectral_norm": {"spectral_norm": True}}
 
 
