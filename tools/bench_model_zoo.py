@@ -18,6 +18,12 @@ garbage collector runs before each timed call and is off during it (as in
 
     python tools/bench_model_zoo.py [--models resnet_v1_50 vgg_a inception_v1] [--rounds 3]
 
+``--step`` measures the per-step cost instead (``tools/bench_zoo_step.py``):
+plain slim train op against ``tf1norm.create_train_op`` under max-norm, weight
+norm and spectral norm, with the graph op count per step (issue 21)::
+
+    python tools/bench_model_zoo.py --step --models resnet_v1_50 inception_v1 vgg_a --rounds 7
+
 Targets (issue 12): check ≤ 0.5×, create_train_op ≤ 1.3× minimize, export ≤ 2× save.
 """
 
@@ -33,6 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import bench_zoo_step  # noqa: E402
 import model_zoo  # noqa: E402
 
 import tf1norm  # noqa: E402
@@ -140,7 +147,18 @@ def main(argv=None):
         choices=sorted(model_zoo.MODELS),
     )
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--step", action="store_true", help="per-step cost (bench_zoo_step)")
+    parser.add_argument("--steps", type=int, default=3, help="steps per round (--step)")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(bench_zoo_step.VARIANTS),
+        choices=list(bench_zoo_step.VARIANTS),
+        help="variants of --step (plain is always measured)",
+    )
     args = parser.parse_args(argv)
+    if args.step:
+        return step_main(args)
     rows = []
     for model in args.models:
         times = run_model(model, args.rounds)
@@ -158,6 +176,18 @@ def main(argv=None):
             f"{r['check / minimize']:.3f}× ({medians['check']:.3f} s) | "
             f"{medians['save']:.2f} | {r['export / save']:.2f}× ({medians['export']:.2f} s) |"
         )
+
+
+def step_main(args):
+    """``--step``: per-step ratios to the plain slim step and op counts, one table per model."""
+    results = {}
+    for model in args.models:
+        results[model] = bench_zoo_step.measure_model(
+            model, args.rounds, args.steps, variants=args.variants
+        )
+    print(f"\nper-step time, {args.rounds} interleaved rounds of {args.steps} steps")
+    for model, result in results.items():
+        bench_zoo_step.report(model, result)
 
 
 if __name__ == "__main__":

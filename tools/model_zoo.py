@@ -92,3 +92,16 @@ def plain_logits(model, images):
     arg_scope, network = MODELS[model]
     with slim.arg_scope(arg_scope()):
         return _logits(network, model, images, False)
+
+
+def ancestor_ops(fetch):
+    """The ops ``fetch`` (a tensor or op) depends on through inputs and control inputs."""
+    start = fetch.op if isinstance(fetch, tf.Tensor) else fetch
+    seen, stack = {start}, [start]
+    while stack:
+        op = stack.pop()
+        for parent in [t.op for t in op.inputs] + list(op.control_inputs):
+            if parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
+    return seen

@@ -9,6 +9,7 @@ import math
 from tf1norm._src import axis_checks as _axis_checks
 from tf1norm._src import checks as _checks
 from tf1norm._math import norms as _norms
+from tf1norm._math import weight_norm_scale as _weight_norm_scale
 from tf1norm._src.compat import tf
 
 
@@ -66,47 +67,7 @@ def weight_norm_parts(v, g, axes=None, epsilon=1e-12, name=None):
             )
         gain = tf.reshape(g, [1 if a in axes else d for a, d in enumerate(v.shape)])
         epsilon = _norms.threshold(epsilon, _norms.compute_dtype(v.dtype), "weight_norm", "epsilon")
-        return _gain_times_direction(v, gain, axes, epsilon)
-
-
-def _masked_norm(x, axes, p):
-    return _norms.p_norm(x, p, axes)  # finite gradient at zero
-
-
-def _gain_times_direction(v, gain, axes, epsilon):
-    """``g·v·rsqrt(max(Σv², ε))`` summed in float32 for the half types, range-guarded.
-
-    Where Σv² overflows or loses precision to underflow (see ``tf1norm._math.norms``)
-    the unit is recomputed as ``(v/m)·(g/r)`` with ``‖v‖ = m·r``. Returns
-    ``(w, plain w, scalar bool: w is the plain w)`` (``weight_norm_parts``).
-    """
-    wide = tf.cast(v, epsilon.dtype)
-    gain = tf.cast(gain, epsilon.dtype)
-    # x·x, not tf.square: Square's gradient 2x overflows near max-finite
-    squared = tf.reduce_sum(wide * wide, axis=axes, keepdims=True)
-    factor = gain * tf.math.rsqrt(tf.maximum(squared, epsilon))
-    fast = wide * factor
-    if v.dtype != tf.float16:
-        low = 2 * _norms.low_norm(epsilon.dtype) ** 2  # on squares: eps >= 4·low_norm² is safe
-        trusted = _norms.all_of(
-            _norms.below(squared, math.inf), _norms.accurate(squared, low, epsilon)
-        )
-
-        def slow():
-            m, r = _norms.scaled_parts(wide, axes, norm_fn=_masked_norm)
-            safe_r = tf.where(r > 0, r, tf.ones_like(r))
-            return tf.where(
-                m * r >= tf.sqrt(epsilon),
-                (wide / m) * (gain / safe_r),
-                wide * tf.math.rsqrt(epsilon) * gain,
-            )
-
-        guarded = _norms.guarded(fast, trusted, slow)
-    else:
-        guarded, trusted = fast, True
-    if trusted is True:
-        trusted = tf.constant(True)
-    return tf.cast(guarded, v.dtype), tf.cast(fast, v.dtype), trusted
+        return _weight_norm_scale.gain_times_direction(v, gain, axes, epsilon)
 
 
 def _normalize_plain(x, epsilon):
@@ -122,7 +83,10 @@ def _normalize_scaled(x, epsilon):
 
 
 def _iterate(matrix, u_in, power_iterations, epsilon, normalize):
-    """``(û, v̂, σ = ‖v̂W‖, smallest ‖·‖² normalized)`` after ``power_iterations`` steps."""
+    """``(û, v̂, σ = ‖v̂W‖, smallest ‖·‖² normalized)`` after ``power_iterations`` steps.
+
+    ``matrix`` and ``u_in`` come in under ``stop_gradient``: nothing here is differentiated.
+    """
     u_hat, smallest = u_in, None
     for _ in range(power_iterations):
         v_hat, v_squared = normalize(tf.matmul(u_hat, matrix, transpose_b=True), epsilon)
@@ -133,8 +97,7 @@ def _iterate(matrix, u_in, power_iterations, epsilon, normalize):
             else tf.minimum(smallest, tf.minimum(v_squared, u_squared))
         )
     # σ = v̂ W ûᵀ with û = v̂W/‖v̂W‖ is ‖v̂W‖: no third matrix-vector product.
-    sigma = tf.sqrt(u_squared)
-    return tf.stop_gradient(u_hat), tf.stop_gradient(v_hat), tf.stop_gradient(sigma), smallest
+    return u_hat, v_hat, tf.sqrt(u_squared), smallest
 
 
 def _scaled_by_max(matrix):
@@ -145,17 +108,19 @@ def _scaled_by_max(matrix):
 
 
 def _power_iteration(w, rank, u, power_iterations, epsilon):
-    """``(W/k, k, σ(W/k), û, v̂)`` in the compute dtype (float32 for the half types).
+    """``(W, W/k, k, σ(W/k), û, v̂)`` in the compute dtype (float32 for the half types).
 
     The plain iteration runs first. If any normalized vector had ``‖x‖² < ε``
     (the floor would bend it) or overflowed, the iteration is redone (in a
     ``tf.cond``) on ``W/k`` with ``k = max|W|`` and max-abs-scaled vectors;
-    ``σ(W) = k·σ(W/k)`` with the same ``û``, ``v̂``. Otherwise ``k = 1``.
+    ``σ(W) = k·σ(W/k)`` with the same ``û``, ``v̂``. Otherwise ``k = 1`` and
+    ``W/k`` is ``W`` itself.
 
-    Only ``W/k`` carries a gradient (k, σ, û, v̂ are constants): the iteration's
-    ``tf.cond`` reads W under ``stop_gradient``, so no gradient is taken through
-    the power iteration (on a zero W that gradient was NaN), and ``W/k`` is
-    chosen by a second, elementwise ``tf.cond``.
+    Only the first result, ``W``, carries a gradient: the iteration and its
+    one ``tf.cond`` read W and u under ``stop_gradient``, so no gradient is
+    taken through the power iteration (on a zero W that gradient was NaN), and
+    ``custom_gradient``'s variable search stops there. ``_divide_by_sigma``
+    differentiates ``(W/k)/σ`` by hand.
     """
     compute = _norms.compute_dtype(w.dtype)
     floor = _norms.threshold(epsilon, compute, "spectral_norm", "epsilon")
@@ -163,31 +128,34 @@ def _power_iteration(w, rank, u, power_iterations, epsilon):
     u_in = tf.reshape(
         tf.cast(_checks.row_vector(u, w.shape[-1], "spectral_norm", "u"), compute), [1, -1]
     )
+    constant, u_in = tf.stop_gradient(matrix), tf.stop_gradient(u_in)
     u_hat, v_hat, sigma, smallest = _iterate(
-        matrix, u_in, power_iterations, floor, _normalize_plain
+        constant, u_in, power_iterations, floor, _normalize_plain
     )
     low = max(_norms.low_norm(compute) ** 2, float(epsilon))
     trusted = (smallest >= low) & (smallest < math.inf) & (sigma < math.inf)
 
     def fast():
-        return (tf.ones([], compute), tf.identity(sigma), tf.identity(u_hat), tf.identity(v_hat))
+        one = tf.ones([], compute)
+        return (one, tf.identity(sigma), tf.identity(u_hat), tf.identity(v_hat), constant)
 
     def slow():
-        scaled, k = _scaled_by_max(tf.stop_gradient(matrix))
+        scaled, k = _scaled_by_max(constant)
         u_s, v_s, _, _ = _iterate(scaled, u_in, power_iterations, floor, _normalize_scaled)
         # the last ‖v̂W‖ of the scaled iteration, without overflow or underflow
         sigma_s = _norms.safe_norm(tf.matmul(v_s, scaled), [0, 1], keepdims=False)
-        return k, sigma_s, u_s, v_s
+        return k, sigma_s, u_s, v_s, scaled
 
-    k, sigma, u_hat, v_hat = tf.cond(trusted, fast, slow)
-    matrix = tf.cond(trusted, lambda: tf.identity(matrix), lambda: matrix / k)
-    # stop_gradient after the cond too: custom_gradient's variable search walks back
-    # from σ into the cond (which reads w) unless it meets a StopGradient
-    k, sigma, u_hat, v_hat = (tf.stop_gradient(t) for t in (k, sigma, u_hat, v_hat))
+    k, sigma, u_hat, v_hat, scaled = tf.cond(trusted, fast, slow)
     # A zero matrix (or a u orthogonal to its row space) gives û = 0; keeping
     # the incoming u lets the iteration resume once W is non-zero.
     u_hat = tf.where(sigma > 0, u_hat, u_in)
-    return matrix, k, sigma, u_hat, v_hat
+    return matrix, scaled, k, sigma, u_hat, v_hat
+
+
+def _differentiable_scaled(matrix, k):
+    """``W/k`` with its gradient (``1/k``); ``W`` itself when ``k = 1``."""
+    return tf.cond(tf.equal(k, 1), lambda: tf.identity(matrix), lambda: matrix / k)
 
 
 def spectral_norm(w, u, power_iterations=1, epsilon=1e-12, name=None):
@@ -233,12 +201,13 @@ def spectral_norm(w, u, power_iterations=1, epsilon=1e-12, name=None):
             power_iterations, "spectral_norm", "power_iterations"
         )
         epsilon = _checks.positive_number(epsilon, "spectral_norm", "epsilon")
-        matrix, k, sigma_value, u_hat, v_hat = _power_iteration(
+        matrix, scaled, k, sigma_value, u_hat, v_hat = _power_iteration(
             w, rank, u, power_iterations, epsilon
         )
-        normalized = _divide_by_sigma(matrix, sigma_value, u_hat, v_hat)
+        normalized = _divide_by_sigma(matrix, scaled, k, sigma_value, u_hat, v_hat)
         # The σ returned keeps its differentiable form (∂σ/∂W = v̂ᵀû); it is
         # only computed when used, e.g. by spectral_norm_regularizer.
+        matrix = _differentiable_scaled(matrix, k)
         sigma = k * tf.reshape(tf.matmul(tf.matmul(v_hat, matrix), u_hat, transpose_b=True), [])
         return (
             tf.reshape(tf.cast(normalized, w.dtype), tf.shape(w)),
@@ -257,21 +226,26 @@ def spectral_projection(w, u, power_iterations=1, epsilon=1e-12):
     w = _checks.float_tensor(w, "SpectralNorm")
     rank = _checks.static_rank(w, "SpectralNorm", minimum=2)
     _checks.static_dimensions(w, [rank - 1], "SpectralNorm")
-    matrix, k, sigma_value, u_hat, _ = _power_iteration(w, rank, u, power_iterations, epsilon)
+    matrix, scaled, k, sigma_value, u_hat, _ = _power_iteration(
+        w, rank, u, power_iterations, epsilon
+    )
     sigma = k * sigma_value  # may be inf in float32/float64 when σ is beyond the range
     flat = tf.reshape(w, tf.shape(matrix))
-    projected = tf.where(sigma > 1, tf.cast(matrix / sigma_value, w.dtype), flat)
+    projected = tf.where(sigma > 1, tf.cast(scaled / sigma_value, w.dtype), flat)
     return tf.reshape(projected, tf.shape(w)), tf.cast(sigma, w.dtype), tf.cast(u_hat, w.dtype)
 
 
-def _divide_by_sigma(matrix, sigma, u_hat, v_hat):
-    """``W / σ`` with σ = v̂ W ûᵀ, and a hand-written gradient.
+def _divide_by_sigma(matrix, scaled, k, sigma, u_hat, v_hat):
+    """``(W/k) / σ`` (``scaled / σ``) with a hand-written gradient with respect to ``W``.
 
-    With û, v̂ constant, ∂σ/∂W = v̂ᵀû, so for upstream G:
-    ``∂L/∂W = G/σ − (⟨G, W/σ⟩/σ)·v̂ᵀû``: one elementwise dot product and
-    one pass that subtracts the rank-1 term by broadcasting. (A k=1 MatMul for
-    the outer product, or a [1, N]×[N, 1] MatMul for the dot, is several times
-    slower on CPU than these elementwise forms.)
+    ``scaled = W/k`` and σ = v̂ (W/k) ûᵀ come from ``_power_iteration`` (its
+    one ``tf.cond``, forward only). With û, v̂, k constant, ∂σ/∂W = v̂ᵀû/k, so
+    for upstream G: ``∂L/∂W = (G/σ − (⟨G, W/(kσ)⟩/σ)·v̂ᵀû)/k``: one
+    elementwise dot product and one pass that subtracts the rank-1 term by
+    broadcasting, with ``1/(kσ)`` folded into scalars (exactly ``1/σ`` when
+    ``k = 1``). (A k=1 MatMul for the outer product, or a [1, N]×[N, 1]
+    MatMul for the dot, is several times slower on CPU than these
+    elementwise forms.)
 
     σ = 0 only for a zero matrix: then ``W / σ`` is taken as ``W`` itself
     (zero, with the identity gradient), never ``0/0 = NaN``.
@@ -280,12 +254,14 @@ def _divide_by_sigma(matrix, sigma, u_hat, v_hat):
 
     @tf.custom_gradient
     def divide(m):
-        out = m * inverse
+        del m  # the forward value is scaled/σ; the gradient is with respect to m = W
+        out = scaled * inverse
 
         def grad(upstream):
             dot = tf.reduce_sum(upstream * out)
-            column = tf.transpose(v_hat * (dot * inverse))  # [in, 1]
-            return upstream * inverse - column * u_hat  # rank-1 term by broadcasting
+            step = inverse / k
+            column = tf.transpose(v_hat * (dot * step))  # [in, 1]
+            return upstream * step - column * u_hat  # rank-1 term by broadcasting
 
         return out, grad
 
