@@ -139,6 +139,9 @@ def max_norm_assignment(w, threshold, axes=None, name=None):
         limit = _norms.threshold(threshold, w.dtype, "max_norm", "threshold")
         if not _in_tf1_graph():
             return _cap_forward(w, axes, limit)
+        static = tf.get_static_value(limit)
+        if static is not None:  # a constant inside: the range guards fold to Python bools
+            return _traced_static_cap(w.dtype, limit.dtype, w.shape.rank, axes, float(static))(w)
         return _traced_cap(w.dtype, limit.dtype, w.shape.rank, axes)(w, limit)
 
 
@@ -164,6 +167,19 @@ def _traced_cap(dtype, limit_dtype, rank, axes):
     )
 
 
+def _traced_static_cap(dtype, limit_dtype, rank, axes, limit):
+    """``_traced_cap`` for a known ``limit``, traced once per value.
+
+    With the limit a constant of the body, ``accurate`` and the exact-floor
+    test are decided while tracing: the body keeps one scalar range test.
+    """
+    return eager.traced_once(
+        ("max_norm_static", dtype, limit_dtype, rank, axes, limit),
+        lambda x: _cap_forward(x, axes, tf.constant(limit, limit_dtype)),
+        [tf.TensorSpec([None] * rank, dtype)],
+    )
+
+
 def _cap_forward(x, axes, limit):
     """``x·t/max(n, t)``: one EuclideanNorm pass, one multiply, range-guarded.
 
@@ -186,6 +202,7 @@ def _cap_forward(x, axes, limit):
             _apply(x, wide, scale),
             above_floor,  # x * 1.0 == x: bit-exact under t
             lambda: _cap_exact(x, wide, axes, limit),
+            cold=True,
         )
     low = low_norm(limit.dtype)
     # scale = t/max(n, t) is in (0, 1]: 0 or subnormal exactly where n overflowed or is huge
@@ -200,7 +217,7 @@ def _cap_forward(x, axes, limit):
         return tf.cond(above_floor, factored, lambda: _cap_exact(x, wide, axes, limit))
     trusted = all_of(tf.reduce_min(scale) >= tiny, accurate(norm, low, limit), above_floor)
     fast = tf.where(scale < 1, _apply(x, wide, scale), x)
-    return guarded(fast, trusted, lambda: _cap_exact(x, wide, axes, limit))
+    return guarded(fast, trusted, lambda: _cap_exact(x, wide, axes, limit), cold=True)
 
 
 def _above_exact_floor(x, axes, limit):
