@@ -11,12 +11,7 @@ import statistics
 
 def measure(variants, rounds, steps, warmup):
     """``{name: (median seconds per step, median per-round ratio to variants[0])}``."""
-    for variant in variants:
-        variant.steps(warmup)
-    times = {v.name: [] for v in variants}
-    for r in range(rounds):
-        for variant in variants[r % len(variants) :] + variants[: r % len(variants)]:
-            times[variant.name].append(variant.steps(steps))
+    times = measure_rounds(variants, rounds, steps, warmup)
     base = times[variants[0].name]
     return {
         name: (statistics.median(t), statistics.median(a / b for a, b in zip(t, base)))
@@ -32,3 +27,19 @@ def report(title, results):
     print("| --- | --- | --- |")
     for name, (seconds, ratio) in results.items():
         print(f"| {name} | {seconds * 1e3:.3f} | {ratio:.3f}x |")
+
+
+def measure_rounds(variants, rounds, steps, warmup):
+    """``{name: [seconds per step of each round]}``, rounds interleaved in rotating order."""
+    for variant in variants:
+        variant.steps(warmup)
+    times = {v.name: [] for v in variants}
+    for r in range(rounds):
+        for variant in variants[r % len(variants) :] + variants[: r % len(variants)]:
+            times[variant.name].append(variant.steps(steps))
+    return times
+
+
+def ratios(times, base):
+    """Per-round ratios of ``times`` to ``base`` (lists of one time per round)."""
+    return [a / b for a, b in zip(times, base)]
