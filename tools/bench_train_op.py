@@ -38,10 +38,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 
 import json  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
 
-from benchlib import measure_rounds, ratios  # noqa: E402
+from benchlib import LARGE, SMALL, cpu_name, measure_rounds, summarize  # noqa: E402
 from op_counts import step_op_count  # noqa: E402
 
 import tf1norm  # noqa: E402
@@ -124,7 +122,6 @@ def full_recipe(x, y, sizes):
     ]
 
 
-SMALL, LARGE = (784, 300, 100, 10), (784, 2048, 2048, 10)
 PEER_FILES = ("peers_torch.json", "peers_keras.json")
 
 
@@ -157,20 +154,6 @@ def workloads():
     ]
     title = "full recipe (Adam + clip_by_global_norm + decoupled decay + max-norm), batch 50"
     rows.append((title, "full_small_b50", full))
-    return rows
-
-
-def summarize(variants, times):
-    """``[(name, median ms, median ratio, min ratio, max ratio, ops)]``, baseline first."""
-    base = times[variants[0].name]
-    rows = []
-    for variant in variants:
-        per_round = ratios(times[variant.name], base)
-        median_ms = statistics.median(times[variant.name]) * 1e3
-        rows.append(
-            (variant.name, median_ms, statistics.median(per_round), min(per_round), max(per_round))
-            + (variant.ops,)
-        )
     return rows
 
 
@@ -218,18 +201,6 @@ def main(argv=None):
         for variant in variants:
             variant.sess.close()
     return results
-
-
-def cpu_name():
-    """The CPU's model name (``/proc/cpuinfo``), else ``platform.processor()``."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

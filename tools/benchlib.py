@@ -6,7 +6,11 @@ the ratio of a variant to the first one is taken per round, and the median of
 those ratios is reported with the median step time.
 """
 
+import platform
 import statistics
+
+# the MLPs of issue 21 (bench_train_op and its peers)
+SMALL, LARGE = (784, 300, 100, 10), (784, 2048, 2048, 10)
 
 
 def measure(variants, rounds, steps, warmup):
@@ -43,3 +47,29 @@ def measure_rounds(variants, rounds, steps, warmup):
 def ratios(times, base):
     """Per-round ratios of ``times`` to ``base`` (lists of one time per round)."""
     return [a / b for a, b in zip(times, base)]
+
+
+def summarize(variants, times):
+    """``[(name, median ms, median ratio, min ratio, max ratio, ops)]``, baseline first."""
+    base = times[variants[0].name]
+    rows = []
+    for variant in variants:
+        per_round = ratios(times[variant.name], base)
+        median_ms = statistics.median(times[variant.name]) * 1e3
+        rows.append(
+            (variant.name, median_ms, statistics.median(per_round), min(per_round), max(per_round))
+            + (variant.ops,)
+        )
+    return rows
+
+
+def cpu_name():
+    """The CPU's model name (``/proc/cpuinfo``), else ``platform.processor()``."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
