@@ -5,7 +5,8 @@
 call op or a ``tf.cond`` (``If``) refers to: Grappler inlines function calls and
 lowers ``If`` into ``Switch``/``Merge``, so every node of both branches is
 dispatched (the untaken one as a dead tensor) each step. A function marked
-``_noinline`` counts as its one call node (its body runs only when taken). A change that adds
+``_noinline`` counts as its one call node (its body runs only when taken), and
+so does an XLA-compiled one (``jit_compile=True``: one launch). A change that adds
 ops per variable shows here without timing anything.
 
 ``slope_per_variable(build, small, large)`` is the op count's growth per
@@ -25,9 +26,10 @@ def _function_names(attr_values):
 
 
 def _never_inlined(function):
-    """A ``_noinline`` function stays one call node; a dead call does not run its body."""
-    value = function.attr.get("_noinline")
-    return value is not None and value.b
+    """One node: a ``_noinline`` function (a dead call does not run its body) or an XLA cluster."""
+    return any(
+        function.attr[name].b for name in ("_noinline", "_XlaMustCompile") if name in function.attr
+    )
 
 
 def _function_nodes(name, library):

@@ -244,7 +244,9 @@ def _cap_forward(x, axes, limit):
             return factored()
         return tf.cond(above_floor, factored, lambda: _cap_exact(x, wide, axes, limit))
     trusted = all_of(tf.reduce_min(scale) >= tiny, accurate(norm, low, limit), above_floor)
-    fast = tf.where(scale < 1, _apply(x, wide, scale), x)
+    # over: the norm against the limit, not scale < 1: Grappler turns 1/max(n, 1) into a
+    # Reciprocal whose vectorized CPU kernel returns 0.99999994 for 1.0 (issue 21)
+    fast = tf.where(norm > limit, _apply(x, wide, scale), x)
     return guarded(fast, trusted, lambda: _cap_exact(x, wide, axes, limit), cold=True)
 
 
