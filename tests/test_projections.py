@@ -218,3 +218,28 @@ def test_assignment_form_adds_no_gradient_function(graph):
     tf1norm._math.projections.max_norm_assignment(x, 1.0)
     added = graph.get_operations()[before:]
     assert not [op for op in added if op.type == "IdentityN"], [op.type for op in added]
+
+
+@pytest.mark.parametrize("shape", [(784, 100), (784, 300)])
+def test_units_under_a_threshold_of_one_come_back_bit_for_bit_from_a_variable(graph, shape):
+    """Grappler rewrites ``1/max(n, 1)`` as a Reciprocal that is 0.99999994 at 1.0 on CPU.
+
+    Comparing ``scale < 1`` then scaled every unit under the threshold by
+    0.99999994; the decision is taken on the norm itself. Both the plain
+    (784×100) and the XLA-compiled (784×300) projection of the train op.
+    """
+    rng = np.random.default_rng(0)
+    value = (rng.standard_normal(shape) * 0.5 / np.sqrt(shape[0])).astype(np.float32)
+    value[:, :3] = 0.5 / np.sqrt(shape[0])  # norm 0.5 in float32 rounding: 0.49999988
+    value[:, 3] *= 4.0  # one unit over
+    from tf1norm._math import projections
+
+    variable = tf.Variable(value)
+    capped = projections.max_norm_assignment(variable.read_value(), 1.0)
+    with v1.Session() as sess:
+        sess.run(v1.global_variables_initializer())
+        got = sess.run(capped)
+    norms = np.linalg.norm(value.astype(np.float64), axis=0)
+    under = norms < 1.0 - 1e-6
+    np.testing.assert_array_equal(got[:, under], value[:, under])
+    np.testing.assert_allclose(np.linalg.norm(got[:, 3].astype(np.float64)), 1.0, rtol=1e-6)

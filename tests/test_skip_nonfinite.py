@@ -255,32 +255,6 @@ def test_check_numerics_names_the_variable_with_a_nan_gradient(sess):
     np.testing.assert_allclose(sess.run(b), [2.9])
 
 
-def test_traced_checks_of_many_gradients_name_the_variable(sess):
-    """Past ``TRACED_CHECKS_FROM`` gradients the check is a function call: same behaviour."""
-    from tf1norm.training import skipping
-
-    count = skipping.TRACED_CHECKS_FROM + 2
-    weights = [v1.get_variable(f"w{i}", initializer=[float(i + 1)]) for i in range(count)]
-    b = v1.get_variable("b", initializer=[3.0])
-    factor = v1.placeholder_with_default(1.0, [])
-    loss = tf.add_n([tf.reduce_sum(w * w) for w in weights]) + tf.reduce_sum(
-        _poisoned_gradient(b, factor)
-    )
-    train_op = tf1norm.create_train_op(
-        loss, v1.train.GradientDescentOptimizer(0.1), global_step=None
-    )
-    calls = [op for op in sess.graph.get_operations() if op.type == "StatefulPartitionedCall"]
-    assert len(calls) == count + 1  # one traced check per gradient
-    sess.run(v1.global_variables_initializer())
-    with pytest.raises(tf.errors.InvalidArgumentError, match="the gradient of b is inf or nan"):
-        sess.run(train_op, {factor: np.nan})
-    np.testing.assert_array_equal(sess.run(b), [3.0])
-    sess.run(train_op)
-    np.testing.assert_allclose(sess.run(b), [2.9])
-    # the call keeps the gradient's static shape (optimizers and transforms read it)
-    assert skipping._asserted_finite(tf.zeros([3, 4]), "m", traced=True).shape == [3, 4]
-
-
 def test_no_skip_leaves_the_graph_unmodified_by_snapshots(graph):
     """Without an apply condition no snapshot op is built (no cost for the default)."""
     x = v1.placeholder(tf.float32, [None, 2])

@@ -6,17 +6,16 @@ the ratio of a variant to the first one is taken per round, and the median of
 those ratios is reported with the median step time.
 """
 
+import platform
 import statistics
+
+# the MLPs of issue 21 (bench_train_op and its peers)
+SMALL, LARGE = (784, 300, 100, 10), (784, 2048, 2048, 10)
 
 
 def measure(variants, rounds, steps, warmup):
     """``{name: (median seconds per step, median per-round ratio to variants[0])}``."""
-    for variant in variants:
-        variant.steps(warmup)
-    times = {v.name: [] for v in variants}
-    for r in range(rounds):
-        for variant in variants[r % len(variants) :] + variants[: r % len(variants)]:
-            times[variant.name].append(variant.steps(steps))
+    times = measure_rounds(variants, rounds, steps, warmup)
     base = times[variants[0].name]
     return {
         name: (statistics.median(t), statistics.median(a / b for a, b in zip(t, base)))
@@ -32,3 +31,45 @@ def report(title, results):
     print("| --- | --- | --- |")
     for name, (seconds, ratio) in results.items():
         print(f"| {name} | {seconds * 1e3:.3f} | {ratio:.3f}x |")
+
+
+def measure_rounds(variants, rounds, steps, warmup):
+    """``{name: [seconds per step of each round]}``, rounds interleaved in rotating order."""
+    for variant in variants:
+        variant.steps(warmup)
+    times = {v.name: [] for v in variants}
+    for r in range(rounds):
+        for variant in variants[r % len(variants) :] + variants[: r % len(variants)]:
+            times[variant.name].append(variant.steps(steps))
+    return times
+
+
+def ratios(times, base):
+    """Per-round ratios of ``times`` to ``base`` (lists of one time per round)."""
+    return [a / b for a, b in zip(times, base)]
+
+
+def summarize(variants, times):
+    """``[(name, median ms, median ratio, min ratio, max ratio, ops)]``, baseline first."""
+    base = times[variants[0].name]
+    rows = []
+    for variant in variants:
+        per_round = ratios(times[variant.name], base)
+        median_ms = statistics.median(times[variant.name]) * 1e3
+        rows.append(
+            (variant.name, median_ms, statistics.median(per_round), min(per_round), max(per_round))
+            + (variant.ops,)
+        )
+    return rows
+
+
+def cpu_name():
+    """The CPU's model name (``/proc/cpuinfo``), else ``platform.processor()``."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"

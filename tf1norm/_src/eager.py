@@ -191,15 +191,18 @@ def attached(variable, key, build):
 _TRACED = {}
 
 
-def traced_once(key, python_function, signature):
+def traced_once(key, python_function, signature, jit_compile=None):
     """``tf.function(python_function)`` for ``signature``, traced once per ``key``.
 
     A graph-mode caller gets one function-call op per use instead of the
     function's ops (Grappler inlines the body when a session runs it), and the
-    Python cost of building the body is paid once per process.
+    Python cost of building the body is paid once per process. ``jit_compile``
+    is passed to ``tf.function`` (True: the call runs as one XLA cluster).
     """
     if key not in _TRACED:
-        _TRACED[key] = tf.function(python_function, input_signature=signature, autograph=False)
+        _TRACED[key] = tf.function(
+            python_function, input_signature=signature, autograph=False, jit_compile=jit_compile
+        )
     return _TRACED[key]
 
 

@@ -5,9 +5,9 @@ import warnings
 from tf1norm._src import checks as _checks
 from tf1norm._src import graph_checks as _graph_checks
 from tf1norm.training import _apply
+from tf1norm.training import finite_check
 from tf1norm.graph import keys
 from tf1norm.graph import registry
-from tf1norm.training import skipping
 from tf1norm._src.compat import tf, v1
 from tf1norm.training.transforms import StepContext, Transform, _ProjectConstraints
 from tf1norm.training.transforms import pre_applied, project_constraints
@@ -40,8 +40,8 @@ def create_train_op(
     2. gradients are computed with ``optimizer.compute_gradients`` and made
        to wait for a NaN/Inf check of the loss (``check_numerics``);
     3. every transform's ``pre_apply`` (gradient stage), in chain order; then
-       (``check_numerics``) each gradient passes a NaN/Inf check naming its
-       variable, which its update waits for;
+       (``check_numerics``) one NaN/Inf check of all gradients, naming the
+       first variable with a non-finite gradient, which every update waits for;
     4. ``optimizer.apply_gradients`` (variable ``constraint=`` attributes are
        applied by the optimizer right after each variable's update);
     5. every transform's ``post_apply`` (variable stage), in chain order, built
@@ -96,9 +96,11 @@ def create_train_op(
         ``tf.debugging.check_numerics`` (off when a transform handles
         non-finite values itself). A NaN/Inf loss raises before any update;
         a NaN/Inf gradient raises ``InvalidArgumentError`` naming its
-        variable, which is never written (other variables of that step may
-        already be; use ``skip_nonfinite()`` for all-or-nothing). Cost: one
-        pass over each gradient, no copy.
+        variable before any trained variable is written (writes of the
+        forward pass, such as batch-norm statistics, stay: use
+        ``skip_nonfinite()`` to undo them too). Cost: one ``Sum`` per
+        gradient, or none behind ``clip_by_global_norm`` (its norm decides;
+        ``tf1norm.training.finite_check``).
       gate_gradients, aggregation_method, colocate_gradients_with_ops: passed to
         ``compute_gradients``.
       summarize_gradients: add a histogram (``<var>_gradient``) and a norm
@@ -177,7 +179,7 @@ def _transformed_step(
     if summarize is not None:
         summarize(grads_and_vars)
     if check_numerics:
-        grads_and_vars = skipping.checked_gradients(grads_and_vars)
+        grads_and_vars = finite_check.checked_gradients(grads_and_vars, context)
     return _apply.conditional_step(optimizer, grads_and_vars, transforms, context)
 
 

@@ -297,6 +297,11 @@ def clip_by_norm(clip_norm):
     )
 
 
+# context.state key: (global norm, clipped gradient values) of clip_by_global_norm with a
+# number: the default finiteness check (``finite_check``) then tests the norm alone
+FINITE_WITH_NORM = "tf1norm.finite_with_norm"
+
+
 class _ClipByGlobalNorm(Transform):
     def __init__(self, clip_norm, check):
         self.clip_norm, self.check = clip_norm, check
@@ -310,6 +315,9 @@ class _ClipByGlobalNorm(Transform):
         ):
             clipped, norm = tf.clip_by_global_norm(list(grads), self.clip_norm)
         self.global_norm = context.state[self] = norm
+        if isinstance(self.clip_norm, float):  # a fed clip_norm could be inf: no shortcut
+            values = [c.values if isinstance(c, tf.IndexedSlices) else c for c in clipped]
+            context.state[FINITE_WITH_NORM] = (norm, [v for v in values if v is not None])
         if not tf.executing_eagerly():  # eager: the global graph would grow every step
             v1.add_to_collection(keys.GRADIENT_GLOBAL_NORM, norm)
         return list(zip(clipped, variables))

@@ -26,6 +26,7 @@ import re
 from tf1norm._src import checks as _checks
 from tf1norm._src import graph_checks as _graph_checks
 from tf1norm.graph import keys
+from tf1norm.graph import registry
 from tf1norm._src.compat import tf, v1
 from tf1norm.training.transforms import Transform, gradients_after, optimizer_learning_rate
 from tf1norm.training.transforms import colocated_with, variable_name
@@ -109,10 +110,22 @@ class _DecoupledWeightDecay(_DeltaTransform):
     def deltas(self, grads_and_vars, context):
         with tf.name_scope("decoupled_weight_decay"):
             coefficient = self._coefficient(context)
-            return [
-                (v, tf.cast(coefficient, v.dtype.base_dtype) * v.read_value())
-                for v in self._selected(grads_and_vars)
-            ]
+            cast = {}  # one cast per dtype, not per variable (ops a step dispatches)
+            pairs = []
+            for v in self._selected(grads_and_vars):
+                dtype = v.dtype.base_dtype
+                if dtype not in cast:
+                    cast[dtype] = tf.cast(coefficient, dtype)
+                pairs.append((v, cast[dtype] * _read(v)))
+            return pairs
+
+
+def _read(variable):
+    """The variable's value: one ``ReadVariableOp`` in a TF1 graph (``read_value`` adds an
+    Identity per variable), ``read_value()`` eagerly, in a function and for other variables."""
+    if tf.inside_function() or tf.executing_eagerly() or not hasattr(variable, "handle"):
+        return variable.read_value()
+    return registry.fresh_read(variable)
 
 
 def add_decoupled_weight_decay(
