@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tf1norm.bounds import box_lp, property_attack, region_walk
+from tf1norm.bounds import box_lp, property_attack, property_search, region_walk
 from tf1norm.bounds.network import Activation, Dense, Network
 from tf1norm.bounds.property_attack import attack_part
 from tf1norm.bounds.property_search import PolytopeSearch
@@ -187,8 +187,10 @@ def test_leaf_lp_depth_bounds_every_sampled_depth_and_is_exact_on_a_tiny_box():
     assert depth == pytest.approx(sampled.max(), abs=1e-3)  # (nearly) affine on a tiny box
 
 
+@pytest.mark.parametrize("sides", [1, 8])
 @pytest.mark.parametrize("threshold", [-0.5, 0.0, 0.5])
-def test_search_verdicts_agree_with_and_without_lookahead(threshold):
+def test_search_verdicts_agree_with_and_without_lookahead(threshold, sides, monkeypatch):
+    monkeypatch.setattr(property_search, "LOOKAHEAD_SIDES", sides)
     net = _random_net(7)
     A, b = np.array([[-1.0, 1.0, 0.0], [-1.0, 0.0, 1.0]]), np.full(2, threshold)
     lower, upper = -np.ones(2), np.ones(2)

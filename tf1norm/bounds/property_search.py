@@ -45,6 +45,7 @@ from tf1norm.bounds.property_attack import attack_part
 from tf1norm.bounds.vnnlib import Polytope
 
 LAMBDA_STEPS = 12
+LOOKAHEAD_SIDES = 8  # sides per box the lookahead bounds at most (the best by slope score)
 LEAF_UNSTABLE = 12  # boxes with at most this many unstable ReLUs try the leaf LP first
 
 
@@ -137,7 +138,7 @@ class PolytopeSearch:
 
     def _step(self):
         taken = []
-        count = self.batch // (2 * self.lower.size) if self.lookahead else self.batch
+        count = self.batch // (2 * self._sides()) if self.lookahead else self.batch
         for _ in range(min(max(count, 1), len(self.heap))):
             box = heapq.heappop(self.heap)
             if box.unstable <= LEAF_UNSTABLE:
@@ -150,19 +151,23 @@ class PolytopeSearch:
         if not taken:
             return None
         if self.lookahead:
-            lowers, uppers, pre = self._every_split(taken)
-            inherited = np.repeat([b.priority for b in taken], 2 * self.lower.size)
-            return self._bound(lowers, uppers, pre, (inherited, self._slope_scores(taken)))
+            fallback = self._slope_scores(taken)
+            sides = np.argsort(-fallback, axis=1, kind="stable")[:, : self._sides()]
+            lowers, uppers, pre = self._every_split(taken, sides)
+            inherited = np.repeat([b.priority for b in taken], 2 * sides.shape[1])
+            fallback = np.take_along_axis(fallback, sides, axis=1)
+            return self._bound(lowers, uppers, pre, (inherited, fallback, sides))
         lowers, uppers, pre = self._split(taken)
         return self._bound(lowers, uppers, pre)
 
     def _bound(self, lowers, uppers, parent_pre, lookahead=None):
         """Bound a batch of boxes; close, queue, or return a counterexample found on them.
 
-        With ``lookahead = (inherited, fallback)`` (each box's parent bound,
-        valid on it too, and the parents' ``_slope_scores``), the batch holds
-        both halves of every box along every side (``_every_split``); only the
-        best cut's pair is kept (``_best_pairs``).
+        With ``lookahead = (inherited, fallback, sides)`` (each box's parent
+        bound, valid on it too, the parents' ``_slope_scores`` and the sides
+        tried), the batch holds both halves of every box along each of its
+        sides (``_every_split``); only the best cut's pair is kept
+        (``_best_pairs``).
         """
         bounds = BoxBounds(self.objective, lowers, uppers, parent_pre)
         self.boxes += len(lowers)
@@ -263,17 +268,21 @@ class PolytopeSearch:
         floor = 0.1 * np.max(direction * self.width, axis=1, keepdims=True)
         return direction * width + (floor + 1e-300) * width / self.width
 
-    def _every_split(self, boxes):
-        """Both halves of every box along each side: ``2·n`` children per box, side-major.
+    def _sides(self):
+        """How many sides the lookahead tries per box (the best by slope score)."""
+        return min(LOOKAHEAD_SIDES, self.lower.size)
 
-        Child ``2·(r·n + d) + h`` is half ``h`` of box ``r`` cut along side ``d``.
+    def _every_split(self, boxes, sides):
+        """Both halves of every box along each of its ``sides`` (``[B, k]``), side-major.
+
+        Child ``2·(r·k + j) + h`` is half ``h`` of box ``r`` cut along ``sides[r, j]``.
         """
-        n = self.lower.size
+        k = sides.shape[1]
         lower, upper = np.stack([b.lower for b in boxes]), np.stack([b.upper for b in boxes])
-        rows = np.repeat(np.arange(len(boxes)), 2 * n)
+        rows = np.repeat(np.arange(len(boxes)), 2 * k)
         child_lower, child_upper = lower[rows], upper[rows]
-        side = np.tile(np.repeat(np.arange(n), 2), len(boxes))
-        half = np.tile([0, 1], n * len(boxes))
+        side = np.repeat(sides.reshape(-1), 2)
+        half = np.tile([0, 1], k * len(boxes))
         middle = (lower[rows, side] + upper[rows, side]) / 2
         index = np.arange(len(rows))
         child_upper[index[half == 0], side[half == 0]] = middle[half == 0]
@@ -284,7 +293,7 @@ class PolytopeSearch:
         }
         return child_lower, child_upper, parent
 
-    def _best_pairs(self, value, lowers, uppers, inherited, fallback):
+    def _best_pairs(self, value, lowers, uppers, inherited, fallback, sides):
         """Indices of the two halves of each box's best cut (``_every_split`` order).
 
         The best cut leaves the least violation: it maximizes the sum of its
@@ -297,20 +306,21 @@ class PolytopeSearch:
         at rounding width are never cut (with all of them there, the search
         gives up on the box, soundly).
         """
-        n = self.lower.size
-        pairs = value.reshape(-1, n, 2)
-        width = (uppers - lowers).reshape(-1, n, 2, n)[:, np.arange(n), 0, np.arange(n)]
-        parent = np.minimum(inherited.reshape(-1, n, 2)[:, 0, 0], 0.0)
+        n, k = self.lower.size, sides.shape[1]
+        pairs = value.reshape(-1, k, 2)
+        width = np.take_along_axis((uppers - lowers)[::2].reshape(-1, k, n), sides[..., None], 2)
+        width = width[..., 0]
+        parent = np.minimum(inherited.reshape(-1, k, 2)[:, 0, 0], 0.0)
         score = np.minimum(pairs, 0.0).sum(axis=2) - 2 * parent[:, None]
         noise = score.max(axis=1) <= 0.01 * np.abs(parent) + 1e-12
         score[noise] = fallback[noise]
-        tiny = width <= 1e-12 * self.width
+        tiny = width <= 1e-12 * self.width[sides]
         score[tiny] = -np.inf
         if np.any(np.all(tiny, axis=1)):
             self.stuck = True
         boxes = np.flatnonzero(~np.all(tiny, axis=1))
         side = np.argmax(score[boxes], axis=1)
-        first = 2 * (boxes * n + side)
+        first = 2 * (boxes * k + side)
         return np.stack([first, first + 1], axis=1).reshape(-1)
 
     def _solve_leaf(self, box):
