@@ -87,3 +87,19 @@ def test_the_count_sees_function_bodies_and_dead_branches(graph):
     )
     guarded = tf.cond(flag, lambda: value + 1.0, cold)
     assert op_counts.step_op_count(guarded) < op_counts.step_op_count(plain) + 2
+
+
+def test_a_large_kernel_is_projected_by_one_compiled_call(graph):
+    """From ``COMPILED_FROM_SIZE`` entries the projection is one XLA launch, not ~23 ops."""
+    from tf1norm._math import projections
+
+    rows = projections.COMPILED_FROM_SIZE // 256
+    variable = tf.Variable(tf.ones([rows, 256]))
+    small = tf.Variable(tf.ones([rows // 4, 256]))
+    large_count = op_counts.step_op_count(
+        variable.assign(projections.max_norm_assignment(variable.read_value(), 1.0))
+    )
+    small_count = op_counts.step_op_count(
+        small.assign(projections.max_norm_assignment(small.read_value(), 1.0))
+    )
+    assert large_count <= 6 < small_count
