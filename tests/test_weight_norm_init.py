@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
+import tf_slim as slim
 
 import tf1norm
 from tf1norm import keys, registry
@@ -160,8 +161,6 @@ def test_vgg_a_trains_after_data_init_at_the_plain_learning_rate(vgg_losses):
 @pytest.mark.parametrize("axis", [0, 1])
 def test_direction_rescale_of_a_partitioned_kernel(axis):
     """Parts split the reduced axis (0) or the units (1): ‖v‖ is over the whole kernel."""
-    import tf_slim as slim
-
     batch = wn_reference.reference_batch([32, 10])
     with tf.Graph().as_default() as graph:
         with v1.variable_scope(
@@ -184,3 +183,29 @@ def test_direction_rescale_of_a_partitioned_kernel(axis):
     for old, new in zip(before, after):
         np.testing.assert_allclose(new, old, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(v, axis=0), g * np.sqrt(10), rtol=1e-5)
+
+
+def test_data_init_after_two_train_ops_uses_each_layer_s_forward_product():
+    """Gradients add Conv2DBackpropInput consumers of each w; data init must skip them.
+
+    ``consumers()`` lists them in no fixed order; with the input gradient taken
+    for the layer, the first conv's statistics had 3 units (the image channels).
+    """
+    import tf_slim as slim
+
+    rng = np.random.default_rng(0)
+    with tf.Graph().as_default():
+        images = v1.placeholder(tf.float32, [4, 8, 8, 3])
+        labels = v1.placeholder(tf.int32, [4])
+        net = images
+        with tf1norm.slim_scope(weight_norm=True):
+            for i, units in enumerate((5, 6, 7, 8)):
+                net = slim.conv2d(net, units, [3, 3], scope=f"conv{i}")
+        loss = v1.losses.sparse_softmax_cross_entropy(labels, tf.reduce_mean(net, [1, 2]))
+        for i, optimizer in enumerate([v1.train.MomentumOptimizer(0.1, 0.9)] * 3):
+            tf1norm.create_train_op(loss, optimizer, name=f"train_{i}", global_step=None)
+        feed = {images: rng.standard_normal((4, 8, 8, 3)), labels: [0, 1, 2, 3]}
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            report = tf1norm.weight_norm_data_init(session, feed)
+    assert [np.shape(mean) for _, mean, _ in report] == [(5,), (6,), (7,), (8,)]

@@ -38,35 +38,48 @@ def gain_times_direction(v, gain, axes, epsilon):
     @tf.custom_gradient
     def scale(v, gain):
         wide, wide_gain = tf.cast(v, epsilon.dtype), tf.cast(gain, epsilon.dtype)
-        # x·x, not tf.square: Square's gradient 2x overflowed near max-finite
-        squared = unit_sums(wide * wide, axes)
-        inverse = tf.math.rsqrt(tf.maximum(squared, epsilon))
-        fast = wide * (wide_gain * inverse)
-        trusted = _trusted(squared, v.dtype, epsilon)
-        parts = (fast, inverse, squared >= epsilon, wide, inverse)
-        if trusted is True:
-            trusted = tf.constant(True)
-        else:
-            parts = tf.cond(
-                trusted,
-                lambda: tuple(tf.identity(t) for t in parts),
-                lambda: _scaled_forward(wide, wide_gain, axes, epsilon),
-            )
-        w, inverse, keep, basis, basis_inverse = parts
+        fast, parts, trusted = _guarded_forward(wide, wide_gain, axes, epsilon, v.dtype)
         extras.update(plain=tf.cast(fast, v.dtype), plain_ok=trusted)
 
         def grad(upstream):
-            upstream = tf.cast(upstream, wide.dtype)
-            scale = wide_gain * inverse  # g/n
-            dot = basis_inverse * unit_sums(upstream * basis, axes)  # Σ dW·d, d = v/n
-            projection = tf.where(keep, scale * basis_inverse * dot, tf.zeros_like(dot))
-            dv = scale * upstream - projection * basis
+            dv, dot = _gradient(tf.cast(upstream, wide.dtype), wide_gain, parts[1:], axes)
             return tf.cast(dv, v.dtype), tf.cast(dot, gain.dtype)
 
-        return tf.cast(w, v.dtype), grad
+        return tf.cast(parts[0], v.dtype), grad
 
     w = scale(v, gain)
     return w, extras["plain"], extras["plain_ok"]
+
+
+def _guarded_forward(wide, gain, axes, epsilon, dtype):
+    """``(plain w, (w, 1/n, not floored, basis, 1/n of the basis), trusted)``, one cond."""
+    # x·x, not tf.square: Square's gradient 2x overflowed near max-finite
+    squared = unit_sums(wide * wide, axes)
+    inverse = tf.math.rsqrt(tf.maximum(squared, epsilon))
+    fast = wide * (gain * inverse)
+    trusted = _trusted(squared, dtype, epsilon)
+    parts = (fast, inverse, squared >= epsilon, wide, inverse)
+    if trusted is True:
+        return fast, parts, tf.constant(True)
+    parts = tf.cond(
+        trusted,
+        lambda: tuple(tf.identity(t) for t in parts),
+        lambda: _scaled_forward(wide, gain, axes, epsilon),
+    )
+    return fast, parts, trusted
+
+
+def _gradient(upstream, gain, parts, axes):
+    """``(∂L/∂v, ∂L/∂g)`` = ``(s·dW − [keep]·(s·q_b·Σ dW·b)·b, q_b·Σ dW·b)``, ``s = g/n``.
+
+    ``parts`` is ``(1/n, keep, basis b, q_b)`` with ``b·q_b = v/n``: ``b = v``,
+    ``q_b = 1/n`` normally, ``b = v/max|v|``, ``q_b = 1/r`` on the guarded path.
+    """
+    inverse, keep, basis, basis_inverse = parts
+    scale = gain * inverse  # g/n
+    dot = basis_inverse * unit_sums(upstream * basis, axes)  # Σ dW·d, d = v/n
+    projection = tf.where(keep, scale * basis_inverse * dot, tf.zeros_like(dot))
+    return scale * upstream - projection * basis, dot
 
 
 def unit_sums(x, axes):

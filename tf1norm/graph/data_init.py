@@ -39,7 +39,11 @@ def _variables_by_handle(graph):
 
 def _preactivation(record, variables):
     """(pre-activation tensor, bias variable or None) of the layer using ``record.w``."""
-    product = next((op for op in record.w.consumers() if op.type in _PRODUCTS), None)
+    # The layer's own product is the first one built: a train op built before data
+    # init adds Conv2DBackpropInput consumers of w (the input gradient), and
+    # consumers() lists them in no fixed order.
+    products = [op for op in record.w.consumers() if op.type in _PRODUCTS]
+    product = min(products, key=lambda op: op._id, default=None)  # creation order
     if product is None:
         raise ValueError(
             f"weight_norm_data_init: cannot find the layer that uses "
