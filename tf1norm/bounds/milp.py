@@ -173,6 +173,53 @@ class MilpProblem:
             )
         return self._answer(result, objective[-1])
 
+    def find_input(self, floor, time_limit=None):
+        """An input whose every output ``y_j`` is at least ``floor_j``, or a proof there is none.
+
+        One MILP feasibility problem (zero objective): the network's rows
+        plus ``y_j(v) >= floor_j`` for every output ``j``. HiGHS stops at the
+        first feasible point or at its infeasibility proof, which is much
+        faster than optimizing a margin. Its tolerances (primal feasibility
+        1e-7, integrality 1e-6) only enlarge the set searched, so callers
+        should state ``floor`` with a slack of that order below the bound
+        they mean to prove (``property_search`` uses ``LP_TOLERANCE``).
+
+        Args:
+          floor: ``[outputs]`` lower bounds of the outputs.
+          time_limit: seconds for the solver (``None``: no limit).
+
+        Returns:
+          ``(status, x)``: ``"infeasible"`` (no input of the box reaches
+          ``floor``; ``x`` None), ``"feasible"`` (``x`` the solver's input,
+          to re-run through the network) or ``"unknown"`` (time limit).
+        """
+        import scipy.optimize
+
+        output = self.expressions.output
+        rows = np.zeros((output.shape[1], self.size))
+        rows[:, : self.expressions.terms] = output[:-1].T
+        constraints = [scipy.optimize.LinearConstraint(rows, floor - output[-1], np.inf)]
+        if self.matrix.shape[0]:
+            constraints.append(
+                scipy.optimize.LinearConstraint(self.matrix, self.row_low, self.row_high)
+            )
+        options = {"disp": False}
+        if time_limit is not None:
+            options["time_limit"] = max(float(time_limit), 1e-3)
+        with _solver_stdout_silenced():
+            result = scipy.optimize.milp(
+                np.zeros(self.size),
+                integrality=self.integrality,
+                bounds=scipy.optimize.Bounds(self.low, self.high),
+                constraints=constraints,
+                options=options,
+            )
+        if result.status == 2:
+            return "infeasible", None
+        if result.x is not None:
+            return "feasible", result.x[: self.n]
+        return "unknown", None  # time limit, or the solver gave up: the caller splits on
+
     def _answer(self, result, constant):
         if result.status not in (0, 1):
             raise RuntimeError(f"exact bounds: the MILP solver stopped: {result.message}")

@@ -47,6 +47,8 @@ from tf1norm.bounds.vnnlib import Polytope
 LAMBDA_STEPS = 12
 LOOKAHEAD_SIDES = 8  # sides per box the lookahead bounds at most (the best by slope score)
 LEAF_UNSTABLE = 12  # boxes with at most this many unstable ReLUs try the leaf LP first
+MILP_UNSTABLE = 24  # boxes with at most this many unstable ReLUs are decided by a MILP
+MILP_SECONDS = 1.0  # time cap of one leaf MILP (the box is split when it is reached)
 
 
 class _Box:
@@ -119,12 +121,14 @@ class PolytopeSearch:
         self.objective = Network(list(network.layers) + [Dense(-self.A.T, self.b)])
         self.width = np.where(upper > lower, upper - lower, 1.0)
         self.heap, self.order = [], itertools.count()
-        self.boxes = self.lps = 0
+        self.boxes = self.lps = self.milps = 0
         self.margin = np.inf
         self.stuck = False
+        self.deadline = None
 
     def run(self, deadline=None, progress=None):
         """``("proved", None)``, ``("falsified", x)`` or ``("unknown", None)`` at the deadline."""
+        self.deadline = deadline
         found = self._bound(self.lower[None], self.upper[None], None)
         while found is None and self.heap:
             if deadline is not None and time.monotonic() >= deadline:
@@ -141,7 +145,7 @@ class PolytopeSearch:
         count = self.batch // (2 * self._sides()) if self.lookahead else self.batch
         for _ in range(min(max(count, 1), len(self.heap))):
             box = heapq.heappop(self.heap)
-            if box.unstable <= LEAF_UNSTABLE:
+            if box.unstable <= max(LEAF_UNSTABLE, MILP_UNSTABLE):
                 found, open_ = self._solve_leaf(box)
                 if found is not None:
                     return found
@@ -324,6 +328,49 @@ class PolytopeSearch:
         return np.stack([first, first + 1], axis=1).reshape(-1)
 
     def _solve_leaf(self, box):
+        """Decide a box with few unstable ReLUs: the LP, then the MILP if the LP leaves it open.
+
+        Returns ``(counterexample or None, open)``.
+        """
+        if box.unstable <= LEAF_UNSTABLE:
+            found, open_ = self._leaf_lp(box)
+            if found is not None or not open_:
+                return found, open_
+        return self._leaf_milp(box)
+
+    def _leaf_milp(self, box):
+        """The box's MILP (``milp.MilpProblem.find_input``): exact on the box, capped in time.
+
+        Feasibility of ``A_i·y − b_i <= LP_TOLERANCE·|A_i|`` for every row
+        at once, the ReLUs encoded with big-M constants from the box's own
+        pre-activation bounds. Infeasible closes the box (every input has
+        some row above ``LP_TOLERANCE·|A_i|``); a feasible point is re-run
+        through the network, and one the network rejects lies within the
+        tolerance of the polytope, so the box is given up (``stuck``). At
+        ``MILP_SECONDS`` the box stays open and is split.
+
+        Returns ``(counterexample or None, open)``.
+        """
+        from tf1norm.bounds.milp import MilpProblem
+
+        self.milps += 1
+        norms = np.linalg.norm(self.A, axis=1)
+        seconds = MILP_SECONDS
+        if self.deadline is not None:
+            seconds = min(seconds, max(self.deadline - time.monotonic(), 0.0))
+        problem = MilpProblem(self.objective, box.lower, box.upper, box.pre)
+        status, x = problem.find_input(-LP_TOLERANCE * norms, seconds)
+        if status == "infeasible":
+            self.margin = min(self.margin, LP_TOLERANCE * norms.min())
+            return None, False
+        if status == "feasible":
+            found = self._counterexample(np.clip(x, box.lower, box.upper)[None])
+            if found is None:
+                self.stuck = True
+            return found, False
+        return None, True
+
+    def _leaf_lp(self, box):
         """The box's triangle-relaxation LP (``box_lp``); True if the box stays open.
 
         Returns ``(counterexample or None, open)``. The LP closes the box when
