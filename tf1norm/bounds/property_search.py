@@ -47,7 +47,7 @@ from tf1norm.bounds.vnnlib import Polytope
 LAMBDA_STEPS = 12
 LOOKAHEAD_SIDES = 8  # sides per box the lookahead bounds at most (the best by slope score)
 LEAF_UNSTABLE = 12  # boxes with at most this many unstable ReLUs try the leaf LP first
-MILP_UNSTABLE = 24  # boxes with at most this many unstable ReLUs are decided by a MILP
+MILP_UNSTABLE = 32  # boxes with at most this many unstable ReLUs are decided by a MILP
 MILP_SECONDS = 1.0  # time cap of one leaf MILP (the box is split when it is reached)
 
 
