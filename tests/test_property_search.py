@@ -204,3 +204,73 @@ def test_search_verdicts_agree_with_and_without_lookahead(threshold, sides, monk
     points = lower + 2 * np.random.default_rng(1).random((50000, 2))
     reachable = np.any(np.all(net(points) @ A.T - b <= 0, axis=1))
     assert verdicts[0] == verdicts[1] == ("falsified" if reachable else "proved")
+
+
+def _pre_bounds(net, lower, upper):
+    from tf1norm.bounds.box_crown import BoxBounds
+
+    pre = BoxBounds(net, lower[None], upper[None]).pre
+    return {k: (l[0], u[0]) for k, (l, u) in pre.items()}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_milp_find_input_agrees_with_sampling_on_a_tiny_network(seed):
+    from tf1norm.bounds.milp import MilpProblem
+
+    net = _random_net(seed, sizes=(2, 8, 8, 2))
+    lower, upper = -np.ones(2), np.ones(2)
+    problem = MilpProblem(net, lower, upper, _pre_bounds(net, lower, upper))
+    outputs = net(lower + 2 * np.random.default_rng(seed).random((40000, 2)))
+    best = outputs[np.argmax(np.min(outputs, axis=1))]  # the sampled point highest in both
+    status, x = problem.find_input(best - 0.01)
+    assert status == "feasible" and np.all(net(x[None])[0] >= best - 0.01 - 1e-6)
+    assert np.all((x >= lower - 1e-9) & (x <= upper + 1e-9))
+    status, x = problem.find_input(outputs.max(axis=0) + [0.05, 0.0])  # y0 above its range
+    assert status == "infeasible" and x is None
+
+
+def test_milp_find_input_is_exact_where_every_single_row_is_reachable():
+    # y0 = relu(x) and y1 = relu(−x) on [−1, 1]: each reaches 0.5, both never
+    # (one of them is 0), which no per-row bound can show.
+    from tf1norm.bounds.milp import MilpProblem
+
+    net = Network([Dense(np.array([[1.0, -1.0]])), Activation("relu")])
+    lower, upper = -np.ones(1), np.ones(1)
+    problem = MilpProblem(net, lower, upper, _pre_bounds(net, lower, upper))
+    assert problem.find_input(np.array([0.5, -1.0]))[0] == "feasible"
+    assert problem.find_input(np.array([0.5, 0.5]))[0] == "infeasible"
+    assert problem.find_input(np.array([1e-3, 1e-3]))[0] == "infeasible"
+
+
+@pytest.fixture
+def milp_leaves_only(monkeypatch):
+    """No leaf LP: every box with at most 6 unstable ReLUs goes to the MILP."""
+    monkeypatch.setattr(property_search, "LEAF_UNSTABLE", -1)
+    monkeypatch.setattr(property_search, "MILP_UNSTABLE", 6)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.25])
+def test_search_closes_boxes_by_milp_where_sampling_finds_nothing(
+    threshold, no_attack, milp_leaves_only
+):
+    # on this net and these thresholds CROWN alone leaves boxes open (checked:
+    # the search needs at least one MILP) and no sample reaches the polytope
+    net = _random_net(7)
+    A, b = np.array([[-1.0, 1.0, 0.0], [-1.0, 0.0, 1.0]]), np.full(2, threshold)
+    lower, upper = -np.ones(2), np.ones(2)
+    points = lower + 2 * np.random.default_rng(1).random((50000, 2))
+    assert not np.any(np.all(net(points) @ A.T - b <= 0, axis=1))
+    search = PolytopeSearch(net, lower, upper, A, b)
+    assert search.run(deadline=None)[0] == "proved"
+    assert search.milps >= 1 and search.lps == 0 and search.margin > 0
+
+
+def test_search_falsifies_by_milp_a_corner_triangle(no_attack, milp_leaves_only):
+    # the affine net of the leaf-LP test: unsafe is a small triangle at the
+    # corner (1, 0.99) that no box corner or centre hits; the MILP's point does
+    net = _stable_relu_net(np.array([[1.0, 0.0], [1.0, 1.0]]), np.zeros(2))
+    A, b = np.array([[-1.0, 0.0], [0.0, 1.0]]), np.array([-1.98, 0.99])
+    search = PolytopeSearch(net, np.zeros(2), np.ones(2), A, b)
+    status, x = search.run()
+    assert status == "falsified" and search.milps == 1 and search.lps == 0
+    assert np.all((x >= 0) & (x <= 1)) and _in_polytope(net, x, A, b)

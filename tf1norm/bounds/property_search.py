@@ -345,8 +345,11 @@ class PolytopeSearch:
         at once, the ReLUs encoded with big-M constants from the box's own
         pre-activation bounds. Infeasible closes the box (every input has
         some row above ``LP_TOLERANCE·|A_i|``); a feasible point is re-run
-        through the network, and one the network rejects lies within the
-        tolerance of the polytope, so the box is given up (``stuck``). At
+        through the network. The solver returns points at the edge of that
+        slack, so when the network rejects one, a second MILP asks for a
+        point ``LP_TOLERANCE·|A_i|`` *inside* every row; if the network
+        rejects that too (or there is none), the polytope is reachable only
+        within the tolerance and the box is given up (``stuck``). At
         ``MILP_SECONDS`` the box stays open and is split.
 
         Returns ``(counterexample or None, open)``.
@@ -365,6 +368,10 @@ class PolytopeSearch:
             return None, False
         if status == "feasible":
             found = self._counterexample(np.clip(x, box.lower, box.upper)[None])
+            if found is None:  # a point at the slack's edge: ask for one as deep inside
+                status, x = problem.find_input(LP_TOLERANCE * norms, seconds)
+                if x is not None:
+                    found = self._counterexample(np.clip(x, box.lower, box.upper)[None])
             if found is None:
                 self.stuck = True
             return found, False
