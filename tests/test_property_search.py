@@ -244,9 +244,10 @@ def test_milp_find_input_is_exact_where_every_single_row_is_reachable():
 
 @pytest.fixture
 def milp_leaves_only(monkeypatch):
-    """No leaf LP: every box with at most 6 unstable ReLUs goes to the MILP."""
+    """No leaf LP: every box with at most 6 unstable ReLUs goes to the MILP, whatever its bound."""
     monkeypatch.setattr(property_search, "LEAF_UNSTABLE", -1)
     monkeypatch.setattr(property_search, "MILP_UNSTABLE", 6)
+    monkeypatch.setattr(property_search, "MILP_GAP", np.inf)
 
 
 @pytest.mark.parametrize("threshold", [0.0, 0.25])
@@ -274,3 +275,12 @@ def test_search_falsifies_by_milp_a_corner_triangle(no_attack, milp_leaves_only)
     status, x = search.run()
     assert status == "falsified" and search.milps == 1 and search.lps == 0
     assert np.all((x >= 0) & (x <= 1)) and _in_polytope(net, x, A, b)
+
+
+def test_only_boxes_with_few_unstable_relus_and_a_bound_near_zero_go_to_the_milp():
+    box = property_search._Box(-0.5 * property_search.MILP_GAP, 0, None, None, {}, None, 0)
+    assert property_search._wants_milp(box)
+    box.unstable = property_search.MILP_UNSTABLE + 1
+    assert not property_search._wants_milp(box)
+    box.unstable, box.priority = 0, -2 * property_search.MILP_GAP
+    assert not property_search._wants_milp(box)
