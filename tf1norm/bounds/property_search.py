@@ -19,14 +19,15 @@ The search splits the input box and, on each sub-box:
 4. A box with at most ``LEAF_UNSTABLE`` unstable ReLUs first tries one LP
    (``box_lp``: the triangle relaxation of those ReLUs; exact when none is
    unstable): it closes the box or gives a candidate to re-run. A box with
-   at most ``MILP_UNSTABLE`` unstable ReLUs that is still open is decided
-   exactly by one MILP feasibility problem over the whole conjunction
+   at most ``MILP_UNSTABLE`` unstable ReLUs and a bound within ``MILP_GAP``
+   of 0 that is still open is decided exactly by one MILP feasibility
+   problem over the whole conjunction
    (``milp.MilpProblem.find_input``, big-M constants from the box's own
    pre-activation bounds, at most ``MILP_SECONDS``). Near the margin CROWN
    converges slowly: on ACAS Xu property 2, nets 3_3 and 4_2 (true margin
    ~0.001), thousands of boxes stayed open at -0.002 after 116 s, yet each
    was infeasible for a MILP in 1-16 ms; with the MILP both are proved in
-   28 s and 44 s (2-core AMD EPYC, shared).
+   23 s and 27 s (2-core AMD EPYC, shared).
 5. Otherwise the box is split in halves. With ``lookahead`` (default) both
    halves along every side are bounded in the same batched call and the cut
    leaving the least violation is kept (``_best_pairs``); without, or when
