@@ -61,7 +61,7 @@ def relaxed_maps(network, pre, stable=None):
     return units, ((values[1:] - values[0]).T, values[0])
 
 
-def deepest_point(network, pre, lower, upper, A, b, bounded=False):
+def deepest_point(network, pre, lower, upper, A, b, bounded=False, gaps=None):
     """``(depth, x)``: the LP's deepest point of ``A·y <= b`` over the relaxed box.
 
     With ``bounded``, every stable unit's pre-activation ``z`` is also held in
@@ -69,6 +69,10 @@ def deepest_point(network, pre, lower, upper, A, b, bounded=False):
     one). That is sound whenever ``pre`` is (each bound holds on the domain),
     and it carries sign constraints such as a ReLU split's into the LP, which
     is then exact on its domain when no unit is unstable.
+
+    ``gaps``, an optional list, receives per unstable unit (in ``pre``'s layer
+    order, then unit order) ``h − max(z, 0)`` at the LP's solution: how far
+    the relaxation is from the ReLU there (the MILP branching score).
 
     ``depth < -LP_TOLERANCE`` proves no input of the box reaches the
     polytope; otherwise ``x`` is the LP's input (a candidate to re-run).
@@ -106,4 +110,7 @@ def deepest_point(network, pre, lower, upper, A, b, bounded=False):
     )
     if result.status != 0:
         return (-np.inf if result.status == 2 else np.nan), None
+    if gaps is not None:
+        v = result.x[:-1]
+        gaps.extend(v[n + i] - max(c @ v + shift, 0.0) for i, (_, _, c, shift) in enumerate(units))
     return result.x[-1], np.clip(result.x[:n], lower, upper)
