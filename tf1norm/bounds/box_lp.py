@@ -19,11 +19,13 @@ from tf1norm.bounds.network import Activation, Add
 LP_TOLERANCE = 1e-6  # depth below which an LP's infeasibility is trusted (output units)
 
 
-def relaxed_maps(network, pre):
+def relaxed_maps(network, pre, stable=None):
     """Affine forms over ``v = (x, h_1..h_K)`` for a box's activation bounds ``pre``.
 
     Args:
       pre: ``{activation layer index: (l [size], u [size])}``.
+      stable: optional list, filled with ``(coefficients [n + K], offset, l, u)``
+        per stable unit (``l >= 0`` or ``u <= 0``; its pre-activation).
 
     Returns:
       ``(units, output)``: ``units`` a list of ``(l, u, coefficients [n + K],
@@ -43,6 +45,9 @@ def relaxed_maps(network, pre):
         elif isinstance(layer, Activation) and k in pre:
             low, high = pre[k]
             value = below * (low >= 0)  # stable on: kept; stable off and unstable: 0
+            if stable is not None:
+                for unit in np.flatnonzero((low >= 0) | (high <= 0)):
+                    stable.append((below[1:, unit] - below[0, unit], below[0, unit], low[unit], high[unit]))
             for unit in unstable[k]:
                 variable = n + len(units)
                 units.append(
@@ -56,8 +61,18 @@ def relaxed_maps(network, pre):
     return units, ((values[1:] - values[0]).T, values[0])
 
 
-def deepest_point(network, pre, lower, upper, A, b):
+def deepest_point(network, pre, lower, upper, A, b, bounded=False, gaps=None):
     """``(depth, x)``: the LP's deepest point of ``A·y <= b`` over the relaxed box.
+
+    With ``bounded``, every stable unit's pre-activation ``z`` is also held in
+    ``[l, u]`` (one row: ``z >= l`` for an on unit, ``z <= u`` for an off
+    one). That is sound whenever ``pre`` is (each bound holds on the domain),
+    and it carries sign constraints such as a ReLU split's into the LP, which
+    is then exact on its domain when no unit is unstable.
+
+    ``gaps``, an optional list, receives per unstable unit (in ``pre``'s layer
+    order, then unit order) ``h − max(z, 0)`` at the LP's solution: how far
+    the relaxation is from the ReLU there (the MILP branching score).
 
     ``depth < -LP_TOLERANCE`` proves no input of the box reaches the
     polytope; otherwise ``x`` is the LP's input (a candidate to re-run).
@@ -66,7 +81,8 @@ def deepest_point(network, pre, lower, upper, A, b):
     """
     from scipy.optimize import linprog
 
-    units, (matrix, offset) = relaxed_maps(network, pre)
+    stable = [] if bounded else None
+    units, (matrix, offset) = relaxed_maps(network, pre, stable)
     n, count = lower.size, matrix.shape[1]
     norms = np.linalg.norm(A, axis=1)
     rows = [np.hstack([A @ matrix, norms[:, None]])]
@@ -78,6 +94,10 @@ def deepest_point(network, pre, lower, upper, A, b):
         slope = high / (high - low)
         rows += [-h, z - h, h - slope * z]  # h >= 0, h >= z, h <= slope·(z − low)
         rhs += [[0.0], [-shift], [slope * (shift - low)]]
+    for coefficients, shift, low, high in stable or ():
+        z = np.append(coefficients, 0.0)
+        rows.append((-z if low >= 0 else z)[None])
+        rhs.append([shift - low if low >= 0 else high - shift])
     bounds = list(zip(lower, upper)) + [
         (0.0, max(high, 0.0)) for high in (unit[1] for unit in units)
     ]
@@ -90,4 +110,7 @@ def deepest_point(network, pre, lower, upper, A, b):
     )
     if result.status != 0:
         return (-np.inf if result.status == 2 else np.nan), None
+    if gaps is not None:
+        v = result.x[:-1]
+        gaps.extend(v[n + i] - max(c @ v + shift, 0.0) for i, (_, _, c, shift) in enumerate(units))
     return result.x[-1], np.clip(result.x[:n], lower, upper)

@@ -1,0 +1,178 @@
+"""relu_search: ReLU-splitting branch and bound, checked against the exact MILP on small nets."""
+
+import time
+
+import numpy as np
+import pytest
+
+from tf1norm.bounds import box_lp, relu_search
+from tf1norm.bounds.crown import pre_activation_bounds
+from tf1norm.bounds.exact import _big_m_bounds
+from tf1norm.bounds.milp import MilpProblem
+from tf1norm.bounds.network import Activation, Dense, Network
+from tf1norm.bounds.relu_search import ReluSearch, clamp
+
+
+def _random_net(seed, inputs=20, hidden=(15, 15), outputs=4):
+    rng = np.random.default_rng(seed)
+    layers, size = [], inputs
+    for width in hidden:
+        layers += [Dense(rng.normal(size=(size, width)) / np.sqrt(size), rng.normal(size=width) * 0.3)]
+        layers.append(Activation("relu"))
+        size = width
+    layers.append(Dense(rng.normal(size=(size, outputs)) / np.sqrt(size), rng.normal(size=outputs)))
+    return Network(layers)
+
+
+def _box(seed, inputs=20, radius=0.5):
+    centre = np.random.default_rng(seed + 1000).uniform(-1, 1, inputs)
+    return centre - radius, centre + radius
+
+
+def _exact_minimum(net, lower, upper, row):
+    """``min over the box of row·y`` by the big-M MILP (solved to optimality)."""
+    problem = MilpProblem(net, lower, upper, _big_m_bounds(net, lower, upper, False))
+    bound, _, finished = problem.maximize(-row)
+    assert finished
+    return -bound
+
+
+def _in_polytope(net, x, A, b):
+    return bool(np.all(A @ net(x[None])[0] - b <= 0))
+
+
+# (seed, hidden): cases the search decides in about 2 s or less on a shared 2-core CPU
+CASES = [(0, (15, 15)), (1, (15, 15)), (1, (12, 12, 12)), (2, (12, 12, 12))]
+CASES_FAST = [(0, (15, 15)), (1, (15, 15))]
+
+
+@pytest.mark.parametrize("seed,hidden", CASES_FAST)
+@pytest.mark.parametrize("offset", [-1e-3, 1e-3])
+def test_verdict_matches_the_milp_at_a_tiny_margin(seed, hidden, offset):
+    """``y_0 − y_1 <= b`` with ``b`` the exact minimum −/+ 1e-3: empty / reachable."""
+    net = _random_net(seed, hidden=hidden)
+    lower, upper = _box(seed)
+    A = np.array([[1.0, -1.0, 0.0, 0.0]])
+    minimum = _exact_minimum(net, lower, upper, A[0])
+    b = np.array([minimum + offset])
+    search = ReluSearch(net, lower, upper, A, b, batch=32, leaf_unstable=100)
+    status, x = search.run(time.monotonic() + 60)
+    if offset < 0:  # holds: y_0 − y_1 >= minimum > b everywhere
+        assert status == "proved"
+        assert 0 < search.margin <= -offset + 1e-6
+    else:
+        assert status == "falsified"
+        assert np.all((x >= lower) & (x <= upper))
+        assert _in_polytope(net, x, A, b)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed,hidden", [(0, (12, 12, 12)), (2, (12, 12, 12)), (3, (15, 15))])
+def test_three_layer_net_at_a_tiny_margin_is_proved(seed, hidden):
+    """Holds by 1e-3 (MILP): proved within 60 s (10-20 s measured)."""
+    net = _random_net(seed, hidden=hidden)
+    lower, upper = _box(seed)
+    A = np.array([[1.0, -1.0, 0.0, 0.0]])
+    b = np.array([_exact_minimum(net, lower, upper, A[0]) - 1e-3])
+    search = ReluSearch(net, lower, upper, A, b, batch=32, leaf_unstable=100)
+    assert search.run(time.monotonic() + 60)[0] == "proved"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_violated_by_a_tiny_margin_is_falsified(seed):
+    """``b`` = exact minimum + 1e-3 on 3-layer nets: a counterexample, checked in NumPy."""
+    net = _random_net(seed, hidden=(12, 12, 12))
+    lower, upper = _box(seed)
+    A = np.array([[1.0, -1.0, 0.0, 0.0]])
+    b = np.array([_exact_minimum(net, lower, upper, A[0]) + 1e-3])
+    search = ReluSearch(net, lower, upper, A, b, batch=32, leaf_unstable=100)
+    status, x = search.run(time.monotonic() + 60)
+    assert status == "falsified" and _in_polytope(net, x, A, b)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(3))
+def test_two_row_polytope_matches_the_milp(seed):
+    """``y_0 <= c_0`` and ``y_1 <= c_1``: the verdict of the MILP of ``max(y_0 − c_0, y_1 − c_1)``."""
+    net = _random_net(seed + 10)
+    lower, upper = _box(seed + 10)
+    A = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
+    # each row reachable on its own: whether both are at once is the question
+    c = np.array([_exact_minimum(net, lower, upper, row) for row in A]) + 0.3
+    joint = _joint_minimum(net, lower, upper, c)
+    search = ReluSearch(net, lower, upper, A, c, batch=32, leaf_unstable=100)
+    status, x = search.run(time.monotonic() + 60)
+    assert abs(joint) > 1e-6  # no tie at this seed
+    if joint > 0:
+        assert status == "proved"
+    else:
+        assert status == "falsified" and _in_polytope(net, x, A, c)
+
+
+def _joint_minimum(net, lower, upper, c, shift=1e3):
+    """``min over the box of max(y_0 − c_0, y_1 − c_1)`` by the MILP.
+
+    ``max(z_0, z_1) = relu(z_0 − z_1) + relu(z_1 + shift) − shift`` while
+    ``z_1 > −shift``: two more layers on the network.
+    """
+    head = np.zeros((4, 2))
+    head[0, 0] = head[1, 1] = 1.0
+    maximum = Network(
+        list(net.layers)
+        + [Dense(head, -c), Dense(np.array([[1.0, 0.0], [-1.0, 1.0]]), np.array([0.0, shift]))]
+        + [Activation("relu"), Dense(np.ones((2, 1)), np.array([-shift]))]
+    )
+    return _exact_minimum(maximum, lower, upper, np.array([1.0]))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_crown_only_search_never_proves_a_violated_property(seed):
+    """Default leaves (LP at <= 12 unstable ReLUs): within 3 s, falsified or unknown, never proved."""
+    net = _random_net(seed, hidden=(12, 12, 12))
+    lower, upper = _box(seed)
+    A = np.array([[1.0, -1.0, 0.0, 0.0]])
+    b = np.array([_exact_minimum(net, lower, upper, A[0]) + 1e-3])
+    status, x = ReluSearch(net, lower, upper, A, b, batch=64).run(time.monotonic() + 3)
+    assert status in ("falsified", "unknown")
+    if status == "falsified":
+        assert _in_polytope(net, x, A, b)
+
+
+def test_clamp_fixes_the_split_signs_only():
+    pre = {1: (np.array([-1.0, -2.0, 0.5]), np.array([2.0, 1.0, 3.0]))}
+    clamped = clamp(pre, [(1, 0, 1), (1, 1, -1)])
+    np.testing.assert_array_equal(clamped[1][0], [0.0, -2.0, 0.5])
+    np.testing.assert_array_equal(clamped[1][1], [2.0, 0.0, 3.0])
+    np.testing.assert_array_equal(pre[1][0], [-1.0, -2.0, 0.5])  # the input is not changed
+
+
+def test_bounded_lp_is_exact_when_every_relu_is_split():
+    """With every unstable ReLU's sign fixed, the LP's depth is the exact one of that piece."""
+    net = _random_net(3, inputs=5, hidden=(6,), outputs=2)
+    lower, upper = -np.ones(5), np.ones(5)
+    pre = pre_activation_bounds(net, lower, upper)
+    l, u = pre[1]
+    unstable = np.flatnonzero((l < 0) & (u > 0))
+    rng = np.random.default_rng(0)
+    signs = rng.choice([-1, 1], unstable.size)
+    piece = clamp(pre, [(1, int(j), int(s)) for j, s in zip(unstable, signs)])
+    A, b = np.array([[1.0, -1.0]]), np.array([0.0])
+    depth, x = box_lp.deepest_point(net, piece, lower, upper, A, b, bounded=True)
+    # brute force on the piece: sample, keep points with the chosen signs
+    xs = rng.uniform(lower, upper, (200_000, 5))
+    z = net.layers[0](xs)
+    on = np.all((z[:, unstable] >= 0) == (signs > 0), axis=1)
+    if not np.any(on):
+        assert depth < 0 or np.isnan(depth)
+        return
+    best = np.max(-(net(xs[on]) @ A.T - b)[:, 0])
+    best = min(best, 1.0)  # the LP caps the depth at 1
+    assert depth >= best - 1e-6  # the LP is exact on the piece: never below a sample
+    assert depth <= best + 0.05  # and sampling gets close to its optimum
+
+
+def test_split_scores_are_positive_exactly_on_unstable_neurons():
+    pre = {1: (np.array([[-1.0, 0.0, -2.0]]), np.array([[1.0, 2.0, -0.5]]))}
+    coefficients = {1: np.array([[[0.0, 3.0, 1.0]]])}
+    scores = relu_search.branching_scores(coefficients, pre, np.array([0]))
+    assert scores[1][0, 0] > 0 and scores[1][0, 1] == 0 and scores[1][0, 2] == 0
