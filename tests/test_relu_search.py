@@ -17,7 +17,9 @@ def _random_net(seed, inputs=20, hidden=(15, 15), outputs=4):
     rng = np.random.default_rng(seed)
     layers, size = [], inputs
     for width in hidden:
-        layers += [Dense(rng.normal(size=(size, width)) / np.sqrt(size), rng.normal(size=width) * 0.3)]
+        layers += [
+            Dense(rng.normal(size=(size, width)) / np.sqrt(size), rng.normal(size=width) * 0.3)
+        ]
         layers.append(Activation("relu"))
         size = width
     layers.append(Dense(rng.normal(size=(size, outputs)) / np.sqrt(size), rng.normal(size=outputs)))
@@ -93,7 +95,7 @@ def test_violated_by_a_tiny_margin_is_falsified(seed):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(3))
 def test_two_row_polytope_matches_the_milp(seed):
-    """``y_0 <= c_0`` and ``y_1 <= c_1``: the verdict of the MILP of ``max(y_0 − c_0, y_1 − c_1)``."""
+    """``y_0 <= c_0`` and ``y_1 <= c_1``: the MILP of ``max(y_0 − c_0, y_1 − c_1)`` decides."""
     net = _random_net(seed + 10)
     lower, upper = _box(seed + 10)
     A = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
@@ -127,7 +129,7 @@ def _joint_minimum(net, lower, upper, c, shift=1e3):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_crown_only_search_never_proves_a_violated_property(seed):
-    """Default leaves (LP at <= 12 unstable ReLUs): within 3 s, falsified or unknown, never proved."""
+    """Default leaves (LP at <= 12 unstable ReLUs), 3 s: falsified or unknown, never proved."""
     net = _random_net(seed, hidden=(12, 12, 12))
     lower, upper = _box(seed)
     A = np.array([[1.0, -1.0, 0.0, 0.0]])

@@ -47,7 +47,9 @@ def relaxed_maps(network, pre, stable=None):
             value = below * (low >= 0)  # stable on: kept; stable off and unstable: 0
             if stable is not None:
                 for unit in np.flatnonzero((low >= 0) | (high <= 0)):
-                    stable.append((below[1:, unit] - below[0, unit], below[0, unit], low[unit], high[unit]))
+                    stable.append(
+                        (below[1:, unit] - below[0, unit], below[0, unit], low[unit], high[unit])
+                    )
             for unit in unstable[k]:
                 variable = n + len(units)
                 units.append(
