@@ -16,8 +16,10 @@ first and stops as soon as the verdict is known:
    violated on the whole box);
 3. *branch and bound* on the parts still open: input splitting
    (``property_search.PolytopeSearch``, joint reasoning over the rows) for at
-   most ``INPUT_SPLIT_MAX_INPUTS`` inputs, else one MILP per row (a part is
-   empty when one row's exact minimum exceeds ``b_i``).
+   most ``INPUT_SPLIT_MAX_INPUTS`` inputs; above, ReLU splitting
+   (``relu_search.ReluSearch``, joint over the rows) for a quarter of the
+   part's time share, then one MILP per row (a part is empty when one row's
+   exact minimum exceeds ``b_i``).
 
 One deadline (``time_limit``) covers the whole call; at the deadline, or on
 Ctrl-C, the verdict is **unknown** (``method`` says ``"time limit"`` or
