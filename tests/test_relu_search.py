@@ -178,3 +178,115 @@ def test_split_scores_are_positive_exactly_on_unstable_neurons():
     coefficients = {1: np.array([[[0.0, 3.0, 1.0]]])}
     scores = relu_search.branching_scores(coefficients, pre, np.array([0]))
     assert scores[1][0, 0] > 0 and scores[1][0, 1] == 0 and scores[1][0, 2] == 0
+
+
+# --- solver soundness: what HiGHS does with tiny and huge coefficients -------------------
+
+
+def _tiny_slope_net():
+    """``y = relu(1e-10·x − 5e-7)`` on ``x in [0, 1e4]``: positive exactly for ``x > 5000``."""
+    return Network([Dense(np.array([[1e-10]]), np.array([-5e-7])), Activation("relu")])
+
+
+def test_lp_with_a_tiny_coefficient_is_not_called_infeasible():
+    """HiGHS drops |a| <= 1e-9 from its matrix: the split row ``z >= 0`` (``x >= 5000``)
+    would read ``0 <= -5e-7`` and the LP "infeasible", closing a subdomain that holds
+    every ``x >= 5000``. Folded into the right-hand side, the LP stays feasible."""
+    net, lower, upper = _tiny_slope_net(), np.array([0.0]), np.array([1e4])
+    pre = {1: (np.array([0.0]), np.array([5e-7]))}  # the "on" side of a split of that ReLU
+    A, b = np.array([[1.0]]), np.array([1.0])  # y <= 1: every input of the domain reaches it
+    depth, x = box_lp.deepest_point(net, pre, lower, upper, A, b, bounded=True)
+    assert np.isfinite(depth) and depth > 0.5
+    assert x is not None and _in_polytope(net, x, A, b)
+
+
+def test_relaxed_rows_contain_every_point_of_the_original_rows():
+    from tf1norm.bounds.milp import fold_small_coefficients
+
+    rng = np.random.default_rng(0)
+    matrix = rng.normal(size=(30, 8))
+    matrix[rng.random(matrix.shape) < 0.3] *= 1e-11
+    low, high = -rng.uniform(1, 1e4, 8), rng.uniform(1, 1e4, 8)
+    points = rng.uniform(low, high, size=(500, 8))
+    values = points @ matrix.T
+    row_low, row_high = np.quantile(values, 0.2, axis=0), np.quantile(values, 0.8, axis=0)
+    folded, new_low, new_high = fold_small_coefficients(matrix, row_low, row_high, low, high)
+    assert np.all(np.abs(folded[folded != 0]) >= 1e-8)
+    inside = np.all((values >= row_low) & (values <= row_high), axis=1)
+    assert inside.any()
+    kept = points[inside] @ folded.T
+    assert np.all((kept >= new_low) & (kept <= new_high))
+    unbounded = high.copy()
+    unbounded[np.flatnonzero(np.abs(matrix).min(axis=0) < 1e-8)[0]] = np.inf
+    assert fold_small_coefficients(matrix, row_low, row_high, low, unbounded) is None
+
+
+def test_a_solver_model_error_is_not_an_infeasibility_proof():
+    """SciPy gives HiGHS's model error (a coefficient >= 1e15) status 2, like infeasible."""
+    from scipy.optimize import linprog
+
+    from tf1norm.bounds.milp import proved_infeasible
+
+    error = linprog([1.0], A_ub=[[1e16]], b_ub=[1.0], bounds=[(0, 1)], method="highs")
+    infeasible = linprog([1.0], A_ub=[[1.0]], b_ub=[-1.0], bounds=[(0, 1)], method="highs")
+    assert error.status == 2 and infeasible.status == 2
+    assert not proved_infeasible(error) and proved_infeasible(infeasible)
+    net = Network([Dense(np.array([[1e16]]), np.array([0.0])), Activation("relu")])
+    pre = {1: (np.array([0.0]), np.array([1e16]))}
+    depth, _ = box_lp.deepest_point(
+        net, pre, np.array([0.0]), np.array([1.0]), np.ones((1, 1)), np.ones(1), bounded=True
+    )
+    assert not depth == -np.inf  # NaN (solver failed) or a real depth, never "infeasible"
+
+
+def test_search_refuses_what_it_cannot_encode():
+    leaky = Network([Dense(np.eye(2), np.zeros(2)), Activation("leaky_relu")])
+    box = (-np.ones(2), np.ones(2))
+    with pytest.raises(ValueError, match="leaky_relu"):
+        ReluSearch(leaky, *box, np.eye(2), np.zeros(2))
+    net = _random_net(0, inputs=2, hidden=(3,), outputs=2)
+    with pytest.raises(ValueError, match="batch must be an integer >= 2.*got 1"):
+        ReluSearch(net, *box, np.eye(2), np.zeros(2), batch=1)
+    with pytest.raises(ValueError, match="leaf_unstable must be >= 0.*got -1"):
+        ReluSearch(net, *box, np.eye(2), np.zeros(2), leaf_unstable=-1)
+
+
+@pytest.mark.parametrize("offset,expected", [(-1e-3, "proved"), (1e-3, "falsified")])
+def test_network_without_relus_is_decided_by_the_exact_lp(offset, expected):
+    """Two rows of a linear net: the joint minimum needs the LP, not the per-row bounds."""
+    rng = np.random.default_rng(5)
+    net = Network([Dense(rng.normal(size=(3, 2)), rng.normal(size=2))])
+    lower, upper = -np.ones(3), np.ones(3)
+    A = np.array([[1.0, 0.0], [-1.0, 1.0]])
+    # the smallest t with y_0 <= t and y_1 − y_0 <= t at one input: an LP on y = S·x + y0
+    from scipy.optimize import linprog
+
+    outputs = net(np.vstack([np.zeros(3), np.eye(3)]))
+    offset_y, slopes = outputs[0], (outputs[1:] - outputs[0]).T
+    rows = A @ slopes
+    result = linprog(
+        np.append(np.zeros(3), 1.0),
+        A_ub=np.hstack([rows, -np.ones((2, 1))]),
+        b_ub=-(A @ offset_y),
+        bounds=[(-1, 1)] * 3 + [(None, None)],
+        method="highs",
+    )
+    t = result.x[-1]
+    b = np.full(2, t + offset)
+    status, x = ReluSearch(net, lower, upper, A, b).run()
+    assert status == expected
+    if expected == "falsified":
+        assert _in_polytope(net, x, A, b)
+
+
+def test_milp_with_a_tiny_coefficient_bounds_the_reachable_output():
+    """``y = relu(1e-10·x − 0.5)`` reaches 0.5 at ``x = 1e10``; with the tiny slope
+    dropped, the big-M row ``a <= z − l(1 − δ)`` reads ``a <= 0`` and the MILP's
+    "upper bound" of ``y`` is 0."""
+    net = Network([Dense(np.array([[1e-10]]), np.array([-0.5])), Activation("relu")])
+    lower, upper = np.array([0.0]), np.array([1e10])
+    problem = MilpProblem(net, lower, upper, _big_m_bounds(net, lower, upper, False))
+    bound, _, _ = problem.maximize(np.ones(1))
+    assert bound >= 0.5 - 1e-6
+    status, _ = problem.find_input(np.array([0.4]))
+    assert status != "infeasible"  # a candidate to re-run (the relaxation's) or unknown

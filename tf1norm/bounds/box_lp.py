@@ -14,6 +14,7 @@ triangle), and exact when no unit is unstable.
 
 import numpy as np
 
+from tf1norm.bounds.milp import fold_small_coefficients, proved_infeasible
 from tf1norm.bounds.network import Activation, Add
 
 LP_TOLERANCE = 1e-6  # depth below which an LP's infeasibility is trusted (output units)
@@ -63,7 +64,7 @@ def relaxed_maps(network, pre, stable=None):
     return units, ((values[1:] - values[0]).T, values[0])
 
 
-def deepest_point(network, pre, lower, upper, A, b, bounded=False, gaps=None):
+def deepest_point(network, pre, lower, upper, A, b, bounded=False, gaps=None, time_limit=None):
     """``(depth, x)``: the LP's deepest point of ``A·y <= b`` over the relaxed box.
 
     With ``bounded``, every stable unit's pre-activation ``z`` is also held in
@@ -79,7 +80,11 @@ def deepest_point(network, pre, lower, upper, A, b, bounded=False, gaps=None):
     ``depth < -LP_TOLERANCE`` proves no input of the box reaches the
     polytope; otherwise ``x`` is the LP's input (a candidate to re-run).
     ``depth`` is ``-inf`` (and ``x`` None) when the LP is infeasible, e.g. a
-    row constant on the box is violated, and NaN when the solver failed.
+    row constant on the box is violated, and NaN when the solver failed or
+    hit ``time_limit`` (seconds). Matrix entries below
+    ``milp.SMALL_COEFFICIENT``, which HiGHS would silently drop, are folded
+    into their rows' right-hand sides first (``milp.fold_small_coefficients``),
+    so an infeasibility or a negative depth holds for the exact rows.
     """
     from scipy.optimize import linprog
 
@@ -100,18 +105,23 @@ def deepest_point(network, pre, lower, upper, A, b, bounded=False, gaps=None):
         z = np.append(coefficients, 0.0)
         rows.append((-z if low >= 0 else z)[None])
         rhs.append([shift - low if low >= 0 else high - shift])
-    bounds = list(zip(lower, upper)) + [
-        (0.0, max(high, 0.0)) for high in (unit[1] for unit in units)
-    ]
+    var_low = np.concatenate([lower, np.zeros(len(units)), [-np.inf]])
+    var_high = np.concatenate([upper, [max(unit[1], 0.0) for unit in units], [1.0]])
+    b_ub = np.concatenate([np.atleast_1d(r) for r in rhs])
+    no_floor = np.full(b_ub.size, -np.inf)
+    folded = fold_small_coefficients(np.vstack(rows), no_floor, b_ub, var_low, var_high)
+    if folded is None:  # a tiny depth coefficient: a row of A with norm < 1e-8
+        return np.nan, None
     result = linprog(
         np.append(np.zeros(count), -1.0),
-        A_ub=np.vstack(rows),
-        b_ub=np.concatenate([np.atleast_1d(r) for r in rhs]),
-        bounds=bounds + [(None, 1.0)],
+        A_ub=folded[0],
+        b_ub=folded[2],
+        bounds=list(zip(var_low[:-1], var_high[:-1])) + [(None, 1.0)],
         method="highs",
+        options={} if time_limit is None else {"time_limit": max(float(time_limit), 1e-3)},
     )
     if result.status != 0:
-        return (-np.inf if result.status == 2 else np.nan), None
+        return (-np.inf if proved_infeasible(result) else np.nan), None
     if gaps is not None:
         v = result.x[:-1]
         gaps.extend(v[n + i] - max(c @ v + shift, 0.0) for i, (_, _, c, shift) in enumerate(units))

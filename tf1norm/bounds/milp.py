@@ -22,6 +22,47 @@ import numpy as np
 
 from tf1norm.bounds.network import Activation, Add, Linear
 
+# HiGHS drops matrix entries with |a| <= 1e-9 without a word (its
+# ``small_matrix_value``), which can turn a feasible problem infeasible, and
+# reports entries >= 1e15 as a model error with SciPy's "infeasible" status 2.
+SMALL_COEFFICIENT = 1e-8
+
+
+def fold_small_coefficients(matrix, row_low, row_high, low, high):
+    """Remove the matrix entries HiGHS would drop, widening each row by what they can add.
+
+    A row ``row_low <= a·v <= row_high`` with tiny entries ``t`` becomes
+    ``row_low − s <= a'·v <= row_high + s`` (``a' = a − t``,
+    ``s = Σ|t_j|·max(|low_j|, |high_j|)``): a relaxation, so an infeasibility
+    or a bound proved on it holds for the original rows.
+
+    Args:
+      matrix: ``[rows, variables]``; row_low, row_high: ``[rows]`` (may be ±inf).
+      low, high: ``[variables]`` variable bounds (may be ±inf).
+
+    Returns:
+      ``(matrix, row_low, row_high)`` (the inputs when nothing is tiny), or
+      None when a tiny entry sits in an unbounded column (no sound folding).
+    """
+    tiny = (matrix != 0) & (np.abs(matrix) < SMALL_COEFFICIENT)
+    if not tiny.any():
+        return matrix, row_low, row_high
+    columns = tiny.any(axis=0)
+    reach = np.maximum(np.abs(low), np.abs(high))[columns]
+    if not np.all(np.isfinite(reach)):
+        return None
+    slack = np.where(tiny, np.abs(matrix), 0.0)[:, columns] @ reach
+    return np.where(tiny, 0.0, matrix), row_low - slack, row_high + slack
+
+
+def proved_infeasible(result):
+    """Whether a SciPy HiGHS result is a genuine infeasibility proof.
+
+    SciPy maps both HiGHS's ``Infeasible`` and its ``ModelError`` (e.g. a
+    coefficient >= 1e15) to status 2; only the first proves anything.
+    """
+    return result.status == 2 and str(result.message).startswith("The problem is infeasible")
+
 
 @contextlib.contextmanager
 def _solver_stdout_silenced():
@@ -127,6 +168,15 @@ class MilpProblem:
             [upper, [u for _, _, u, _ in self.expressions.unstable], np.ones(m)]
         )
         self.integrality = np.concatenate([np.zeros(terms), np.ones(m)])
+        folded = fold_small_coefficients(
+            self.matrix, self.row_low, self.row_high, self.low, self.high
+        )
+        if folded is None:
+            raise ValueError(
+                "exact bounds: a pre-activation bound is infinite, so the MILP "
+                "has unbounded variables; pass finite pre_bounds (CROWN's or IBP's)."
+            )
+        self.matrix, self.row_low, self.row_high = folded
 
     def _rows(self, m):
         terms = self.expressions.terms
@@ -198,7 +248,10 @@ class MilpProblem:
         output = self.expressions.output
         rows = np.zeros((output.shape[1], self.size))
         rows[:, : self.expressions.terms] = output[:-1].T
-        constraints = [scipy.optimize.LinearConstraint(rows, floor - output[-1], np.inf)]
+        floor_rows = fold_small_coefficients(
+            rows, floor - output[-1], np.full(len(rows), np.inf), self.low, self.high
+        )
+        constraints = [scipy.optimize.LinearConstraint(*floor_rows)]
         if self.matrix.shape[0]:
             constraints.append(
                 scipy.optimize.LinearConstraint(self.matrix, self.row_low, self.row_high)
@@ -214,7 +267,7 @@ class MilpProblem:
                 constraints=constraints,
                 options=options,
             )
-        if result.status == 2:
+        if proved_infeasible(result):
             return "infeasible", None
         if result.x is not None:
             return "feasible", result.x[: self.n]

@@ -285,6 +285,7 @@ def _root_bounds(run, lower, upper):
 
 def _milp_rows(run, k, lower, upper, polytope):
     """One MILP per row: the part is empty if some row's minimum exceeds its ``b_i``."""
+    from tf1norm.bounds.box_lp import LP_TOLERANCE
     from tf1norm.bounds.exact import _big_m_bounds
     from tf1norm.bounds.milp import MilpProblem
     from tf1norm.bounds.network import Dense, Network
@@ -294,7 +295,7 @@ def _milp_rows(run, k, lower, upper, polytope):
     for row in range(len(polytope.b)):
         run.report(f"part {k + 1}/{len(run.parts)}: MILP row {row + 1}/{len(polytope.b)}")
         bound, x, finished = problem.maximize(np.eye(len(polytope.b))[row], run.remaining())
-        if -bound > 0:
+        if -bound > LP_TOLERANCE:  # HiGHS's feasibility tolerances are ~1e-7
             return "proved", None, -bound
         if x is not None and polytope.contains(run.network(np.clip(x, lower, upper)[None])[0]):
             return "falsified", np.clip(x, lower, upper), None

@@ -50,6 +50,7 @@ import numpy as np
 
 from tf1norm.bounds.box_crown import BoxBounds
 from tf1norm.bounds.box_lp import LP_TOLERANCE, deepest_point
+from tf1norm.bounds.milp import check_supported
 from tf1norm.bounds.network import Activation, Dense, Network
 from tf1norm.bounds.property_search import combined_bound
 
@@ -160,7 +161,8 @@ class ReluSearch:
 
     Attributes after ``run``: ``domains`` (bounded), ``lps`` (leaf LPs),
     ``margin`` (a sound lower bound of ``max_i (A·y − b)_i`` over every
-    subdomain closed so far: positive once the search proved the box).
+    subdomain closed so far: positive and finite once the search proved the
+    box; a search whose every closure was an infeasible LP answers unknown).
     """
 
     def __init__(
@@ -175,6 +177,21 @@ class ReluSearch:
         refine=False,
         leaf_unstable=LEAF_UNSTABLE,
     ):
+        check_supported(network, "ReluSearch")  # the LP and the splits encode ReLUs only
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 2:
+            raise ValueError(
+                f"ReluSearch: batch must be an integer >= 2 (a step splits batch // 2 "
+                f"subdomains into two children each); got {batch!r}."
+            )
+        if isinstance(leaf_unstable, bool) or not isinstance(leaf_unstable, (int, np.integer)):
+            raise ValueError(
+                f"ReluSearch: leaf_unstable must be an integer >= 0; got {leaf_unstable!r}."
+            )
+        if leaf_unstable < 0:
+            raise ValueError(
+                f"ReluSearch: leaf_unstable must be >= 0 (0: LPs only where every ReLU "
+                f"is fixed); got {leaf_unstable}."
+            )
         self.network, self.A, self.b = network, np.asarray(A, np.float64), np.asarray(b)
         self.leaf_unstable = leaf_unstable
         self.lower, self.upper, self.batch, self.refine = lower, upper, batch, refine
@@ -197,6 +214,10 @@ class ReluSearch:
                 progress(f"{self.domains} subdomains, {len(self.heap)} open")
         if found is not None:
             return "falsified", found
+        if not np.isfinite(self.margin):
+            # every closure was an infeasible LP: impossible on a non-empty
+            # box in exact arithmetic, so a numerical artifact; claim nothing
+            self.stuck = True
         return ("unknown", None) if self.stuck else ("proved", None)
 
     def _root(self):
@@ -220,7 +241,7 @@ class ReluSearch:
                 heapq.heappush(self.heap, domain)
                 break
             if domain.unstable <= self.leaf_unstable:
-                found, open_ = self._solve_leaf(domain)
+                found, open_ = self._solve_leaf(domain, deadline)
                 if found is not None:
                     return found
                 if not open_:
@@ -254,16 +275,19 @@ class ReluSearch:
             return found
         corner = np.where(slope > 0, lowers[:, None], uppers[:, None])
         row = np.argmax(np.einsum("bmn,bmn->bm", slope, corner) + intercept, axis=1)
-        scores = branching_scores(bounds.coefficients, bounds.pre, row)
+        scores = branching_scores(getattr(bounds, "coefficients", {}), bounds.pre, row)
         layers = sorted(scores)
-        best = np.stack([scores[k].max(axis=1) for k in layers], axis=1)
         unstable = bounds.unstable_counts()
+        if layers:
+            best = np.stack([scores[k].max(axis=1) for k in layers], axis=1)
         for i, s in enumerate(splits):
             if value[i] > 0:
                 self.margin = min(self.margin, value[i])
                 continue
-            layer = layers[int(np.argmax(best[i]))]
-            branch = (layer, int(np.argmax(scores[layer][i])))
+            branch = None  # no ReLU: the subdomain is a leaf (unstable 0)
+            if layers:
+                layer = layers[int(np.argmax(best[i]))]
+                branch = (layer, int(np.argmax(scores[layer][i])))
             pre = None  # kept only for leaves (a subdomain is otherwise its split list)
             if unstable[i] <= self.leaf_unstable:
                 pre = {k: (l[i].copy(), u[i].copy()) for k, (l, u) in bounds.pre.items()}
@@ -277,7 +301,7 @@ class ReluSearch:
         inside = np.flatnonzero(np.all(slack <= 0, axis=1))
         return points[inside[0]] if inside.size else None
 
-    def _solve_leaf(self, domain):
+    def _solve_leaf(self, domain, deadline=None):
         """The subdomain's LP; returns ``(counterexample or None, still open)``.
 
         The LP (``box_lp.deepest_point(bounded=True)``) holds every split's
@@ -289,8 +313,9 @@ class ReluSearch:
         """
         self.lps += 1
         unstable, gaps = domain.unstable, []
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
         depth, x = deepest_point(
-            self.network, domain.pre, self.lower, self.upper, self.A, self.b, True, gaps
+            self.network, domain.pre, self.lower, self.upper, self.A, self.b, True, gaps, left
         )
         if depth < -LP_TOLERANCE:
             if np.isfinite(depth):
