@@ -290,3 +290,14 @@ def test_milp_with_a_tiny_coefficient_bounds_the_reachable_output():
     assert bound >= 0.5 - 1e-6
     status, _ = problem.find_input(np.array([0.4]))
     assert status != "infeasible"  # a candidate to re-run (the relaxation's) or unknown
+
+
+def test_find_input_with_a_tiny_output_slope_on_an_unbounded_unit_answers_unknown():
+    """``y = 1e-10·relu(x)`` with the ReLU's upper bound infinite: no sound folding of
+    the output row exists, so the MILP must not be asked (nor crash)."""
+    net = Network(
+        [Dense(np.eye(1), np.zeros(1)), Activation("relu"), Dense(np.array([[1e-10]]), np.zeros(1))]
+    )
+    pre = {1: (np.array([-1.0]), np.array([np.inf]))}
+    problem = MilpProblem(net, np.array([-1.0]), np.array([1.0]), pre)
+    assert problem.find_input(np.array([-1.0])) == ("unknown", None)

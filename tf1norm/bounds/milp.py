@@ -173,8 +173,9 @@ class MilpProblem:
         )
         if folded is None:
             raise ValueError(
-                "exact bounds: a pre-activation bound is infinite, so the MILP "
-                "has unbounded variables; pass finite pre_bounds (CROWN's or IBP's)."
+                "exact bounds: the MILP has an unbounded variable (an infinite input "
+                "bound or pre-activation bound); give a finite box and finite "
+                "pre_bounds (CROWN's or IBP's)."
             )
         self.matrix, self.row_low, self.row_high = folded
 
@@ -251,6 +252,8 @@ class MilpProblem:
         floor_rows = fold_small_coefficients(
             rows, floor - output[-1], np.full(len(rows), np.inf), self.low, self.high
         )
+        if floor_rows is None:  # a tiny output coefficient on an unbounded variable
+            return "unknown", None
         constraints = [scipy.optimize.LinearConstraint(*floor_rows)]
         if self.matrix.shape[0]:
             constraints.append(

@@ -295,7 +295,7 @@ def _milp_rows(run, k, lower, upper, polytope):
     for row in range(len(polytope.b)):
         run.report(f"part {k + 1}/{len(run.parts)}: MILP row {row + 1}/{len(polytope.b)}")
         bound, x, finished = problem.maximize(np.eye(len(polytope.b))[row], run.remaining())
-        if -bound > LP_TOLERANCE:  # HiGHS's feasibility tolerances are ~1e-7
+        if -bound > LP_TOLERANCE * np.linalg.norm(polytope.A[row]):  # HiGHS's tolerances ~1e-7
             return "proved", None, -bound
         if x is not None and polytope.contains(run.network(np.clip(x, lower, upper)[None])[0]):
             return "falsified", np.clip(x, lower, upper), None
