@@ -220,13 +220,13 @@ def test_assignment_form_adds_no_gradient_function(graph):
     assert not [op for op in added if op.type == "IdentityN"], [op.type for op in added]
 
 
-@pytest.mark.parametrize("shape", [(784, 100), (784, 300)])
+@pytest.mark.parametrize("shape", [(20, 100), (784, 300)])
 def test_units_under_a_threshold_of_one_come_back_bit_for_bit_from_a_variable(graph, shape):
     """Grappler rewrites ``1/max(n, 1)`` as a Reciprocal that is 0.99999994 at 1.0 on CPU.
 
     Comparing ``scale < 1`` then scaled every unit under the threshold by
     0.99999994; the decision is taken on the norm itself. Both the plain
-    (784×100) and the XLA-compiled (784×300) projection of the train op.
+    (20×100) and the XLA-compiled (784×300) projection of the train op.
     """
     rng = np.random.default_rng(0)
     value = (rng.standard_normal(shape) * 0.5 / np.sqrt(shape[0])).astype(np.float32)
@@ -243,3 +243,35 @@ def test_units_under_a_threshold_of_one_come_back_bit_for_bit_from_a_variable(gr
     under = norms < 1.0 - 1e-6
     np.testing.assert_array_equal(got[:, under], value[:, under])
     np.testing.assert_allclose(np.linalg.norm(got[:, 3].astype(np.float64)), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("axes", [None, (0, 1), (0, 1, 2), (1, 2, 3), 3])
+def test_compiled_conv_kernel_projection_matches_numpy_twin(graph, axes):
+    """A conv kernel from ``COMPILED_FROM_SIZE`` entries: XLA caps it seen as a matrix.
+
+    Leading-block axes (the default, ``(0, 1)``) take the reshaped path, the
+    others the 4-D one; a wrong regrouping of units would cap the wrong entries.
+    One unit is zero; the threshold is the median unit norm.
+    """
+    from tf1norm._math import projections
+
+    shape = (3, 3, 32, 64)
+    assert np.prod(shape) >= projections.COMPILED_FROM_SIZE
+    rng = np.random.default_rng(7)
+    value = (rng.standard_normal(shape) * rng.uniform(0.02, 0.4, shape[-1])).astype(np.float32)
+    value[..., 0] = 0.0
+    reduced = twins.default_axes(4) if axes is None else axes
+    norms = np.sqrt(np.sum(value.astype(np.float64) ** 2, axis=reduced, keepdims=True))
+    threshold = float(np.median(norms))  # about half the units over
+    variable = tf.Variable(value)
+    capped = projections.max_norm_assignment(variable.read_value(), threshold, axes)
+    with v1.Session() as sess:
+        sess.run(v1.global_variables_initializer())
+        got = sess.run(capped)
+    expected = twins.max_norm(value, threshold, axes)
+    under = np.broadcast_to(norms < threshold * (1 - 1e-6), shape)
+    assert 0.2 < under.mean() < 0.8  # both kinds of unit present
+    np.testing.assert_array_equal(got[under], value[under])  # bit-exact under the cap
+    np.testing.assert_allclose(got, expected, rtol=2e-6, atol=1e-7)
+    capped_norms = np.sqrt(np.sum(got.astype(np.float64) ** 2, axis=reduced))
+    assert capped_norms.max() <= threshold * (1 + 1e-6)
