@@ -68,11 +68,13 @@ class Projection:
 
     transient = False
 
-    def __init__(self, variable, fn, name, axes=None):
+    def __init__(self, variable, fn, name, axes=None, guard=None):
         self.variable = variable
         self.fn = fn
         self.name = name
         self.axes = axes  # reduced axes, when fn works per sub-tensor (partitions regroup)
+        # guard(value) -> None, or (changes, project): write project() only when changes
+        self.guard = guard
 
     @property
     def key(self):
@@ -96,8 +98,13 @@ class Projection:
         value written by ``update``.
         """
         with eager.colocated(self.variable):
-            value = self.fn(fresh_read(self.variable))
-            return self.variable.assign(value, name=self.name, read_value=False)  # an op
+            value = fresh_read(self.variable)
+            split = None if self.guard is None else self.guard(value)
+            if split is None:
+                return self.variable.assign(self.fn(value), name=self.name, read_value=False)
+            changes, project = split
+            write = lambda: self.variable.assign(project(), name=self.name, read_value=False)  # noqa: E731
+            return _write_if(changes, write)
 
     def __repr__(self):
         return f"{type(self).__name__}({self.variable.name!r}, name={self.name!r})"
@@ -220,6 +227,20 @@ class RowProjection(Projection):
                     name=self.name,
                 )
             return v1.scatter_update(self.variable, unique_ids, self.fn(rows), name=self.name).op
+
+
+def _write_if(changes, write):
+    """A ``tf.cond`` op that runs ``write()`` (an assign) only when ``changes`` is true.
+
+    In a session the untaken branch's ops are dead tensors: nothing is read
+    beyond what decided ``changes``, and the variable keeps its buffer.
+    """
+
+    def written():
+        with tf.control_dependencies([write()]):
+            return tf.constant(True)
+
+    return tf.cond(changes, written, lambda: tf.constant(False)).op
 
 
 def fresh_read(variable):

@@ -85,13 +85,14 @@ def max_norm_regularizer(threshold=1.0, axes=None, name="max_norm", collection=k
     name = _checks.string(name, fn_name, "name")
     collection = _checks.string(collection, fn_name, "collection")
     project = functools.partial(projections.max_norm_assignment, threshold=threshold, axes=axes)
+    guard = functools.partial(projections.max_norm_guarded, threshold=threshold, axes=axes)
 
     def max_norm_fn(weights):
         variable = _graph_checks.variable(weights, fn_name)
         reduced = _axis_checks.axes_tuple(
             axes, _checks.static_rank(variable, fn_name, "weights"), fn_name
         )
-        projection = _projection_of(variable, reduced, project, name)
+        projection = _projection_of(variable, reduced, project, name, guard)
         if projection is None or not registry.register_projection(projection, collection):
             return None
         if eager.is_eager(variable):  # TF2: recorded, and the constraint a plain loop applies
@@ -104,7 +105,7 @@ def max_norm_regularizer(threshold=1.0, axes=None, name="max_norm", collection=k
     return eager.records_on_creation(max_norm_fn)  # the TF2 shim calls it lazily
 
 
-def _projection_of(variable, reduced_axes, project, name):
+def _projection_of(variable, reduced_axes, project, name, guard=None):
     """The record for ``variable``, warning once about a partition's collection op.
 
     ``get_variable`` calls a regularizer on each partition of a partitioned
@@ -125,7 +126,7 @@ def _projection_of(variable, reduced_axes, project, name):
             "axis=-1)).",
             stacklevel=4,
         )
-    return registry.Projection(variable, project, name, axes=reduced_axes)
+    return registry.Projection(variable, project, name, axes=reduced_axes, guard=guard)
 
 
 _PART_NAME = re.compile(r"/part_\d+$")
