@@ -14,7 +14,10 @@ unit above the threshold (a few reads in a thousand here): that is how
 parameter-server training works, not a tf1norm bug, and the mutex is how a
 reader that must never see half a step gets consistent values. The
 ``Saver`` takes no mutex, so a checkpoint can hold such a half step; the
-first update after a restore projects every kernel again.
+first update after a restore projects every kernel again. A worker killed
+during its update leaves one too: the ps aborts the dead worker's step,
+which releases the mutex after some of its writes and before their
+projection, and the next update (any worker's) projects every kernel again.
 
 The loop. ``train`` keeps one ``MonitoredTrainingSession`` while it works
 (it recovers from a ps restart by itself); when an error ends it (a session
