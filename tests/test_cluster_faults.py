@@ -204,11 +204,11 @@ def checked_reads(events, kill_times):
     is later than the kill.
     """
     session_step, previous, norms = {}, {}, []
-    for event in sorted(events, key=lambda e: e["time"]):
+    for event in events:  # each pid's events are in the order its process wrote them
         pid = event["pid"]
         if event["event"] == "step" and event["step"] > session_step.get(pid, 0):
-            kills = [t for t in kill_times if t < event["time"]]
-            if not kills or previous.get(pid, -1.0) > max(kills) + 1e-3:  # times: 1 ms
+            last_kill = max((t for t in kill_times if t < event["time"]), default=None)
+            if last_kill is None or previous.get(pid, -1.0) > last_kill + 1e-3:  # times: 1 ms
                 norms.append(max(event["norms"]))
         if event["event"] == "session":
             session_step[pid] = event["step"]
