@@ -6,7 +6,12 @@ session (batch 2, Momentum 0.01/0.9, ``is_training=True``):
 * ``plain``: the network without tf1norm, ``slim.learning.create_train_op``;
 * ``max-norm``: ``slim_scope(max_norm=1)`` and ``tf1norm.create_train_op``;
 * ``weight norm``: ``slim_scope(weight_norm=True)`` and ``tf1norm.create_train_op``;
-* ``spectral norm``: ``slim_scope(spectral_norm=True)`` and ``tf1norm.create_train_op``.
+* ``spectral norm``: ``slim_scope(spectral_norm=True)`` and ``tf1norm.create_train_op``;
+* ``max-norm floor``: the plain step, then the least any max-norm projection
+  must do after it (``_floor_passes``): one pass ``w·s`` assigned (stored
+  per-unit factors, no norms) over each kernel with a unit over 1.0 at its
+  initial values, one read of the others. Not a projection: the floor under
+  the max-norm row.
 
 tf1norm's train op keeps its default checks (``check_numerics=True``). Every
 round runs a block of steps of each variant in rotating order and keeps
@@ -35,6 +40,7 @@ VARIANTS = {
     "max-norm": "max_norm",
     "weight norm": "weight_norm",
     "spectral norm": "spectral_norm",
+    "max-norm floor": "floor",
 }
 # resnet at 64×64 keeps its step in the range of the others; vgg needs 224 (7×7 fc6)
 IMAGE = {"resnet_v1_50": 64, "resnet_v1_101": 64}
@@ -48,15 +54,24 @@ class StepVariant:
         image = IMAGE.get(model, model_zoo.IMAGE)
         with self.graph.as_default():
             v1.set_random_seed(seed)
-            built = model_zoo.build(model, scope, batch=batch, training=True, image=image)
+            model_scope = None if scope == "floor" else scope
+            built = model_zoo.build(model, model_scope, batch=batch, training=True, image=image)
             optimizer = v1.train.MomentumOptimizer(0.01, 0.9)
-            if scope is None:
+            if scope in (None, "floor"):
                 self.train_op = slim.learning.create_train_op(built.loss, optimizer)
             else:
                 self.train_op = tf1norm.create_train_op(built.loss, optimizer)
-            self.op_count = len(model_zoo.ancestor_ops(self.train_op))
+            if scope == "floor":
+                kernels = [v for v in v1.trainable_variables() if v.shape.rank >= 2]
+                factors = [
+                    v1.get_variable(f"floor{i}", initializer=tf.ones(k.shape[-1:]), trainable=False)
+                    for i, k in enumerate(kernels)
+                ]  # variables: Grappler would drop a multiplication by constant ones
             self.session = v1.Session(graph=self.graph)
             self.session.run(v1.global_variables_initializer())
+            if scope == "floor":
+                self.train_op = _floor_passes(self.session, self.train_op, kernels, factors)
+            self.op_count = len(model_zoo.ancestor_ops(self.train_op))
         rng = np.random.default_rng(seed)
         self.feed = {
             built.images: rng.standard_normal((batch, image, image, 3)).astype(np.float32),
@@ -74,6 +89,25 @@ class StepVariant:
 
     def close(self):
         self.session.close()
+
+
+def _floor_passes(session, train_op, kernels, factors):
+    """After ``train_op``: ``w·s`` assigned for kernels over 1.0 now, one read of the others.
+
+    A kernel decides by its largest unit norm (over every axis but the last)
+    at its initial values: under max-norm such a kernel is projected to the
+    threshold and pushed over it again by the next update, one under it stays
+    under for many steps (vgg_a's fc layers, the large MLP's first layer).
+    """
+    norms = session.run(
+        [tf.reduce_max(tf.norm(tf.reshape(k, [-1, k.shape[-1]]), axis=0)) for k in kernels]
+    )
+    with tf.control_dependencies([train_op]):
+        passes = [
+            k.assign(k * s, read_value=False) if norm > 1.0 else tf.reduce_sum(tf.square(k), 0)
+            for k, s, norm in zip(kernels, factors, norms)
+        ]
+    return tf.group(*passes)
 
 
 def measure_model(model, rounds, steps, warmup=2, variants=None):
