@@ -42,7 +42,15 @@ import numpy as np  # noqa: E402
 
 import json  # noqa: E402
 
-from benchlib import LARGE, SMALL, cpu_name, measure_rounds, summarize  # noqa: E402
+from benchlib import (  # noqa: E402
+    LARGE,
+    SMALL,
+    cpu_name,
+    floor_op,
+    floor_variables,
+    measure_rounds,
+    summarize,
+)
 from op_counts import step_op_count  # noqa: E402
 
 import tf1norm  # noqa: E402
@@ -112,28 +120,18 @@ def tf1norm_max_norm(x, y, sizes, check_numerics=True):
 def floor_pass(x, y, sizes, written):
     """The bare step, then the least any max-norm projection must do after it.
 
-    A kernel named in ``written`` (a unit over the threshold at every step)
-    gets one extra pass, ``w·s`` assigned with ``s`` stored per-unit factors
-    (ones): one read and one write, no norms. Any other hidden kernel gets one
-    read (its units' squared norms), the least that shows no unit is over. Not a
-    projection: the floor under the max-norm rows of this table.
+    A hidden kernel named in ``written`` (a unit over the cap at every step) is
+    written once, ``w·s`` with stored per-unit factors; the others are read
+    once (``benchlib.floor_op``). Not a projection: the floor under the
+    max-norm rows of this table.
     """
     loss = mlp_loss(x, y, sizes)
     train_op = momentum().minimize(loss, v1.train.get_or_create_global_step())
     kernels = [v for v in v1.trainable_variables() if v.name.startswith("hidden")]
     kernels = [v for v in kernels if v.shape.rank == 2]
-    factors = [
-        v1.get_variable(f"factor{i}", initializer=tf.ones([k.shape[-1]]), trainable=False)
-        for i, k in enumerate(kernels)
-    ]  # a variable, not a constant: Grappler would drop a multiplication by ones
-    with tf.control_dependencies([train_op]):
-        passes = [
-            k.assign(k * s, read_value=False)
-            if k.op.name.split("/")[0] in written
-            else tf.reduce_sum(tf.square(k), 0)
-            for k, s in zip(kernels, factors)
-        ]
-    return [[tf.group(*passes)]]
+    variables = floor_variables(kernels)
+    flags = [k.op.name.split("/")[0] in written for k in kernels]
+    return [[floor_op(train_op, kernels, variables, flags)]]
 
 
 def adam():

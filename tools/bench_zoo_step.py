@@ -29,6 +29,7 @@ import time
 import numpy as np
 import tf_slim as slim
 
+import benchlib
 import model_zoo
 
 import tf1norm
@@ -63,14 +64,11 @@ class StepVariant:
                 self.train_op = tf1norm.create_train_op(built.loss, optimizer)
             if scope == "floor":
                 kernels = [v for v in v1.trainable_variables() if v.shape.rank >= 2]
-                factors = [
-                    v1.get_variable(f"floor{i}", initializer=tf.ones(k.shape[-1:]), trainable=False)
-                    for i, k in enumerate(kernels)
-                ]  # variables: Grappler would drop a multiplication by constant ones
+                floor = benchlib.floor_variables(kernels)
             self.session = v1.Session(graph=self.graph)
             self.session.run(v1.global_variables_initializer())
             if scope == "floor":
-                self.train_op = _floor_passes(self.session, self.train_op, kernels, factors)
+                self.train_op = _floor_passes(self.session, self.train_op, kernels, floor)
             self.op_count = len(model_zoo.ancestor_ops(self.train_op))
         rng = np.random.default_rng(seed)
         self.feed = {
@@ -91,23 +89,17 @@ class StepVariant:
         self.session.close()
 
 
-def _floor_passes(session, train_op, kernels, factors):
-    """After ``train_op``: ``w·s`` assigned for kernels over 1.0 now, one read of the others.
+def _floor_passes(session, train_op, kernels, variables):
+    """``benchlib.floor_op``, writing the kernels with a unit over 1.0 at their initial values.
 
-    A kernel decides by its largest unit norm (over every axis but the last)
-    at its initial values: under max-norm such a kernel is projected to the
-    threshold and pushed over it again by the next update, one under it stays
-    under for many steps (vgg_a's fc layers, the large MLP's first layer).
+    Under max-norm such a kernel is projected to the cap and pushed over it
+    again by the next update; one under it stays under for many steps
+    (vgg_a's fc6, the large MLP's first layer).
     """
     norms = session.run(
         [tf.reduce_max(tf.norm(tf.reshape(k, [-1, k.shape[-1]]), axis=0)) for k in kernels]
     )
-    with tf.control_dependencies([train_op]):
-        passes = [
-            k.assign(k * s, read_value=False) if norm > 1.0 else tf.reduce_sum(tf.square(k), 0)
-            for k, s, norm in zip(kernels, factors, norms)
-        ]
-    return tf.group(*passes)
+    return benchlib.floor_op(train_op, kernels, variables, [n > 1.0 for n in norms])
 
 
 def measure_model(model, rounds, steps, warmup=2, variants=None):

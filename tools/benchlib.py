@@ -63,6 +63,44 @@ def summarize(variants, times):
     return rows
 
 
+def floor_variables(kernels):
+    """Per kernel: a per-unit factor of ones and a scalar sink, for ``floor_op``.
+
+    Variables, not constants: Grappler drops a multiplication by constant ones.
+    Create them before the session initializes its variables.
+    """
+    from tf1norm._src.compat import tf, v1
+
+    return [
+        (
+            v1.get_variable(f"floor_factor{i}", initializer=tf.ones(k.shape[-1:]), trainable=False),
+            v1.get_variable(f"floor_sink{i}", initializer=0.0, trainable=False),
+        )
+        for i, k in enumerate(kernels)
+    ]
+
+
+def floor_op(train_op, kernels, variables, written):
+    """After ``train_op``, the least a max-norm projection after the optimizer must do.
+
+    ``written[i]`` true: kernel ``i`` (a unit over the cap at every step) is
+    written once, ``w·s`` assigned (one read and one write, no norms). False:
+    the kernel is read once (its sum, stored in a scalar sink: Grappler turns
+    a stateless read whose result only feeds a control edge into a NoOp), the
+    least that shows no unit is over. Not a projection: a floor.
+    """
+    from tf1norm._src.compat import tf
+
+    with tf.control_dependencies([train_op]):
+        passes = [
+            k.assign(k * factor, read_value=False)
+            if write
+            else sink.assign(tf.reduce_sum(k), read_value=False)
+            for k, (factor, sink), write in zip(kernels, variables, written)
+        ]
+    return tf.group(*passes)
+
+
 def cpu_name():
     """The CPU's model name (``/proc/cpuinfo``), else ``platform.processor()``."""
     try:
