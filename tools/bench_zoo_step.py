@@ -1,6 +1,6 @@
 """Per-step cost of tf1norm's scopes on tf-slim's model zoo, against the plain slim step.
 
-For each model, five variants are built once, each in its own graph and
+For each model, the five variants below are built once, each in its own graph and
 session (batch 2, Momentum 0.01/0.9, ``is_training=True``):
 
 * ``plain``: the network without tf1norm, ``slim.learning.create_train_op``;
