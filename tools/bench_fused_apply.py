@@ -105,13 +105,13 @@ def main(argv=None):
     parser.add_argument("--large", action="store_true", help="MLP 784-2048-2048-10")
     parser.add_argument("--check-weights", action="store_true")
     args = parser.parse_args(argv)
-    sizes, written = (LARGE, ("hidden2",)) if args.large else (SMALL, ("hidden1", "hidden2"))
+    sizes = LARGE if args.large else SMALL
     if args.check_weights:
         return check_weights(sizes)
     variants = [
         Variant("bare Momentum", sizes, 50, bare),
         Variant("tf1norm max-norm", sizes, 50, tf1norm_max_norm),
-        Variant("floor", sizes, 50, lambda x, y, s: floor_pass(x, y, s, written)),
+        Variant("floor", sizes, 50, floor_pass),
         Variant("fused XLA update + cap, no check", sizes, 50, fused),
         Variant("fused XLA update + cap + check", sizes, 50, lambda x, y, s: fused(x, y, s, True)),
     ]

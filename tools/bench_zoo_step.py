@@ -8,7 +8,7 @@ session (batch 2, Momentum 0.01/0.9, ``is_training=True``):
 * ``weight norm``: ``slim_scope(weight_norm=True)`` and ``tf1norm.create_train_op``;
 * ``spectral norm``: ``slim_scope(spectral_norm=True)`` and ``tf1norm.create_train_op``;
 * ``max-norm floor``: the plain step, then the least any max-norm projection
-  must do after it (``_floor_passes``): one pass ``w·s`` assigned (stored
+  must do after it (``benchlib.floor_op``): one pass ``w·s`` assigned (stored
   per-unit factors, no norms) over each kernel with a unit over 1.0 at its
   initial values, one read of the others. Not a projection: the floor under
   the max-norm row.
@@ -64,11 +64,9 @@ class StepVariant:
                 self.train_op = tf1norm.create_train_op(built.loss, optimizer)
             if scope == "floor":
                 kernels = [v for v in v1.trainable_variables() if v.shape.rank >= 2]
-                floor = benchlib.floor_variables(kernels)
+                self.train_op = benchlib.floor_op(self.train_op, kernels)
             self.session = v1.Session(graph=self.graph)
             self.session.run(v1.global_variables_initializer())
-            if scope == "floor":
-                self.train_op = _floor_passes(self.session, self.train_op, kernels, floor)
             self.op_count = len(model_zoo.ancestor_ops(self.train_op))
         rng = np.random.default_rng(seed)
         self.feed = {
@@ -87,19 +85,6 @@ class StepVariant:
 
     def close(self):
         self.session.close()
-
-
-def _floor_passes(session, train_op, kernels, variables):
-    """``benchlib.floor_op``, writing the kernels with a unit over 1.0 at their initial values.
-
-    Under max-norm such a kernel is projected to the cap and pushed over it
-    again by the next update; one under it stays under for many steps
-    (vgg_a's fc6, the large MLP's first layer).
-    """
-    norms = session.run(
-        [tf.reduce_max(tf.norm(tf.reshape(k, [-1, k.shape[-1]]), axis=0)) for k in kernels]
-    )
-    return benchlib.floor_op(train_op, kernels, variables, [n > 1.0 for n in norms])
 
 
 def measure_model(model, rounds, steps, warmup=2, variants=None):

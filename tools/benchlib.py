@@ -63,41 +63,41 @@ def summarize(variants, times):
     return rows
 
 
-def floor_variables(kernels):
-    """Per kernel: a per-unit factor of ones and a scalar sink, for ``floor_op``.
+def floor_op(train_op, kernels):
+    """After ``train_op``, the least a max-norm projection after the optimizer must do.
 
-    Variables, not constants: Grappler drops a multiplication by constant ones.
-    Create them before the session initializes its variables.
+    A kernel with a unit over 1.0 at its initial values (under max-norm it is
+    projected to the cap and pushed over it again by every update) is written
+    once, ``w·s`` assigned with stored per-unit factors of ones: one read and
+    one write, no norms. Any other kernel (one under the cap stays under for
+    many steps: vgg_a's fc6, the large MLP's first layer) is read once, its sum
+    stored in a scalar sink: Grappler turns a stateless read whose result only
+    feeds a control edge into a NoOp. Not a projection: a floor.
+
+    Call it before the session initializes the graph's variables (it adds
+    two per kernel). The initial values are read in a throwaway session that
+    runs the kernels' initializers; the benchmarks set a graph seed, so the
+    real session starts from the same values.
     """
     from tf1norm._src.compat import tf, v1
 
-    return [
-        (
-            v1.get_variable(f"floor_factor{i}", initializer=tf.ones(k.shape[-1:]), trainable=False),
-            v1.get_variable(f"floor_sink{i}", initializer=0.0, trainable=False),
+    with v1.Session(graph=train_op.graph) as session:
+        session.run([k.initializer for k in kernels])
+        norms = session.run(
+            [tf.reduce_max(tf.norm(tf.reshape(k, [-1, k.shape[-1]]), axis=0)) for k in kernels]
         )
-        for i, k in enumerate(kernels)
-    ]
-
-
-def floor_op(train_op, kernels, variables, written):
-    """After ``train_op``, the least a max-norm projection after the optimizer must do.
-
-    ``written[i]`` true: kernel ``i`` (a unit over the cap at every step) is
-    written once, ``w·s`` assigned (one read and one write, no norms). False:
-    the kernel is read once (its sum, stored in a scalar sink: Grappler turns
-    a stateless read whose result only feeds a control edge into a NoOp), the
-    least that shows no unit is over. Not a projection: a floor.
-    """
-    from tf1norm._src.compat import tf
-
-    with tf.control_dependencies([train_op]):
-        passes = [
-            k.assign(k * factor, read_value=False)
-            if write
-            else sink.assign(tf.reduce_sum(k), read_value=False)
-            for k, (factor, sink), write in zip(kernels, variables, written)
-        ]
+    passes = []
+    for i, (kernel, norm) in enumerate(zip(kernels, norms)):
+        # variables, not constants: Grappler drops a multiplication by constant ones
+        factor = v1.get_variable(
+            f"floor_factor{i}", initializer=tf.ones(kernel.shape[-1:]), trainable=False
+        )
+        sink = v1.get_variable(f"floor_sink{i}", initializer=0.0, trainable=False)
+        with tf.control_dependencies([train_op]):
+            if norm > 1.0:
+                passes.append(kernel.assign(kernel * factor, read_value=False))
+            else:
+                passes.append(sink.assign(tf.reduce_sum(kernel), read_value=False))
     return tf.group(*passes)
 
 
